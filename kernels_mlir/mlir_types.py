@@ -1,0 +1,22 @@
+"""MLIR types used by more than one payload builder (must be called inside an active ir.Context)."""
+from __future__ import annotations
+
+from mlir import ir
+
+
+def element_type(dtype: str) -> ir.Type:
+    return {"f32": ir.F32Type.get, "f64": ir.F64Type.get}[dtype]()
+
+
+def c_block_type(mr: int, nr: int, dtype: str) -> ir.MemRefType:
+    """mr x nr block with a run-time row stride and offset: a view into a larger row-major C."""
+    dyn = ir.ShapedType.get_dynamic_stride_or_offset()
+    layout = ir.StridedLayoutAttr.get(offset=dyn, strides=[dyn, 1])
+    return ir.MemRefType.get([mr, nr], element_type(dtype), layout=layout)
+
+
+def mark_entry_point(fn, *, noinline: bool = False) -> None:
+    """Give a function a C-ABI wrapper; `noinline` keeps a kernel a real call inside its bench loop."""
+    fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
+    if noinline:
+        fn.attributes["passthrough"] = ir.ArrayAttr.get([ir.StringAttr.get("noinline")])

@@ -1,0 +1,10 @@
+"""Symbol names shared by the payload builders and whoever calls the compiled code."""
+
+KERNEL = "ukernel"
+BENCH = "ukl_bench"
+PEAK = "ukl_fma_peak"
+
+
+def c_interface(symbol: str) -> str:
+    """Name of the C-ABI wrapper MLIR emits for a function marked `llvm.emit_c_interface`."""
+    return f"_mlir_ciface_{symbol}"

@@ -1,0 +1,56 @@
+"""What a micro-kernel computes: its shape and element type, independent of how it is compiled."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Element types the payload builders support, with their NumPy type and size in bytes.
+DTYPES: dict[str, tuple[type, int]] = {"f32": (np.float32, 4), "f64": (np.float64, 8)}
+
+#: Upper bounds that catch typos (a kc of 2560000) before they reach the compiler.
+MAX_MR, MAX_NR, MAX_KC = 64, 256, 1 << 16
+
+
+class SpecError(ValueError):
+    """An impossible or absurd kernel specification; the message names the field."""
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """C[mr x nr] += Ap[kc x mr]^T . Bp[kc x nr], with A and B packed k-major (BLIS layout).
+
+    C is row-major with a run-time leading dimension (ldc >= nr), so the same kernel
+    serves a packed GEMM where C is a sub-block of a larger matrix.
+    """
+
+    mr: int
+    nr: int
+    kc: int
+    dtype: str = "f32"
+
+    def __post_init__(self) -> None:
+        for name, bound in (("mr", MAX_MR), ("nr", MAX_NR), ("kc", MAX_KC)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SpecError(f"{name}: must be an integer, got {value!r}")
+            if not 1 <= value <= bound:
+                raise SpecError(f"{name}: must be between 1 and {bound}, got {value}")
+        if self.dtype not in DTYPES:
+            raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def np_dtype(self) -> type:
+        return DTYPES[self.dtype][0]
+
+    @property
+    def itemsize(self) -> int:
+        return DTYPES[self.dtype][1]
+
+    @property
+    def flops(self) -> int:
+        """Floating-point operations of one call (a multiply and an add per term)."""
+        return 2 * self.mr * self.nr * self.kc
+
+    def to_dict(self) -> dict:
+        return {"mr": self.mr, "nr": self.nr, "kc": self.kc, "dtype": self.dtype}

@@ -1,0 +1,69 @@
+"""LLVM IR -> (light) opt -> target machine -> assembly, object code, or an MCJIT engine (llvmlite)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import llvmlite.binding as llvm
+
+from transforms.llvm_options import LLVMOptions
+
+from .targets import Target
+
+_SPEED_LEVEL = {"O1": 1, "O2": 2, "O3": 3}
+
+
+@lru_cache(maxsize=1)
+def initialize() -> None:
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+
+
+def target_machine(target: Target, options: LLVMOptions, *, jit: bool = False) -> llvm.TargetMachine:
+    initialize()
+    cpu = options.cpu or target.cpu
+    features = options.features if options.features is not None else target.features
+    return llvm.Target.from_triple(target.triple).create_target_machine(
+        cpu=cpu, features=features, opt=options.codegen_opt, reloc="pic" if not jit else "default",
+        codemodel="jitdefault", jit=jit)
+
+
+def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, level: str) -> None:
+    """Run LLVM's default pipeline at `level`; "none" leaves the IR exactly as MLIR produced it."""
+    if level == "none":
+        return
+    pto = llvm.create_pipeline_tuning_options(speed_level=_SPEED_LEVEL[level])
+    builder = llvm.create_pass_builder(tm, pto)
+    builder.getModulePassManager().run(module, builder)
+
+
+@dataclass
+class MachineCode:
+    """What codegen produced for one module; `engine` only when the target runs here."""
+
+    llvm_ir: str
+    optimized_ir: str
+    assembly: str
+    engine: llvm.ExecutionEngine | None
+
+    def address(self, symbol: str) -> int:
+        if self.engine is None:
+            raise RuntimeError("this code was compiled for another target and cannot run here")
+        return self.engine.get_function_address(symbol)
+
+
+def generate(llvm_ir: str, target: Target, options: LLVMOptions, *, jit: bool) -> MachineCode:
+    initialize()
+    module = llvm.parse_assembly(llvm_ir)
+    tm = target_machine(target, options, jit=jit)
+    module.triple = target.triple
+    module.data_layout = str(tm.target_data)
+    module.verify()
+    optimize(module, tm, options.opt)
+    optimized = str(module)
+    assembly = tm.emit_assembly(module)
+    engine = None
+    if jit:
+        engine = llvm.create_mcjit_compiler(module, tm)
+        engine.finalize_object()
+    return MachineCode(llvm_ir, optimized, assembly, engine)

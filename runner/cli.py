@@ -1,0 +1,94 @@
+"""`ukl`: the command line. Bad input -> one line on stderr and exit status 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kernels_mlir.spec import DTYPES
+from pipelines.targets import target_names
+
+from . import config as config_mod
+from .benchmark import measure_peak
+from .config import ConfigError
+from .experiment import run_experiment, runnable_target
+from .output import noise_line, peak_line, results_table
+from .store import DEFAULT_DB, Store
+from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
+
+EXIT_BAD_INPUT = 2
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    experiment = config_mod.load(args.config)
+    runnable_target(experiment.target)
+    records = []
+    with Store(args.db) as store:
+        def on_peak(dtype, m):
+            if not args.json:
+                target = runnable_target(experiment.target)
+                print(peak_line(dtype, target.lanes(dtype), target.peak_accumulators, m), flush=True)
+
+        for record in run_experiment(experiment, store, on_peak):
+            records.append(record)
+            if args.json:
+                print(json.dumps(record.to_json()), flush=True)
+    if not args.json:
+        print(results_table(records))
+        noise = noise_line(records)
+        if noise:
+            print(noise)
+        print(f"results: {args.db}")
+    return 0 if all(r.status == "ok" for r in records) else 1
+
+
+def _cmd_peak(args: argparse.Namespace) -> int:
+    target = runnable_target(args.target)
+    policy = TimingPolicy(args.min_sample_seconds, args.samples)
+    m = measure_peak(target, args.dtype, policy)
+    if args.json:
+        print(json.dumps({"target": target.name, "cpu": target.cpu, "dtype": args.dtype,
+                          "lanes": target.lanes(args.dtype), "accumulators": target.peak_accumulators,
+                          "gflops": m.median, "gflops_min": m.minimum, "gflops_max": m.maximum, "cv": m.cv,
+                          "samples": list(m.gflops_samples)}))
+    else:
+        print(f"{target.name} ({target.cpu}): " + peak_line(args.dtype, target.lanes(args.dtype),
+                                                            target.peak_accumulators, m))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ukl", description="GEMM micro-kernel code-generation experiments.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="compile, verify and time every strategy of a config")
+    run.add_argument("config", type=Path)
+    run.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
+    run.add_argument("--json", action="store_true", help="one JSON object per strategy on stdout")
+    run.set_defaults(func=_cmd_run)
+
+    peak = sub.add_parser("peak", help="measure the FMA-throughput peak of this core")
+    peak.add_argument("--target", default="host", choices=target_names())
+    peak.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
+    peak.add_argument("--min-sample-seconds", type=float, default=MIN_SAMPLE_SECONDS)
+    peak.add_argument("--samples", type=int, default=SAMPLES)
+    peak.add_argument("--json", action="store_true")
+    peak.set_defaults(func=_cmd_peak)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"ukl: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("ukl: interrupted (results measured so far are in the database)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

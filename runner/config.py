@@ -1,0 +1,152 @@
+"""Experiment configs (TOML) -> validated Experiment. Every problem is one line naming file and field."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kernels_mlir.spec import KernelSpec, SpecError
+from pipelines.targets import UnknownTarget, get_target
+from transforms.errors import StrategyError
+from transforms.llvm_options import LLVMOptions
+from transforms.steps import step_from_config
+from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
+
+from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
+
+
+class ConfigError(ValueError):
+    """Bad input; str() is the one line the CLI prints before exiting with status 2."""
+
+
+SECTIONS = {"experiment", "timing", "defaults", "strategy"}
+EXPERIMENT_KEYS = {"name", "description", "target", "kind"}
+KINDS = ("microkernel",)
+TIMING_KEYS = {"min_sample_seconds", "samples"}
+STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "steps", "llvm"}
+#: A strategy must say at least these (directly or through [defaults]).
+REQUIRED = ("mr", "nr", "kc")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    path: Path
+    name: str
+    kind: str
+    target: str
+    timing: TimingPolicy
+    strategies: tuple[Strategy, ...]
+
+
+def load(path: str | Path) -> Experiment:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    try:
+        return _parse(path, raw)
+    except (StrategyError, SpecError, UnknownTarget) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
+    _known(raw, SECTIONS, "")
+    meta = _table(raw, "experiment")
+    _known(meta, EXPERIMENT_KEYS, "experiment.")
+    name = _typed(meta, "name", str, "experiment.", path.stem)
+    kind = _typed(meta, "kind", str, "experiment.", "microkernel")
+    if kind not in KINDS:
+        raise StrategyError(f"experiment.kind: must be one of {list(KINDS)}, got {kind!r}")
+    target = _typed(meta, "target", str, "experiment.", "host")
+    try:
+        get_target(target)
+    except UnknownTarget as exc:
+        raise StrategyError(f"experiment.target: {exc}") from None
+
+    timing_raw = _table(raw, "timing")
+    _known(timing_raw, TIMING_KEYS, "timing.")
+    min_seconds = _typed(timing_raw, "min_sample_seconds", (int, float), "timing.", MIN_SAMPLE_SECONDS)
+    if not 0 < min_seconds <= 10:
+        raise StrategyError(f"timing.min_sample_seconds: must be in (0, 10], got {min_seconds}")
+    samples = _typed(timing_raw, "samples", int, "timing.", SAMPLES)
+    if not SAMPLES <= samples <= 1000:
+        raise StrategyError(f"timing.samples: must be between {SAMPLES} and 1000, got {samples}")
+
+    defaults = _table(raw, "defaults")
+    _known(defaults, STRATEGY_KEYS - {"name"}, "defaults.")
+    entries = raw.get("strategy", [])
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise StrategyError("strategy: needs at least one [[strategy]] table")
+    strategies = tuple(_strategy(entry, defaults, f"strategy[{i}]") for i, entry in enumerate(entries))
+    seen: set[str] = set()
+    for i, s in enumerate(strategies):
+        if s.name in seen:
+            raise StrategyError(f"strategy[{i}].name: duplicate name {s.name!r}")
+        seen.add(s.name)
+    return Experiment(path, name, kind, target, TimingPolicy(float(min_seconds), samples), strategies)
+
+
+def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str) -> Strategy:
+    _known(entry, STRATEGY_KEYS, f"{where}.")
+    merged = {**defaults, **entry}
+    merged["llvm"] = {**_table(defaults, "llvm", "defaults."), **_table(entry, "llvm", f"{where}.")}
+    for key in REQUIRED:
+        if key not in merged:
+            raise StrategyError(f"{where}.{key}: missing (set it in the strategy or in [defaults])")
+    name = _typed(merged, "name", str, f"{where}.", None)
+    if name is None:
+        raise StrategyError(f"{where}.name: missing")
+    where = f"{where} ({name})"
+    try:
+        kernel = KernelSpec(merged["mr"], merged["nr"], merged["kc"], merged.get("dtype", "f32"))
+    except SpecError as exc:
+        raise StrategyError(f"{where}.{exc}") from None
+    raw_steps = merged.get("steps")
+    if raw_steps is None:
+        steps = REGISTER_RESIDENT_STEPS
+    elif not isinstance(raw_steps, list):
+        raise StrategyError(f"{where}.steps: must be a list of steps, got {raw_steps!r}")
+    else:
+        steps = tuple(step_from_config(s, f"{where}.steps[{i}]") for i, s in enumerate(raw_steps))
+    llvm = LLVMOptions.from_config(merged["llvm"], f"{where}.llvm")
+    try:
+        return Strategy(name, kernel, steps, llvm)
+    except StrategyError as exc:
+        raise StrategyError(f"{where}.{exc}") from None
+
+
+def _known(table: dict[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            hint = _closest(key, allowed)
+            raise StrategyError(f"{prefix}{key}: unknown key" + (f" (did you mean {hint!r}?)" if hint else
+                                                                  f" (allowed: {', '.join(sorted(allowed))})"))
+
+
+def _closest(key: str, allowed: set[str]) -> str | None:
+    import difflib
+    matches = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _table(raw: dict[str, Any], key: str, prefix: str = "") -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise StrategyError(f"{prefix}{key}: must be a table, got {value!r}")
+    return value
+
+
+def _typed(table: dict[str, Any], key: str, types: type | tuple[type, ...], prefix: str, default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, types):
+        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise StrategyError(f"{prefix}{key}: must be {names}, got {value!r}")
+    return value

@@ -1,0 +1,59 @@
+"""One strategy's outcome: what the table, the JSON lines and the database all show."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transforms.strategy import Strategy
+
+from .timing import Measurement
+from .verify import Verification
+
+#: Outcomes a strategy can have; only "ok" carries performance figures.
+STATUSES = ("ok", "wrong_answer", "compile_error", "crash", "timeout")
+
+
+@dataclass
+class Record:
+    strategy: Strategy
+    target: str
+    status: str
+    compile_seconds: float | None = None
+    verification: Verification | None = None
+    measurement: Measurement | None = None
+    peak: Measurement | None = None
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        assert self.status in STATUSES, self.status
+        # A wrong kernel never carries a performance figure, whatever the caller passed.
+        assert self.status == "ok" or self.measurement is None, "only verified kernels are timed"
+
+    @property
+    def fraction_of_peak(self) -> float | None:
+        if self.measurement is None or self.peak is None:
+            return None
+        return self.measurement.median / self.peak.median
+
+    def to_json(self) -> dict[str, Any]:
+        m, v = self.measurement, self.verification
+        return {
+            "name": self.strategy.name,
+            "strategy_hash": self.strategy.hash,
+            "target": self.target,
+            "status": self.status,
+            "correct": None if v is None else v.correct,
+            "max_abs_error": None if v is None else v.max_abs_error,
+            "gflops": None if m is None else m.median,
+            "gflops_min": None if m is None else m.minimum,
+            "gflops_max": None if m is None else m.maximum,
+            "cv": None if m is None else m.cv,
+            "samples": None if m is None else len(m.gflops_samples),
+            "peak_gflops": None if self.peak is None else self.peak.median,
+            "fraction_of_peak": self.fraction_of_peak,
+            "compile_seconds": self.compile_seconds,
+            "error": self.error or (v.message if v else ""),
+            "strategy": self.strategy.to_dict(),
+            **self.extra,
+        }

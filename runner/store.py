@@ -1,0 +1,131 @@
+"""SQLite results store. Every result is committed as soon as it exists, so a killed run loses nothing."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from pipelines.targets import Target
+
+from .environment import host_cpu_model, versions
+from .record import Record
+
+DEFAULT_DB = Path("results/ukl.sqlite")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    command TEXT NOT NULL,
+    config TEXT,
+    experiment TEXT,
+    target_json TEXT NOT NULL,
+    host_cpu TEXT NOT NULL,
+    versions_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS peaks (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    dtype TEXT NOT NULL,
+    gflops REAL NOT NULL,
+    samples_json TEXT NOT NULL,
+    measured_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    measured_at TEXT NOT NULL,
+    experiment TEXT,
+    name TEXT NOT NULL,
+    strategy_hash TEXT NOT NULL,
+    strategy_json TEXT NOT NULL,
+    kernel_json TEXT NOT NULL,
+    target TEXT NOT NULL,
+    target_triple TEXT NOT NULL,
+    target_cpu TEXT NOT NULL,
+    target_features TEXT NOT NULL,
+    host_cpu TEXT NOT NULL,
+    versions_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    correct INTEGER,
+    max_abs_error REAL,
+    error TEXT,
+    samples_json TEXT,
+    iterations INTEGER,
+    gflops REAL,
+    gflops_min REAL,
+    gflops_max REAL,
+    cv REAL,
+    peak_gflops REAL,
+    fraction_of_peak REAL,
+    compile_seconds REAL
+);
+CREATE INDEX IF NOT EXISTS results_key ON results(strategy_hash, target, host_cpu);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Store:
+    def __init__(self, path: Path | str = DEFAULT_DB):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start_run(self, command: str, target: Target, config: str | None = None,
+                  experiment: str | None = None) -> int:
+        cur = self._db.execute(
+            "INSERT INTO runs (started_at, command, config, experiment, target_json, host_cpu, versions_json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (_now(), command, config, experiment, json.dumps(target.to_dict()), host_cpu_model(),
+             json.dumps(versions())))
+        self._db.commit()
+        return int(cur.lastrowid)
+
+    def add_peak(self, run_id: int, dtype: str, gflops: float, samples: tuple[float, ...]) -> None:
+        self._db.execute("INSERT INTO peaks VALUES (?, ?, ?, ?, ?)",
+                         (run_id, dtype, gflops, json.dumps(samples), _now()))
+        self._db.commit()
+
+    def add(self, run_id: int, record: Record, target: Target, experiment: str | None = None) -> None:
+        data = record.to_json()
+        m = record.measurement
+        self._db.execute(
+            "INSERT INTO results (run_id, measured_at, experiment, name, strategy_hash, strategy_json,"
+            " kernel_json, target, target_triple, target_cpu, target_features, host_cpu, versions_json,"
+            " status, correct, max_abs_error, error, samples_json, iterations, gflops, gflops_min,"
+            " gflops_max, cv, peak_gflops, fraction_of_peak, compile_seconds)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, _now(), experiment, data["name"], data["strategy_hash"],
+             json.dumps(record.strategy.to_dict(), sort_keys=True),
+             json.dumps(record.strategy.kernel.to_dict()), target.name, target.triple,
+             record.strategy.llvm.cpu or target.cpu, record.strategy.llvm.features or target.features,
+             host_cpu_model(), json.dumps(versions()), data["status"],
+             None if data["correct"] is None else int(data["correct"]), data["max_abs_error"], data["error"],
+             None if m is None else json.dumps(m.gflops_samples), None if m is None else m.iterations,
+             data["gflops"], data["gflops_min"], data["gflops_max"], data["cv"], data["peak_gflops"],
+             data["fraction_of_peak"], data["compile_seconds"]))
+        self._db.commit()
+
+    def rows(self, where: str = "", params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
+        self._db.row_factory = sqlite3.Row
+        try:
+            for row in self._db.execute(f"SELECT * FROM results {where} ORDER BY id", params):
+                yield dict(row)
+        finally:
+            self._db.row_factory = None

@@ -1,0 +1,19 @@
+"""Apply a strategy's steps to a payload module, optionally reporting every intermediate stage."""
+from __future__ import annotations
+
+from typing import Callable
+
+from mlir import ir
+
+from .strategy import Strategy
+
+#: Called after each step with (stage name, module, transform script used).
+StageHook = Callable[[str, ir.Module, str], None]
+
+
+def apply_strategy(module: ir.Module, strategy: Strategy, on_stage: StageHook | None = None) -> None:
+    for index, step in enumerate(strategy.steps, start=1):
+        script = step.apply(module)
+        module.operation.verify()
+        if on_stage is not None:
+            on_stage(f"{index:02d}-{step.kind}", module, script)

@@ -1,0 +1,74 @@
+"""A strategy: the kernel it builds, the ordered steps that rewrite it, and the LLVM knobs.
+
+Immutable and serializable; its hash identifies the generated code (the name does not count),
+so a result store can tell whether a strategy was already measured.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernels_mlir.spec import KernelSpec, SpecError
+
+from .errors import StrategyError
+from .llvm_options import LLVMOptions
+from .steps import FACT_HINTS, Step, StepFailed, step_from_config, TileK, Vectorize, \
+    HoistAccumulators, LowerContraction, LowerTransfers
+
+#: The steps that take the contraction to register-resident broadcast+FMA code.
+REGISTER_RESIDENT_STEPS: tuple[Step, ...] = (
+    TileK(1), Vectorize(), HoistAccumulators(), LowerContraction("outerproduct"), LowerTransfers())
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    kernel: KernelSpec
+    steps: tuple[Step, ...] = REGISTER_RESIDENT_STEPS
+    llvm: LLVMOptions = field(default_factory=LLVMOptions)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(self.steps))
+        facts = frozenset({"linalg"})
+        applied: set[str] = set()
+        for index, step in enumerate(self.steps):
+            where = f"steps[{index}] ({step.kind})"
+            try:
+                step.validate(self.kernel)
+            except StrategyError as exc:
+                raise StrategyError(f"{where}.{exc}") from None
+            missing = sorted(step.needs - facts)
+            if missing:
+                raise StrategyError(f"{where}: needs {FACT_HINTS[missing[0]]}")
+            conflict = sorted(step.not_after & applied)
+            if conflict:
+                raise StrategyError(f"{where}: cannot come after '{conflict[0]}'")
+            facts = step.facts_after(facts)
+            applied.add(step.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kernel": self.kernel.to_dict(),
+                "steps": [s.to_dict() for s in self.steps], "llvm": self.llvm.to_dict()}
+
+    @property
+    def hash(self) -> str:
+        """Stable across runs and machines: sha256 of the canonical JSON, name excluded."""
+        body = {k: v for k, v in self.to_dict().items() if k != "name"}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "strategy") -> "Strategy":
+        """Inverse of to_dict (also the form stored in the results database)."""
+        try:
+            kernel = KernelSpec(**raw["kernel"])
+        except SpecError as exc:
+            raise StrategyError(f"{where}.{exc}") from None
+        steps = tuple(step_from_config(s, f"{where}.steps[{i}]") for i, s in enumerate(raw.get("steps", [])))
+        llvm = LLVMOptions.from_config(raw.get("llvm", {}), f"{where}.llvm")
+        return cls(raw["name"], kernel, steps, llvm)
+
+
+__all__ = ["Strategy", "StrategyError", "StepFailed", "REGISTER_RESIDENT_STEPS"]
