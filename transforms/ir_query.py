@@ -54,7 +54,7 @@ def vector_types(root: ir.Operation) -> list[ir.VectorType]:
     found = []
     for op in walk(root):
         for result in op.results:
-            if ir.VectorType.isinstance(result.type):
+            if isinstance(result.type, ir.VectorType):
                 found.append(ir.VectorType(result.type))
     return found
 

@@ -13,7 +13,7 @@ OPT_LEVELS = ("none", "O1", "O2", "O3")
 
 @dataclass(frozen=True)
 class LLVMOptions:
-    opt: str = "O2"
+    opt: str = "O1"
     codegen_opt: int = 3
     #: CPU / feature overrides; None means "the target's own" (host: detected).
     cpu: str | None = None

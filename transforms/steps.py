@@ -19,6 +19,7 @@ from kernels_mlir.spec import KernelSpec
 
 from . import ir_query as q
 from .errors import StepFailed, StrategyError
+from .rewrites import scalarize_extracted_loads
 from .script import apply_patterns, canonicalize, match, run_script
 
 #: IR facts a step can need or change, with the hint shown when one is missing.
@@ -174,6 +175,33 @@ class LowerTransfers(Step):
 
 
 @dataclass(frozen=True)
+class ScalarLoads(Step):
+    """Replace lanes extracted from a vector load by scalar loads.
+
+    The A panel is read as one vector<mr> whose lanes are then broadcast. On x86 a broadcast
+    from memory (vbroadcastss) is a pure load, while extracting lanes costs shuffles on the FP
+    pipes the FMAs need; on NEON the lane-indexed fmla prefers the vector load. Upstream's
+    sink_mem_ops folds only single-use loads, so this is a Python rewrite.
+    """
+
+    kind: ClassVar[str] = "scalar_loads"
+    needs: ClassVar[frozenset[str]] = frozenset({"vector"})
+
+    def apply(self, module: ir.Module) -> str:
+        with module.context, ir.Location.unknown():
+            count = scalarize_extracted_loads(q.kernel_function(module))
+        self.check(q.kernel_function(module))
+        return f"// python rewrite: scalarize_extracted_loads ({count} vector loads)"
+
+    def check(self, kernel: ir.Operation) -> None:
+        for op in q.ops_named(kernel, "vector.extract"):
+            source = op.operands[0].owner
+            if not isinstance(source, ir.Block) and source.name == "vector.load" and \
+                    not isinstance(op.results[0].type, ir.VectorType):
+                raise StepFailed("scalar_loads: a scalar is still extracted from a vector load")
+
+
+@dataclass(frozen=True)
 class UnrollK(Step):
     """Unroll the k loop by a factor, or completely ("total": straight-line code, no loop)."""
 
@@ -217,7 +245,7 @@ def _any_op() -> ir.Type:
 
 
 STEP_TYPES: dict[str, type[Step]] = {cls.kind: cls for cls in
-                                     (TileK, Vectorize, HoistAccumulators, LowerContraction, LowerTransfers, UnrollK)}
+                                     (TileK, Vectorize, HoistAccumulators, LowerContraction, LowerTransfers, ScalarLoads, UnrollK)}
 
 
 def step_from_config(raw: Any, where: str) -> Step:

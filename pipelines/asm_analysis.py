@@ -1,0 +1,152 @@
+"""Reading generated assembly: the kernel's hot loop and what its instructions are.
+
+Handles LLVM's x86-64 (AT&T) and AArch64 output, which is all the target table produces.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+_LABEL = re.compile(r"^([.\w$]+):")
+_X86_VREG = re.compile(r"%([xyz]mm\d+)")
+_ARM_VREG = re.compile(r"\b[vqdsb](\d+)(?:\.\w+)?\b")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    mnemonic: str
+    operands: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return f"{self.mnemonic} {', '.join(self.operands)}".strip()
+
+
+def _split_operands(rest: str) -> tuple[str, ...]:
+    """Split on commas that are not inside (), [] or {}."""
+    parts, depth, current = [], 0, ""
+    for ch in rest:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    if current.strip():
+        parts.append(current.strip())
+    return tuple(parts)
+
+
+def function_lines(assembly: str, symbol: str) -> list[str]:
+    """The lines of one function, from its label to the next .Lfunc_end."""
+    lines = assembly.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"{symbol}:"))
+    except StopIteration:
+        raise LookupError(f"function {symbol!r} not found in the assembly") from None
+    body = []
+    for line in lines[start + 1:]:
+        if line.startswith(".Lfunc_end"):
+            break
+        body.append(line)
+    return body
+
+
+def _parse(line: str) -> Instruction | None:
+    code = line.split("//")[0].split("#")[0].strip()
+    if not code or code.startswith(".") or _LABEL.match(code):
+        return None
+    mnemonic, *rest = code.split(None, 1)
+    return Instruction(mnemonic, _split_operands(rest[0]) if rest else ())
+
+
+def loops(assembly: str, symbol: str) -> list[list[Instruction]]:
+    """Every loop of the function: from a label to the last branch back to it (innermost first)."""
+    lines = function_lines(assembly, symbol)
+    labels = {}
+    found = []
+    for index, line in enumerate(lines):
+        m = _LABEL.match(line.strip())
+        if m:
+            labels[m.group(1)] = index
+            continue
+        inst = _parse(line)
+        if inst and inst.operands and inst.operands[-1] in labels and _is_branch(inst.mnemonic):
+            start = labels[inst.operands[-1]]
+            body = [i for i in (_parse(l) for l in lines[start + 1:index + 1]) if i is not None]
+            found.append(body)
+    return sorted(found, key=len)
+
+
+def hot_loop(assembly: str, symbol: str) -> list[Instruction]:
+    """The loop with the most FMAs (the k loop); the whole function when it has no loop."""
+    candidates = loops(assembly, symbol)
+    if not candidates:
+        return [i for i in (_parse(l) for l in function_lines(assembly, symbol)) if i is not None]
+    return max(candidates, key=lambda body: (sum(is_fma(i) for i in body), -len(body)))
+
+
+def _is_branch(mnemonic: str) -> bool:
+    return mnemonic.startswith("j") or mnemonic.startswith("b") or mnemonic in ("cbnz", "cbz", "tbnz", "tbz")
+
+
+def is_fma(inst: Instruction) -> bool:
+    m = inst.mnemonic
+    return m.startswith(("vfmadd", "vfmsub", "vfnmadd", "vfnmsub")) or m in ("fmla", "fmls", "fmadd")
+
+
+def is_broadcast(inst: Instruction) -> bool:
+    return inst.mnemonic.startswith(("vbroadcast", "vpbroadcast", "dup", "ld1r"))
+
+
+def _is_memory(operand: str) -> bool:
+    return "(" in operand or operand.startswith("[")
+
+
+def is_load(inst: Instruction) -> bool:
+    m = inst.mnemonic
+    if m.startswith(("ldr", "ldp", "ldu", "ld1", "ld2", "ld3", "ld4")):
+        return True
+    return bool(inst.operands) and any(_is_memory(o) for o in inst.operands[:-1]) and not m.startswith("lea")
+
+
+def is_store(inst: Instruction) -> bool:
+    m = inst.mnemonic
+    if m.startswith(("str", "stp", "stu", "st1", "st2", "st3", "st4")):
+        return True
+    return bool(inst.operands) and _is_memory(inst.operands[-1]) and not m.startswith(("cmp", "test", "prefetch"))
+
+
+def is_vector(inst: Instruction) -> bool:
+    return any(_X86_VREG.search(o) or _ARM_VREG.search(o) for o in inst.operands)
+
+
+def classify(inst: Instruction) -> str:
+    if is_fma(inst):
+        return "fma"
+    if is_broadcast(inst):
+        return "broadcast"
+    if is_load(inst):
+        return "load"
+    if is_store(inst):
+        return "store"
+    return "other"
+
+
+def instruction_mix(body: list[Instruction]) -> Counter:
+    return Counter(classify(i) for i in body)
+
+
+def vector_registers(body: list[Instruction]) -> set[str]:
+    """Vector registers named in `body` (x86 xmm/ymm/zmm of one number count once)."""
+    names: set[str] = set()
+    for inst in body:
+        for operand in inst.operands:
+            names.update(f"v{m[3:]}" for m in _X86_VREG.findall(operand))
+            if not _X86_VREG.search(operand) and not operand.startswith("["):
+                names.update(f"v{n}" for n in _ARM_VREG.findall(operand))
+    return names

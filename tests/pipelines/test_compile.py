@@ -1,0 +1,74 @@
+"""Compiled kernels: numerically right for many shapes, and the hot loop is what we asked for."""
+import numpy as np
+import pytest
+
+from kernels_mlir.spec import KernelSpec
+from pipelines import asm_analysis as asm
+from pipelines.compile import compile_peak, compile_strategy
+from pipelines.targets import TARGETS, UnknownTarget, get_target
+from runner.verify import verify
+from transforms.steps import ScalarLoads, UnrollK
+
+from ..conftest import best_host_strategy, strategy
+
+
+@pytest.mark.parametrize("mr,nr,kc,dtype,extra", [
+    (6, 16, 256, "f32", (ScalarLoads(), UnrollK(4))),
+    (4, 24, 64, "f32", ()),
+    (8, 8, 128, "f32", (UnrollK("total"),)),
+    (3, 5, 17, "f32", ()),
+    (1, 1, 1, "f32", ()),
+    (4, 8, 96, "f64", (ScalarLoads(), UnrollK(3))),
+    (6, 4, 33, "f64", ()),
+])
+@pytest.mark.parametrize("opt", ["none", "O1"])
+def test_jit_kernel_matches_numpy(host, mr, nr, kc, dtype, extra, opt):
+    s = strategy(mr, nr, kc, dtype, *extra, opt=opt)
+    check = verify(compile_strategy(s, host).code, s.kernel, seed=mr * nr + kc)
+    assert check.correct, check.message
+    assert check.max_abs_error < 1e-3
+
+
+def test_hot_loop_is_vector_fmas_and_loads_only():
+    code = compile_strategy(best_host_strategy(), get_target("znver3"), jit=False).code
+    loop = asm.hot_loop(code.assembly, "ukernel")
+    mix = asm.instruction_mix(loop)
+    assert mix["fma"] == 12 * 4  # 6 rows x 2 ymm per row x unroll 4
+    assert all(i.mnemonic == "vfmadd231ps" and "%ymm" in i.operands[-1] for i in loop if asm.is_fma(i))
+    assert mix["store"] == 0  # accumulators never leave registers inside the loop
+    assert mix["broadcast"] == 6 * 4 and all("(" in i.operands[0] for i in loop if asm.is_broadcast(i))
+    vector_loads = [i for i in loop if asm.classify(i) == "load"]
+    assert len(vector_loads) == 2 * 4 and all(i.mnemonic == "vmovups" for i in vector_loads)
+    others = [i for i in loop if asm.classify(i) == "other"]
+    assert not [i for i in others if asm.is_vector(i)], "no scalar or shuffle fallback in the loop"
+    assert len(asm.vector_registers(loop)) <= 16
+
+
+def test_peak_kernel_is_independent_vector_fma_chains(host):
+    code = compile_peak(host, "f32")
+    loop = asm.hot_loop(code.assembly, "ukl_fma_peak")
+    fmas = [i for i in loop if asm.is_fma(i)]
+    assert len(fmas) == 4 * host.peak_accumulators
+    assert len({i.operands[-1] for i in fmas}) == host.peak_accumulators
+
+
+def test_cross_target_assembly_without_jit():
+    s = strategy(8, 8, 64, "f32", UnrollK(2))
+    compiled = compile_strategy(s, get_target("neoverse-n1"))
+    assert compiled.code.engine is None
+    loop = asm.hot_loop(compiled.code.assembly, "ukernel")
+    assert any(i.mnemonic == "fmla" for i in loop)
+
+
+def test_target_table_and_unknown_target():
+    assert TARGETS["neoverse-n1"].peak_flops_per_cycle("f32") == 16
+    assert TARGETS["znver3"].lanes("f64") == 4
+    with pytest.raises(UnknownTarget, match="unknown target 'pentium'"):
+        get_target("pentium")
+
+
+def test_stages_are_kept_in_order_when_asked(host):
+    compiled = compile_strategy(best_host_strategy(64), host, keep_stages=True)
+    names = list(compiled.stages)
+    assert names[0] == "00-payload.mlir" and names[-1] == "93-assembly.s"
+    assert any("hoist_accumulators" in n for n in names)

@@ -1,0 +1,112 @@
+"""The CLI: JSON records, the table, and one-line errors with exit status 2 for every bad input."""
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from runner.cli import main
+
+GOOD = textwrap.dedent("""
+    [experiment]
+    name = "tiny"
+    [timing]
+    min_sample_seconds = 0.002
+    samples = 10
+    [defaults]
+    kc = 64
+    [[strategy]]
+    name = "4x8"
+    mr = 4
+    nr = 8
+    [[strategy]]
+    name = "6x16-u2"
+    mr = 6
+    nr = 16
+    steps = ["tile_k", "vectorize", "hoist_accumulators", "lower_contraction", "lower_transfers",
+             "scalar_loads", { step = "unroll_k", factor = 2 }]
+""")
+
+REQUIRED_KEYS = {"name", "strategy_hash", "correct", "max_abs_error", "gflops", "gflops_min", "gflops_max",
+                 "cv", "peak_gflops", "fraction_of_peak", "compile_seconds"}
+
+
+def write(tmp_path, text, name="exp.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_run_json_records_and_database(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    assert main(["run", str(write(tmp_path, GOOD)), "--db", str(db), "--json"]) == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [r["name"] for r in lines] == ["4x8", "6x16-u2"]
+    for r in lines:
+        assert REQUIRED_KEYS <= set(r)
+        assert r["correct"] is True and r["gflops_min"] <= r["gflops"] <= r["gflops_max"]
+        assert r["fraction_of_peak"] == pytest.approx(r["gflops"] / r["peak_gflops"])
+    rows = sqlite3.connect(db).execute("SELECT name, status, strategy_hash, samples_json FROM results").fetchall()
+    assert [(n, s, h) for n, s, h, _ in rows] == [(r["name"], "ok", r["strategy_hash"]) for r in lines]
+    assert all(len(json.loads(samples)) == 10 for *_, samples in rows)
+
+
+def test_run_prints_an_aligned_table(tmp_path, capsys):
+    assert main(["run", str(write(tmp_path, GOOD)), "--db", str(tmp_path / "r.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("FMA peak (f32")
+    table = [l for l in out.splitlines() if l.startswith(("strategy ", "4x8 ", "6x16-u2 "))]
+    assert len(table) == 3 and len({l.index("status") if "status" in l else None for l in table[:1]}) == 1
+
+
+BAD = [
+    ("malformed", "[experiment\nname = 1", r"malformed TOML"),
+    ("unknown-key", GOOD.replace("mr = 4", "mrr = 4"), r"strategy\[0\]\.mrr: unknown key \(did you mean 'mr'\?\)"),
+    ("unknown-section", GOOD + "\n[timming]\n", r"timming: unknown key \(did you mean 'timing'\?\)"),
+    ("wrong-type", GOOD.replace("mr = 4", 'mr = "4"'), r"strategy\[0\] \(4x8\)\.mr: must be an integer, got '4'"),
+    ("non-positive", GOOD.replace("mr = 4", "mr = 0"), r"\.mr: must be between 1 and 64, got 0"),
+    ("absurd", GOOD.replace("kc = 64", "kc = 6400000"), r"\.kc: must be between 1 and 65536"),
+    ("impossible-tile", GOOD.replace('"tile_k", "vectorize", "hoist', '{ step = "tile_k", size = 5 }, "vectorize", "hoist'),
+     r"steps\[0\] \(tile_k\)\.size: must be a positive divisor of kc=64"),
+    ("unknown-target", GOOD.replace('name = "tiny"', 'name = "tiny"\ntarget = "cray-1"'),
+     r"experiment\.target: unknown target 'cray-1'"),
+    ("bad-samples", GOOD.replace("samples = 10", "samples = 3"), r"timing\.samples: must be between 10 and 1000"),
+    ("bad-opt", GOOD.replace("kc = 64", 'kc = 64\nllvm = { opt = "O9" }'), r"\.llvm\.opt: must be one of"),
+    ("no-strategy", "[experiment]\nname = 'x'\n", r"strategy: needs at least one \[\[strategy\]\] table"),
+]
+
+
+@pytest.mark.parametrize("label,text,message", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, label, text, message):
+    db = tmp_path / "r.sqlite"
+    path = write(tmp_path, text)
+    assert main(["run", str(path), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"ukl: error: {path}: ")
+    assert __import__("re").search(message, err), err
+    assert not db.exists(), "bad input must not touch the results store"
+
+
+def test_missing_file(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml")]) == 2
+    assert capsys.readouterr().err == f"ukl: error: {tmp_path / 'nope.toml'}: no such file\n"
+
+
+def test_target_that_cannot_run_here(tmp_path, capsys):
+    path = write(tmp_path, GOOD.replace('name = "tiny"', 'name = "tiny"\ntarget = "neoverse-n1"'))
+    assert main(["run", str(path), "--db", str(tmp_path / "r.sqlite")]) == 2
+    assert "does not run on this host" in capsys.readouterr().err
+
+
+def test_console_script_exit_status_and_no_traceback(tmp_path):
+    path = write(tmp_path, GOOD.replace("nr = 8", "nr = -8"))
+    proc = subprocess.run([sys.executable, "-m", "runner.cli", "run", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_peak_json(capsys):
+    assert main(["peak", "--json", "--min-sample-seconds", "0.002"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["gflops"] > 0 and len(record["samples"]) == 10
