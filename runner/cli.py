@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ukl: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away; results are already in the database.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("ukl: interrupted (results measured so far are in the database)", file=sys.stderr)
         return 130

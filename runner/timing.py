@@ -4,6 +4,8 @@ A sample's duration includes one ctypes call (about 1 us), under 0.01% of the de
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -66,11 +68,27 @@ def calibrate(run: Callable[[int], None], min_seconds: float) -> int:
             iterations = int(iterations * 1.2 * min_seconds / elapsed) + 1
 
 
+@contextlib.contextmanager
+def pinned_to_one_cpu():
+    """Keep the measuring thread on one CPU (the last allowed one, which takes fewer interrupts
+    than CPU 0): a migration mid-sample would cost cold caches."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {max(allowed)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 def measure(run: Callable[[int], None], flops_per_iteration: int, policy: TimingPolicy) -> Measurement:
     """`run(n)` executes n iterations in native code. Warm-up, then `policy.samples` timed calls."""
-    iterations = calibrate(run, policy.min_sample_seconds)
-    _seconds(run, iterations)  # warm-up at full sample length (caches, frequency)
-    rates = []
-    for _ in range(policy.samples):
-        rates.append(flops_per_iteration * iterations / _seconds(run, iterations) / 1e9)
+    with pinned_to_one_cpu():
+        iterations = calibrate(run, policy.min_sample_seconds)
+        _seconds(run, iterations)  # warm-up at full sample length (caches, frequency)
+        rates = []
+        for _ in range(policy.samples):
+            rates.append(flops_per_iteration * iterations / _seconds(run, iterations) / 1e9)
     return Measurement(tuple(rates), iterations, flops_per_iteration)
