@@ -54,6 +54,8 @@ class MachineCode:
 
 def generate(llvm_ir: str, target: Target, options: LLVMOptions, *, jit: bool) -> MachineCode:
     initialize()
+    if options.backend_flags():
+        return _generate_isolated(llvm_ir, target, options, jit)
     module = llvm.parse_assembly(llvm_ir)
     tm = target_machine(target, options, jit=jit)
     module.triple = target.triple
@@ -65,5 +67,17 @@ def generate(llvm_ir: str, target: Target, options: LLVMOptions, *, jit: bool) -
     engine = None
     if jit:
         engine = llvm.create_mcjit_compiler(module, tm)
+        engine.finalize_object()
+    return MachineCode(llvm_ir, optimized, assembly, engine)
+
+
+def _generate_isolated(llvm_ir: str, target: Target, options: LLVMOptions, jit: bool) -> MachineCode:
+    """Backend flags are process-global: generate in a child, load its object code here."""
+    from .isolated_codegen import generate_in_child
+    optimized, assembly, obj = generate_in_child(llvm_ir, target, options, jit)
+    engine = None
+    if jit:
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, options, jit=True))
+        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         engine.finalize_object()
     return MachineCode(llvm_ir, optimized, assembly, engine)

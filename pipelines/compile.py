@@ -37,6 +37,7 @@ def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = N
                      keep_stages: bool = False) -> Compiled:
     """Compile a strategy's micro-kernel plus its bench loop; JIT it when the target runs here."""
     jit = target.runs_here if jit is None else jit
+    strategy.validate_for(target.lanes(strategy.kernel.dtype))
     stages: dict[str, str] = {}
     started = time.perf_counter()
     with ir.Context(), ir.Location.unknown():
@@ -49,7 +50,7 @@ def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = N
                 stages[f"{name}.transform.mlir"] = script
                 stages[f"{name}.mlir"] = str(mod)
 
-        apply_strategy(module, strategy, on_stage)
+        apply_strategy(module, strategy, target.lanes(strategy.kernel.dtype), on_stage)
         add_bench_loop(module)
         lower_to_llvm_dialect(module)
         if keep_stages:

@@ -5,15 +5,18 @@ from typing import Callable
 
 from mlir import ir
 
+from .plan import StepContext
 from .strategy import Strategy
 
 #: Called after each step with (stage name, module, transform script used).
 StageHook = Callable[[str, ir.Module, str], None]
 
 
-def apply_strategy(module: ir.Module, strategy: Strategy, on_stage: StageHook | None = None) -> None:
+def apply_strategy(module: ir.Module, strategy: Strategy, lanes: int, on_stage: StageHook | None = None) -> None:
+    """`lanes`: the target's native vector lanes for the kernel's dtype (used by legalize)."""
+    ctx = StepContext(strategy.kernel, lanes)
     for index, step in enumerate(strategy.steps, start=1):
-        script = step.apply(module)
+        script = step.apply(module, ctx)
         module.operation.verify()
         if on_stage is not None:
             on_stage(f"{index:02d}-{step.kind}", module, script)

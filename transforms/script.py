@@ -21,6 +21,10 @@ def match_kernel(root: ir.Value) -> ir.Value:
                               ops=ir.ArrayAttr.get([ir.StringAttr.get("func.func")]), op_attrs=attrs).result
 
 
+def any_op() -> ir.Type:
+    return transform.AnyOpType.get()
+
+
 def match(target: ir.Value, *names: str) -> ir.Value:
     return structured.MatchOp.match_op_names(target, list(names)).result
 

@@ -1,8 +1,9 @@
 """Strategy steps: small frozen, serializable records, each rewriting the kernel's IR one way.
 
 A step declares the IR facts it needs and changes (so a strategy in an impossible order is
-rejected before compiling), applies itself with upstream transform-dialect ops, and then
-checks that the IR really has the property it promises.
+rejected before compiling), applies itself with upstream transform-dialect ops where upstream
+has them (Python rewrites otherwise), and then checks that the IR has the property it promises:
+upstream transforms can fail silently.
 """
 from __future__ import annotations
 
@@ -12,28 +13,32 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from mlir import ir
+from mlir.dialects.transform import gpu as tgpu
 from mlir.dialects.transform import loop, structured
 from mlir.dialects.transform import vector as tvec
 
-from kernels_mlir.spec import KernelSpec
-
 from . import ir_query as q
 from .errors import StepFailed, StrategyError
+from .pipelining import software_pipeline
+from .plan import Plan, StepContext
+from .prefetch import insert_prefetches
 from .rewrites import scalarize_extracted_loads
-from .script import apply_patterns, canonicalize, match, run_script
+from .schedule import POLICIES, schedule_block
+from .script import any_op, apply_patterns, canonicalize, match, run_script
 
 #: IR facts a step can need or change, with the hint shown when one is missing.
 FACT_HINTS = {
     "linalg": "the linalg contraction (before 'vectorize')",
     "k_loop": "a k loop ('tile_k' before it, and no 'unroll_k' with factor \"total\")",
     "vector": "vectorized code ('vectorize' before it)",
-    "contract": "a vector.contract ('vectorize' before it)",
+    "contract": "a vector.contract ('vectorize' before it, 'lower_contraction' after it)",
+    "lowered": "1-D vector code ('lower_contraction' and 'lower_transfers' before it)",
 }
 
 
 @dataclass(frozen=True)
 class Step:
-    """Base of all steps. Subclasses set `kind` and the fact sets, and implement `emit`."""
+    """Base of all steps. Subclasses set `kind` and the fact sets, and implement `emit` or `rewrite`."""
 
     kind: ClassVar[str]
     needs: ClassVar[frozenset[str]] = frozenset()
@@ -44,26 +49,46 @@ class Step:
     #: Allowed values of string fields.
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
-    def validate(self, spec: KernelSpec) -> None:
-        """Reject values that cannot work for this kernel; default: nothing to check."""
+    def validate(self, plan: Plan) -> None:
+        """Reject field values that cannot work at this point; the message starts with the field."""
 
-    def facts_after(self, facts: frozenset[str]) -> frozenset[str]:
-        return (facts - self.removes) | self.adds
+    def after(self, plan: Plan) -> Plan:
+        return plan.with_(facts=(plan.facts - self.removes) | self.adds, applied=plan.applied + (self.kind,))
 
-    def apply(self, module: ir.Module) -> str:
-        """Rewrite `module` in place, check the promise; returns the transform script used."""
-        script = run_script(module, self.emit)
-        self.check(q.kernel_function(module))
+    def apply(self, module: ir.Module, ctx: StepContext) -> str:
+        """Rewrite `module` in place and check the promise; returns what was run (for stage dumps)."""
+        script = run_script(module, lambda kernel: self.emit(kernel, ctx))
+        self.check(q.kernel_function(module), ctx)
         return script
 
-    def emit(self, kernel: ir.Value) -> None:
+    def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
         raise NotImplementedError
 
-    def check(self, kernel: ir.Operation) -> None:
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
         """Raise StepFailed when the IR lacks the property this step promises."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.kind, **dataclasses.asdict(self)}
+
+
+class PythonRewrite(Step):
+    """A step implemented as a Python IR rewrite of the kernel function."""
+
+    def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
+        raise NotImplementedError
+
+    def apply(self, module: ir.Module, ctx: StepContext) -> str:
+        with module.context, ir.Location.unknown():
+            summary = self.rewrite(q.kernel_function(module), ctx)
+        self.check(q.kernel_function(module), ctx)
+        return f"// python rewrite {self.kind}: {summary}"
+
+
+def _single_k_loop(kernel: ir.Operation) -> ir.Operation:
+    loops = q.ops_named(kernel, "scf.for")
+    if len(loops) != 1:
+        raise StepFailed(f"expected one k loop, found {len(loops)}")
+    return loops[0]
 
 
 @dataclass(frozen=True)
@@ -76,16 +101,18 @@ class TileK(Step):
     not_after: ClassVar[frozenset[str]] = frozenset({"tile_k"})
     size: int = 1
 
-    def validate(self, spec: KernelSpec) -> None:
-        if self.size < 1 or spec.kc % self.size:
-            raise StrategyError(f"size: must be a positive divisor of kc={spec.kc}, got {self.size}")
+    def validate(self, plan: Plan) -> None:
+        if self.size < 1 or plan.spec.kc % self.size:
+            raise StrategyError(f"size: must be a positive divisor of kc={plan.spec.kc}, got {self.size}")
 
-    def emit(self, kernel: ir.Value) -> None:
+    def after(self, plan: Plan) -> Plan:
+        return super().after(plan).with_(k_per_iteration=self.size)
+
+    def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
         structured.TileUsingForOp(match(kernel, "linalg.generic"), sizes=[0, 0, self.size])
 
-    def check(self, kernel: ir.Operation) -> None:
-        if len(q.ops_named(kernel, "scf.for")) != 1:
-            raise StepFailed("tile_k: expected exactly one k loop")
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
+        _single_k_loop(kernel)
 
 
 @dataclass(frozen=True)
@@ -97,13 +124,50 @@ class Vectorize(Step):
     adds: ClassVar[frozenset[str]] = frozenset({"vector", "contract"})
     removes: ClassVar[frozenset[str]] = frozenset({"linalg"})
 
-    def emit(self, kernel: ir.Value) -> None:
+    def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
         vectorized = structured.VectorizeChildrenAndApplyPatternsOp(kernel).result
         apply_patterns(vectorized, canonicalize)
 
-    def check(self, kernel: ir.Operation) -> None:
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
         if any(op.name.startswith("linalg.") for op in q.walk(kernel)):
             raise StepFailed("vectorize: linalg ops remain (dynamic shapes do not vectorize)")
+
+
+@dataclass(frozen=True)
+class Legalize(Step):
+    """Split every vector to the target's native width in MLIR, before LLVM sees it.
+
+    Upstream vector unrolling (the patterns behind apply_patterns.gpu.unroll_vectors_subgroup_mma,
+    which apply to any vector.contract) cuts the contraction into m_native x lanes x 1 pieces:
+    B rows and C rows become vector<lanes>; A is read in the largest power-of-two pieces
+    (<= lanes) that divide mr. Without this step LLVM legalizes, e.g. vector<12xf32> on NEON.
+    """
+
+    kind: ClassVar[str] = "legalize"
+    needs: ClassVar[frozenset[str]] = frozenset({"contract"})
+    not_after: ClassVar[frozenset[str]] = frozenset({"hoist_accumulators", "unroll_k"})
+
+    def validate(self, plan: Plan) -> None:
+        if plan.lanes is not None and plan.spec.nr % plan.lanes:
+            raise StrategyError(f"nr: legalize needs nr to be a multiple of the native width "
+                                f"({plan.lanes} x {plan.spec.dtype}), got nr={plan.spec.nr}")
+
+    @staticmethod
+    def m_piece(mr: int, lanes: int) -> int:
+        piece = 1
+        while piece * 2 <= lanes and mr % (piece * 2) == 0:
+            piece *= 2
+        return piece
+
+    def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
+        m = self.m_piece(ctx.spec.mr, ctx.lanes)
+        apply_patterns(kernel, lambda: tgpu.ApplyUnrollVectorsSubgroupMmaOp(m, ctx.lanes, 1), canonicalize)
+
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
+        for vec in q.vector_types(kernel):
+            inner = vec.shape[-1]
+            if inner > ctx.lanes or inner & (inner - 1):
+                raise StepFailed(f"legalize: {vec} is not split to the native width ({ctx.lanes} lanes)")
 
 
 @dataclass(frozen=True)
@@ -112,14 +176,14 @@ class HoistAccumulators(Step):
 
     kind: ClassVar[str] = "hoist_accumulators"
     needs: ClassVar[frozenset[str]] = frozenset({"vector", "k_loop"})
-    not_after: ClassVar[frozenset[str]] = frozenset({"unroll_k"})
+    not_after: ClassVar[frozenset[str]] = frozenset({"unroll_k", "hoist_accumulators"})
 
-    def emit(self, kernel: ir.Value) -> None:
+    def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
         # Canonicalization folds the full-size subview of C, which hoisting refuses to look through.
         apply_patterns(kernel, canonicalize)
-        structured.HoistRedundantVectorTransfersOp(_any_op(), kernel, verify_non_zero_trip=True)
+        structured.HoistRedundantVectorTransfersOp(any_op(), kernel, verify_non_zero_trip=True)
 
-    def check(self, kernel: ir.Operation) -> None:
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
         stores = [op for op in q.walk(kernel) if op.name in ("vector.transfer_write", "vector.store")
                   and q.inside_loop(op)]
         if stores:
@@ -137,7 +201,7 @@ class LowerContraction(Step):
         "lowering": ("outerproduct", "dot", "matmulintrinsics", "parallelarith")}
     lowering: str = "outerproduct"
 
-    def emit(self, kernel: ir.Value) -> None:
+    def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
         strategy = {"outerproduct": tvec.VectorContractLowering.OuterProduct,
                     "dot": tvec.VectorContractLowering.Dot,
                     "matmulintrinsics": tvec.VectorContractLowering.LLVMIntr,
@@ -147,7 +211,7 @@ class LowerContraction(Step):
                        tvec.apply_patterns_vector_lower_outerproduct,
                        canonicalize)
 
-    def check(self, kernel: ir.Operation) -> None:
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
         if q.ops_named(kernel, "vector.contract"):
             raise StepFailed(f"lower_contraction: vector.contract remains after '{self.lowering}'")
 
@@ -158,15 +222,22 @@ class LowerTransfers(Step):
 
     kind: ClassVar[str] = "lower_transfers"
     needs: ClassVar[frozenset[str]] = frozenset({"vector"})
+    adds: ClassVar[frozenset[str]] = frozenset({"transfers_lowered"})
 
-    def emit(self, kernel: ir.Value) -> None:
+    def after(self, plan: Plan) -> Plan:
+        after = super().after(plan)
+        if "contract" not in after.facts:
+            after = after.with_(facts=after.facts | {"lowered"})
+        return after
+
+    def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
         apply_patterns(kernel,
                        tvec.apply_patterns_vector_transfer_permutation_patterns,
                        lambda: tvec.apply_patterns_vector_lower_transfer(max_transfer_rank=1),
                        lambda: tvec.apply_patterns_vector_transfer_to_scf(max_transfer_rank=1, full_unroll=True),
                        canonicalize)
 
-    def check(self, kernel: ir.Operation) -> None:
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
         for op in q.walk(kernel):
             if op.name in ("vector.transfer_read", "vector.transfer_write"):
                 shaped = op.results[0].type if op.name == "vector.transfer_read" else op.operands[0].type
@@ -175,7 +246,7 @@ class LowerTransfers(Step):
 
 
 @dataclass(frozen=True)
-class ScalarLoads(Step):
+class ScalarLoads(PythonRewrite):
     """Replace lanes extracted from a vector load by scalar loads.
 
     The A panel is read as one vector<mr> whose lanes are then broadcast. On x86 a broadcast
@@ -187,13 +258,10 @@ class ScalarLoads(Step):
     kind: ClassVar[str] = "scalar_loads"
     needs: ClassVar[frozenset[str]] = frozenset({"vector"})
 
-    def apply(self, module: ir.Module) -> str:
-        with module.context, ir.Location.unknown():
-            count = scalarize_extracted_loads(q.kernel_function(module))
-        self.check(q.kernel_function(module))
-        return f"// python rewrite: scalarize_extracted_loads ({count} vector loads)"
+    def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
+        return f"{scalarize_extracted_loads(kernel)} vector loads scalarized"
 
-    def check(self, kernel: ir.Operation) -> None:
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
         for op in q.ops_named(kernel, "vector.extract"):
             source = op.operands[0].owner
             if not isinstance(source, ir.Block) and source.name == "vector.load" and \
@@ -213,39 +281,114 @@ class UnrollK(Step):
     def total(self) -> bool:
         return self.factor == "total"
 
-    @property
-    def removes(self) -> frozenset[str]:  # type: ignore[override]
-        return frozenset({"k_loop"}) if self.total else frozenset()
-
-    def validate(self, spec: KernelSpec) -> None:
-        if isinstance(self.factor, str) and not self.total:
+    def validate(self, plan: Plan) -> None:
+        if isinstance(self.factor, str) and not self.total or isinstance(self.factor, int) and self.factor < 2:
             raise StrategyError(f"factor: must be an integer >= 2 or \"total\", got {self.factor!r}")
-        if isinstance(self.factor, int) and self.factor < 2:
-            raise StrategyError(f"factor: must be an integer >= 2 or \"total\", got {self.factor}")
+        if not self.total and plan.k_trips % self.factor:
+            raise StrategyError(f"factor: {self.factor} does not divide the k loop's {plan.k_trips} iterations "
+                                f"(kc={plan.spec.kc}, {plan.k_per_iteration} k per iteration)")
 
-    def apply(self, module: ir.Module) -> str:
-        (k_loop,) = q.ops_named(q.kernel_function(module), "scf.for")
-        trips = q.trip_count(k_loop)
+    def after(self, plan: Plan) -> Plan:
+        after = super().after(plan)
+        if self.total:
+            return after.with_(facts=after.facts - {"k_loop"}, k_per_iteration=plan.spec.kc)
+        return after.with_(k_per_iteration=plan.k_per_iteration * self.factor)
+
+    def apply(self, module: ir.Module, ctx: StepContext) -> str:
+        trips = q.trip_count(_single_k_loop(q.kernel_function(module)))
         factor = trips if self.total else self.factor
         if trips is None or trips % factor:
             raise StepFailed(f"unroll_k: factor {factor} does not divide the k loop's {trips} iterations")
         script = run_script(module, lambda kernel: loop.LoopUnrollOp(match(kernel, "scf.for"), factor=factor))
-        self.check(q.kernel_function(module))
+        self.check(q.kernel_function(module), ctx)
         return script
 
-    def check(self, kernel: ir.Operation) -> None:
-        loops = q.ops_named(kernel, "scf.for")
-        if self.total and loops:
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
+        if self.total and q.ops_named(kernel, "scf.for"):
             raise StepFailed("unroll_k: a loop remains after total unrolling")
 
 
-def _any_op() -> ir.Type:
-    from mlir.dialects import transform
-    return transform.AnyOpType.get()
+@dataclass(frozen=True)
+class Schedule(PythonRewrite):
+    """Reorder independent ops of the k-loop body (the whole kernel after total unroll).
+
+    Every def-use order and every order between a write and another memory access is kept.
+    Policies: as-built; loads-first; interleave (each load `distance` FMAs before its first
+    use); random (a valid topological order drawn from `seed`).
+    """
+
+    kind: ClassVar[str] = "schedule"
+    needs: ClassVar[frozenset[str]] = frozenset({"lowered"})
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"policy": POLICIES}
+    policy: str = "as-built"
+    distance: int = 2
+    seed: int = 0
+
+    def validate(self, plan: Plan) -> None:
+        if self.distance < 0:
+            raise StrategyError(f"distance: must be >= 0, got {self.distance}")
+
+    def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
+        loops = q.ops_named(kernel, "scf.for")
+        block = loops[0].regions[0].blocks[0] if loops else kernel.regions[0].blocks[0]
+        moved = schedule_block(block, self.policy, distance=self.distance, seed=self.seed)
+        return f"policy {self.policy}: {moved} ops moved"
 
 
-STEP_TYPES: dict[str, type[Step]] = {cls.kind: cls for cls in
-                                     (TileK, Vectorize, HoistAccumulators, LowerContraction, LowerTransfers, ScalarLoads, UnrollK)}
+@dataclass(frozen=True)
+class Prefetch(PythonRewrite):
+    """memref.prefetch for the A and B panels `distance` k-steps ahead, and for C before the loop."""
+
+    kind: ClassVar[str] = "prefetch"
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop", "lowered"})
+    not_after: ClassVar[frozenset[str]] = frozenset({"prefetch"})
+    distance: int = 8
+    locality: int = 3
+    c: bool = True
+
+    def validate(self, plan: Plan) -> None:
+        if self.distance < 1:
+            raise StrategyError(f"distance: must be >= 1 k-step, got {self.distance}")
+        if not 0 <= self.locality <= 3:
+            raise StrategyError(f"locality: must be 0, 1, 2 or 3, got {self.locality}")
+
+    def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
+        count = insert_prefetches(kernel, _single_k_loop(kernel), self.distance, self.locality, self.c)
+        return f"{count} prefetches"
+
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
+        if not q.ops_named(_single_k_loop(kernel), "memref.prefetch"):
+            raise StepFailed("prefetch: no prefetch inside the k loop")
+
+
+@dataclass(frozen=True)
+class Pipeline(PythonRewrite):
+    """Software-pipeline the k loop: the loads of iteration i + stages - 1 are issued in iteration i.
+
+    Upstream transform.loop.pipeline targets transfer ops feeding GPU shared-memory copies and
+    fails silently on this loop shape, so this is a Python rewrite: a prologue issues the first
+    loads, the loop carries loaded values in iter_args, an epilogue finishes the last iterations.
+    """
+
+    kind: ClassVar[str] = "pipeline"
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop", "lowered"})
+    not_after: ClassVar[frozenset[str]] = frozenset({"pipeline", "prefetch", "schedule"})
+    stages: int = 2
+
+    def validate(self, plan: Plan) -> None:
+        if not 2 <= self.stages <= 4:
+            raise StrategyError(f"stages: must be between 2 and 4, got {self.stages}")
+        if plan.k_trips < self.stages:
+            raise StrategyError(f"stages: the k loop has {plan.k_trips} iterations, fewer than {self.stages} stages")
+
+    def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
+        carried = software_pipeline(_single_k_loop(kernel), self.stages)
+        return f"{self.stages} stages, {carried} loaded values carried"
+
+
+STEP_TYPES: dict[str, type[Step]] = {cls.kind: cls for cls in (
+    TileK, Vectorize, Legalize, HoistAccumulators, LowerContraction, LowerTransfers, ScalarLoads, UnrollK,
+    Schedule, Prefetch, Pipeline)}
 
 
 def step_from_config(raw: Any, where: str) -> Step:
@@ -274,10 +417,7 @@ def step_from_config(raw: Any, where: str) -> Step:
 
 def _check_type(value: Any, annotation: Any, where: str) -> None:
     accepted = typing.get_args(annotation) or (annotation,)
-    if isinstance(value, bool) and bool not in accepted:
-        ok = False
-    else:
-        ok = isinstance(value, accepted)
+    ok = not (isinstance(value, bool) and bool not in accepted) and isinstance(value, accepted)
     if not ok:
         names = " or ".join(t.__name__ for t in accepted)
         raise StrategyError(f"{where}: must be {names}, got {value!r}")

@@ -14,8 +14,9 @@ from kernels_mlir.spec import KernelSpec, SpecError
 
 from .errors import StrategyError
 from .llvm_options import LLVMOptions
-from .steps import FACT_HINTS, Step, StepFailed, step_from_config, TileK, Vectorize, \
-    HoistAccumulators, LowerContraction, LowerTransfers
+from .plan import Plan
+from .steps import (FACT_HINTS, HoistAccumulators, LowerContraction, LowerTransfers, Step, StepFailed, TileK,
+                    Vectorize, step_from_config)
 
 #: The steps that take the contraction to register-resident broadcast+FMA code.
 REGISTER_RESIDENT_STEPS: tuple[Step, ...] = (
@@ -31,22 +32,24 @@ class Strategy:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
-        facts = frozenset({"linalg"})
-        applied: set[str] = set()
+        self.validate_for(lanes=None)
+
+    def validate_for(self, lanes: int | None) -> None:
+        """Walk the steps over a Plan; `lanes` (the target's native width) enables target checks."""
+        plan = Plan(self.kernel, lanes=lanes)
         for index, step in enumerate(self.steps):
             where = f"steps[{index}] ({step.kind})"
-            try:
-                step.validate(self.kernel)
-            except StrategyError as exc:
-                raise StrategyError(f"{where}.{exc}") from None
-            missing = sorted(step.needs - facts)
+            missing = sorted(step.needs - plan.facts)
             if missing:
                 raise StrategyError(f"{where}: needs {FACT_HINTS[missing[0]]}")
-            conflict = sorted(step.not_after & applied)
+            conflict = sorted(step.not_after & set(plan.applied))
             if conflict:
                 raise StrategyError(f"{where}: cannot come after '{conflict[0]}'")
-            facts = step.facts_after(facts)
-            applied.add(step.kind)
+            try:
+                step.validate(plan)
+            except StrategyError as exc:
+                raise StrategyError(f"{where}.{exc}") from None
+            plan = step.after(plan)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kernel": self.kernel.to_dict(),

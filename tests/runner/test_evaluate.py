@@ -21,7 +21,7 @@ class SkipLastK(Step):
     kind: ClassVar[str] = "test_skip_last_k"
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
 
-    def apply(self, module: ir.Module) -> str:
+    def apply(self, module: ir.Module, ctx) -> str:
         with module.context, ir.Location.unknown():
             (loop,) = q.ops_named(q.kernel_function(module), "scf.for")
             upper = q.constant_int(loop.operands[1])

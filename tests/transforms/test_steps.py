@@ -17,7 +17,7 @@ def transformed(steps, spec=KernelSpec(6, 16, 32)):
     ctx = ir.Context()
     with ctx, ir.Location.unknown():
         module = build_microkernel(spec)
-        apply_strategy(module, Strategy("t", spec, steps))
+        apply_strategy(module, Strategy("t", spec, steps), lanes=8)
         kernel = q.kernel_function(module)
         return ctx, module, kernel
 

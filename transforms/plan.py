@@ -1,0 +1,38 @@
+"""What validation and application know about a strategy besides the IR itself."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from kernels_mlir.spec import KernelSpec
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The state of the kernel after some steps, known without building IR.
+
+    Validating a strategy walks its steps over a Plan, so an impossible combination is
+    rejected with a message before anything compiles.
+    """
+
+    spec: KernelSpec
+    facts: frozenset[str] = frozenset({"linalg"})
+    applied: tuple[str, ...] = ()
+    #: k values one iteration of the k loop covers (tile size x unroll factor).
+    k_per_iteration: int = 1
+    #: Native vector lanes of the target for spec.dtype; None while the target is unknown.
+    lanes: int | None = None
+
+    @property
+    def k_trips(self) -> int:
+        return self.spec.kc // self.k_per_iteration
+
+    def with_(self, **changes) -> "Plan":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step may need while rewriting: the kernel and the target's native lanes for its dtype."""
+
+    spec: KernelSpec
+    lanes: int
