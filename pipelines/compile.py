@@ -14,6 +14,7 @@ from transforms.llvm_options import LLVMOptions
 from transforms.strategy import Strategy
 
 from .codegen import MachineCode, generate
+from .fast_math import apply_fast_math
 from .lowering import lower_to_llvm_dialect, translate_to_llvm_ir
 from .targets import Target
 
@@ -51,6 +52,7 @@ def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = N
                 stages[f"{name}.mlir"] = str(mod)
 
         apply_strategy(module, strategy, target.lanes(strategy.kernel.dtype), on_stage)
+        apply_fast_math(module, strategy.llvm.fast_math)
         add_bench_loop(module)
         lower_to_llvm_dialect(module)
         if keep_stages:

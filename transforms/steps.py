@@ -148,6 +148,9 @@ class Legalize(Step):
     not_after: ClassVar[frozenset[str]] = frozenset({"hoist_accumulators", "unroll_k"})
 
     def validate(self, plan: Plan) -> None:
+        if plan.spec.mr % 2:
+            raise StrategyError(f"mr: legalize needs an even mr, got {plan.spec.mr} (upstream unrolling into "
+                                "1-row pieces leaves C's read unsplit, so the accumulators cannot be hoisted)")
         if plan.lanes is not None and plan.spec.nr % plan.lanes:
             raise StrategyError(f"nr: legalize needs nr to be a multiple of the native width "
                                 f"({plan.lanes} x {plan.spec.dtype}), got nr={plan.spec.nr}")

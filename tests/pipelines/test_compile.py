@@ -72,3 +72,45 @@ def test_stages_are_kept_in_order_when_asked(host):
     names = list(compiled.stages)
     assert names[0] == "00-payload.mlir" and names[-1] == "93-assembly.s"
     assert any("hoist_accumulators" in n for n in names)
+
+
+# --- the strategy vocabulary stays numerically right ---------------------------------------
+
+from transforms.llvm_options import LLVMOptions
+from transforms.steps import Legalize, Pipeline, Prefetch, Schedule
+from transforms.strategy import Strategy
+from transforms.steps import HoistAccumulators, LowerContraction, LowerTransfers, TileK, Vectorize
+
+LEGAL = (TileK(1), Vectorize(), Legalize(), HoistAccumulators(), LowerContraction(), LowerTransfers())
+
+
+@pytest.mark.parametrize("mr,nr,kc,dtype,steps", [
+    (12, 8, 64, "f32", LEGAL + (UnrollK(2), Schedule("interleave", 2), Prefetch(8))),
+    (4, 24, 64, "f32", LEGAL + (ScalarLoads(), UnrollK(4))),
+    (4, 16, 64, "f64", LEGAL + (ScalarLoads(), UnrollK("total"), Schedule("random", seed=3))),
+    (6, 16, 64, "f32", LEGAL + (ScalarLoads(), UnrollK(2), Pipeline(2), Schedule("loads-first"))),
+    (6, 8, 36, "f32", LEGAL + (Pipeline(3), Prefetch(2, locality=0, c=False))),
+])
+def test_vocabulary_combinations_match_numpy(host, mr, nr, kc, dtype, steps):
+    s = Strategy("t", KernelSpec(mr, nr, kc, dtype), steps)
+    check = verify(compile_strategy(s, host).code, s.kernel, seed=kc)
+    assert check.correct, check.message
+
+
+def test_backend_flags_compile_in_a_child_and_do_not_leak(host):
+    plain = best_host_strategy(64)
+    before = compile_strategy(plain, get_target("znver3"), jit=False).code.assembly
+    knobbed = Strategy("k", plain.kernel, plain.steps,
+                       LLVMOptions(machine_scheduler=False, pre_ra_scheduler="source", post_ra_scheduler=False))
+    compiled = compile_strategy(knobbed, host)
+    assert verify(compiled.code, knobbed.kernel).correct  # object code from the child runs here
+    assert compiled.code.assembly != before
+    assert compile_strategy(plain, get_target("znver3"), jit=False).code.assembly == before
+
+
+def test_fast_math_contract_fuses_scalar_multiply_add():
+    s = Strategy("t", KernelSpec(4, 8, 64), (), LLVMOptions(fast_math="contract"))
+    plain = Strategy("t", KernelSpec(4, 8, 64), ())
+    fused = compile_strategy(s, get_target("znver3"), jit=False).code.assembly
+    unfused = compile_strategy(plain, get_target("znver3"), jit=False).code.assembly
+    assert fused.count("vfmadd") > 0 and unfused.count("vfmadd") == 0
