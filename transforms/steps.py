@@ -84,6 +84,13 @@ class PythonRewrite(Step):
         return f"// python rewrite {self.kind}: {summary}"
 
 
+def _mark_lowered(plan: Plan) -> Plan:
+    """Contractions and transfers both lowered, in either order: the IR is plain 1-D vector code."""
+    if "contract" not in plan.facts and "transfers_lowered" in plan.facts:
+        return plan.with_(facts=plan.facts | {"lowered"})
+    return plan
+
+
 def _single_k_loop(kernel: ir.Operation) -> ir.Operation:
     loops = q.ops_named(kernel, "scf.for")
     if len(loops) != 1:
@@ -204,6 +211,9 @@ class LowerContraction(Step):
         "lowering": ("outerproduct", "dot", "matmulintrinsics", "parallelarith")}
     lowering: str = "outerproduct"
 
+    def after(self, plan: Plan) -> Plan:
+        return _mark_lowered(super().after(plan))
+
     def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
         strategy = {"outerproduct": tvec.VectorContractLowering.OuterProduct,
                     "dot": tvec.VectorContractLowering.Dot,
@@ -228,10 +238,7 @@ class LowerTransfers(Step):
     adds: ClassVar[frozenset[str]] = frozenset({"transfers_lowered"})
 
     def after(self, plan: Plan) -> Plan:
-        after = super().after(plan)
-        if "contract" not in after.facts:
-            after = after.with_(facts=after.facts | {"lowered"})
-        return after
+        return _mark_lowered(super().after(plan))
 
     def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
         apply_patterns(kernel,

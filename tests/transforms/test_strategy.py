@@ -5,7 +5,8 @@ import pytest
 from kernels_mlir.spec import KernelSpec
 from transforms.errors import StrategyError
 from transforms.llvm_options import LLVMOptions
-from transforms.steps import HoistAccumulators, LowerContraction, TileK, UnrollK, Vectorize, step_from_config
+from transforms.steps import (HoistAccumulators, LowerContraction, LowerTransfers, TileK, UnrollK, Vectorize,
+                              step_from_config)
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
 from ..conftest import best_host_strategy
@@ -61,3 +62,12 @@ def test_step_config_errors_name_the_field(raw, message):
 def test_default_steps_reach_register_resident_code():
     assert [s.kind for s in REGISTER_RESIDENT_STEPS] == [
         "tile_k", "vectorize", "hoist_accumulators", "lower_contraction", "lower_transfers"]
+
+
+def test_lowering_steps_in_either_order_enable_the_scheduling_steps():
+    from transforms.steps import Schedule
+    spec = KernelSpec(4, 8, 64)
+    for lowering in ((LowerContraction(), LowerTransfers()), (LowerTransfers(), LowerContraction())):
+        Strategy("s", spec, (TileK(1), Vectorize(), HoistAccumulators(), *lowering, Schedule("loads-first")))
+    with pytest.raises(StrategyError, match=r"steps\[4\] \(schedule\): needs 1-D vector code"):
+        Strategy("s", spec, (TileK(1), Vectorize(), HoistAccumulators(), LowerContraction(), Schedule()))
