@@ -114,3 +114,10 @@ def test_fast_math_contract_fuses_scalar_multiply_add():
     fused = compile_strategy(s, get_target("znver3"), jit=False).code.assembly
     unfused = compile_strategy(plain, get_target("znver3"), jit=False).code.assembly
     assert fused.count("vfmadd") > 0 and unfused.count("vfmadd") == 0
+
+
+def test_cpu_and_feature_overrides_reach_the_backend():
+    base = best_host_strategy(64)
+    no_fma = Strategy("t", base.kernel, base.steps, LLVMOptions(cpu="haswell", features="+avx2,-fma"))
+    code = compile_strategy(no_fma, get_target("znver3"), jit=False).code.assembly
+    assert "vfmadd" not in code and "vmulps" in code and "%ymm" in code
