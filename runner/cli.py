@@ -23,12 +23,11 @@ EXIT_BAD_INPUT = 2
 
 def _cmd_run(args: argparse.Namespace) -> int:
     experiment = config_mod.load(args.config)
-    runnable_target(experiment.target)
+    target = runnable_target(experiment.target)
     records = []
     with Store(args.db) as store:
         def on_peak(dtype, m):
             if not args.json:
-                target = runnable_target(experiment.target)
                 print(peak_line(dtype, target.lanes(dtype), target.peak_accumulators, m), flush=True)
 
         for record in run_experiment(experiment, store, on_peak):

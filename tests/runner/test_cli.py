@@ -57,8 +57,13 @@ def test_run_prints_an_aligned_table(tmp_path, capsys):
     assert main(["run", str(write(tmp_path, GOOD)), "--db", str(tmp_path / "r.sqlite")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("FMA peak (f32")
-    table = [l for l in out.splitlines() if l.startswith(("strategy ", "4x8 ", "6x16-u2 "))]
-    assert len(table) == 3 and len({l.index("status") if "status" in l else None for l in table[:1]}) == 1
+    lines = out.splitlines()
+    header = next(i for i, l in enumerate(lines) if l.startswith("strategy "))
+    table = lines[header:header + 4]  # header, rule, two rows
+    assert [l.split()[0] for l in table[2:]] == ["4x8", "6x16-u2"]
+    assert len({len(l.rstrip()) for l in table}) == 1, "columns are padded to one width"
+    column = table[0].index("GFLOP/s") + len("GFLOP/s")  # right-aligned numbers end under their header
+    assert all(l[column - 1].isdigit() for l in table[2:])
 
 
 BAD = [
