@@ -150,3 +150,67 @@ def vector_registers(body: list[Instruction]) -> set[str]:
             if not _X86_VREG.search(operand) and not operand.startswith("["):
                 names.update(f"v{n}" for n in _ARM_VREG.findall(operand))
     return names
+
+
+_STACK = re.compile(r"\(%rsp\)|\(%rbp\)|\[sp\b|\[x29\b")
+
+
+def _written_register(inst: Instruction, aarch64: bool) -> str | None:
+    if not inst.operands:
+        return None
+    return inst.operands[0] if aarch64 else inst.operands[-1]
+
+
+def _register_names(operand: str) -> set[str]:
+    x86 = {f"v{m[3:]}" for m in _X86_VREG.findall(operand)}
+    if x86 or operand.startswith("["):
+        return x86
+    return {f"v{n}" for n in _ARM_VREG.findall(operand)}
+
+
+def spills(body: list[Instruction]) -> tuple[int, int]:
+    """(stores, reloads) of vector registers to/from the stack frame inside `body`."""
+    stores = sum(1 for i in body if is_store(i) and is_vector(i) and any(_STACK.search(o) for o in i.operands))
+    reloads = sum(1 for i in body if is_load(i) and is_vector(i) and any(_STACK.search(o) for o in i.operands))
+    return stores, reloads
+
+
+def load_use_distances(body: list[Instruction], aarch64: bool) -> list[int | None]:
+    """For each vector load or broadcast, instructions until the first one reading its register."""
+    distances = []
+    for index, inst in enumerate(body):
+        if classify(inst) not in ("load", "broadcast") or not is_vector(inst):
+            continue
+        written = _register_names(_written_register(inst, aarch64) or "")
+        distance = None
+        for later, user in enumerate(body[index + 1:], start=1):
+            sources = user.operands[1:] if aarch64 else user.operands[:-1]
+            reads = set().union(*(_register_names(o) for o in sources)) if sources else set()
+            if is_fma(user):  # an FMA also reads its accumulator (the written operand)
+                reads |= _register_names(_written_register(user, aarch64) or "")
+            if written & reads:
+                distance = later
+                break
+        distances.append(distance)
+    return distances
+
+
+@dataclass(frozen=True)
+class LoopAnnotation:
+    instructions: int
+    mix: dict[str, int]
+    vector_registers_used: int
+    vector_registers_available: int
+    spill_stores: int
+    spill_reloads: int
+    load_use_distances: list[int | None]
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def annotate(assembly: str, symbol: str, registers_available: int, aarch64: bool) -> LoopAnnotation:
+    body = hot_loop(assembly, symbol)
+    stores, reloads = spills(body)
+    return LoopAnnotation(len(body), dict(instruction_mix(body)), len(vector_registers(body)), registers_available,
+                          stores, reloads, load_use_distances(body, aarch64))

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from kernels_mlir.spec import DTYPES
-from pipelines.targets import target_names
+from pipelines.targets import UnknownTarget, get_target, target_names
 
 from . import config as config_mod
+from .asm_command import inspect, select
 from .benchmark import measure_peak
 from .config import ConfigError
 from .experiment import run_experiment, runnable_target
@@ -58,6 +59,30 @@ def _cmd_peak(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_asm(args: argparse.Namespace) -> int:
+    experiment = config_mod.load(args.config)
+    target = get_target_or_fail(args.target or experiment.target)
+    for record in inspect(select(experiment.strategies, args.strategy), target, args.out):
+        if args.json:
+            print(json.dumps(record), flush=True)
+            continue
+        mix = ", ".join(f"{k} {v}" for k, v in sorted(record["mix"].items()))
+        known = [d for d in record["load_use_distances"] if d is not None]
+        print(f"{record['name']} on {target.name} ({record['cpu']}): hot loop {record['instructions']} instructions; "
+              f"vector registers {record['vector_registers_used']}/{record['vector_registers_available']}; "
+              f"spills {record['spill_stores']} stores / {record['spill_reloads']} reloads; {mix}; "
+              f"load-to-use distance min {min(known, default=0)}, max {max(known, default=0)}"
+              + (f"; stages in {record['stages']}" if record["stages"] else ""))
+    return 0
+
+
+def get_target_or_fail(name: str):
+    try:
+        return get_target(name)
+    except UnknownTarget as exc:
+        raise ConfigError(f"--target: {exc}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ukl", description="GEMM micro-kernel code-generation experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
     run.add_argument("--json", action="store_true", help="one JSON object per strategy on stdout")
     run.set_defaults(func=_cmd_run)
+
+    asm = sub.add_parser("asm", help="dump every stage and annotate the micro-kernel's hot loop")
+    asm.add_argument("config", type=Path)
+    asm.add_argument("--strategy", help="only this strategy (default: all)")
+    asm.add_argument("--target", help="override the config's target (any name from the target table)")
+    asm.add_argument("--out", type=Path, help="write every stage (MLIR, LLVM IR, assembly) under DIR/<strategy>/")
+    asm.add_argument("--json", action="store_true")
+    asm.set_defaults(func=_cmd_asm)
 
     peak = sub.add_parser("peak", help="measure the FMA-throughput peak of this core")
     peak.add_argument("--target", default="host", choices=target_names())

@@ -115,3 +115,19 @@ def test_peak_json(capsys):
     assert main(["peak", "--json", "--min-sample-seconds", "0.002"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["gflops"] > 0 and len(record["samples"]) == 10
+
+
+def test_asm_writes_every_stage_and_annotates(tmp_path, capsys):
+    out = tmp_path / "dump"
+    assert main(["asm", str(write(tmp_path, GOOD)), "--strategy", "6x16-u2", "--target", "znver3",
+                 "--out", str(out), "--json"]) == 0
+    (record,) = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert record["name"] == "6x16-u2" and record["spill_stores"] == 0 and record["mix"]["fma"] == 24
+    stages = sorted(p.name for p in (out / "6x16-u2").iterdir())
+    assert stages[0] == "00-payload.mlir" and "93-assembly.s" in stages and "92-llvm-ir-O1.ll" in stages
+    assert "vfmadd231ps" in (out / "6x16-u2" / "93-assembly.s").read_text()
+
+
+def test_asm_unknown_strategy_is_bad_input(tmp_path, capsys):
+    assert main(["asm", str(write(tmp_path, GOOD)), "--strategy", "nope"]) == 2
+    assert "no strategy named 'nope'" in capsys.readouterr().err
