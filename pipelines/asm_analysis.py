@@ -143,13 +143,7 @@ def instruction_mix(body: list[Instruction]) -> Counter:
 
 def vector_registers(body: list[Instruction]) -> set[str]:
     """Vector registers named in `body` (x86 xmm/ymm/zmm of one number count once)."""
-    names: set[str] = set()
-    for inst in body:
-        for operand in inst.operands:
-            names.update(f"v{m[3:]}" for m in _X86_VREG.findall(operand))
-            if not _X86_VREG.search(operand) and not operand.startswith("["):
-                names.update(f"v{n}" for n in _ARM_VREG.findall(operand))
-    return names
+    return {name for inst in body for operand in inst.operands for name in _register_names(operand)}
 
 
 _STACK = re.compile(r"\(%rsp\)|\(%rbp\)|\[sp\b|\[x29\b")

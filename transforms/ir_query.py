@@ -8,6 +8,10 @@ from mlir import ir
 from kernels_mlir.names import KERNEL
 
 
+#: Ops that read memory into a value (what schedules and pipelining move around).
+LOAD_OPS = frozenset({"vector.load", "memref.load", "vector.transfer_read"})
+
+
 def walk(op: ir.Operation) -> Iterator[ir.Operation]:
     """Every operation nested in `op` (pre-order), not including `op` itself."""
     for region in op.regions:

@@ -7,8 +7,6 @@ from mlir.dialects import arith, scf
 from . import ir_query as q
 from .errors import StepFailed
 
-_LOADS = {"vector.load", "memref.load"}
-
 
 def _stages(body: ir.Block) -> tuple[list[ir.Operation], list[ir.Operation]]:
     """Split the loop body into the load stage (loads and their address arithmetic) and the rest."""
@@ -16,7 +14,7 @@ def _stages(body: ir.Block) -> tuple[list[ir.Operation], list[ir.Operation]]:
     position = {op: i for i, op in enumerate(ops)}
     in_load_stage: set[int] = set()
     for i, op in enumerate(ops):
-        if op.name in _LOADS:
+        if op.name in q.LOAD_OPS:
             stack = [i]
             while stack:
                 j = stack.pop()

@@ -8,6 +8,8 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, memref
 
+from . import ir_query as q
+
 CACHE_LINE_BYTES = 64
 
 
@@ -22,7 +24,7 @@ def insert_prefetches(kernel: ir.Operation, k_loop: ir.Operation, distance: int,
     a, b, c = kernel.regions[0].blocks[0].arguments
     body = k_loop.regions[0].blocks[0]
     k = body.arguments[0]
-    step = _constant(k_loop.operands[2])
+    step = q.constant_int(k_loop.operands[2])
     count = 0
     first = body.operations[0]
     with ir.InsertionPoint(first), ir.Location.unknown():
@@ -46,8 +48,4 @@ def insert_prefetches(kernel: ir.Operation, k_loop: ir.Operation, distance: int,
 
 
 def _itemsize(element: ir.Type) -> int:
-    return {"f32": 4, "f64": 8}[str(element)]
-
-
-def _constant(value: ir.Value) -> int:
-    return ir.IntegerAttr(value.owner.attributes["value"]).value
+    return ir.FloatType(element).width // 8

@@ -13,9 +13,8 @@ from mlir import ir
 from . import ir_query as q
 
 POLICIES = ("as-built", "loads-first", "interleave", "random")
-_READS = {"vector.load", "memref.load", "vector.transfer_read", "memref.prefetch"}
+_READS = q.LOAD_OPS | {"memref.prefetch"}
 _WRITES = {"vector.store", "memref.store", "vector.transfer_write", "func.call"}
-_LOADS = {"vector.load", "memref.load", "vector.transfer_read"}
 
 
 def dependences(ops: list[ir.Operation]) -> list[set[int]]:
@@ -40,7 +39,7 @@ def _load_slices(ops: list[ir.Operation], deps: list[set[int]]) -> dict[int, set
     """For each load, itself and the ops (address arithmetic) it transitively needs."""
     slices = {}
     for i, op in enumerate(ops):
-        if op.name in _LOADS:
+        if op.name in q.LOAD_OPS:
             seen, stack = {i}, [i]
             while stack:
                 for d in deps[stack.pop()]:
