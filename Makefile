@@ -4,8 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= experiments/default.toml
+# AArch64 kernels are verified under emulation: Debian's cross GCC (to link) and qemu-user (to run).
+CROSS_TOOLS    := aarch64-linux-gnu-gcc qemu-aarch64
+CROSS_PACKAGES := gcc-aarch64-linux-gnu qemu-user
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test venv clean
+.PHONY: run test venv cross-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +18,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+cross-tools:
+	@for tool in $(CROSS_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing $(CROSS_PACKAGES) (for emulated AArch64 verification)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(CROSS_PACKAGES) >/dev/null; \
+	fi
+
 run: $(STAMP)
 	$(BIN)/ukl run $(CONFIG)
 
-test: $(STAMP)
+test: $(STAMP) cross-tools
 	$(BIN)/pytest -q
 
 clean:

@@ -9,6 +9,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 _LABEL = re.compile(r"^([.\w$]+):")
+#: Comments: `//` (AArch64) or `#` followed by a space (x86); AArch64 immediates are `#imm`.
+_COMMENT = re.compile(r"//.*$|(?:^|\s)#(?:\s.*)?$")
 _X86_VREG = re.compile(r"%([xyz]mm\d+)")
 _ARM_VREG = re.compile(r"\b[vqdsb](\d+)(?:\.\w+)?\b")
 
@@ -57,7 +59,7 @@ def function_lines(assembly: str, symbol: str) -> list[str]:
 
 
 def _parse(line: str) -> Instruction | None:
-    code = line.split("//")[0].split("#")[0].strip()
+    code = _COMMENT.sub("", line).strip()
     if not code or code.startswith(".") or _LABEL.match(code):
         return None
     mnemonic, *rest = code.split(None, 1)
@@ -99,6 +101,22 @@ def is_fma(inst: Instruction) -> bool:
     return m.startswith(("vfmadd", "vfmsub", "vfnmadd", "vfnmsub")) or m in ("fmla", "fmls", "fmadd")
 
 
+_X86_REG_BYTES = {"x": 16, "y": 32, "z": 64}
+_ARM_ARRANGEMENT = re.compile(r"^v\d+\.(\d+)[bhsd]$")
+
+
+def fma_flops(inst: Instruction) -> int:
+    """Flops of one FMA instruction: 2 x lanes, lanes read off its registers and element type."""
+    if inst.mnemonic.startswith("v"):  # x86: vfmadd231ps %ymm.. (packed) or ..ss/..sd (scalar)
+        m = _X86_VREG.search(inst.operands[-1])
+        suffix = inst.mnemonic[-2:]
+        if suffix in ("ss", "sd") or m is None:
+            return 2
+        return 2 * _X86_REG_BYTES[m.group(1)[0]] // (4 if suffix == "ps" else 8)
+    m = _ARM_ARRANGEMENT.match(inst.operands[0]) if inst.operands else None  # fmla v0.4s, ..
+    return 2 * int(m.group(1)) if m else 2
+
+
 def is_broadcast(inst: Instruction) -> bool:
     return inst.mnemonic.startswith(("vbroadcast", "vpbroadcast", "dup", "ld1r"))
 
@@ -118,7 +136,11 @@ def is_store(inst: Instruction) -> bool:
     m = inst.mnemonic
     if m.startswith(("str", "stp", "stu", "st1", "st2", "st3", "st4")):
         return True
-    return bool(inst.operands) and _is_memory(inst.operands[-1]) and not m.startswith(("cmp", "test", "prefetch"))
+    return bool(inst.operands) and _is_memory(inst.operands[-1]) and not m.startswith(("cmp", "test"))
+
+
+def is_prefetch(inst: Instruction) -> bool:
+    return inst.mnemonic.startswith(("prefetch", "prfm"))
 
 
 def is_vector(inst: Instruction) -> bool:
@@ -130,6 +152,8 @@ def classify(inst: Instruction) -> str:
         return "fma"
     if is_broadcast(inst):
         return "broadcast"
+    if is_prefetch(inst):
+        return "prefetch"
     if is_load(inst):
         return "load"
     if is_store(inst):
@@ -199,12 +223,17 @@ class LoopAnnotation:
     spill_reloads: int
     load_use_distances: list[int | None]
 
+    @property
+    def spills(self) -> int:
+        """Vector stack traffic in the loop: spill stores plus reloads."""
+        return self.spill_stores + self.spill_reloads
+
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "spills": self.spills}
 
 
-def annotate(assembly: str, symbol: str, registers_available: int, aarch64: bool) -> LoopAnnotation:
-    body = hot_loop(assembly, symbol)
+def annotate(body: list[Instruction], registers_available: int, aarch64: bool) -> LoopAnnotation:
+    """What an experimenter reads off a loop: registers, spills, instruction mix, load placement."""
     stores, reloads = spills(body)
     return LoopAnnotation(len(body), dict(instruction_mix(body)), len(vector_registers(body)), registers_available,
                           stores, reloads, load_use_distances(body, aarch64))

@@ -39,12 +39,13 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, level: str) -> None
 
 @dataclass
 class MachineCode:
-    """What codegen produced for one module; `engine` only when the target runs here."""
+    """What codegen produced for one module: `engine` when JIT-compiled, else `object_code` (ELF)."""
 
     llvm_ir: str
     optimized_ir: str
     assembly: str
     engine: llvm.ExecutionEngine | None
+    object_code: bytes | None = None
 
     def address(self, symbol: str) -> int:
         if self.engine is None:
@@ -64,10 +65,10 @@ def generate(llvm_ir: str, target: Target, options: LLVMOptions, *, jit: bool) -
     optimize(module, tm, options.opt)
     optimized = str(module)
     assembly = tm.emit_assembly(module)
-    engine = None
-    if jit:
-        engine = llvm.create_mcjit_compiler(module, tm)
-        engine.finalize_object()
+    if not jit:
+        return MachineCode(llvm_ir, optimized, assembly, None, tm.emit_object(module))
+    engine = llvm.create_mcjit_compiler(module, tm)
+    engine.finalize_object()
     return MachineCode(llvm_ir, optimized, assembly, engine)
 
 
@@ -75,9 +76,9 @@ def _generate_isolated(llvm_ir: str, target: Target, options: LLVMOptions, jit: 
     """Backend flags are process-global: generate in a child, load its object code here."""
     from .isolated_codegen import generate_in_child
     optimized, assembly, obj = generate_in_child(llvm_ir, target, options, jit)
-    engine = None
-    if jit:
-        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, options, jit=True))
-        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-        engine.finalize_object()
+    if not jit:
+        return MachineCode(llvm_ir, optimized, assembly, None, obj)
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, options, jit=True))
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
     return MachineCode(llvm_ir, optimized, assembly, engine)

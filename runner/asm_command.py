@@ -5,8 +5,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from kernels_mlir.names import KERNEL
-from pipelines.asm_analysis import annotate
-from pipelines.compile import compile_strategy
+from pipelines.asm_analysis import annotate, hot_loop
+from pipelines.compile import Compiled, compile_strategy
 from pipelines.targets import Target
 from transforms.strategy import Strategy
 
@@ -20,6 +20,17 @@ def select(strategies: Iterable[Strategy], name: str | None) -> list[Strategy]:
     return chosen
 
 
+def header(strategy: Strategy, target: Target) -> dict:
+    """The fields that name what a record is about."""
+    return {"name": strategy.name, "strategy_hash": strategy.hash, "target": target.name,
+            "cpu": strategy.llvm.cpu or target.cpu}
+
+
+def annotated_loop(compiled: Compiled) -> dict:
+    loop = hot_loop(compiled.code.assembly, KERNEL)
+    return annotate(loop, compiled.target.vector_registers, compiled.target.is_aarch64).to_json()
+
+
 def inspect(strategies: list[Strategy], target: Target, out: Path | None) -> Iterator[dict]:
     """Compile each strategy for `target` (no JIT), dump its stages under out/<name>/, annotate."""
     for strategy in strategies:
@@ -29,7 +40,5 @@ def inspect(strategies: list[Strategy], target: Target, out: Path | None) -> Ite
             folder.mkdir(parents=True, exist_ok=True)
             for stage, text in compiled.stages.items():
                 (folder / stage).write_text(text)
-        note = annotate(compiled.code.assembly, KERNEL, target.vector_registers, target.is_aarch64)
-        yield {"name": strategy.name, "strategy_hash": strategy.hash, "target": target.name,
-               "cpu": strategy.llvm.cpu or target.cpu, **note.to_json(),
+        yield {**header(strategy, target), **annotated_loop(compiled),
                "stages": None if out is None else str(out / strategy.name)}

@@ -15,7 +15,8 @@ from .asm_command import inspect, select
 from .benchmark import measure_peak
 from .config import ConfigError
 from .experiment import run_experiment, runnable_target
-from .output import noise_line, peak_line, results_table
+from .mca_command import predict_strategies
+from .output import mca_table, noise_line, peak_line, results_table
 from .store import DEFAULT_DB, Store
 from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
 
@@ -62,7 +63,9 @@ def _cmd_peak(args: argparse.Namespace) -> int:
 def _cmd_asm(args: argparse.Namespace) -> int:
     experiment = config_mod.load(args.config)
     target = get_target_or_fail(args.target or experiment.target)
-    for record in inspect(select(experiment.strategies, args.strategy), target, args.out):
+    strategies = select(experiment.strategies, args.strategy)
+    config_mod.check_for_target(strategies, target, "--target: ")
+    for record in inspect(strategies, target, args.out):
         if args.json:
             print(json.dumps(record), flush=True)
             continue
@@ -74,6 +77,24 @@ def _cmd_asm(args: argparse.Namespace) -> int:
               f"load-to-use distance min {min(known, default=0)}, max {max(known, default=0)}"
               + (f"; stages in {record['stages']}" if record["stages"] else ""))
     return 0
+
+
+def _cmd_mca(args: argparse.Namespace) -> int:
+    experiment = config_mod.load(args.config)
+    target = get_target_or_fail(args.target or experiment.target)
+    strategies = select(experiment.strategies, args.strategy)
+    config_mod.check_for_target(strategies, target, "--target: ")
+    records = []
+    for record in predict_strategies(strategies, target):
+        records.append(record)
+        if args.json:
+            print(json.dumps(record), flush=True)
+    if not args.json:
+        models = sorted({r["model"] for r in records if r["model"]})
+        print(f"llvm-mca on {target.name} (-mcpu={target.cpu}, scheduling model {'/'.join(models) or '?'}); "
+              f"theoretical peak {target.fma_pipes} FMA pipes x {target.vector_bits}-bit vectors")
+        print(mca_table(records))
+    return 0 if all(r["status"] == "ok" for r in records) else 1
 
 
 def get_target_or_fail(name: str):
@@ -100,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     asm.add_argument("--out", type=Path, help="write every stage (MLIR, LLVM IR, assembly) under DIR/<strategy>/")
     asm.add_argument("--json", action="store_true")
     asm.set_defaults(func=_cmd_asm)
+
+    mca = sub.add_parser("mca", help="predict each strategy's hot-loop throughput with llvm-mca (any target)")
+    mca.add_argument("config", type=Path)
+    mca.add_argument("--strategy", help="only this strategy (default: all)")
+    mca.add_argument("--target", help="override the config's target (any name from the target table)")
+    mca.add_argument("--json", action="store_true", help="one JSON object per strategy on stdout")
+    mca.set_defaults(func=_cmd_mca)
 
     peak = sub.add_parser("peak", help="measure the FMA-throughput peak of this core")
     peak.add_argument("--target", default="host", choices=target_names())

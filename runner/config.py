@@ -4,10 +4,10 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from kernels_mlir.spec import KernelSpec, SpecError
-from pipelines.targets import UnknownTarget, get_target
+from pipelines.targets import Target, UnknownTarget, get_target
 from transforms.errors import StrategyError
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import step_from_config
@@ -50,9 +50,20 @@ def load(path: str | Path) -> Experiment:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
     try:
-        return _parse(path, raw)
+        experiment = _parse(path, raw)
     except (StrategyError, SpecError, UnknownTarget) as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    check_for_target(experiment.strategies, get_target(experiment.target), f"{path}: ")
+    return experiment
+
+
+def check_for_target(strategies: Iterable[Strategy], target: Target, where: str = "") -> None:
+    """The checks that depend on the target (native vector width), for every strategy before any work."""
+    for strategy in strategies:
+        try:
+            strategy.validate_for(target.lanes(strategy.kernel.dtype))
+        except StrategyError as exc:
+            raise ConfigError(f"{where}strategy {strategy.name!r} cannot target {target.name}: {exc}") from None
 
 
 def _parse(path: Path, raw: dict[str, Any]) -> Experiment:

@@ -20,7 +20,7 @@ def evaluate(strategy: Strategy, target: Target, policy: TimingPolicy, peak: Mea
     try:
         compiled = compile_strategy(strategy, target)
     except COMPILE_ERRORS as exc:
-        return Record(strategy, target.name, "compile_error", error=_one_line(exc))
+        return Record(strategy, target.name, "compile_error", error=one_line(exc))
     check = verify(compiled.code, strategy.kernel)
     if not check.correct:
         return Record(strategy, target.name, "wrong_answer", compiled.seconds, check, error=check.message)
@@ -28,6 +28,6 @@ def evaluate(strategy: Strategy, target: Target, policy: TimingPolicy, peak: Mea
     return Record(strategy, target.name, "ok", compiled.seconds, check, measurement, peak)
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:500]}"

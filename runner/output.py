@@ -30,6 +30,23 @@ def results_table(records: Iterable[Record]) -> str:
     return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 6 + ("right",) * 5)
 
 
+def mca_table(records: Iterable[dict]) -> str:
+    """Rows of `ukl mca` records: the prediction next to the facts that usually explain it."""
+    rows = []
+    for r in records:
+        verified = {True: "yes", False: "NO", None: "-"}[r["verified"]]
+        rows.append([
+            r["name"], r["strategy_hash"][:8], r["status"], f"{verified} ({r['verification']})" if r["verification"] else verified,
+            "" if r["cycles_per_iteration"] is None else f"{r['cycles_per_iteration']:.1f}",
+            _pct(r["predicted_fraction_of_peak"]),
+            f"{r['vector_registers_used']}/{r['vector_registers_available']}" if "vector_registers_used" in r else "",
+            r.get("spills", ""), r["bottleneck"] or r["error"],
+        ])
+    headers = ["strategy", "hash", "status", "verified", "cycles/iter", "predicted of peak", "vregs", "spills",
+               "bottleneck"]
+    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 4 + ("right",) * 4 + ("left",))
+
+
 def peak_line(dtype: str, lanes: int, chains: int, m: Measurement) -> str:
     return (f"FMA peak ({dtype}, {chains} chains x {lanes} lanes): {m.median:.2f} GFLOP/s "
             f"(min {m.minimum:.2f}, max {m.maximum:.2f}, cv {100 * m.cv:.1f}%)")

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from kernels_mlir.names import KERNEL
-from kernels_mlir.reference import error_bound, make_operands, reference
+from kernels_mlir.reference import Operands, error_bound, make_operands, reference
 from kernels_mlir.spec import KernelSpec
 from pipelines.codegen import MachineCode
 
+from .emulation import run_emulated
 from .native import NativeFunction
 
 
@@ -23,11 +25,24 @@ class Verification:
 
 
 def verify(code: MachineCode, spec: KernelSpec, seed: int = 0) -> Verification:
+    """Verify JIT-compiled code in this process."""
+    return check_call(lambda ops: NativeFunction(code, KERNEL, [ops.a, ops.b, ops.c])(), spec, seed)
+
+
+def verify_emulated(code: MachineCode, spec: KernelSpec, seed: int = 0) -> Verification:
+    """Verify AArch64 object code under qemu-aarch64 (raises EmulatedFailure if it crashes or hangs)."""
+    if code.object_code is None:
+        raise ValueError("no object code to run: compile without JIT")
+    return check_call(lambda ops: run_emulated(code.object_code, spec, ops), spec, seed)
+
+
+def check_call(call: Callable[[Operands], None], spec: KernelSpec, seed: int = 0) -> Verification:
+    """Run `call` (one kernel call updating ops.c in place) on random operands; compare with NumPy."""
     ops = make_operands(spec, seed)
     expected = reference(ops.a, ops.b, ops.c)
     bound = error_bound(ops.a, ops.b, ops.c)
     untouched = ops.c_buffer[:, spec.nr:].copy()
-    NativeFunction(code, KERNEL, [ops.a, ops.b, ops.c])()
+    call(ops)
     error = np.abs(ops.c.astype(np.float64) - expected)
     ratio = error / bound
     worst = float(np.nanmax(ratio)) if np.isfinite(ratio).all() else float("inf")
@@ -40,3 +55,12 @@ def verify(code: MachineCode, spec: KernelSpec, seed: int = 0) -> Verification:
                             f"C[{i},{j}] = {ops.c[i, j]!r}, expected {expected[i, j]!r} "
                             f"(error {error[i, j]:.3g} > bound {bound[i, j]:.3g})")
     return Verification(True, max_err, worst)
+
+
+def verify_anywhere(code: MachineCode, spec: KernelSpec, aarch64: bool) -> tuple[Verification | None, str]:
+    """(verification, how): natively when JIT-compiled, under qemu for AArch64, else (None, why not)."""
+    if code.engine is not None:
+        return verify(code, spec), "native"
+    if aarch64:
+        return verify_emulated(code, spec), "qemu-aarch64"
+    return None, "not run: this host cannot execute code for that target"

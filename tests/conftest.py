@@ -1,13 +1,20 @@
 """Shared fixtures: strategies built the way configs build them, and a fast timing policy."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import pytest
+from mlir import ir
+from mlir.dialects import arith
 
 from kernels_mlir.spec import KernelSpec
 from pipelines.targets import host_target
 from runner.timing import TimingPolicy
+from transforms import ir_query as q
 from transforms.llvm_options import LLVMOptions
-from transforms.steps import ScalarLoads, UnrollK
+from transforms.steps import (HoistAccumulators, Legalize, LowerContraction, LowerTransfers, ScalarLoads, Step, TileK,
+                              UnrollK, Vectorize)
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
 #: Enough to exercise the timing path in tests; real figures come from `ukl run`.
@@ -18,8 +25,38 @@ def strategy(mr: int, nr: int, kc: int, dtype: str = "f32", *extra, opt: str = "
     return Strategy(name, KernelSpec(mr, nr, kc, dtype), REGISTER_RESIDENT_STEPS + tuple(extra), LLVMOptions(opt=opt))
 
 
+#: The register-resident steps with legalization to the native vector width.
+LEGAL = (TileK(1), Vectorize(), Legalize(), HoistAccumulators(), LowerContraction(), LowerTransfers())
+
+
+def legal_strategy(mr: int, nr: int, kc: int, dtype: str = "f32", *extra, name: str = "legal") -> Strategy:
+    return Strategy(name, KernelSpec(mr, nr, kc, dtype), LEGAL + tuple(extra))
+
+
 def best_host_strategy(kc: int = 256) -> Strategy:
     return strategy(6, 16, kc, "f32", ScalarLoads(), UnrollK(4), name="6x16-u4")
+
+
+@dataclass(frozen=True)
+class SkipLastK(Step):
+    """Test-only sabotage, an off-by-one: the k loop stops one step early."""
+
+    kind: ClassVar[str] = "test_skip_last_k"
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
+
+    def apply(self, module: ir.Module, ctx) -> str:
+        with module.context, ir.Location.unknown():
+            (loop,) = q.ops_named(q.kernel_function(module), "scf.for")
+            upper = q.constant_int(loop.operands[1])
+            with ir.InsertionPoint(loop):
+                loop.operands[1] = arith.constant(ir.IndexType.get(), upper - 1)
+        return "// sabotage"
+
+
+def sabotaged(mr: int, nr: int, kc: int, dtype: str = "f32") -> Strategy:
+    """A strategy whose kernel is wrong in a way only running it can show."""
+    spec = KernelSpec(mr, nr, kc, dtype)
+    return Strategy("wrong", spec, REGISTER_RESIDENT_STEPS[:1] + (SkipLastK(),) + REGISTER_RESIDENT_STEPS[1:])
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,4 @@
 """Compiled kernels: numerically right for many shapes, and the hot loop is what we asked for."""
-import numpy as np
 import pytest
 
 from kernels_mlir.spec import KernelSpec
@@ -7,9 +6,11 @@ from pipelines import asm_analysis as asm
 from pipelines.compile import compile_peak, compile_strategy
 from pipelines.targets import TARGETS, UnknownTarget, get_target
 from runner.verify import verify
-from transforms.steps import ScalarLoads, UnrollK
+from transforms.llvm_options import LLVMOptions
+from transforms.steps import Pipeline, Prefetch, ScalarLoads, Schedule, UnrollK
+from transforms.strategy import Strategy
 
-from ..conftest import best_host_strategy, strategy
+from ..conftest import LEGAL, best_host_strategy, strategy
 
 
 @pytest.mark.parametrize("mr,nr,kc,dtype,extra", [
@@ -76,12 +77,6 @@ def test_stages_are_kept_in_order_when_asked(host):
 
 # --- the strategy vocabulary stays numerically right ---------------------------------------
 
-from transforms.llvm_options import LLVMOptions
-from transforms.steps import Legalize, Pipeline, Prefetch, Schedule
-from transforms.strategy import Strategy
-from transforms.steps import HoistAccumulators, LowerContraction, LowerTransfers, TileK, Vectorize
-
-LEGAL = (TileK(1), Vectorize(), Legalize(), HoistAccumulators(), LowerContraction(), LowerTransfers())
 
 
 @pytest.mark.parametrize("mr,nr,kc,dtype,steps", [

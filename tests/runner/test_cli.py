@@ -80,6 +80,8 @@ BAD = [
     ("bad-samples", GOOD.replace("samples = 10", "samples = 3"), r"timing\.samples: must be between 10 and 1000"),
     ("bad-opt", GOOD.replace("kc = 64", 'kc = 64\nllvm = { opt = "O9" }'), r"\.llvm\.opt: must be one of"),
     ("no-strategy", "[experiment]\nname = 'x'\n", r"strategy: needs at least one \[\[strategy\]\] table"),
+    ("not-native-width", GOOD.replace('"vectorize", "hoist', '"vectorize", "legalize", "hoist').replace("nr = 16", "nr = 12"),
+     r"strategy '6x16-u2' cannot target host: .*legalize needs nr to be a multiple of the native width"),
 ]
 
 
@@ -131,3 +133,31 @@ def test_asm_writes_every_stage_and_annotates(tmp_path, capsys):
 def test_asm_unknown_strategy_is_bad_input(tmp_path, capsys):
     assert main(["asm", str(write(tmp_path, GOOD)), "--strategy", "nope"]) == 2
     assert "no strategy named 'nope'" in capsys.readouterr().err
+
+
+MCA_KEYS = {"predicted_fraction_of_peak", "vector_registers_used", "spills", "verified", "cycles_per_iteration",
+            "bottleneck", "model", "status"}
+
+
+def test_mca_seed_table_on_neoverse_n1_json(capsys):
+    assert main(["mca", "experiments/seed_table_arm.toml", "--target", "neoverse-n1", "--json"]) == 0
+    records = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [r["name"] for r in records][:4] == ["8x8-u32", "4x16-total", "12x8-u2-pipe-legal-sched",
+                                                 "12x8-u2-pipe-legal-sched-pf"]
+    for r in records:
+        assert MCA_KEYS <= r.keys() and r["status"] == "ok"
+        assert r["verified"] is True and r["verification"] == "qemu-aarch64" and r["model"] == "N1"
+        assert 0 < r["predicted_fraction_of_peak"] <= 1.0 and r["vector_registers_available"] == 32
+        assert isinstance(r["spills"], int) and r["vector_registers_used"] <= 32
+
+
+def test_mca_table_on_the_host_verifies_natively(tmp_path, capsys):
+    assert main(["mca", str(write(tmp_path, GOOD)), "--target", "host"]) == 0
+    out = capsys.readouterr().out
+    assert "scheduling model" in out and out.count("yes (native)") == 2 and "6x16-u2" in out
+
+
+def test_mca_for_a_target_too_wide_for_a_strategy_is_bad_input(capsys):
+    assert main(["mca", "experiments/seed_table_arm.toml", "--target", "skylake-avx512"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot target skylake-avx512" in err

@@ -6,11 +6,14 @@ from kernels_mlir.microkernel import build_microkernel
 from kernels_mlir.spec import KernelSpec
 from transforms import ir_query as q
 from transforms.apply import apply_strategy
-from transforms.steps import (HoistAccumulators, LowerContraction, LowerTransfers, ScalarLoads, TileK, UnrollK,
-                              Vectorize)
-from transforms.strategy import Strategy
+from transforms.errors import StrategyError
+from transforms.schedule import is_valid_order, order
+from transforms.steps import HoistAccumulators, Pipeline, Prefetch, ScalarLoads, Schedule, TileK, UnrollK, Vectorize
+from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
-BASE = (TileK(1), Vectorize(), HoistAccumulators(), LowerContraction(), LowerTransfers())
+from ..conftest import LEGAL
+
+BASE = REGISTER_RESIDENT_STEPS
 
 
 def transformed(steps, spec=KernelSpec(6, 16, 32)):
@@ -81,12 +84,6 @@ def test_same_strategy_gives_identical_ir_every_time():
 
 
 # --- legalize, schedule, prefetch, pipeline -------------------------------------------------
-
-from transforms.errors import StrategyError
-from transforms.schedule import is_valid_order, order
-from transforms.steps import Legalize, Pipeline, Prefetch, Schedule
-
-LEGAL = (TileK(1), Vectorize(), Legalize(), HoistAccumulators(), LowerContraction(), LowerTransfers())
 
 
 def _inner_widths(kernel):

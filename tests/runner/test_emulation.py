@@ -1,0 +1,69 @@
+"""AArch64 kernels verified under qemu-aarch64. The tools are installed by `make test`: no skipping."""
+import pytest
+
+from kernels_mlir.reference import make_operands
+from kernels_mlir.spec import KernelSpec
+from pipelines.codegen import generate
+from pipelines.compile import compile_strategy
+from pipelines.targets import get_target
+from runner import emulation
+from runner.emulation import EmulatedFailure, EmulationUnavailable, missing_tools, require_tools
+from runner.verify import verify_emulated
+from transforms.llvm_options import LLVMOptions
+from transforms.steps import Prefetch, Schedule, UnrollK
+
+from ..conftest import legal_strategy, sabotaged, strategy
+
+
+def test_cross_tools_are_installed():
+    assert missing_tools() == [], "run `make cross-tools` (the test target does)"
+
+
+@pytest.mark.parametrize("target, s", [
+    ("neoverse-n1", legal_strategy(12, 8, 256, "f32", UnrollK(2), Schedule("interleave", 2), Prefetch(16))),
+    ("neoverse-v2", strategy(8, 8, 64, "f32", UnrollK(32))),
+    ("cortex-a76", strategy(3, 5, 17, "f64")),
+    ("apple-m1", legal_strategy(4, 16, 32, "f64", UnrollK("total"))),
+    ("neoverse-n1", strategy(1, 1, 1, "f32")),
+])
+def test_qemu_verified_aarch64_kernel_matches_numpy(target, s):
+    code = compile_strategy(s, get_target(target), jit=False).code
+    assert "fmla" in code.assembly or "fmadd" in code.assembly
+    check = verify_emulated(code, s.kernel, seed=7)
+    assert check.correct, check.message
+    assert check.max_abs_error > 0 or s.kernel.kc == 1  # the kernel did compute (inputs are random)
+
+
+def test_a_wrong_aarch64_kernel_is_caught():
+    s = sabotaged(8, 8, 32)
+    check = verify_emulated(compile_strategy(s, get_target("neoverse-n1"), jit=False).code, s.kernel)
+    assert not check.correct and "expected" in check.message
+
+
+def _object(body: str) -> bytes:
+    """An AArch64 object whose kernel entry point runs `body` (LLVM IR)."""
+    ir = f"define void @_mlir_ciface_ukernel(ptr %a, ptr %b, ptr %c) {{\n{body}\n}}"
+    return generate(ir, get_target("neoverse-n1"), LLVMOptions(opt="none"), jit=False).object_code
+
+
+@pytest.mark.parametrize("body, message", [
+    ("store volatile i32 0, ptr null\n  ret void", "signal 11"),
+    ("br label %spin\nspin:\n  br label %spin", "timed out"),
+])
+def test_crashing_and_hanging_kernels_are_emulated_failures(monkeypatch, body, message):
+    monkeypatch.setattr(emulation, "RUN_TIMEOUT_SECONDS", 2)
+    spec = KernelSpec(4, 4, 8)
+    with pytest.raises(EmulatedFailure, match=message):
+        emulation.run_emulated(_object(body), spec, make_operands(spec))
+
+
+def test_unlinkable_object_is_an_emulated_failure():
+    spec = KernelSpec(4, 4, 8)
+    with pytest.raises(EmulatedFailure, match="linking"):
+        emulation.run_emulated(b"not an object file", spec, make_operands(spec))
+
+
+def test_missing_tools_name_the_packages(monkeypatch):
+    monkeypatch.setattr(emulation.shutil, "which", lambda tool: None)
+    with pytest.raises(EmulationUnavailable, match="qemu-user gcc-aarch64-linux-gnu"):
+        require_tools()
