@@ -15,13 +15,13 @@ from .native import NativeFunction
 from .timing import Measurement, TimingPolicy, measure
 
 
-def measure_kernel(code: MachineCode, spec: KernelSpec, policy: TimingPolicy) -> Measurement:
+def measure_kernel(code: MachineCode, spec: KernelSpec, policy: TimingPolicy, cpu: int | None = None) -> Measurement:
     ops = make_operands(spec, seed=1)
     bench = NativeFunction(code, BENCH, [ops.a, ops.b, ops.c], n_scalars=1)
-    return measure(bench, spec.flops, policy)
+    return measure(bench, spec.flops, policy, cpu)
 
 
-def measure_peak(target: Target, dtype: str, policy: TimingPolicy) -> Measurement:
+def measure_peak(target: Target, dtype: str, policy: TimingPolicy, cpu: int | None = None) -> Measurement:
     """FMA throughput of this core for `target`'s vector width, measured now, in this process."""
     code = compile_peak(target, dtype)
     lanes, chains = target.lanes(dtype), target.peak_accumulators
@@ -30,4 +30,4 @@ def measure_peak(target: Target, dtype: str, policy: TimingPolicy) -> Measuremen
     xy = np.stack([np.full(lanes, 1.0), np.full(lanes, 1e-6)]).astype(np_dtype)
     acc = np.zeros((chains, lanes), dtype=np_dtype)
     peak = NativeFunction(code, PEAK, [xy, acc], n_scalars=1)
-    return measure(peak, peak_flops_per_iteration(lanes, chains), policy)
+    return measure(peak, peak_flops_per_iteration(lanes, chains), policy, cpu)

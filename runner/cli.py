@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from kernels_mlir.spec import DTYPES
 from pipelines.targets import UnknownTarget, get_target, target_names
+from transforms.errors import StrategyError
 
 from . import config as config_mod
 from .asm_command import inspect, select
@@ -17,7 +19,9 @@ from .config import ConfigError
 from .experiment import run_experiment, runnable_target
 from .mca_command import predict_strategies
 from .output import mca_table, noise_line, peak_line, results_table
+from .space import METHODS
 from .store import DEFAULT_DB, Store
+from .sweep import Sweep, summary_line
 from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
 
 EXIT_BAD_INPUT = 2
@@ -97,11 +101,42 @@ def _cmd_mca(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] == "ok" for r in records) else 1
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    experiment = config_mod.load(args.config)
+    overrides = {k: v for k, v in (("method", args.method), ("budget", args.budget), ("time_seconds", args.time),
+                                   ("jobs", args.jobs)) if v is not None}
+    try:
+        settings = dataclasses.replace(experiment.sweep, **overrides)
+        with Store(args.db) as store:
+            sweep = Sweep(experiment, store, settings, args.resume)
+            records = []
+            for record in sweep.run():
+                records.append(record)
+                if args.json:
+                    print(json.dumps(record.to_json()), flush=True)
+    except StrategyError as exc:
+        raise ConfigError(f"{args.config}: {exc}") from None
+    source = sweep.source
+    if not args.json:
+        finals = [r for r in records if r.extra["phase"] == "final"] or records
+        print(results_table(sorted(finals, key=lambda r: -(r.measurement.median if r.measurement else 0))[:args.top]))
+    print(f"sweep: {summary_line(records, len(source.rejected), len(source.resumed))}; results: {args.db}",
+          file=sys.stderr if args.json else sys.stdout)
+    return 1 if any(r.status in ("wrong_answer", "crash") for r in records) else 0
+
+
 def get_target_or_fail(name: str):
     try:
         return get_target(name)
     except UnknownTarget as exc:
         raise ConfigError(f"--target: {exc}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,6 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     mca.add_argument("--target", help="override the config's target (any name from the target table)")
     mca.add_argument("--json", action="store_true", help="one JSON object per strategy on stdout")
     mca.set_defaults(func=_cmd_mca)
+
+    sweep = sub.add_parser("sweep", help="search a space of strategies: screen every candidate, re-measure the leaders")
+    sweep.add_argument("config", type=Path)
+    sweep.add_argument("--method", choices=METHODS, help="override [sweep] method (default grid)")
+    limit = sweep.add_mutually_exclusive_group()
+    limit.add_argument("--budget", type=_positive_int, help="at most N candidates")
+    limit.add_argument("--time", type=float, metavar="S", help="stop starting new candidates after S seconds")
+    sweep.add_argument("--jobs", type=_positive_int, help="compile workers (default: one per CPU)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="skip candidates already measured for this target on this host")
+    sweep.add_argument("--db", type=Path, default=DEFAULT_DB)
+    sweep.add_argument("--top", type=int, default=10, help="rows in the final table")
+    sweep.add_argument("--json", action="store_true", help="one JSON object per candidate and phase on stdout")
+    sweep.set_defaults(func=_cmd_sweep)
 
     peak = sub.add_parser("peak", help="measure the FMA-throughput peak of this core")
     peak.add_argument("--target", default="host", choices=target_names())

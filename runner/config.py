@@ -10,9 +10,10 @@ from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.targets import Target, UnknownTarget, get_target
 from transforms.errors import StrategyError
 from transforms.llvm_options import LLVMOptions
-from transforms.steps import step_from_config
+from transforms.steps import load_plugins, step_from_config
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
+from .space import KNOBS, SearchSpace, SweepSettings
 from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
 
 
@@ -20,11 +21,13 @@ class ConfigError(ValueError):
     """Bad input; str() is the one line the CLI prints before exiting with status 2."""
 
 
-SECTIONS = {"experiment", "timing", "defaults", "strategy"}
+SECTIONS = {"experiment", "timing", "defaults", "strategy", "space", "sweep"}
 EXPERIMENT_KEYS = {"name", "description", "target", "kind"}
 KINDS = ("microkernel",)
 TIMING_KEYS = {"min_sample_seconds", "samples"}
 STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "steps", "llvm"}
+SWEEP_KEYS = {"method", "budget", "time_seconds", "seed", "jobs", "timeout_seconds", "screen_min_sample_seconds",
+              "screen_samples", "leaders", "fit_registers"}
 #: A strategy must say at least these (directly or through [defaults]).
 REQUIRED = ("mr", "nr", "kc")
 
@@ -37,6 +40,9 @@ class Experiment:
     target: str
     timing: TimingPolicy
     strategies: tuple[Strategy, ...]
+    #: For `ukl sweep`: the [space] to search (besides the listed strategies) and the [sweep] settings.
+    space: SearchSpace | None = None
+    sweep: SweepSettings = SweepSettings()
 
 
 def load(path: str | Path) -> Experiment:
@@ -50,6 +56,7 @@ def load(path: str | Path) -> Experiment:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
     try:
+        load_plugins()
         experiment = _parse(path, raw)
     except (StrategyError, SpecError, UnknownTarget) as exc:
         raise ConfigError(f"{path}: {exc}") from None
@@ -91,16 +98,51 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
 
     defaults = _table(raw, "defaults")
     _known(defaults, STRATEGY_KEYS - {"name"}, "defaults.")
+    space = _space(raw) if "space" in raw else None
+    sweep = _sweep(_table(raw, "sweep"))
     entries = raw.get("strategy", [])
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-        raise StrategyError("strategy: needs at least one [[strategy]] table")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries) or not (entries or space):
+        raise StrategyError("strategy: needs at least one [[strategy]] table (or a [space] to sweep)")
     strategies = tuple(_strategy(entry, defaults, f"strategy[{i}]") for i, entry in enumerate(entries))
     seen: set[str] = set()
     for i, s in enumerate(strategies):
         if s.name in seen:
             raise StrategyError(f"strategy[{i}].name: duplicate name {s.name!r}")
         seen.add(s.name)
-    return Experiment(path, name, kind, target, TimingPolicy(float(min_seconds), samples), strategies)
+    return Experiment(path, name, kind, target, TimingPolicy(float(min_seconds), samples), strategies, space, sweep)
+
+
+def _space(raw: dict[str, Any]) -> SearchSpace:
+    table = _table(raw, "space")
+    _known(table, set(KNOBS), "space.")
+    choices = {}
+    for knob, values in table.items():
+        values = values if isinstance(values, list) else [values]
+        expected = type(KNOBS[knob]) if KNOBS[knob] is not None else bool
+        for value in values:
+            if knob == "unroll" and value == "total":
+                continue
+            if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+                raise StrategyError(f"space.{knob}: choices must be {expected.__name__}s, got {value!r}")
+        choices[knob] = tuple(values)
+    return SearchSpace(choices, _typed(_table(raw, "sweep"), "fit_registers", bool, "sweep.", True))
+
+
+def _sweep(table: dict[str, Any]) -> SweepSettings:
+    _known(table, SWEEP_KEYS, "sweep.")
+    p = "sweep."
+    default = SweepSettings()
+    screen = TimingPolicy(float(_typed(table, "screen_min_sample_seconds", (int, float), p,
+                                       default.screen.min_sample_seconds)),
+                          _typed(table, "screen_samples", int, p, default.screen.samples))
+    if screen.samples < 5:
+        raise StrategyError(f"sweep.screen_samples: must be >= 5, got {screen.samples}")
+    return SweepSettings(
+        method=_typed(table, "method", str, p, default.method), budget=_typed(table, "budget", int, p, None),
+        time_seconds=_typed(table, "time_seconds", (int, float), p, None), seed=_typed(table, "seed", int, p, 0),
+        jobs=_typed(table, "jobs", int, p, None),
+        timeout_seconds=float(_typed(table, "timeout_seconds", (int, float), p, default.timeout_seconds)),
+        screen=screen, leaders=_typed(table, "leaders", int, p, default.leaders))
 
 
 def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str) -> Strategy:

@@ -59,10 +59,15 @@ CREATE TABLE IF NOT EXISTS results (
     cv REAL,
     peak_gflops REAL,
     fraction_of_peak REAL,
-    compile_seconds REAL
+    compile_seconds REAL,
+    phase TEXT NOT NULL DEFAULT 'full'
 );
 CREATE INDEX IF NOT EXISTS results_key ON results(strategy_hash, target, host_cpu);
 """
+
+#: How a result was measured: `full` (the config's timing policy), `screen` (a sweep's short
+#: first pass) or `final` (a sweep leader re-measured at full length).
+PHASES = ("full", "screen", "final")
 
 
 def _now() -> str:
@@ -76,6 +81,9 @@ class Store:
         self._db = sqlite3.connect(self.path)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        if "phase" not in columns:  # a store written before sweeps existed
+            self._db.execute("ALTER TABLE results ADD COLUMN phase TEXT NOT NULL DEFAULT 'full'")
         self._db.commit()
 
     def close(self) -> None:
@@ -102,15 +110,17 @@ class Store:
                          (run_id, dtype, gflops, json.dumps(samples), _now()))
         self._db.commit()
 
-    def add(self, run_id: int, record: Record, target: Target, experiment: str | None = None) -> None:
+    def add(self, run_id: int, record: Record, target: Target, experiment: str | None = None,
+            phase: str = "full") -> None:
+        assert phase in PHASES, phase
         data = record.to_json()
         m = record.measurement
         self._db.execute(
             "INSERT INTO results (run_id, measured_at, experiment, name, strategy_hash, strategy_json,"
             " kernel_json, target, target_triple, target_cpu, target_features, host_cpu, versions_json,"
             " status, correct, max_abs_error, error, samples_json, iterations, gflops, gflops_min,"
-            " gflops_max, cv, peak_gflops, fraction_of_peak, compile_seconds)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " gflops_max, cv, peak_gflops, fraction_of_peak, compile_seconds, phase)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, _now(), experiment, data["name"], data["strategy_hash"],
              json.dumps(record.strategy.to_dict(), sort_keys=True),
              json.dumps(record.strategy.kernel.to_dict()), target.name, target.triple,
@@ -119,8 +129,17 @@ class Store:
              None if data["correct"] is None else int(data["correct"]), data["max_abs_error"], data["error"],
              None if m is None else json.dumps(m.gflops_samples), None if m is None else m.iterations,
              data["gflops"], data["gflops_min"], data["gflops_max"], data["cv"], data["peak_gflops"],
-             data["fraction_of_peak"], data["compile_seconds"]))
+             data["fraction_of_peak"], data["compile_seconds"], phase))
         self._db.commit()
+
+    def measured(self, target: str, phases: tuple[str, ...]) -> dict[str, float]:
+        """Strategy hash -> best fraction of peak (0 when never verified) over results of `phases`
+        for `target` on this host: what --resume skips."""
+        marks = ", ".join("?" * len(phases))
+        rows = self._db.execute(f"SELECT strategy_hash, MAX(COALESCE(fraction_of_peak, 0)) FROM results"
+                                f" WHERE target = ? AND host_cpu = ? AND phase IN ({marks}) GROUP BY strategy_hash",
+                                (target, host_cpu_model(), *phases))
+        return {row[0]: row[1] for row in rows}
 
     def rows(self, where: str = "", params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
         self._db.row_factory = sqlite3.Row

@@ -68,24 +68,30 @@ def calibrate(run: Callable[[int], None], min_seconds: float) -> int:
             iterations = int(iterations * 1.2 * min_seconds / elapsed) + 1
 
 
+def measurement_cpu() -> int | None:
+    """The CPU measurements run on: the last allowed one, which takes fewer interrupts than CPU 0."""
+    return max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 @contextlib.contextmanager
-def pinned_to_one_cpu():
-    """Keep the measuring thread on one CPU (the last allowed one, which takes fewer interrupts
-    than CPU 0): a migration mid-sample would cost cold caches."""
+def pinned_to_one_cpu(cpu: int | None = None):
+    """Keep the measuring thread on one CPU (default: measurement_cpu()): a migration mid-sample
+    would cost cold caches."""
     if not hasattr(os, "sched_setaffinity"):
         yield
         return
     allowed = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {max(allowed)})
+    os.sched_setaffinity(0, {measurement_cpu() if cpu is None else cpu})
     try:
         yield
     finally:
         os.sched_setaffinity(0, allowed)
 
 
-def measure(run: Callable[[int], None], flops_per_iteration: int, policy: TimingPolicy) -> Measurement:
+def measure(run: Callable[[int], None], flops_per_iteration: int, policy: TimingPolicy,
+            cpu: int | None = None) -> Measurement:
     """`run(n)` executes n iterations in native code. Warm-up, then `policy.samples` timed calls."""
-    with pinned_to_one_cpu():
+    with pinned_to_one_cpu(cpu):
         iterations = calibrate(run, policy.min_sample_seconds)
         _seconds(run, iterations)  # warm-up at full sample length (caches, frequency)
         rates = []

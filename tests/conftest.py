@@ -1,21 +1,17 @@
 """Shared fixtures: strategies built the way configs build them, and a fast timing policy."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import pytest
-from mlir import ir
-from mlir.dialects import arith
 
 from kernels_mlir.spec import KernelSpec
 from pipelines.targets import host_target
 from runner.timing import TimingPolicy
-from transforms import ir_query as q
 from transforms.llvm_options import LLVMOptions
-from transforms.steps import (HoistAccumulators, Legalize, LowerContraction, LowerTransfers, ScalarLoads, Step, TileK,
+from transforms.steps import (HoistAccumulators, Legalize, LowerContraction, LowerTransfers, ScalarLoads, TileK,
                               UnrollK, Vectorize)
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
+
+from .runner.sabotage_steps import SkipLastK
 
 #: Enough to exercise the timing path in tests; real figures come from `ukl run`.
 FAST_TIMING = TimingPolicy(min_sample_seconds=0.002, samples=10)
@@ -35,22 +31,6 @@ def legal_strategy(mr: int, nr: int, kc: int, dtype: str = "f32", *extra, name: 
 
 def best_host_strategy(kc: int = 256) -> Strategy:
     return strategy(6, 16, kc, "f32", ScalarLoads(), UnrollK(4), name="6x16-u4")
-
-
-@dataclass(frozen=True)
-class SkipLastK(Step):
-    """Test-only sabotage, an off-by-one: the k loop stops one step early."""
-
-    kind: ClassVar[str] = "test_skip_last_k"
-    needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
-
-    def apply(self, module: ir.Module, ctx) -> str:
-        with module.context, ir.Location.unknown():
-            (loop,) = q.ops_named(q.kernel_function(module), "scf.for")
-            upper = q.constant_int(loop.operands[1])
-            with ir.InsertionPoint(loop):
-                loop.operands[1] = arith.constant(ir.IndexType.get(), upper - 1)
-        return "// sabotage"
 
 
 def sabotaged(mr: int, nr: int, kc: int, dtype: str = "f32") -> Strategy:

@@ -8,6 +8,8 @@ upstream transforms can fail silently.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
 import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -399,6 +401,25 @@ class Pipeline(PythonRewrite):
 STEP_TYPES: dict[str, type[Step]] = {cls.kind: cls for cls in (
     TileK, Vectorize, Legalize, HoistAccumulators, LowerContraction, LowerTransfers, ScalarLoads, UnrollK,
     Schedule, Prefetch, Pipeline)}
+
+
+#: Comma-separated modules to import before reading strategies; they add steps with register_step.
+PLUGINS_ENV = "UKL_PLUGINS"
+
+
+def register_step(cls: type[Step]) -> type[Step]:
+    """Make a step type known to configs and to sweep workers (usable as a class decorator)."""
+    STEP_TYPES[cls.kind] = cls
+    return cls
+
+
+def load_plugins() -> None:
+    """Import the modules named in $UKL_PLUGINS: experiment-specific steps live outside this package."""
+    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise StrategyError(f"{PLUGINS_ENV}: cannot import {name!r}: {exc}") from None
 
 
 def step_from_config(raw: Any, where: str) -> Step:

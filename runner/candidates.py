@@ -1,0 +1,146 @@
+"""Where a sweep's candidates come from: a list (grid or shuffled space) or a tuner (Optuna TPE).
+
+Both are thread-safe: worker threads call next() and the consumer calls tell() with results.
+Points that are invalid for the target, or break the register constraint, are never compiled;
+a strategy already measured here (same hash, target and host) is skipped under --resume.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Iterable
+
+from pipelines.targets import Target
+from transforms.errors import StrategyError
+from transforms.strategy import Strategy
+
+from .record import Record
+from .space import Point, SearchSpace
+
+#: Tuner proposals per candidate before concluding the space holds nothing new.
+MAX_PROPOSALS = 200
+
+
+def score(record: Record) -> float:
+    """What the tuner maximises: fraction of the measured peak (0 for anything not verified)."""
+    return record.fraction_of_peak or 0.0
+
+
+class CandidateSource:
+    def __init__(self, target: Target, budget: int | None, done: dict[str, float]):
+        self.target = target
+        self.budget = budget
+        self.done = done  # hash -> score, for --resume
+        self.seen: set[str] = set()
+        self.rejected: list[str] = []
+        self.resumed: set[str] = set()
+        self.lock = threading.Lock()
+
+    @property
+    def total(self) -> int | None:
+        return self.budget
+
+    def _fresh(self, strategy: Strategy) -> bool:
+        """False for a repeat in this sweep, or (counted as resumed) one measured before."""
+        if strategy.hash in self.seen:
+            return False
+        self.seen.add(strategy.hash)
+        if strategy.hash in self.done:
+            self.resumed.add(strategy.hash)
+            return False
+        return True
+
+    def _admit(self, space: SearchSpace, point: Point) -> Strategy | None:
+        try:
+            return space.admit(point, self.target.lanes(point.get("dtype", "f32")), self.target.vector_registers)
+        except StrategyError as exc:
+            self.rejected.append(str(exc))
+            return None
+
+    def next(self) -> Strategy | None:
+        raise NotImplementedError
+
+    def tell(self, record: Record) -> None:
+        """Results arrive here (the list source has nothing to learn)."""
+
+
+class ListSource(CandidateSource):
+    """Listed strategies first, then points in the given order, cut at the budget."""
+
+    def __init__(self, strategies: list[Strategy], points: Iterable[Point], space: SearchSpace | None,
+                 target: Target, budget: int | None, done: dict[str, float]):
+        super().__init__(target, budget, done)
+        chosen: list[Strategy] = [s for s in strategies if self._fresh(s)]
+        for point in points:
+            if budget is not None and len(chosen) >= budget:
+                break
+            strategy = self._admit(space, point)
+            if strategy is not None and self._fresh(strategy):
+                chosen.append(strategy)
+        self._queue = chosen[:budget] if budget is not None else chosen
+        self._next = 0
+
+    @property
+    def total(self) -> int:
+        return len(self._queue)
+
+    def next(self) -> Strategy | None:
+        with self.lock:
+            if self._next >= len(self._queue):
+                return None
+            self._next += 1
+            return self._queue[self._next - 1]
+
+
+class TunerSource(CandidateSource):
+    """Optuna's TPE sampler over the space's knobs; each trial's value is the screening fraction of peak.
+
+    Invalid points and failed kernels score 0, so the sampler learns to avoid them; a point
+    that maps to a strategy already measured gets that strategy's score without a new run.
+    """
+
+    def __init__(self, space: SearchSpace, target: Target, seed: int, budget: int, strategies: list[Strategy],
+                 done: dict[str, float]):
+        import optuna
+        super().__init__(target, budget, done)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        self._space = space
+        self._listed = [s for s in strategies if self._fresh(s)]
+        self._pending: dict[str, list] = {}
+        self._scores: dict[str, float] = {}  # this sweep's results
+        self._issued = 0
+
+    def next(self) -> Strategy | None:
+        with self.lock:
+            if self._issued >= self.budget:
+                return None
+            if self._listed:
+                self._issued += 1
+                return self._listed.pop(0)
+            for _ in range(MAX_PROPOSALS):
+                trial = self._study.ask()
+                point = {knob: trial.suggest_categorical(knob, list(values))
+                         for knob, values in self._space.choices.items()}
+                strategy = self._admit(self._space, point)
+                if strategy is None:
+                    self._study.tell(trial, 0.0)
+                elif strategy.hash in self._pending:
+                    self._pending[strategy.hash].append(trial)
+                elif strategy.hash in self._scores:
+                    self._study.tell(trial, self._scores[strategy.hash])
+                elif strategy.hash in self.done:
+                    self.resumed.add(strategy.hash)
+                    self._study.tell(trial, self.done[strategy.hash])
+                else:
+                    self.seen.add(strategy.hash)
+                    self._pending[strategy.hash] = [trial]
+                    self._issued += 1
+                    return strategy
+            return None
+
+    def tell(self, record: Record) -> None:
+        with self.lock:
+            value = score(record)
+            self._scores[record.strategy.hash] = value
+            for trial in self._pending.pop(record.strategy.hash, []):
+                self._study.tell(trial, value)

@@ -1,0 +1,192 @@
+"""`ukl sweep`: evaluate many candidates in isolated workers, screening first, then the leaders at full length.
+
+Compilation runs in `jobs` worker processes at once; measurements run one at a time (a lock
+held by the parent, so a worker that dies while measuring cannot leave it taken). Each result
+is committed to the store as soon as it exists.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import statistics
+import threading
+import time
+from collections import Counter
+from typing import Iterator
+
+from tqdm import tqdm
+
+from pipelines.targets import Target
+from transforms.errors import StrategyError
+from transforms.strategy import Strategy
+
+from .config import Experiment
+from .experiment import runnable_target
+from .record import Record
+from .space import SweepSettings
+from .store import Store
+from .timing import TimingPolicy, measurement_cpu
+from .candidates import CandidateSource, ListSource, TunerSource
+from .worker import Outcome, Worker, WorkerDied
+
+
+def compile_cpus(jobs: int) -> set[int] | None:
+    """CPUs for compilation: all but the measuring one (when there is more than one)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = os.sched_getaffinity(0)
+    rest = allowed - {measurement_cpu()}
+    return rest or allowed
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+def evaluate_in(worker: Worker, strategy: Strategy, policy: TimingPolicy, lock: threading.Lock,
+                timeout: float) -> Outcome:
+    """Compile in the worker (in parallel with others), then verify and measure under `lock`."""
+    compiled = None
+    try:
+        compiled = worker.call("compile", strategy.to_dict(), timeout)
+        if compiled.status != "ok":
+            return compiled
+        with lock:
+            return worker.call("measure", policy, timeout)
+    except WorkerDied as exc:
+        return Outcome(exc.status, None if compiled is None else compiled.compile_seconds, error=str(exc))
+
+
+def _record(strategy: Strategy, target: Target, outcome: Outcome, phase: str) -> Record:
+    return Record(strategy, target.name, outcome.status, outcome.compile_seconds, outcome.verification,
+                  outcome.measurement if outcome.status == "ok" else None, outcome.peak, outcome.error,
+                  extra={"phase": phase})
+
+
+class Sweep:
+    def __init__(self, experiment: Experiment, store: Store, settings: SweepSettings, resume: bool):
+        self.experiment = experiment
+        self.store = store
+        self.settings = settings
+        self.resume = resume
+        self.target = runnable_target(experiment.target)
+        self.jobs = settings.jobs or default_jobs()
+        self.source = self._source()
+
+    def _source(self) -> CandidateSource:
+        """Candidates of the screening phase: the listed strategies, then the space by `method`."""
+        done = self.store.measured(self.target.name, ("screen", "full")) if self.resume else {}
+        s, space, listed = self.settings, self.experiment.space, list(self.experiment.strategies)
+        if s.method == "tuner":
+            if space is None or s.budget is None:
+                raise StrategyError("sweep.method: the tuner needs a [space] and a budget")
+            return TunerSource(space, self.target, s.seed, s.budget, listed, done)
+        points = [] if space is None else (space.grid() if s.method == "grid" else space.shuffled(s.seed))
+        return ListSource(listed, points, space, self.target, s.budget, done)
+
+    def run(self) -> Iterator[Record]:
+        """Screen every candidate, then re-measure the leaders at full length; yields every record."""
+        source = self.source
+        run_id = self.store.start_run("sweep", self.target, str(self.experiment.path), self.experiment.name)
+        deadline = None if self.settings.time_seconds is None else time.monotonic() + self.settings.time_seconds
+        screened: list[Record] = []
+        bar = tqdm(total=source.total, desc=f"{self.experiment.name} screen", unit="cand", disable=None,
+                   leave=False)
+        for record in self._evaluate(source.next, self.settings.screen, "screen", deadline, source.tell):
+            self.store.add(run_id, record, self.target, self.experiment.name, "screen")
+            screened.append(record)
+            bar.update(1)
+            best = max((r for r in screened if r.status == "ok"), key=lambda r: r.measurement.median, default=None)
+            if best is not None:
+                bar.set_postfix_str(f"best {best.measurement.median:.1f} GFLOP/s {best.strategy.name}")
+            yield record
+        bar.close()
+        leaders = self._leaders(screened, source.resumed)
+        bar = tqdm(total=len(leaders), desc=f"{self.experiment.name} leaders", unit="cand", disable=None, leave=False)
+        pending = iter(leaders)
+        lock = threading.Lock()
+
+        def next_leader() -> Strategy | None:
+            with lock:
+                return next(pending, None)
+
+        for record in self._evaluate(next_leader, self.experiment.timing, "final", None, None):
+            self.store.add(run_id, record, self.target, self.experiment.name, "final")
+            bar.update(1)
+            yield record
+        bar.close()
+
+    def _leaders(self, screened: list[Record], resumed: set[str]) -> list[Strategy]:
+        """The best screened candidates (this run's and, with --resume, earlier runs') without a final result."""
+        ranked = {r.strategy.hash: (r.measurement.median, r.strategy) for r in screened if r.status == "ok"}
+        if resumed:
+            for row in self.store.rows("WHERE target = ? AND phase = 'screen' AND status = 'ok'", (self.target.name,)):
+                if row["strategy_hash"] in resumed and row["strategy_hash"] not in ranked:
+                    ranked[row["strategy_hash"]] = (row["gflops"], Strategy.from_dict(json.loads(row["strategy_json"])))
+        finals = self.store.measured(self.target.name, ("final",)) if self.resume else set()
+        order = sorted(ranked.items(), key=lambda item: -item[1][0])
+        return [s for h, (_, s) in order[:self.settings.leaders] if h not in finals]
+
+    def _evaluate(self, next_candidate, policy: TimingPolicy, phase: str, deadline: float | None,
+                  tell) -> Iterator[Record]:
+        """Run candidates from `next_candidate()` on `jobs` workers until it returns None or time is up."""
+        results: queue.Queue = queue.Queue()
+        lock = threading.Lock()
+        stop = threading.Event()
+        cpus = compile_cpus(self.jobs)
+
+        def work() -> None:
+            worker = Worker(self.target.name, self.experiment.timing, cpus, measurement_cpu())
+            try:
+                while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                    strategy = next_candidate()
+                    if strategy is None:
+                        break
+                    outcome = evaluate_in(worker, strategy, policy, lock, self.settings.timeout_seconds)
+                    results.put(_record(strategy, self.target, outcome, phase))
+            except BaseException as exc:  # surfaced by the consumer below
+                results.put(exc)
+            finally:
+                worker.close()
+                results.put(None)
+
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(self.jobs)]
+        for thread in threads:
+            thread.start()
+        finished = 0
+        try:
+            while finished < len(threads):
+                item = results.get()
+                if item is None:
+                    finished += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    if tell is not None:
+                        tell(item)
+                    yield item
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+
+def summary_line(records: list[Record], rejected: int, resumed: int) -> str:
+    parts = []
+    for phase, label in (("screen", "screened"), ("final", "leaders re-measured")):
+        mine = [r for r in records if r.extra.get("phase") == phase]
+        counts = Counter(r.status for r in mine)
+        if mine:
+            parts.append(f"{len(mine)} {label} (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")")
+    if rejected:
+        parts.append(f"{rejected} points rejected before compiling")
+    if resumed:
+        parts.append(f"{resumed} already measured (--resume)")
+    finals = [r for r in records if r.extra.get("phase") == "final" and r.status == "ok"]
+    best = max(finals, key=lambda r: r.measurement.median, default=None)
+    if best is not None:
+        parts.append(f"best {best.strategy.name} {best.measurement.median:.2f} GFLOP/s"
+                     + ("" if best.fraction_of_peak is None else f" ({100 * best.fraction_of_peak:.1f}% of peak)")
+                     + f"; median final cv {100 * statistics.median(r.measurement.cv for r in finals):.1f}%")
+    return "; ".join(parts) or "nothing evaluated"

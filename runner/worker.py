@@ -1,0 +1,131 @@
+"""Candidate evaluation in a child process: a segfault, an LLVM abort or a hang there becomes a
+recorded status (`crash`, `timeout`), and the sweep goes on with a fresh worker.
+
+A worker compiles on the CPUs left after reserving one for measurement; when the parent (which
+serialises measurements) asks it to measure, it verifies and times on the reserved CPU. The peak
+is measured in the worker, once per dtype, so fractions compare kernel and peak from one process.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.compile import compile_strategy
+from pipelines.targets import get_target
+from transforms.steps import load_plugins
+from transforms.strategy import Strategy
+
+from .benchmark import measure_kernel, measure_peak
+from .evaluate import COMPILE_ERRORS, one_line
+from .timing import Measurement, TimingPolicy
+from .verify import Verification, verify
+
+
+class WorkerDied(Exception):
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status  # "crash" or "timeout"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A worker's answer for one candidate (compile_seconds is set once compilation succeeded)."""
+
+    status: str
+    compile_seconds: float | None = None
+    verification: Verification | None = None
+    measurement: Measurement | None = None
+    peak: Measurement | None = None
+    error: str = ""
+
+
+class _Server:
+    """The child side: keeps the last compiled candidate and the peaks it measured."""
+
+    def __init__(self, target_name: str, peak_policy: TimingPolicy, measure_cpu: int | None):
+        load_plugins()
+        self.target = get_target(target_name)
+        self.peak_policy = peak_policy
+        self.measure_cpu = measure_cpu
+        self.peaks: dict[str, Measurement] = {}
+        self.compiled = None
+
+    def compile(self, strategy_dict: dict) -> Outcome:
+        self.compiled = None
+        try:
+            self.compiled = compile_strategy(Strategy.from_dict(strategy_dict), self.target)
+        except COMPILE_ERRORS as exc:
+            return Outcome("compile_error", error=one_line(exc))
+        return Outcome("ok", self.compiled.seconds)
+
+    def measure(self, policy: TimingPolicy) -> Outcome:
+        compiled = self.compiled
+        spec = compiled.strategy.kernel
+        check = verify(compiled.code, spec)
+        if not check.correct:
+            return Outcome("wrong_answer", compiled.seconds, check, error=check.message)
+        if spec.dtype not in self.peaks:
+            self.peaks[spec.dtype] = measure_peak(self.target, spec.dtype, self.peak_policy, self.measure_cpu)
+        measurement = measure_kernel(compiled.code, spec, policy, self.measure_cpu)
+        return Outcome("ok", compiled.seconds, check, measurement, self.peaks[spec.dtype])
+
+
+def _serve(conn, target_name: str, peak_policy: TimingPolicy, compile_cpus: set[int] | None,
+           measure_cpu: int | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and stops us
+    if compile_cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, compile_cpus)
+    server = _Server(target_name, peak_policy, measure_cpu)
+    while True:
+        try:
+            request, argument = conn.recv()
+        except EOFError:
+            return
+        conn.send(getattr(server, request)(argument))
+
+
+class Worker:
+    """The parent side of one worker process. Not thread-safe: one thread owns a worker."""
+
+    def __init__(self, target_name: str, peak_policy: TimingPolicy, compile_cpus: set[int] | None,
+                 measure_cpu: int | None):
+        self._args = (target_name, peak_policy, compile_cpus, measure_cpu)
+        self._context = multiprocessing.get_context("spawn")
+        self._start()
+
+    def _start(self) -> None:
+        self._conn, child = self._context.Pipe()
+        self._process = self._context.Process(target=_serve, args=(child, *self._args), daemon=True)
+        self._process.start()
+        child.close()
+
+    def _restart(self) -> None:
+        self._process.kill()
+        self._process.join()
+        self._conn.close()
+        self._start()
+
+    def call(self, request: str, argument: Any, timeout: float) -> Outcome:
+        """Run `request` in the worker; WorkerDied if it crashes or exceeds `timeout` seconds."""
+        self._conn.send((request, argument))
+        if not self._conn.poll(timeout):
+            self._restart()
+            raise WorkerDied("timeout", f"{request}: no answer within {timeout:g} s (killed)")
+        try:
+            return self._conn.recv()
+        except (EOFError, ConnectionResetError):
+            self._process.join()
+            code = self._process.exitcode
+            self._restart()
+            reason = f"signal {-code} ({signal.Signals(-code).name})" if code and code < 0 else f"exit status {code}"
+            raise WorkerDied("crash", f"{request}: the worker died with {reason}") from None
+
+    def close(self) -> None:
+        self._conn.close()
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()

@@ -1,0 +1,81 @@
+"""Test-only steps that break a kernel on purpose: wrong, crashing or hanging code.
+
+Registered as a plugin (UKL_PLUGINS=tests.runner.sabotage_steps), so sweep workers know them too.
+"""
+from dataclasses import dataclass
+from typing import ClassVar
+
+from mlir import ir
+from mlir.dialects import arith, memref, scf
+
+from transforms import ir_query as q
+from transforms.steps import Step, register_step
+
+PLUGIN = "tests.runner.sabotage_steps"
+
+
+def _k_loop(module: ir.Module) -> ir.Operation:
+    (loop,) = q.ops_named(q.kernel_function(module), "scf.for")
+    return loop
+
+
+@register_step
+@dataclass(frozen=True)
+class SkipLastK(Step):
+    """An off-by-one: the k loop stops one step early."""
+
+    kind: ClassVar[str] = "test_skip_last_k"
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
+
+    def apply(self, module: ir.Module, ctx) -> str:
+        with module.context, ir.Location.unknown():
+            loop = _k_loop(module)
+            with ir.InsertionPoint(loop):
+                loop.operands[1] = arith.constant(ir.IndexType.get(), q.constant_int(loop.operands[1]) - 1)
+        return "// sabotage: skip the last k step"
+
+
+@register_step
+@dataclass(frozen=True)
+class OutOfBoundsStore(Step):
+    """A store far past the end of A (2^40 rows): the kernel segfaults when it runs."""
+
+    kind: ClassVar[str] = "test_out_of_bounds_store"
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
+
+    def apply(self, module: ir.Module, ctx) -> str:
+        with module.context, ir.Location.unknown():
+            kernel = q.kernel_function(module)
+            a = kernel.regions[0].blocks[0].arguments[0]
+            with ir.InsertionPoint(_k_loop(module)):
+                index = ir.IndexType.get()
+                value = arith.constant(ir.MemRefType(a.type).element_type, 1.0)
+                memref.store(value, a, [arith.constant(index, 1 << 40), arith.constant(index, 0)])
+        return "// sabotage: out-of-bounds store"
+
+
+@register_step
+@dataclass(frozen=True)
+class NeverEnding(Step):
+    """An scf.while whose condition is always true before the k loop: the kernel never returns.
+
+    The loop stores into C, so no dead-code elimination may remove it.
+    """
+
+    kind: ClassVar[str] = "test_never_ending"
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
+
+    def apply(self, module: ir.Module, ctx) -> str:
+        with module.context, ir.Location.unknown():
+            c = q.kernel_function(module).regions[0].blocks[0].arguments[2]
+            with ir.InsertionPoint(_k_loop(module)):
+                zero = arith.constant(ir.IndexType.get(), 0)
+                value = arith.constant(ir.MemRefType(c.type).element_type, 1.0)
+                spin = scf.WhileOp([], [])
+                before, after = spin.before.blocks.append(), spin.after.blocks.append()
+                with ir.InsertionPoint(before):
+                    scf.ConditionOp(arith.constant(ir.IntegerType.get_signless(1), 1), [])
+                with ir.InsertionPoint(after):
+                    memref.store(value, c, [zero, zero])
+                    scf.YieldOp([])
+        return "// sabotage: endless loop"
