@@ -11,10 +11,12 @@ from pathlib import Path
 from kernels_mlir.spec import DTYPES
 from pipelines.targets import UnknownTarget, get_target, target_names
 from transforms.errors import StrategyError
+from transforms.strategy import Strategy
 
 from . import config as config_mod
 from .asm_command import inspect, select
 from .benchmark import measure_peak
+from .compare import compare
 from .config import ConfigError
 from .experiment import run_experiment, runnable_target
 from .mca_command import predict_strategies
@@ -125,6 +127,31 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if any(r.status in ("wrong_answer", "crash") for r in records) else 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        experiment = config_mod.load(args.config)
+        a, b = (select(experiment.strategies, name)[0] for name in (args.a, args.b))
+        target = runnable_target(args.target or experiment.target)
+    else:
+        if not args.db.exists():
+            raise ConfigError(f"--db: {args.db}: no such results database (or pass --config)")
+        with Store(args.db) as store:
+            try:
+                a, b = (Strategy.from_dict(store.strategy(h)) for h in (args.a, args.b))
+            except LookupError as exc:
+                raise ConfigError(str(exc).strip("'\"")) from None
+        target = runnable_target(args.target or "host")
+    config_mod.check_for_target((a, b), target, "--target: ")
+    result = compare(a, b, target, args.rounds, args.min_sample_seconds)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(f"{result.a}: {result.gflops_a:.2f} GFLOP/s, {result.b}: {result.gflops_b:.2f} GFLOP/s "
+              f"(medians of {result.rounds} interleaved rounds of A, B and a second copy of each)")
+        print(result.verdict)
+    return 0
+
+
 def get_target_or_fail(name: str):
     try:
         return get_target(name)
@@ -177,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--top", type=int, default=10, help="rows in the final table")
     sweep.add_argument("--json", action="store_true", help="one JSON object per candidate and phase on stdout")
     sweep.set_defaults(func=_cmd_sweep)
+
+    cmp = sub.add_parser("compare", help="paired, interleaved A/B timing with a bootstrap confidence interval")
+    cmp.add_argument("a", help="strategy name (with --config) or stored strategy hash prefix")
+    cmp.add_argument("b")
+    cmp.add_argument("--config", type=Path, help="take A and B by name from this config")
+    cmp.add_argument("--db", type=Path, default=DEFAULT_DB, help="else take them by hash from this database")
+    cmp.add_argument("--target", help="default: the config's target, else host")
+    cmp.add_argument("--rounds", type=_positive_int, default=40)
+    cmp.add_argument("--min-sample-seconds", type=float, default=0.01)
+    cmp.add_argument("--json", action="store_true")
+    cmp.set_defaults(func=_cmd_compare)
 
     peak = sub.add_parser("peak", help="measure the FMA-throughput peak of this core")
     peak.add_argument("--target", default="host", choices=target_names())

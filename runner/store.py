@@ -141,6 +141,15 @@ class Store:
                                 (target, host_cpu_model(), *phases))
         return {row[0]: row[1] for row in rows}
 
+    def strategy(self, hash_prefix: str) -> dict[str, Any]:
+        """The stored strategy (as JSON) whose hash starts with `hash_prefix`; LookupError unless exactly one."""
+        found = {row[0]: row[1] for row in self._db.execute(
+            "SELECT strategy_hash, strategy_json FROM results WHERE strategy_hash LIKE ? || '%'", (hash_prefix,))}
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} stored strategies have a hash starting with {hash_prefix!r} "
+                              f"in {self.path} (need exactly one)")
+        return json.loads(next(iter(found.values())))
+
     def rows(self, where: str = "", params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
         self._db.row_factory = sqlite3.Row
         try:

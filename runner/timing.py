@@ -49,7 +49,7 @@ class Measurement:
         return statistics.stdev(self.gflops_samples) / mean if len(self.gflops_samples) > 1 else 0.0
 
 
-def _seconds(run: Callable[[int], None], iterations: int) -> float:
+def seconds_for(run: Callable[[int], None], iterations: int) -> float:
     started = time.perf_counter()
     run(iterations)
     return time.perf_counter() - started
@@ -59,7 +59,7 @@ def calibrate(run: Callable[[int], None], min_seconds: float) -> int:
     """Smallest iteration count (roughly) whose call lasts >= min_seconds; also warms up."""
     iterations = 1
     while True:
-        elapsed = _seconds(run, iterations)
+        elapsed = seconds_for(run, iterations)
         if elapsed >= min_seconds:
             return iterations
         if elapsed < min_seconds / 100:
@@ -93,8 +93,8 @@ def measure(run: Callable[[int], None], flops_per_iteration: int, policy: Timing
     """`run(n)` executes n iterations in native code. Warm-up, then `policy.samples` timed calls."""
     with pinned_to_one_cpu(cpu):
         iterations = calibrate(run, policy.min_sample_seconds)
-        _seconds(run, iterations)  # warm-up at full sample length (caches, frequency)
+        seconds_for(run, iterations)  # warm-up at full sample length (caches, frequency)
         rates = []
         for _ in range(policy.samples):
-            rates.append(flops_per_iteration * iterations / _seconds(run, iterations) / 1e9)
+            rates.append(flops_per_iteration * iterations / seconds_for(run, iterations) / 1e9)
     return Measurement(tuple(rates), iterations, flops_per_iteration)

@@ -161,3 +161,25 @@ def test_mca_for_a_target_too_wide_for_a_strategy_is_bad_input(capsys):
     assert main(["mca", "experiments/seed_table_arm.toml", "--target", "skylake-avx512"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot target skylake-avx512" in err
+
+
+def test_compare_a_strategy_with_itself_is_below_the_noise_floor(capsys):
+    assert main(["compare", "6x16-u4", "6x16-u4", "--config", "experiments/default.toml", "--json",
+                 "--rounds", "20", "--min-sample-seconds", "0.005"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["verdict"].startswith("difference below the noise floor") and not result["significant"]
+    assert result["ci_low"] <= result["ratio"] <= result["ci_high"] and result["noise_floor"] >= 0.01
+
+
+def test_compare_sees_a_large_difference(capsys):
+    assert main(["compare", "6x16-u4", "4x24-u4", "--config", "experiments/default.toml", "--rounds", "10",
+                 "--min-sample-seconds", "0.005"]) == 0
+    assert "6x16-u4 is " in capsys.readouterr().out  # 4x24 without legalization runs at ~17% of peak
+
+
+def test_compare_unknown_hash_is_bad_input(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    assert main(["run", str(write(tmp_path, GOOD)), "--db", str(db), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["compare", "ffff", "0000", "--db", str(db)]) == 2
+    assert "0 stored strategies have a hash starting with 'ffff'" in capsys.readouterr().err
