@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from tabulate import tabulate
+
 from kernels_mlir.spec import DTYPES
 from pipelines.targets import UnknownTarget, get_target, target_names
 from transforms.errors import StrategyError
@@ -20,6 +22,7 @@ from .compare import compare
 from .config import ConfigError
 from .experiment import run_experiment, runnable_target
 from .mca_command import predict_strategies
+from .report import TOP_HEADERS, build_report
 from .output import mca_table, noise_line, peak_line, results_table
 from .space import METHODS
 from .store import DEFAULT_DB, Store
@@ -152,6 +155,30 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    if not args.db.exists():
+        raise ConfigError(f"--db: {args.db}: no such results database")
+    report = build_report(args.db, args.top, args.target)
+    if args.plots is not None:
+        args.plots.mkdir(parents=True, exist_ok=True)
+        for plot in report.plots:
+            (args.plots / plot.file).write_bytes(plot.png)
+    if args.html is not None:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(report.html())
+    if args.json:
+        print(json.dumps({"summary": report.summary(), "statuses": dict(report.statuses),
+                          "top": [dict(zip(TOP_HEADERS, row)) for row in report.top],
+                          "plots": [p.title for p in report.plots]}))
+    else:
+        print(report.summary())
+        print(tabulate(report.top, headers=TOP_HEADERS, disable_numparse=True))
+        written = [str(p) for p in (args.html, args.plots) if p is not None]
+        if written:
+            print(f"wrote {', '.join(written)} ({len(report.plots)} plots)")
+    return 0
+
+
 def get_target_or_fail(name: str):
     try:
         return get_target(name)
@@ -215,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--min-sample-seconds", type=float, default=0.01)
     cmp.add_argument("--json", action="store_true")
     cmp.set_defaults(func=_cmd_compare)
+
+    rep = sub.add_parser("report", help="top strategies, failures and plots from a results database")
+    rep.add_argument("--db", type=Path, default=DEFAULT_DB)
+    rep.add_argument("--html", type=Path, help="write a self-contained HTML report (plots embedded)")
+    rep.add_argument("--plots", type=Path, metavar="DIR", help="write the plots as PNG files")
+    rep.add_argument("--target", help="only results for this target")
+    rep.add_argument("--top", type=_positive_int, default=10)
+    rep.add_argument("--json", action="store_true")
+    rep.set_defaults(func=_cmd_report)
 
     peak = sub.add_parser("peak", help="measure the FMA-throughput peak of this core")
     peak.add_argument("--target", default="host", choices=target_names())

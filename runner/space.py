@@ -173,3 +173,19 @@ class SweepSettings:
             raise StrategyError(f"sweep.timeout_seconds: must be > 0, got {self.timeout_seconds}")
         if self.leaders < 0:
             raise StrategyError(f"sweep.leaders: must be >= 0, got {self.leaders}")
+
+
+def knobs_of(strategy: dict[str, Any]) -> Point:
+    """The knob values a stored strategy (its JSON form) shows, whoever built it: for the report."""
+    steps = {s["step"]: s for s in strategy.get("steps", [])}
+    llvm = {**LLVMOptions().to_dict(), **strategy.get("llvm", {})}
+    schedule = steps.get("schedule", {})
+    return {
+        **strategy["kernel"],
+        "legalize": "legalize" in steps, "scalar_loads": "scalar_loads" in steps,
+        "lowering": steps.get("lower_contraction", {}).get("lowering", KNOBS["lowering"]),
+        "unroll": steps.get("unroll_k", {}).get("factor", 1), "pipeline": steps.get("pipeline", {}).get("stages", 0),
+        "schedule": schedule.get("policy", "as-built"), "prefetch": steps.get("prefetch", {}).get("distance", 0),
+        "opt": llvm["opt"], "codegen_opt": llvm["codegen_opt"],
+        "machine_scheduler": llvm.get("machine_scheduler"), "fast_math": llvm.get("fast_math", "none"),
+    }

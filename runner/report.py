@@ -1,0 +1,176 @@
+"""`ukl report`: what a results store says: the best strategies, what failed, and what each knob does.
+
+One result per (strategy, target, host): the most trustworthy measurement of it (a sweep's
+final re-measurement, else a full `ukl run`, else a screening figure).
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+from matplotlib.figure import Figure
+
+from .space import knobs_of
+from .store import Store
+
+PHASE_TRUST = {"final": 3, "full": 2, "screen": 1}
+TOP_HEADERS = ["strategy", "hash", "target", "phase", "GFLOP/s", "min-max", "cv", "of peak", "host"]
+#: Knobs whose effect the report plots when the results vary them.
+EFFECT_KNOBS = ("unroll", "legalize", "scalar_loads", "schedule", "pipeline", "prefetch", "opt", "codegen_opt",
+                "lowering", "machine_scheduler", "fast_math", "kc", "dtype")
+
+
+@dataclass(frozen=True)
+class Plot:
+    file: str  # name of the PNG under --plots
+    title: str
+    caption: str
+    png: bytes
+
+    @property
+    def png_base64(self) -> str:
+        return base64.b64encode(self.png).decode()
+
+
+def best_results(rows: list[dict], target: str | None = None) -> list[dict]:
+    """Per (hash, target, host) the most trustworthy verified row, else its latest failure."""
+    chosen: dict[tuple, dict] = {}
+    for row in rows:
+        if target is not None and row["target"] != target:
+            continue
+        key = (row["strategy_hash"], row["target"], row["host_cpu"])
+        old = chosen.get(key)
+        rank = (row["status"] == "ok", PHASE_TRUST[row["phase"]], row["id"])
+        if old is None or rank > (old["status"] == "ok", PHASE_TRUST[old["phase"]], old["id"]):
+            chosen[key] = row
+    results = list(chosen.values())
+    for row in results:
+        row["knobs"] = knobs_of(json.loads(row["strategy_json"]))
+    return results
+
+
+def top_rows(results: list[dict], n: int) -> list[list[str]]:
+    """Full-length figures (final, full) rank above screening ones, then by fraction of peak."""
+    ok = sorted((r for r in results if r["status"] == "ok"),
+                key=lambda r: (r["phase"] == "screen", -r["fraction_of_peak"]))[:n]
+    return [[r["name"], r["strategy_hash"][:8], r["target"], r["phase"], f"{r['gflops']:.2f}",
+             f"{r['gflops_min']:.1f}-{r['gflops_max']:.1f}", f"{100 * r['cv']:.1f}%",
+             f"{100 * r['fraction_of_peak']:.1f}%", r["host_cpu"]] for r in ok]
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def heatmap(ok: list[dict]) -> Plot | None:
+    best: dict[tuple[int, int], float] = {}
+    for r in ok:
+        key = (r["knobs"]["mr"], r["knobs"]["nr"])
+        best[key] = max(best.get(key, 0.0), r["fraction_of_peak"])
+    mrs, nrs = sorted({k[0] for k in best}), sorted({k[1] for k in best})
+    if len(mrs) < 2 and len(nrs) < 2:
+        return None
+    grid = [[best.get((m, n), float("nan")) for n in nrs] for m in mrs]
+    fig = Figure(figsize=(1.2 + 0.9 * len(nrs), 1.0 + 0.6 * len(mrs)))
+    ax = fig.subplots()
+    image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(nrs)), [str(n) for n in nrs])
+    ax.set_yticks(range(len(mrs)), [str(m) for m in mrs])
+    ax.set_xlabel("nr")
+    ax.set_ylabel("mr")
+    for i, row in enumerate(grid):
+        for j, value in enumerate(row):
+            if value == value:  # not NaN
+                ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", color="w" if value < 0.6 else "k")
+    fig.colorbar(image, ax=ax, label="fraction of peak")
+    return Plot("tile-heatmap.png", "Fraction of peak over the register tile",
+                "Best verified strategy for each mr x nr (percent of the measured FMA peak); blank: none verified.",
+                _png(fig))
+
+
+def gflops_vs_kc(ok: list[dict]) -> Plot | None:
+    series: dict[tuple[int, int], dict[int, float]] = defaultdict(dict)
+    for r in ok:
+        k = r["knobs"]
+        series[(k["mr"], k["nr"])][k["kc"]] = max(series[(k["mr"], k["nr"])].get(k["kc"], 0.0), r["gflops"])
+    if len({kc for points in series.values() for kc in points}) < 2:
+        return None
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    for (mr, nr), points in sorted(series.items()):
+        kcs = sorted(points)
+        ax.plot(kcs, [points[kc] for kc in kcs], marker="o", label=f"{mr}x{nr}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("kc")
+    ax.set_ylabel("GFLOP/s (best strategy)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", ncols=2)
+    return Plot("gflops-vs-kc.png", "GFLOP/s against kc", "Best verified strategy per tile and kc: short kc pays the C load/store "
+                                      "and the call on every k-panel.", _png(fig))
+
+
+def knob_effects(ok: list[dict]) -> Plot | None:
+    varied = [k for k in EFFECT_KNOBS if len({str(r["knobs"][k]) for r in ok}) > 1]
+    if not varied:
+        return None
+    fig = Figure(figsize=(3.2 * min(len(varied), 3), 3.0 * (1 + (len(varied) - 1) // 3)))
+    axes = fig.subplots(1 + (len(varied) - 1) // 3, min(len(varied), 3), squeeze=False).ravel()
+    for ax, knob in zip(axes, varied):
+        groups: dict[str, list[float]] = defaultdict(list)
+        for r in ok:
+            groups[str(r["knobs"][knob])].append(r["fraction_of_peak"])
+        labels = sorted(groups, key=lambda v: (len(v), v))
+        ax.boxplot([groups[v] for v in labels], tick_labels=labels)
+        ax.set_title(knob, fontsize="medium")
+        ax.set_ylim(0, 1.05)
+        ax.tick_params(axis="x", labelsize="small", rotation=30)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[len(varied):]:
+        ax.set_visible(False)
+    axes[0].set_ylabel("fraction of peak")
+    fig.tight_layout()
+    return Plot("knob-effects.png", "The effect of each knob", "Distribution of the fraction of peak of verified strategies for each "
+                                           "value of every knob the results vary (other knobs vary too: read it as "
+                                           "marginals, not as controlled A/B; use `ukl compare` for that).",
+                _png(fig))
+
+
+@dataclass
+class Report:
+    db: Path
+    results: list[dict]
+    top: list[list[str]]
+    plots: list[Plot]
+
+    @property
+    def statuses(self) -> list[tuple[str, int]]:
+        return sorted(Counter(r["status"] for r in self.results).items())
+
+    def summary(self) -> str:
+        return (f"{len(self.results)} strategies: " + ", ".join(f"{n} {s}" for s, n in self.statuses) + ".")
+
+    def html(self) -> str:
+        env = jinja2.Environment(loader=jinja2.PackageLoader("runner", "templates"), autoescape=True)
+        failures = [(r["name"], r["status"], r["error"]) for r in self.results if r["status"] != "ok"]
+        return env.get_template("report.html.j2").render(
+            title=self.db.stem, db=self.db, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            hosts=sorted({r["host_cpu"] for r in self.results}), targets=sorted({r["target"] for r in self.results}),
+            summary=self.summary(), top_headers=TOP_HEADERS, top=self.top, text_columns={1, 2, 3, 4, 9},
+            statuses=self.statuses, failures=failures,
+            plots=[{"title": p.title, "caption": p.caption, "png": p.png_base64} for p in self.plots])
+
+
+def build_report(db: Path, top: int, target: str | None = None) -> Report:
+    with Store(db) as store:
+        results = best_results(list(store.rows()), target)
+    ok = [r for r in results if r["status"] == "ok"]
+    plots = [p for p in (heatmap(ok), gflops_vs_kc(ok), knob_effects(ok)) if p is not None]
+    return Report(db, results, top_rows(results, top), plots)
