@@ -9,7 +9,7 @@ CROSS_TOOLS    := aarch64-linux-gnu-gcc qemu-aarch64
 CROSS_PACKAGES := gcc-aarch64-linux-gnu qemu-user
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test venv cross-tools clean
+.PHONY: run test ci-sweep venv cross-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ run: $(STAMP)
 
 test: $(STAMP) cross-tools
 	$(BIN)/pytest -q
+
+# The CI sweep: fails on any wrong_answer or crash; writes a Markdown summary next to its database.
+ci-sweep: $(STAMP)
+	$(BIN)/ukl sweep experiments/ci_smoke.toml --db results/ci_smoke.sqlite --markdown results/ci_smoke.md
+	@if [ -n "$$GITHUB_STEP_SUMMARY" ]; then cat results/ci_smoke.md >> "$$GITHUB_STEP_SUMMARY"; fi
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -23,7 +23,7 @@ from .config import ConfigError
 from .experiment import run_experiment, runnable_target
 from .mca_command import predict_strategies
 from .report import TOP_HEADERS, build_report
-from .output import mca_table, noise_line, peak_line, results_table
+from .output import markdown_summary, mca_table, noise_line, peak_line, results_table
 from .space import METHODS
 from .store import DEFAULT_DB, Store
 from .sweep import Sweep, summary_line
@@ -125,8 +125,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.json:
         finals = [r for r in records if r.extra["phase"] == "final"] or records
         print(results_table(sorted(finals, key=lambda r: -(r.measurement.median if r.measurement else 0))[:args.top]))
-    print(f"sweep: {summary_line(records, len(source.rejected), len(source.resumed))}; results: {args.db}",
-          file=sys.stderr if args.json else sys.stdout)
+    summary = summary_line(records, len(source.rejected), len(source.resumed))
+    print(f"sweep: {summary}; results: {args.db}", file=sys.stderr if args.json else sys.stdout)
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown_summary(f"Sweep {experiment.name} on {sweep.target.cpu}", records, summary))
     return 1 if any(r.status in ("wrong_answer", "crash") for r in records) else 0
 
 
@@ -229,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip candidates already measured for this target on this host")
     sweep.add_argument("--db", type=Path, default=DEFAULT_DB)
     sweep.add_argument("--top", type=int, default=10, help="rows in the final table")
+    sweep.add_argument("--markdown", type=Path, metavar="FILE", help="also write a Markdown summary")
     sweep.add_argument("--json", action="store_true", help="one JSON object per candidate and phase on stdout")
     sweep.set_defaults(func=_cmd_sweep)
 

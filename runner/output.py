@@ -59,3 +59,18 @@ def noise_line(records: Iterable[Record]) -> str:
     worst = cvs[-1]
     return (f"noise: sample cv {100 * cvs[len(cvs) // 2]:.1f}% median, {100 * worst:.1f}% worst; "
             f"medians closer than about {200 * worst:.1f}% are within the noise" if worst > 0 else "")
+
+
+def markdown_summary(title: str, records: list[Record], summary: str) -> str:
+    """A sweep for a CI log or a pull request: every candidate's outcome, the leaders' final figures."""
+    lines = [f"# {title}", "", summary, "", "| phase | strategy | hash | status | GFLOP/s | cv | of peak | error |",
+             "|---|---|---|---|---:|---:|---:|---|"]
+    order = sorted(records, key=lambda r: (r.extra.get("phase") != "final", r.status != "ok",
+                                           -(r.measurement.median if r.measurement else 0)))
+    for r in order:
+        m = r.measurement
+        error = (r.error or "").replace("|", "\\|")[:120]
+        lines.append(f"| {r.extra.get('phase', 'full')} | {r.strategy.name} | `{r.strategy.hash[:8]}` | {r.status} | "
+                     f"{'' if m is None else f'{m.median:.2f}'} | {'' if m is None else f'{100 * m.cv:.1f}%'} | "
+                     f"{_pct(r.fraction_of_peak)} | {error} |")
+    return "\n".join(lines) + "\n"
