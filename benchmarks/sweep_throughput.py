@@ -1,0 +1,82 @@
+"""How many candidate strategies a sweep evaluates per minute, end to end, on this machine.
+
+A candidate is a kc=256 f32 micro-kernel strategy: compiled, verified against NumPy and
+screened in an isolated worker. The figure includes worker start-up, the peak measurement and
+the leaders' full-length re-measurement: it is `ukl sweep` as a user runs it. Compile time per
+strategy is reported separately (median and spread over the candidates).
+
+usage: .venv/bin/python benchmarks/sweep_throughput.py [--budget N] [--jobs J] [--leaders K]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+SPACE = textwrap.dedent("""
+    [experiment]
+    name = "throughput"
+    target = "host"
+    [timing]
+    min_sample_seconds = 0.05
+    samples = 10
+    [space]
+    mr = [2, 4, 6, 8, 12]
+    nr = [8, 16, 24, 32]
+    kc = [256]
+    dtype = ["f32"]
+    unroll = [1, 2, 4, 8]
+    scalar_loads = [true, false]
+    legalize = [false, true]
+    schedule = ["as-built", "loads-first", "interleave"]
+    opt = ["none", "O1", "O2"]
+    [sweep]
+    method = "random"
+    seed = 1
+    leaders = {leaders}
+""")
+
+#: For scale (issue 6): the XTC research tool's MLIR backend, one job at a time, same machine kind.
+XTC_PER_MINUTE = 77
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=int, default=120)
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--leaders", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "throughput.toml"
+        config.write_text(SPACE.format(leaders=args.leaders))
+        command = [sys.executable, "-m", "runner.cli", "sweep", str(config), "--db", str(Path(tmp) / "t.sqlite"),
+                   "--budget", str(args.budget), "--json"] + (["--jobs", str(args.jobs)] if args.jobs else [])
+        started = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+        wall = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        print(proc.stderr, file=sys.stderr)
+        return proc.returncode
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    screened = [r for r in records if r["phase"] == "screen"]
+    compile_times = sorted(r["compile_seconds"] for r in screened if r["compile_seconds"] is not None)
+    statuses = {s: sum(r["status"] == s for r in screened) for s in sorted({r["status"] for r in screened})}
+    rate = len(screened) / wall * 60
+    print(f"candidates: {len(screened)} screened ({statuses}), {len(records) - len(screened)} leaders re-measured")
+    print(f"wall time: {wall:.1f} s end to end -> {rate:.0f} candidates/min "
+          f"(target >= 120; XTC's MLIR backend: about {XTC_PER_MINUTE}/min)")
+    print(f"compile time per strategy: median {statistics.median(compile_times):.3f} s, "
+          f"p10 {compile_times[len(compile_times) // 10]:.3f} s, p90 {compile_times[9 * len(compile_times) // 10]:.3f} s")
+    print(proc.stderr.strip().splitlines()[-1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
