@@ -11,7 +11,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from kernels_mlir.spec import DTYPES
-from pipelines.targets import UnknownTarget, get_target, target_names
+from pipelines.targets import Target, UnknownTarget, get_target, target_names
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
@@ -69,11 +69,17 @@ def _cmd_peak(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_asm(args: argparse.Namespace) -> int:
+def _chosen(args: argparse.Namespace) -> tuple[Target, list[Strategy]]:
+    """The target (--target, else the config's) and the --strategy selection, checked against each other."""
     experiment = config_mod.load(args.config)
     target = get_target_or_fail(args.target or experiment.target)
     strategies = select(experiment.strategies, args.strategy)
     config_mod.check_for_target(strategies, target, "--target: ")
+    return target, strategies
+
+
+def _cmd_asm(args: argparse.Namespace) -> int:
+    target, strategies = _chosen(args)
     for record in inspect(strategies, target, args.out):
         if args.json:
             print(json.dumps(record), flush=True)
@@ -89,10 +95,7 @@ def _cmd_asm(args: argparse.Namespace) -> int:
 
 
 def _cmd_mca(args: argparse.Namespace) -> int:
-    experiment = config_mod.load(args.config)
-    target = get_target_or_fail(args.target or experiment.target)
-    strategies = select(experiment.strategies, args.strategy)
-    config_mod.check_for_target(strategies, target, "--target: ")
+    target, strategies = _chosen(args)
     records = []
     for record in predict_strategies(strategies, target):
         records.append(record)
