@@ -22,6 +22,7 @@ from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
 from .config import Experiment
+from .environment import host_cpu_model
 from .experiment import runnable_target
 from .record import Record
 from .space import SweepSettings
@@ -121,7 +122,8 @@ class Sweep:
         """The best screened candidates (this run's and, with --resume, earlier runs') without a final result."""
         ranked = {r.strategy.hash: (r.measurement.median, r.strategy) for r in screened if r.status == "ok"}
         if resumed:
-            for row in self.store.rows("WHERE target = ? AND phase = 'screen' AND status = 'ok'", (self.target.name,)):
+            for row in self.store.rows("WHERE target = ? AND host_cpu = ? AND phase = 'screen' AND status = 'ok'",
+                                       (self.target.name, host_cpu_model())):
                 if row["strategy_hash"] in resumed and row["strategy_hash"] not in ranked:
                     ranked[row["strategy_hash"]] = (row["gflops"], Strategy.from_dict(json.loads(row["strategy_json"])))
         finals = self.store.measured(self.target.name, ("final",)) if self.resume else set()
