@@ -4,7 +4,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, func, linalg
 
-from .mlir_types import c_block_type, element_type, mark_entry_point
+from .mlir_types import c_block_type, mark_entry_point, panel_type
 from .names import KERNEL
 from .spec import KernelSpec
 
@@ -12,12 +12,13 @@ from .spec import KernelSpec
 def build_microkernel(spec: KernelSpec) -> ir.Module:
     """C[i, j] += sum_k A[k, i] * B[k, j] over memrefs A: kc x mr, B: kc x nr, C: mr x nr (ldc >= nr).
 
+    A and B are packed panels at any offset into a packing buffer (the full GEMM passes views).
+
     Iteration space (i, j, k): i and j parallel, k the reduction. Must be called inside
     `with ir.Context(), ir.Location.unknown()`.
     """
-    elt = element_type(spec.dtype)
-    a_type = ir.MemRefType.get([spec.kc, spec.mr], elt)
-    b_type = ir.MemRefType.get([spec.kc, spec.nr], elt)
+    a_type = panel_type(spec.kc, spec.mr, spec.dtype)
+    b_type = panel_type(spec.kc, spec.nr, spec.dtype)
     c_type = c_block_type(spec.mr, spec.nr, spec.dtype)
     i, j, k = (ir.AffineDimExpr.get(d) for d in range(3))
     maps = [ir.AffineMap.get(3, 0, dims) for dims in ([k, i], [k, j], [i, j])]

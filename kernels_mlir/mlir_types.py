@@ -15,6 +15,12 @@ def c_block_type(mr: int, nr: int, dtype: str) -> ir.MemRefType:
     return ir.MemRefType.get([mr, nr], element_type(dtype), layout=layout)
 
 
+def panel_type(kc: int, width: int, dtype: str) -> ir.MemRefType:
+    """A packed kc x width panel: contiguous rows, at a run-time offset into a larger packing buffer."""
+    layout = ir.StridedLayoutAttr.get(offset=ir.ShapedType.get_dynamic_stride_or_offset(), strides=[width, 1])
+    return ir.MemRefType.get([kc, width], element_type(dtype), layout=layout)
+
+
 def mark_entry_point(fn, *, noinline: bool = False) -> None:
     """Give a function a C-ABI wrapper; `noinline` keeps a kernel a real call inside its bench loop."""
     fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
