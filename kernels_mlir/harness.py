@@ -12,14 +12,14 @@ from .mlir_types import element_type, mark_entry_point
 from .names import BENCH, KERNEL, PEAK
 
 
-def add_bench_loop(module: ir.Module) -> None:
-    """Append `ukl_bench(A, B, C, n)`: calls the kernel n times on the same operands."""
+def add_bench_loop(module: ir.Module, callee: str = KERNEL, name: str = BENCH) -> None:
+    """Append `name(operands..., n)`: calls `callee` n times on the same operands."""
     kernel = next(op for op in module.body.operations if getattr(op, "sym_name", None)
-                  and op.sym_name.value == KERNEL)
+                  and op.sym_name.value == callee)
     arg_types = list(kernel.type.inputs)
     index = ir.IndexType.get()
     with ir.InsertionPoint(module.body):
-        fn = func.FuncOp(BENCH, ir.FunctionType.get(arg_types + [index], []))
+        fn = func.FuncOp(name, ir.FunctionType.get(arg_types + [index], []))
         mark_entry_point(fn)
         entry = fn.add_entry_block()
         with ir.InsertionPoint(entry):
@@ -27,7 +27,7 @@ def add_bench_loop(module: ir.Module) -> None:
             zero, one = arith.constant(index, 0), arith.constant(index, 1)
             loop = scf.ForOp(zero, count, one)
             with ir.InsertionPoint(loop.body):
-                func.CallOp([], ir.FlatSymbolRefAttr.get(KERNEL), list(operands))
+                func.CallOp([], ir.FlatSymbolRefAttr.get(callee), list(operands))
                 scf.YieldOp([])
             func.ReturnOp([])
 

@@ -3,6 +3,8 @@
 KERNEL = "ukernel"
 BENCH = "ukl_bench"
 PEAK = "ukl_fma_peak"
+GEMM = "ukl_gemm"
+GEMM_BENCH = "ukl_gemm_bench"
 
 
 def c_interface(symbol: str) -> str:

@@ -53,6 +53,26 @@ class MachineCode:
         return self.engine.get_function_address(symbol)
 
 
+def optimized_ir(llvm_ir: str, target: Target, level: str) -> str:
+    """`llvm_ir` after the default pipeline at `level` for `target` (before linking with other code)."""
+    initialize()
+    module = llvm.parse_assembly(llvm_ir)
+    tm = target_machine(target, LLVMOptions(opt=level))
+    module.triple = target.triple
+    module.data_layout = str(tm.target_data)
+    optimize(module, tm, level)
+    return str(module)
+
+
+def link(llvm_irs: list[str]) -> str:
+    """One LLVM module from several (e.g. a GEMM driver and its separately compiled micro-kernels)."""
+    initialize()
+    main, *rest = (llvm.parse_assembly(text) for text in llvm_irs)
+    for other in rest:
+        main.link_in(other)
+    return str(main)
+
+
 def generate(llvm_ir: str, target: Target, options: LLVMOptions, *, jit: bool) -> MachineCode:
     initialize()
     if options.backend_flags():

@@ -34,6 +34,23 @@ class Compiled:
     stages: dict[str, str] = field(default_factory=dict)
 
 
+def transformed_kernel(strategy: Strategy, target: Target, stages: dict[str, str] | None = None) -> ir.Module:
+    """The micro-kernel payload with the strategy applied (inside an active context); records each
+    stage's IR and transform script in `stages` when given."""
+    module = build_microkernel(strategy.kernel)
+    if stages is not None:
+        stages["00-payload.mlir"] = str(module)
+
+    def on_stage(name: str, mod: ir.Module, script: str) -> None:
+        if stages is not None:
+            stages[f"{name}.transform.mlir"] = script
+            stages[f"{name}.mlir"] = str(mod)
+
+    apply_strategy(module, strategy, target.lanes(strategy.kernel.dtype), on_stage)
+    apply_fast_math(module, strategy.llvm.fast_math)
+    return module
+
+
 def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = None,
                      keep_stages: bool = False) -> Compiled:
     """Compile a strategy's micro-kernel plus its bench loop; JIT it when the target runs here."""
@@ -42,17 +59,7 @@ def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = N
     stages: dict[str, str] = {}
     started = time.perf_counter()
     with ir.Context(), ir.Location.unknown():
-        module = build_microkernel(strategy.kernel)
-        if keep_stages:
-            stages["00-payload.mlir"] = str(module)
-
-        def on_stage(name: str, mod: ir.Module, script: str) -> None:
-            if keep_stages:
-                stages[f"{name}.transform.mlir"] = script
-                stages[f"{name}.mlir"] = str(mod)
-
-        apply_strategy(module, strategy, target.lanes(strategy.kernel.dtype), on_stage)
-        apply_fast_math(module, strategy.llvm.fast_math)
+        module = transformed_kernel(strategy, target, stages if keep_stages else None)
         add_bench_loop(module)
         lower_to_llvm_dialect(module)
         if keep_stages:

@@ -43,16 +43,22 @@ def check_call(call: Callable[[Operands], None], spec: KernelSpec, seed: int = 0
     bound = error_bound(ops.a, ops.b, ops.c)
     untouched = ops.c_buffer[:, spec.nr:].copy()
     call(ops)
-    error = np.abs(ops.c.astype(np.float64) - expected)
+    if not np.array_equal(untouched, ops.c_buffer[:, spec.nr:]):
+        error = np.abs(ops.c.astype(np.float64) - expected)
+        return Verification(False, float(np.max(error)), float("inf"), "wrote outside the C block (beyond nr columns)")
+    return judge(ops.c, expected, bound)
+
+
+def judge(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray) -> Verification:
+    """Element-wise |actual - expected| <= bound, with the worst offender named when it fails."""
+    error = np.abs(actual.astype(np.float64) - expected)
     ratio = error / bound
     worst = float(np.nanmax(ratio)) if np.isfinite(ratio).all() else float("inf")
     max_err = float(np.max(error))
-    if not np.array_equal(untouched, ops.c_buffer[:, spec.nr:]):
-        return Verification(False, max_err, worst, "wrote outside the C block (beyond nr columns)")
     if not worst <= 1.0:
         i, j = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(ratio), ratio, np.inf))), ratio.shape)
         return Verification(False, max_err, worst,
-                            f"C[{i},{j}] = {ops.c[i, j]!r}, expected {expected[i, j]!r} "
+                            f"C[{i},{j}] = {actual[i, j]!r}, expected {expected[i, j]!r} "
                             f"(error {error[i, j]:.3g} > bound {bound[i, j]:.3g})")
     return Verification(True, max_err, worst)
 

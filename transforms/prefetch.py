@@ -20,7 +20,7 @@ def _index(value: int) -> ir.Value:
 def insert_prefetches(kernel: ir.Operation, k_loop: ir.Operation, distance: int, locality: int,
                       prefetch_c: bool) -> int:
     """Per loop iteration, one prefetch per cache line of the A and B rows consumed `distance`
-    k-steps later; with `prefetch_c`, one write prefetch per cache line of C at function entry."""
+    k-steps later; with `prefetch_c`, write prefetches covering every line of C's rows at function entry."""
     a, b, c = kernel.regions[0].blocks[0].arguments
     body = k_loop.regions[0].blocks[0]
     k = body.arguments[0]
@@ -41,7 +41,8 @@ def insert_prefetches(kernel: ir.Operation, k_loop: ir.Operation, distance: int,
             rows, cols = c.type.shape
             per_line = CACHE_LINE_BYTES // _itemsize(c.type.element_type)
             for i in range(rows):
-                for j in range(0, cols, per_line):
+                # C's rows need not start on a line boundary: the row's last element may be one line further.
+                for j in sorted({*range(0, cols, per_line), cols - 1}):
                     memref.prefetch(c, [_index(i), _index(j)], True, 3, True)
                     count += 1
     return count

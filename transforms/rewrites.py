@@ -34,3 +34,65 @@ def scalarize_extracted_loads(kernel: ir.Operation) -> int:
         load.erase()
         rewritten += 1
     return rewritten
+
+
+def defer_accumulator_reads(loop: ir.Operation) -> int:
+    """Start the k loop's accumulators at zero and add C's values after the loop.
+
+    BLIS kernels do this: the FMAs no longer wait on C's cache misses at the start of the call,
+    and C's lines (prefetched early) have the whole loop to arrive. An accumulator's initial
+    value is computed by a slice of ops before the loop (C's loads, and whatever reshapes them);
+    the slice moves after the loop. Returns the number of accumulators deferred.
+    """
+    block_ops = [op.operation for op in loop.block.operations]
+    before = set(block_ops[:block_ops.index(loop.operation)])
+    deferred = 0
+    for i, init in enumerate(list(loop.operands)[3:]):
+        chosen = _read_slice(init, loop, before)
+        if not chosen:
+            continue
+        vec_type = ir.VectorType(init.type)
+        zero = ir.DenseElementsAttr.get_splat(vec_type, ir.FloatAttr.get(vec_type.element_type, 0.0))
+        with ir.InsertionPoint(loop), loop.location:
+            loop.operands[3 + i] = arith.constant(vec_type, zero)
+        result = loop.results[i]
+        users = [use.owner for use in result.uses]
+        first = min(users, key=lambda op: block_ops.index(op.operation)) if users else None
+        if first is None:
+            continue
+        for op in sorted(chosen, key=block_ops.index):
+            op.move_before(first)
+        with ir.InsertionPoint(first), loop.location:
+            total = arith.addf(result, init)
+        for use in list(result.uses):
+            if use.owner != total.owner:
+                use.owner.operands[use.operand_number] = total
+        deferred += 1
+    return deferred
+
+
+def _read_slice(value: ir.Value, loop: ir.Operation, before: set) -> list[ir.Operation]:
+    """The ops before `loop` that compute `value` from memory reads and are used only for it
+    (constants stay where they are); empty when there is no read or the slice is shared."""
+    if not isinstance(value.type, ir.VectorType):
+        return []
+    chosen: list[ir.Operation] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        owner = v.owner
+        if isinstance(owner, ir.Block):
+            continue
+        op = owner.operation
+        if op not in before or op.name == "arith.constant" or op in chosen:
+            continue
+        chosen.append(op)
+        stack.extend(op.operands)
+    members = set(chosen) | {loop.operation}
+    if not any(op.name in q.LOAD_OPS for op in chosen):
+        return []
+    for op in chosen:
+        for result in op.results:
+            if any(use.owner.operation not in members for use in result.uses):
+                return []
+    return chosen

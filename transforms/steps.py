@@ -24,7 +24,7 @@ from .errors import StepFailed, StrategyError
 from .pipelining import software_pipeline
 from .plan import Plan, StepContext
 from .prefetch import insert_prefetches
-from .rewrites import scalarize_extracted_loads
+from .rewrites import defer_accumulator_reads, scalarize_extracted_loads
 from .schedule import POLICIES, schedule_block
 from .script import any_op, apply_patterns, canonicalize, match, run_script
 
@@ -398,9 +398,29 @@ class Pipeline(PythonRewrite):
         return f"{self.stages} stages, {carried} loaded values carried"
 
 
+@dataclass(frozen=True)
+class CAfterLoop(PythonRewrite):
+    """Accumulate from zero and add C after the k loop (the BLIS order), instead of loading C first.
+
+    The first FMAs then do not wait for C's cache misses; with `prefetch` (c = true) the C tile is
+    requested at the start of the call and has the whole loop to arrive.
+    """
+
+    kind: ClassVar[str] = "c_after_loop"
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
+    not_after: ClassVar[frozenset[str]] = frozenset({"c_after_loop"})
+
+    def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
+        deferred = defer_accumulator_reads(_single_k_loop(kernel))
+        if not deferred:
+            raise StepFailed("c_after_loop: the k loop carries no accumulator read from C "
+                             "(apply hoist_accumulators first)")
+        return f"{deferred} accumulator reads moved after the k loop"
+
+
 STEP_TYPES: dict[str, type[Step]] = {cls.kind: cls for cls in (
     TileK, Vectorize, Legalize, HoistAccumulators, LowerContraction, LowerTransfers, ScalarLoads, UnrollK,
-    Schedule, Prefetch, Pipeline)}
+    Schedule, Prefetch, Pipeline, CAfterLoop)}
 
 
 #: Comma-separated modules to import before reading strategies; they add steps with register_step.

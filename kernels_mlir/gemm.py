@@ -1,0 +1,286 @@
+"""A full GEMM around the micro-kernel: C (+)= A . B for any M, N, K, BLIS-style packing and blocking.
+
+Loops (outer to inner): jc over N by nc, pc over K by kc (B's kc x nc block packed once),
+ic over M by mc (A's mc x kc block packed once), then jr / ir over the nr x mr register tiles,
+each one micro-kernel call on packed panels. Packing is O(MK + KN) work per block, outside the
+O(MNK) loops. Edges: packed panels are zero-padded to whole tiles, and a C tile that sticks out
+of C is computed in a small local tile and only its valid part written back.
+
+`traversal = "tiles"` is the same code with nc >= N, kc >= K and mc >= M: A and B are packed
+once, whole, and one loop nest walks the (m, n) tiles with no k blocking (the ruy shape).
+The micro-kernels are external functions (`kernel_symbol(kc)`), compiled and linked separately.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlir import ir
+from mlir.dialects import arith, func, memref, scf
+
+from .harness import add_bench_loop
+from .mlir_types import c_block_type, element_type, mark_entry_point, panel_type
+from .names import GEMM, GEMM_BENCH
+from .spec import DTYPES, SpecError
+
+TRAVERSALS = ("blis", "tiles")
+#: Upper bound on M, N, K (a typo guard, as for the micro-kernel's sizes).
+MAX_DIM = 1 << 15
+
+
+@dataclass(frozen=True)
+class GemmSpec:
+    m: int
+    n: int
+    k: int
+    dtype: str = "f32"
+    mr: int = 6
+    nr: int = 16
+    kc: int = 256
+    mc: int = 96
+    nc: int = 4096
+    traversal: str = "blis"
+    #: C += A.B when True; C = A.B (C zeroed first) when False.
+    accumulate: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("m", "n", "k", "mr", "nr", "kc", "mc", "nc"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
+                raise SpecError(f"{name}: must be an integer between 1 and {MAX_DIM}, got {value!r}")
+        if self.dtype not in DTYPES:
+            raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.traversal not in TRAVERSALS:
+            raise SpecError(f"traversal: must be one of {list(TRAVERSALS)}, got {self.traversal!r}")
+        if self.traversal == "blis" and (self.mc % self.mr or self.nc % self.nr):
+            raise SpecError(f"mc and nc: must be multiples of mr={self.mr} and nr={self.nr}, "
+                            f"got mc={self.mc}, nc={self.nc}")
+
+    @property
+    def blocks(self) -> tuple[int, int, int]:
+        """(mc, nc, kc) as run: clipped to the (tile-rounded) matrix, or all of it for `tiles`."""
+        m_tiles = -(-self.m // self.mr) * self.mr
+        n_tiles = -(-self.n // self.nr) * self.nr
+        if self.traversal == "tiles":
+            return m_tiles, n_tiles, self.k
+        return min(self.mc, m_tiles), min(self.nc, n_tiles), min(self.kc, self.k)
+
+    @property
+    def kernel_kcs(self) -> tuple[int, ...]:
+        """The k-depths of the micro-kernels this GEMM calls: the block's, and the remainder's if any."""
+        kc = self.blocks[2]
+        return (kc,) if self.k % kc == 0 else (kc, self.k % kc)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.n * self.k
+
+    @property
+    def np_dtype(self) -> type:
+        return DTYPES[self.dtype][0]
+
+
+def kernel_symbol(kc: int) -> str:
+    return f"ukernel_k{kc}"
+
+
+class _Builder:
+    """Emits the loop nest; every helper assumes an active insertion point and location."""
+
+    def __init__(self, spec: GemmSpec):
+        self.s = spec
+        self.index = ir.IndexType.get()
+        self.elt = element_type(spec.dtype)
+
+    def c(self, value: int) -> ir.Value:
+        return arith.constant(self.index, value)
+
+    def min(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        return arith.minsi(a, b)
+
+    def add(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        return arith.addi(a, b)
+
+    def loop(self, lower: ir.Value, upper: ir.Value, step: int):
+        return scf.ForOp(lower, upper, self.c(step))
+
+    def guarded_load(self, source: ir.Value, row: ir.Value, col: ir.Value, rows: int, cols: int) -> ir.Value:
+        """source[row, col], or 0 outside rows x cols: indices are clamped, then the value selected."""
+        inside = arith.andi(arith.cmpi(arith.CmpIPredicate.slt, row, self.c(rows)),
+                            arith.cmpi(arith.CmpIPredicate.slt, col, self.c(cols)))
+        value = memref.load(source, [self.min(row, self.c(rows - 1)), self.min(col, self.c(cols - 1))])
+        return arith.select(inside, value, arith.constant(self.elt, 0.0))
+
+    def pack(self, buffer: ir.Value, source: ir.Value, outer0: ir.Value, k0: ir.Value, extent: ir.Value,
+             kc: int, width: int, a_side: bool) -> None:
+        """buffer[p, k, w] = the source element at row/col outer0 + p*width + w, depth k0 + k.
+
+        Whole panels are plain copies in the source's contiguous order (A: along k, B: along the
+        row); the last panel of a block that sticks out of the matrix is zero-padded.
+        """
+        s = self.s
+        bound = s.m if a_side else s.n
+        panels = arith.ceildivsi(extent, self.c(width))
+        p_loop = self.loop(self.c(0), panels, 1)
+        with ir.InsertionPoint(p_loop.body):
+            p = p_loop.induction_variable
+            base = self.add(outer0, arith.muli(p, self.c(width)))
+            whole = arith.cmpi(arith.CmpIPredicate.sle, self.add(base, self.c(width)), self.c(bound))
+            branch = scf.IfOp(whole, has_else=True)
+            with ir.InsertionPoint(branch.then_block):
+                self._copy_panel(buffer, source, p, base, k0, kc, width, a_side, guarded=False)
+                scf.YieldOp([])
+            with ir.InsertionPoint(branch.else_block):
+                self._copy_panel(buffer, source, p, base, k0, kc, width, a_side, guarded=True)
+                scf.YieldOp([])
+            scf.YieldOp([])
+
+    def _copy_panel(self, buffer, source, p, base, k0, kc: int, width: int, a_side: bool, guarded: bool) -> None:
+        s = self.s
+        outer_trip, inner_trip = (width, kc) if a_side else (kc, width)
+        o_loop = self.loop(self.c(0), self.c(outer_trip), 1)
+        with ir.InsertionPoint(o_loop.body):
+            i_loop = self.loop(self.c(0), self.c(inner_trip), 1)
+            with ir.InsertionPoint(i_loop.body):
+                o, i = o_loop.induction_variable, i_loop.induction_variable
+                w, k = (o, i) if a_side else (i, o)
+                row, col = (self.add(base, w), self.add(k0, k)) if a_side else (self.add(k0, k), self.add(base, w))
+                if guarded:
+                    value = self.guarded_load(source, row, col, *((s.m, s.k) if a_side else (s.k, s.n)))
+                else:
+                    value = memref.load(source, [row, col])
+                memref.store(value, buffer, [p, k, w])
+                scf.YieldOp([])
+            scf.YieldOp([])
+
+    def panel(self, buffer: ir.Value, index: ir.Value, kc: int, width: int) -> ir.Value:
+        """buffer[index] as the kc x width panel type the micro-kernel takes."""
+        return memref.subview(buffer, [index, 0, 0], [1, kc, width], [1, 1, 1],
+                              result_type=panel_type(kc, width, self.s.dtype))
+
+    def tile(self, matrix: ir.Value, row: ir.Value, col: ir.Value) -> ir.Value:
+        """The mr x nr view of C at (row, col), cast to the micro-kernel's C type."""
+        s, dyn = self.s, ir.ShapedType.get_dynamic_stride_or_offset()
+        view_type = ir.MemRefType.get([s.mr, s.nr], self.elt, layout=ir.StridedLayoutAttr.get(
+            offset=dyn, strides=[s.n, 1]))
+        view = memref.subview(matrix, [row, col], [s.mr, s.nr], [1, 1], result_type=view_type)
+        return memref.cast(c_block_type(s.mr, s.nr, s.dtype), view)
+
+    def edge_tile(self, c: ir.Value, local: ir.Value, row: ir.Value, col: ir.Value, call) -> None:
+        """A C tile that sticks out of C: copy in (zeros outside), compute, copy the valid part back."""
+        s = self.s
+        i_loop = self.loop(self.c(0), self.c(s.mr), 1)
+        with ir.InsertionPoint(i_loop.body):
+            j_loop = self.loop(self.c(0), self.c(s.nr), 1)
+            with ir.InsertionPoint(j_loop.body):
+                i, j = i_loop.induction_variable, j_loop.induction_variable
+                value = self.guarded_load(c, self.add(row, i), self.add(col, j), s.m, s.n)
+                memref.store(value, local, [i, j])
+                scf.YieldOp([])
+            scf.YieldOp([])
+        call(memref.cast(c_block_type(s.mr, s.nr, s.dtype), local))
+        rows = self.min(self.c(s.mr), arith.subi(self.c(s.m), row))
+        cols = self.min(self.c(s.nr), arith.subi(self.c(s.n), col))
+        i_loop = self.loop(self.c(0), rows, 1)
+        with ir.InsertionPoint(i_loop.body):
+            j_loop = self.loop(self.c(0), cols, 1)
+            with ir.InsertionPoint(j_loop.body):
+                i, j = i_loop.induction_variable, j_loop.induction_variable
+                memref.store(memref.load(local, [i, j]), c, [self.add(row, i), self.add(col, j)])
+                scf.YieldOp([])
+            scf.YieldOp([])
+
+    def k_block(self, a, b, c, a_pack, b_pack, local, jc, nc_cur, pc, kc: int) -> None:
+        """One kc-deep block: pack B's kc x nc_cur block, then for each mc block of A, pack it and
+        sweep the register tiles."""
+        s = self.s
+        mc = self.s.blocks[0]
+        self.pack(b_pack, b, jc, pc, nc_cur, kc, s.nr, a_side=False)
+        ic_loop = self.loop(self.c(0), self.c(s.m), mc)
+        with ir.InsertionPoint(ic_loop.body):
+            ic = ic_loop.induction_variable
+            mc_cur = self.min(self.c(mc), arith.subi(self.c(s.m), ic))
+            self.pack(a_pack, a, ic, pc, mc_cur, kc, s.mr, a_side=True)
+            jr_loop = self.loop(self.c(0), nc_cur, s.nr)
+            with ir.InsertionPoint(jr_loop.body):
+                jr = jr_loop.induction_variable
+                b_panel = self.panel(b_pack, arith.divui(jr, self.c(s.nr)), kc, s.nr)
+                col = self.add(jc, jr)
+                ir_loop = self.loop(self.c(0), mc_cur, s.mr)
+                with ir.InsertionPoint(ir_loop.body):
+                    ir_ = ir_loop.induction_variable
+                    a_panel = self.panel(a_pack, arith.divui(ir_, self.c(s.mr)), kc, s.mr)
+                    row = self.add(ic, ir_)
+
+                    def call(c_tile: ir.Value) -> None:
+                        func.CallOp([], ir.FlatSymbolRefAttr.get(kernel_symbol(kc)), [a_panel, b_panel, c_tile])
+
+                    full = arith.andi(
+                        arith.cmpi(arith.CmpIPredicate.sle, self.add(row, self.c(s.mr)), self.c(s.m)),
+                        arith.cmpi(arith.CmpIPredicate.sle, self.add(col, self.c(s.nr)), self.c(s.n)))
+                    branch = scf.IfOp(full, has_else=True)
+                    with ir.InsertionPoint(branch.then_block):
+                        call(self.tile(c, row, col))
+                        scf.YieldOp([])
+                    with ir.InsertionPoint(branch.else_block):
+                        self.edge_tile(c, local, row, col, call)
+                        scf.YieldOp([])
+                    scf.YieldOp([])
+                scf.YieldOp([])
+            scf.YieldOp([])
+
+
+def build_gemm(spec: GemmSpec) -> ir.Module:
+    """`ukl_gemm(A: M x K, B: K x N, C: M x N)` (row-major) and `ukl_gemm_bench(A, B, C, n)`."""
+    b_ = _Builder(spec)
+    mc, nc, kc = spec.blocks
+    elt = b_.elt
+    a_type = ir.MemRefType.get([spec.m, spec.k], elt)
+    b_type = ir.MemRefType.get([spec.k, spec.n], elt)
+    c_type = ir.MemRefType.get([spec.m, spec.n], elt)
+    module = ir.Module.create()
+    with ir.InsertionPoint(module.body):
+        for depth in spec.kernel_kcs:
+            decl = func.FuncOp(kernel_symbol(depth), ir.FunctionType.get(
+                [panel_type(depth, spec.mr, spec.dtype), panel_type(depth, spec.nr, spec.dtype),
+                 c_block_type(spec.mr, spec.nr, spec.dtype)], []), visibility="private")
+            decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
+        fn = func.FuncOp(GEMM, ir.FunctionType.get([a_type, b_type, c_type], []))
+        mark_entry_point(fn, noinline=True)
+        entry = fn.add_entry_block()
+        with ir.InsertionPoint(entry):
+            a, b, c = entry.arguments
+            align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
+            a_pack = memref.alloc(ir.MemRefType.get([mc // spec.mr, kc, spec.mr], elt), [], [], alignment=align)
+            b_pack = memref.alloc(ir.MemRefType.get([nc // spec.nr, kc, spec.nr], elt), [], [], alignment=align)
+            local = memref.alloca(ir.MemRefType.get([spec.mr, spec.nr], elt), [], [], alignment=align)
+            if not spec.accumulate:
+                _zero(b_, c)
+            jc_loop = b_.loop(b_.c(0), b_.c(spec.n), nc)
+            with ir.InsertionPoint(jc_loop.body):
+                jc = jc_loop.induction_variable
+                nc_cur = b_.min(b_.c(nc), arith.subi(b_.c(spec.n), jc))
+                full_k = spec.k - spec.k % kc
+                if full_k:
+                    pc_loop = b_.loop(b_.c(0), b_.c(full_k), kc)
+                    with ir.InsertionPoint(pc_loop.body):
+                        b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, pc_loop.induction_variable, kc)
+                        scf.YieldOp([])
+                if spec.k % kc:
+                    b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, b_.c(full_k), spec.k % kc)
+                scf.YieldOp([])
+            memref.dealloc(a_pack)
+            memref.dealloc(b_pack)
+            func.ReturnOp([])
+    add_bench_loop(module, GEMM, GEMM_BENCH)
+    return module
+
+
+def _zero(b_: _Builder, c: ir.Value) -> None:
+    s = b_.s
+    i_loop = b_.loop(b_.c(0), b_.c(s.m), 1)
+    with ir.InsertionPoint(i_loop.body):
+        j_loop = b_.loop(b_.c(0), b_.c(s.n), 1)
+        with ir.InsertionPoint(j_loop.body):
+            memref.store(arith.constant(b_.elt, 0.0), c, [i_loop.induction_variable, j_loop.induction_variable])
+            scf.YieldOp([])
+        scf.YieldOp([])

@@ -1,0 +1,77 @@
+"""A full GEMM: the driver (packing, blocking, edges) and its micro-kernels, compiled separately and
+linked into one LLVM module, then through the same light opt and codegen as a lone micro-kernel."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+from mlir import ir
+
+from kernels_mlir.gemm import GemmSpec, build_gemm, kernel_symbol
+from kernels_mlir.names import KERNEL
+from kernels_mlir.spec import KernelSpec
+from transforms.errors import StrategyError
+from transforms.strategy import Strategy
+
+from .codegen import MachineCode, generate, link, optimized_ir
+from .compile import transformed_kernel
+from .lowering import lower_to_llvm_dialect, translate_to_llvm_ir
+from .targets import Target
+
+#: The driver (packing, edges, loops) is plain loop code: LLVM's loop and SLP vectorizers (O2) pay
+#: off there, while the micro-kernels keep the strategy's own level.
+DRIVER_OPT = "O2"
+#: Steps a remainder kernel (k % kc deep) drops when its depth cannot take them (e.g. unroll x4 of 77).
+DEPTH_BOUND_STEPS = frozenset({"unroll_k", "pipeline", "prefetch"})
+
+
+@dataclass
+class CompiledGemm:
+    spec: GemmSpec
+    strategy: Strategy
+    target: Target
+    code: MachineCode
+    seconds: float
+    #: The strategy each micro-kernel depth was compiled with (a remainder may drop depth-bound steps).
+    kernels: dict[int, Strategy]
+
+
+def strategy_for_depth(strategy: Strategy, kc: int, lanes: int) -> Strategy:
+    """The micro-kernel strategy at depth kc: the same, or without the steps that depth cannot take."""
+    kernel = KernelSpec(strategy.kernel.mr, strategy.kernel.nr, kc, strategy.kernel.dtype)
+    try:
+        candidate = dataclasses.replace(strategy, kernel=kernel)
+        candidate.validate_for(lanes)
+        return candidate
+    except StrategyError:
+        steps = tuple(s for s in strategy.steps if s.kind not in DEPTH_BOUND_STEPS)
+        fallback = dataclasses.replace(strategy, kernel=kernel, steps=steps, name=f"{strategy.name}-k{kc}")
+        fallback.validate_for(lanes)
+        return fallback
+
+
+def compile_gemm(spec: GemmSpec, strategy: Strategy, target: Target, *, jit: bool | None = None) -> CompiledGemm:
+    """`strategy` gives the micro-kernel (its mr, nr, dtype must match the spec; its kc is the spec's)."""
+    k = strategy.kernel
+    if (k.mr, k.nr, k.dtype) != (spec.mr, spec.nr, spec.dtype):
+        raise StrategyError(f"the micro-kernel is {k.mr}x{k.nr} {k.dtype}, the GEMM wants "
+                            f"{spec.mr}x{spec.nr} {spec.dtype}")
+    jit = target.runs_here if jit is None else jit
+    lanes = target.lanes(spec.dtype)
+    kernels = {kc: strategy_for_depth(strategy, kc, lanes) for kc in spec.kernel_kcs}
+    started = time.perf_counter()
+    modules = []
+    for kc, depth_strategy in kernels.items():
+        with ir.Context(), ir.Location.unknown():
+            module = transformed_kernel(depth_strategy, target)
+            kernel = next(op for op in module.body.operations if op.sym_name.value == KERNEL)
+            kernel.attributes["sym_name"] = ir.StringAttr.get(kernel_symbol(kc))
+            lower_to_llvm_dialect(module)
+            modules.append(translate_to_llvm_ir(module))
+    with ir.Context(), ir.Location.unknown():
+        driver = build_gemm(spec)
+        lower_to_llvm_dialect(driver)
+        modules.insert(0, optimized_ir(translate_to_llvm_ir(driver), target, DRIVER_OPT))
+    code = generate(link(modules), target, strategy.llvm, jit=jit)
+    return CompiledGemm(spec, strategy, target, code, time.perf_counter() - started, kernels)
