@@ -23,7 +23,7 @@ from .config import ConfigError
 from .experiment import run_experiment, runnable_target
 from .mca_command import predict_strategies
 from .report import TOP_HEADERS, build_report
-from .output import markdown_summary, mca_table, noise_line, peak_line, results_table
+from .output import gemm_table, markdown_summary, mca_table, noise_line, peak_line, results_table
 from .space import METHODS
 from .store import DEFAULT_DB, Store
 from .sweep import Sweep, summary_line
@@ -46,7 +46,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(record.to_json()), flush=True)
     if not args.json:
-        print(results_table(records))
+        print(gemm_table(records) if experiment.kind == "gemm" else results_table(records))
         noise = noise_line(records)
         if noise:
             print(noise)

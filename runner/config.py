@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, GemmSpec
 from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.targets import Target, UnknownTarget, get_target
 from transforms.errors import StrategyError
@@ -21,9 +22,10 @@ class ConfigError(ValueError):
     """Bad input; str() is the one line the CLI prints before exiting with status 2."""
 
 
-SECTIONS = {"experiment", "timing", "defaults", "strategy", "space", "sweep"}
+SECTIONS = {"experiment", "timing", "defaults", "strategy", "space", "sweep", "gemm"}
 EXPERIMENT_KEYS = {"name", "description", "target", "kind"}
-KINDS = ("microkernel",)
+KINDS = ("microkernel", "gemm")
+GEMM_KEYS = {"shapes", "mc", "nc", "traversal", "accumulate"}
 TIMING_KEYS = {"min_sample_seconds", "samples"}
 STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "steps", "llvm"}
 SWEEP_KEYS = {"method", "budget", "time_seconds", "seed", "jobs", "timeout_seconds", "screen_min_sample_seconds",
@@ -43,6 +45,23 @@ class Experiment:
     #: For `ukl sweep`: the [space] to search (besides the listed strategies) and the [sweep] settings.
     space: SearchSpace | None = None
     sweep: SweepSettings = SweepSettings()
+    #: For kind "gemm": the problem shapes and the blocking around each strategy's micro-kernel.
+    gemm: GemmSettings | None = None
+
+
+@dataclass(frozen=True)
+class GemmSettings:
+    shapes: tuple[tuple[int, int, int], ...]
+    mc: int = DEFAULT_MC
+    nc: int = DEFAULT_NC
+    traversal: str = "blis"
+    accumulate: bool = False
+
+    def spec(self, strategy: Strategy, shape: tuple[int, int, int]) -> GemmSpec:
+        """The GEMM around `strategy`'s micro-kernel (whose kc is the k-blocking)."""
+        k = strategy.kernel
+        return GemmSpec(*shape, dtype=k.dtype, mr=k.mr, nr=k.nr, kc=k.kc, mc=self.mc, nc=self.nc,
+                        traversal=self.traversal, accumulate=self.accumulate)
 
 
 def load(path: str | Path) -> Experiment:
@@ -109,7 +128,33 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
         if s.name in seen:
             raise StrategyError(f"strategy[{i}].name: duplicate name {s.name!r}")
         seen.add(s.name)
-    return Experiment(path, name, kind, target, TimingPolicy(float(min_seconds), samples), strategies, space, sweep)
+    gemm = _gemm(raw, strategies) if kind == "gemm" else None
+    if kind != "gemm" and "gemm" in raw:
+        raise StrategyError("gemm: only for experiment.kind = \"gemm\"")
+    return Experiment(path, name, kind, target, TimingPolicy(float(min_seconds), samples), strategies, space, sweep,
+                      gemm)
+
+
+def _gemm(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> GemmSettings:
+    table = _table(raw, "gemm")
+    _known(table, GEMM_KEYS, "gemm.")
+    shapes = table.get("shapes")
+    if not isinstance(shapes, list) or not shapes or not all(
+            isinstance(s, list) and len(s) == 3 and all(isinstance(d, int) and not isinstance(d, bool) for d in s)
+            for s in shapes):
+        raise StrategyError(f"gemm.shapes: must be a list of [M, N, K] integer triples, got {shapes!r}")
+    default = GemmSettings(())
+    settings = GemmSettings(tuple(tuple(s) for s in shapes), _typed(table, "mc", int, "gemm.", default.mc),
+                            _typed(table, "nc", int, "gemm.", default.nc),
+                            _typed(table, "traversal", str, "gemm.", default.traversal),
+                            _typed(table, "accumulate", bool, "gemm.", default.accumulate))
+    for strategy in strategies:
+        for shape in settings.shapes:
+            try:
+                settings.spec(strategy, shape)
+            except SpecError as exc:
+                raise StrategyError(f"gemm ({strategy.name}, shape {list(shape)}).{exc}") from None
+    return settings
 
 
 def _space(raw: dict[str, Any]) -> SearchSpace:

@@ -10,6 +10,7 @@ from pipelines.targets import Target, get_target
 from .benchmark import measure_peak
 from .config import ConfigError, Experiment
 from .evaluate import evaluate
+from .gemm_experiment import gemm_records
 from .record import Record
 from .store import Store
 from .timing import Measurement
@@ -32,9 +33,14 @@ def run_experiment(experiment: Experiment, store: Store,
         peaks[dtype] = measure_peak(target, dtype, experiment.timing)
         store.add_peak(run_id, dtype, peaks[dtype].median, peaks[dtype].gflops_samples)
         on_peak(dtype, peaks[dtype])
-    progress = tqdm(experiment.strategies, desc=experiment.name, unit="strategy", disable=None, leave=False)
-    for strategy in progress:
-        progress.set_postfix_str(strategy.name)
-        record = evaluate(strategy, target, experiment.timing, peaks[strategy.kernel.dtype])
+    if experiment.kind == "gemm":
+        records = gemm_records(experiment, target, peaks)
+        total = len(experiment.strategies) * len(experiment.gemm.shapes)
+    else:
+        records = (evaluate(s, target, experiment.timing, peaks[s.kernel.dtype]) for s in experiment.strategies)
+        total = len(experiment.strategies)
+    progress = tqdm(records, total=total, desc=experiment.name, unit="strategy", disable=None, leave=False)
+    for record in progress:
+        progress.set_postfix_str(record.strategy.name)
         store.add(run_id, record, target, experiment.name)
         yield record

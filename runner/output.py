@@ -47,6 +47,25 @@ def mca_table(records: Iterable[dict]) -> str:
     return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 4 + ("right",) * 4 + ("left",))
 
 
+def gemm_table(records: Iterable[Record]) -> str:
+    """GEMM records: our GFLOP/s next to OpenBLAS's, measured in alternation, and their ratio."""
+    rows = []
+    for r in records:
+        m, x = r.measurement, r.extra
+        ci = x.get("ratio_ci")
+        rows.append([
+            r.strategy.name, x["strategy_hash"][:8], "x".join(map(str, x["shape"])), r.strategy.kernel.dtype,
+            f"{x['gemm']['mc']}/{x['gemm']['nc']}/{x['gemm']['kc']}", r.status,
+            "" if m is None else f"{m.median:.2f}",
+            "" if x["baseline_gflops"] is None else f"{x['baseline_gflops']:.2f}",
+            "" if ci is None else f"{x['ratio_to_baseline']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]",
+            _pct(r.fraction_of_peak),
+        ])
+    headers = ["strategy", "hash", "M x N x K", "dtype", "mc/nc/kc", "status", "GFLOP/s", "OpenBLAS",
+               "ratio [95% CI]", "of peak"]
+    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 6 + ("right",) * 4)
+
+
 def peak_line(dtype: str, lanes: int, chains: int, m: Measurement) -> str:
     return (f"FMA peak ({dtype}, {chains} chains x {lanes} lanes): {m.median:.2f} GFLOP/s "
             f"(min {m.minimum:.2f}, max {m.maximum:.2f}, cv {100 * m.cv:.1f}%)")
