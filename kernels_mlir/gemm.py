@@ -8,6 +8,8 @@ of C is computed in a small local tile and only its valid part written back.
 
 `traversal = "tiles"` is the same code with nc >= N, kc >= K and mc >= M: A and B are packed
 once, whole, and one loop nest walks the (m, n) tiles with no k blocking (the ruy shape).
+`traversal = "direct"` is the plain vectorized loop that libraries fall back to for small
+problems: no packing, each row of C in blocks of DIRECT_VECTORS vectors held in registers over k.
 The micro-kernels are external functions (`kernel_symbol(kc)`), compiled and linked separately.
 """
 from __future__ import annotations
@@ -15,14 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlir import ir
-from mlir.dialects import arith, func, memref, scf
+from mlir.dialects import arith, func, memref, scf, vector
 
 from .harness import add_bench_loop
 from .mlir_types import c_block_type, element_type, mark_entry_point, panel_type
 from .names import GEMM, GEMM_BENCH
 from .spec import DTYPES, SpecError
 
-TRAVERSALS = ("blis", "tiles")
+TRAVERSALS = ("blis", "tiles", "direct")
+#: `direct`: vectors of C kept in registers per row block (this many), no packing, no micro-kernel.
+DIRECT_VECTORS = 8
 #: Blocking defaults, measured on Zen 3 with the 6x16 kernel at kc = 512: the packed A block
 #: (mc x kc) stays in L2, the packed B block (kc x nc, 2 MiB in f32) in L3.
 DEFAULT_MC, DEFAULT_NC = 96, 1024
@@ -70,6 +74,8 @@ class GemmSpec:
     @property
     def kernel_kcs(self) -> tuple[int, ...]:
         """The k-depths of the micro-kernels this GEMM calls: the block's, and the remainder's if any."""
+        if self.traversal == "direct":
+            return ()
         kc = self.blocks[2]
         return (kc,) if self.k % kc == 0 else (kc, self.k % kc)
 
@@ -96,6 +102,11 @@ class _Builder:
 
     def c(self, value: int) -> ir.Value:
         return arith.constant(self.index, value)
+
+    def zero_or_c(self, vec: ir.VectorType, c: ir.Value, row: ir.Value, col: ir.Value, accumulate: bool) -> ir.Value:
+        if accumulate:
+            return vector.load(vec, c, [row, col])
+        return arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, ir.FloatAttr.get(self.elt, 0.0)))
 
     def min(self, a: ir.Value, b: ir.Value) -> ir.Value:
         return arith.minsi(a, b)
@@ -230,8 +241,13 @@ class _Builder:
             scf.YieldOp([])
 
 
-def build_gemm(spec: GemmSpec) -> ir.Module:
-    """`ukl_gemm(A: M x K, B: K x N, C: M x N)` (row-major) and `ukl_gemm_bench(A, B, C, n)`."""
+def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
+    """`ukl_gemm(A: M x K, B: K x N, C: M x N)` (row-major) and `ukl_gemm_bench(A, B, C, n)`.
+
+    `lanes` is the target's native vector length, used by the direct traversal.
+    """
+    if spec.traversal == "direct":
+        return _build_direct(spec, lanes)
     b_ = _Builder(spec)
     mc, nc, kc = spec.blocks
     elt = b_.elt
@@ -271,6 +287,55 @@ def build_gemm(spec: GemmSpec) -> ir.Module:
                 scf.YieldOp([])
             memref.dealloc(a_pack)
             memref.dealloc(b_pack)
+            func.ReturnOp([])
+    add_bench_loop(module, GEMM, GEMM_BENCH)
+    return module
+
+
+def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
+    b_ = _Builder(spec)
+    elt = b_.elt
+    vec = ir.VectorType.get([lanes], elt)
+    types = [ir.MemRefType.get(shape, elt) for shape in ([spec.m, spec.k], [spec.k, spec.n], [spec.m, spec.n])]
+    width = lanes * DIRECT_VECTORS
+    full = spec.n - spec.n % width
+    module = ir.Module.create()
+    with ir.InsertionPoint(module.body):
+        fn = func.FuncOp(GEMM, ir.FunctionType.get(types, []))
+        mark_entry_point(fn, noinline=True)
+        with ir.InsertionPoint(fn.add_entry_block()):
+            a, b, c = fn.entry_block.arguments
+            i_loop = b_.loop(b_.c(0), b_.c(spec.m), 1)
+            with ir.InsertionPoint(i_loop.body):
+                i = i_loop.induction_variable
+                if full:
+                    j_loop = b_.loop(b_.c(0), b_.c(full), width)
+                    with ir.InsertionPoint(j_loop.body):
+                        j = j_loop.induction_variable
+                        cols = [b_.add(j, b_.c(u * lanes)) for u in range(DIRECT_VECTORS)]
+                        init = [b_.zero_or_c(vec, c, i, col, spec.accumulate) for col in cols]
+                        k_loop = scf.ForOp(b_.c(0), b_.c(spec.k), b_.c(1), init)
+                        with ir.InsertionPoint(k_loop.body):
+                            k = k_loop.induction_variable
+                            a_k = vector.broadcast(vec, memref.load(a, [i, k]))
+                            scf.YieldOp([vector.fma(a_k, vector.load(vec, b, [k, col]), acc)
+                                         for col, acc in zip(cols, k_loop.inner_iter_args)])
+                        for col, acc in zip(cols, k_loop.results):
+                            vector.store(acc, c, [i, col])
+                        scf.YieldOp([])
+                if full < spec.n:  # the last columns, one at a time
+                    j_loop = b_.loop(b_.c(full), b_.c(spec.n), 1)
+                    with ir.InsertionPoint(j_loop.body):
+                        j = j_loop.induction_variable
+                        init = memref.load(c, [i, j]) if spec.accumulate else arith.constant(elt, 0.0)
+                        k_loop = scf.ForOp(b_.c(0), b_.c(spec.k), b_.c(1), [init])
+                        with ir.InsertionPoint(k_loop.body):
+                            k = k_loop.induction_variable
+                            product = arith.mulf(memref.load(a, [i, k]), memref.load(b, [k, j]))
+                            scf.YieldOp([arith.addf(k_loop.inner_iter_args[0], product)])
+                        memref.store(k_loop.results[0], c, [i, j])
+                        scf.YieldOp([])
+                scf.YieldOp([])
             func.ReturnOp([])
     add_bench_loop(module, GEMM, GEMM_BENCH)
     return module

@@ -52,7 +52,8 @@ def strategy_for_depth(strategy: Strategy, kc: int, lanes: int) -> Strategy:
 
 
 def compile_gemm(spec: GemmSpec, strategy: Strategy, target: Target, *, jit: bool | None = None) -> CompiledGemm:
-    """`strategy` gives the micro-kernel (its mr, nr, dtype must match the spec; its kc is the spec's)."""
+    """`strategy` gives the micro-kernel (its mr, nr, dtype must match the spec; its kc is the spec's)
+    and the LLVM options; the direct traversal uses only the latter."""
     k = strategy.kernel
     if (k.mr, k.nr, k.dtype) != (spec.mr, spec.nr, spec.dtype):
         raise StrategyError(f"the micro-kernel is {k.mr}x{k.nr} {k.dtype}, the GEMM wants "
@@ -70,7 +71,7 @@ def compile_gemm(spec: GemmSpec, strategy: Strategy, target: Target, *, jit: boo
             lower_to_llvm_dialect(module)
             modules.append(translate_to_llvm_ir(module))
     with ir.Context(), ir.Location.unknown():
-        driver = build_gemm(spec)
+        driver = build_gemm(spec, lanes)
         lower_to_llvm_dialect(driver)
         modules.insert(0, optimized_ir(translate_to_llvm_ir(driver), target, DRIVER_OPT))
     code = generate(link(modules), target, strategy.llvm, jit=jit)

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 from tabulate import tabulate
 
 from kernels_mlir.spec import DTYPES
@@ -19,6 +20,8 @@ from . import config as config_mod
 from .asm_command import inspect, select
 from .benchmark import measure_peak
 from .compare import compare
+from .crossover import find_boundary, plot as crossover_plot
+from .crossover_command import run_crossover
 from .config import ConfigError
 from .experiment import run_experiment, runnable_target
 from .mca_command import predict_strategies
@@ -185,6 +188,39 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_crossover(args: argparse.Namespace) -> int:
+    experiment = config_mod.load(args.config)
+    if experiment.kind != "crossover":
+        raise ConfigError(f"{args.config}: experiment.kind must be \"crossover\" for ukl crossover")
+    target = runnable_target(experiment.target)
+    routes = experiment.crossover.routes
+    names = tuple(r.name for r in routes)
+    points = []
+    for point in run_crossover(experiment, target):
+        points.append(point)
+        if args.json:
+            print(json.dumps({"shape": list(point.shape), "work": point.work,
+                              "gflops": dict(zip(names, point.gflops)), "ratio": point.ratio,
+                              "ratio_ci": [point.ci_low, point.ci_high], "winner": point.winner}), flush=True)
+    boundary = find_boundary(points, (names[0], names[1]))
+    plot_path = args.plot or Path("results") / f"{experiment.name}-crossover.png"
+    plot_path.parent.mkdir(parents=True, exist_ok=True)
+    plot_path.write_bytes(crossover_plot(points, boundary, names, f"{experiment.name}: {names[0]} vs {names[1]}"))
+    if args.json:
+        print(json.dumps({"boundary": boundary.verdict, "low": boundary.low, "high": boundary.high,
+                          "estimate": boundary.estimate, "plot": str(plot_path)}))
+        return 0
+    rows = [["x".join(map(str, p.shape)), p.work, *(f"{g:.2f}" for g in p.gflops),
+             f"{p.ratio:.3f} [{p.ci_low:.3f}, {p.ci_high:.3f}]", {"A": names[0], "B": names[1]}.get(p.winner, "tie"),
+             names[int(np.argmax(p.gflops))]] for p in points]
+    print(tabulate(rows, headers=["M x N x K", "work", *(f"{n} GFLOP/s" for n in names),
+                                  f"{names[0]}/{names[1]} [95% CI]", "winner", "fastest route"],
+                   disable_numparse=True))
+    print(f"boundary: {boundary.verdict}")
+    print(f"plot: {plot_path}")
+    return 0
+
+
 def get_target_or_fail(name: str):
     try:
         return get_target(name)
@@ -258,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--top", type=_positive_int, default=10)
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(func=_cmd_report)
+
+    cross = sub.add_parser("crossover", help="where one route starts beating another over a grid of shapes")
+    cross.add_argument("config", type=Path)
+    cross.add_argument("--plot", type=Path, help="PNG to write (default results/<name>-crossover.png)")
+    cross.add_argument("--json", action="store_true", help="one JSON object per shape, then the boundary")
+    cross.set_defaults(func=_cmd_crossover)
 
     peak = sub.add_parser("peak", help="measure the FMA-throughput peak of this core")
     peak.add_argument("--target", default="host", choices=target_names())

@@ -22,10 +22,12 @@ class ConfigError(ValueError):
     """Bad input; str() is the one line the CLI prints before exiting with status 2."""
 
 
-SECTIONS = {"experiment", "timing", "defaults", "strategy", "space", "sweep", "gemm"}
+SECTIONS = {"experiment", "timing", "defaults", "strategy", "space", "sweep", "gemm", "crossover"}
 EXPERIMENT_KEYS = {"name", "description", "target", "kind"}
-KINDS = ("microkernel", "gemm")
+KINDS = ("microkernel", "gemm", "crossover")
 GEMM_KEYS = {"shapes", "mc", "nc", "traversal", "accumulate"}
+CROSSOVER_KEYS = {"m", "n", "k", "routes", "mc", "nc", "traversal"}
+ROUTE_KEYS = {"name", "strategy", "numpy", "mc", "nc", "traversal"}
 TIMING_KEYS = {"min_sample_seconds", "samples"}
 STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "steps", "llvm"}
 SWEEP_KEYS = {"method", "budget", "time_seconds", "seed", "jobs", "timeout_seconds", "screen_min_sample_seconds",
@@ -47,6 +49,38 @@ class Experiment:
     sweep: SweepSettings = SweepSettings()
     #: For kind "gemm": the problem shapes and the blocking around each strategy's micro-kernel.
     gemm: GemmSettings | None = None
+    #: For kind "crossover": the shape grid and the routes compared on it.
+    crossover: CrossoverSettings | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way to compute C = A.B: our GEMM around a strategy's micro-kernel, or numpy.matmul."""
+
+    name: str
+    strategy: Strategy | None  # None: numpy.matmul (OpenBLAS, one thread)
+    mc: int = DEFAULT_MC
+    nc: int = DEFAULT_NC
+    traversal: str = "blis"
+
+    def spec(self, shape: tuple[int, int, int]) -> GemmSpec:
+        return gemm_spec(self.strategy, shape, self.mc, self.nc, self.traversal)
+
+
+@dataclass(frozen=True)
+class CrossoverSettings:
+    shapes: tuple[tuple[int, int, int], ...]
+    #: Route A is compared with route B; further routes are measured too (which is best per shape).
+    routes: tuple[Route, ...]
+    dtype: str
+
+
+def gemm_spec(strategy: Strategy, shape: tuple[int, int, int], mc: int, nc: int, traversal: str,
+              accumulate: bool = False) -> GemmSpec:
+    """The GEMM around `strategy`'s micro-kernel (whose kc is the k-blocking)."""
+    k = strategy.kernel
+    return GemmSpec(*shape, dtype=k.dtype, mr=k.mr, nr=k.nr, kc=k.kc, mc=mc, nc=nc, traversal=traversal,
+                    accumulate=accumulate)
 
 
 @dataclass(frozen=True)
@@ -58,10 +92,7 @@ class GemmSettings:
     accumulate: bool = False
 
     def spec(self, strategy: Strategy, shape: tuple[int, int, int]) -> GemmSpec:
-        """The GEMM around `strategy`'s micro-kernel (whose kc is the k-blocking)."""
-        k = strategy.kernel
-        return GemmSpec(*shape, dtype=k.dtype, mr=k.mr, nr=k.nr, kc=k.kc, mc=self.mc, nc=self.nc,
-                        traversal=self.traversal, accumulate=self.accumulate)
+        return gemm_spec(strategy, shape, self.mc, self.nc, self.traversal, self.accumulate)
 
 
 def load(path: str | Path) -> Experiment:
@@ -128,11 +159,61 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
         if s.name in seen:
             raise StrategyError(f"strategy[{i}].name: duplicate name {s.name!r}")
         seen.add(s.name)
+    for section in ("gemm", "crossover"):
+        if kind != section and section in raw:
+            raise StrategyError(f"{section}: only for experiment.kind = \"{section}\"")
     gemm = _gemm(raw, strategies) if kind == "gemm" else None
-    if kind != "gemm" and "gemm" in raw:
-        raise StrategyError("gemm: only for experiment.kind = \"gemm\"")
+    crossover = _crossover(raw, strategies) if kind == "crossover" else None
     return Experiment(path, name, kind, target, TimingPolicy(float(min_seconds), samples), strategies, space, sweep,
-                      gemm)
+                      gemm, crossover)
+
+
+def _int_list(table: dict[str, Any], key: str, prefix: str) -> list[int]:
+    values = table.get(key)
+    if not isinstance(values, list) or not values or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        raise StrategyError(f"{prefix}{key}: must be a non-empty list of positive integers, got {values!r}")
+    return values
+
+
+def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> CrossoverSettings:
+    table = _table(raw, "crossover")
+    p = "crossover."
+    _known(table, CROSSOVER_KEYS, p)
+    dims = [_int_list(table, key, p) for key in ("m", "n", "k")]
+    shapes = tuple((m, n, k) for m in dims[0] for n in dims[1] for k in dims[2])
+    by_name = {s.name: s for s in strategies}
+    raw_routes = table.get("routes")
+    if not isinstance(raw_routes, list) or len(raw_routes) < 2 or not all(isinstance(r, dict) for r in raw_routes):
+        raise StrategyError(f"{p}routes: needs at least two route tables, got {raw_routes!r}")
+    routes = []
+    for i, entry in enumerate(raw_routes):
+        where = f"{p}routes[{i}]."
+        _known(entry, ROUTE_KEYS, where)
+        name = _typed(entry, "name", str, where, None)
+        if name is None:
+            raise StrategyError(f"{where}name: missing")
+        strategy = None
+        if not _typed(entry, "numpy", bool, where, False):
+            wanted = _typed(entry, "strategy", str, where, None)
+            if wanted not in by_name:
+                raise StrategyError(f"{where}strategy: {wanted!r} is not a [[strategy]] of this config "
+                                    f"(known: {', '.join(by_name) or 'none'}), and numpy is not true")
+            strategy = by_name[wanted]
+        route = Route(name, strategy, _typed(entry, "mc", int, where, _typed(table, "mc", int, p, DEFAULT_MC)),
+                      _typed(entry, "nc", int, where, _typed(table, "nc", int, p, DEFAULT_NC)),
+                      _typed(entry, "traversal", str, where, _typed(table, "traversal", str, p, "blis")))
+        if strategy is not None:
+            for shape in shapes:
+                try:
+                    route.spec(shape)
+                except SpecError as exc:
+                    raise StrategyError(f"{where}{exc}") from None
+        routes.append(route)
+    dtypes = {r.strategy.kernel.dtype for r in routes if r.strategy is not None} or {"f32"}
+    if len(dtypes) > 1:
+        raise StrategyError(f"{p}routes: all routes must use one dtype, got {sorted(dtypes)}")
+    return CrossoverSettings(shapes, tuple(routes), dtypes.pop())
 
 
 def _gemm(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> GemmSettings:
@@ -244,7 +325,8 @@ def _typed(table: dict[str, Any], key: str, types: type | tuple[type, ...], pref
     if key not in table:
         return default
     value = table[key]
-    if isinstance(value, bool) or not isinstance(value, types):
+    allowed = types if isinstance(types, tuple) else (types,)
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
         names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
         raise StrategyError(f"{prefix}{key}: must be {names}, got {value!r}")
     return value

@@ -30,7 +30,8 @@ def test_gemm_matches_numpy(host, m, n, k, dtype):
     assert check.correct, check.message
 
 
-@pytest.mark.parametrize("traversal, accumulate", [("tiles", False), ("blis", True), ("tiles", True)])
+@pytest.mark.parametrize("traversal, accumulate", [("tiles", False), ("blis", True), ("tiles", True),
+                                                    ("direct", False), ("direct", True)])
 def test_traversals_and_accumulation(host, traversal, accumulate):
     spec = GemmSpec(97, 131, 77, "f32", mr=4, nr=8, kc=16, mc=8, nc=16, traversal=traversal, accumulate=accumulate)
     kernel = _kernel(4, 8, 16, "f32", CAfterLoop(), UnrollK(2), Prefetch(4))
@@ -67,7 +68,7 @@ def _enclosing_loops(op) -> list:
 def test_each_panel_is_packed_once_per_block_outside_the_tile_loops():
     spec = GemmSpec(256, 256, 600, mr=6, nr=16, kc=128, mc=48, nc=128)
     with ir.Context(), ir.Location.unknown():
-        module = build_gemm(spec)
+        module = build_gemm(spec, 8)
         gemm = next(op for op in module.body.operations if op.sym_name.value == GEMM)
         calls = [op for op in q.walk(gemm) if op.name == "func.call"]
         tile_loops = {loop for call in calls for loop in _enclosing_loops(call)}
