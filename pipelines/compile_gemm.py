@@ -23,7 +23,7 @@ from .targets import Target
 #: off there, while the micro-kernels keep the strategy's own level.
 DRIVER_OPT = "O2"
 #: Steps a remainder kernel (k % kc deep) drops when its depth cannot take them (e.g. unroll x4 of 77).
-DEPTH_BOUND_STEPS = frozenset({"unroll_k", "pipeline", "prefetch"})
+DEPTH_BOUND_STEPS = frozenset({"unroll_k", "pipeline", "prefetch", "c_after_loop"})
 
 
 @dataclass

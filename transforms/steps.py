@@ -361,6 +361,8 @@ class Prefetch(PythonRewrite):
     def validate(self, plan: Plan) -> None:
         if self.distance < 1:
             raise StrategyError(f"distance: must be >= 1 k-step, got {self.distance}")
+        if plan.k_trips < 2:
+            raise StrategyError(f"the k loop has {plan.k_trips} iteration: nothing to prefetch ahead of")
         if not 0 <= self.locality <= 3:
             raise StrategyError(f"locality: must be 0, 1, 2 or 3, got {self.locality}")
 
@@ -409,6 +411,10 @@ class CAfterLoop(PythonRewrite):
     kind: ClassVar[str] = "c_after_loop"
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
     not_after: ClassVar[frozenset[str]] = frozenset({"c_after_loop"})
+
+    def validate(self, plan: Plan) -> None:
+        if plan.k_trips < 2:
+            raise StrategyError(f"the k loop has {plan.k_trips} iteration: nothing to defer C past")
 
     def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
         deferred = defer_accumulator_reads(_single_k_loop(kernel))

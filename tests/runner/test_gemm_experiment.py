@@ -1,0 +1,85 @@
+"""`ukl run` on a gemm config and `ukl crossover` end to end (small shapes, fast timing)."""
+import json
+import textwrap
+
+from runner.cli import main
+
+from .test_cli import write
+
+KERNEL = textwrap.dedent("""
+    [[strategy]]
+    name = "6x16"
+    mr = 6
+    nr = 16
+    kc = 64
+    steps = ["tile_k", "vectorize", "hoist_accumulators", "lower_contraction", "lower_transfers", "scalar_loads",
+             "c_after_loop", { step = "unroll_k", factor = 4 }]
+""")
+
+GEMM = textwrap.dedent("""
+    [experiment]
+    name = "gemm"
+    kind = "gemm"
+    [timing]
+    min_sample_seconds = 0.002
+    samples = 10
+    [gemm]
+    shapes = [[97, 131, 77], [64, 64, 64]]
+    mc = 24
+    nc = 64
+""") + KERNEL
+
+
+def test_gemm_run_records_ours_and_openblas(tmp_path, capsys):
+    assert main(["run", str(write(tmp_path, GEMM)), "--db", str(tmp_path / "r.sqlite"), "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["shape"] for r in records] == [[97, 131, 77], [64, 64, 64]]
+    for r in records:
+        assert r["status"] == "ok" and r["correct"] is True
+        assert r["gflops"] > 0 and r["baseline_gflops"] > 0
+        assert abs(r["ratio_to_baseline"] - r["gflops"] / r["baseline_gflops"]) < 0.5 * r["ratio_to_baseline"]
+        assert r["ratio_ci"][0] <= r["ratio_to_baseline"] <= r["ratio_ci"][1]
+    assert records[0]["strategy_hash"] != records[1]["strategy_hash"]  # the shape is part of the identity
+
+
+def test_gemm_table(tmp_path, capsys):
+    assert main(["run", str(write(tmp_path, GEMM.replace("[64, 64, 64]", "[1, 1, 1]"))),
+                 "--db", str(tmp_path / "r.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "OpenBLAS" in out and "ratio [95% CI]" in out and "6x16@1x1x1" in out
+
+
+def test_impossible_blocking_is_bad_input(tmp_path, capsys):
+    assert main(["run", str(write(tmp_path, GEMM.replace("mc = 24", "mc = 25")))]) == 2
+    assert "gemm (6x16, shape [97, 131, 77]).mc and nc: must be multiples of mr=6" in capsys.readouterr().err
+
+
+CROSSOVER = textwrap.dedent("""
+    [experiment]
+    name = "cross"
+    kind = "crossover"
+    [timing]
+    min_sample_seconds = 0.002
+    samples = 10
+    [crossover]
+    m = [1, 64]
+    n = [256]
+    k = [64]
+    routes = [{ name = "packed", strategy = "6x16" }, { name = "direct", strategy = "6x16", traversal = "direct" },
+              { name = "openblas", numpy = true }]
+""") + KERNEL
+
+
+def test_crossover_json_and_plot(tmp_path, capsys):
+    plot = tmp_path / "x.png"
+    assert main(["crossover", str(write(tmp_path, CROSSOVER)), "--json", "--plot", str(plot)]) == 0
+    *points, boundary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [p["shape"] for p in points] == [[1, 256, 64], [64, 256, 64]]
+    assert all(set(p["gflops"]) == {"packed", "direct", "openblas"} for p in points)
+    assert points[0]["winner"] == "B"  # one row: packing B costs more than the whole product
+    assert boundary["boundary"] and plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_crossover_route_must_name_a_strategy(tmp_path, capsys):
+    assert main(["crossover", str(write(tmp_path, CROSSOVER.replace('strategy = "6x16" }', 'strategy = "7x7" }')))]) == 2
+    assert "crossover.routes[0].strategy: '7x7' is not a [[strategy]] of this config" in capsys.readouterr().err
