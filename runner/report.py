@@ -22,7 +22,7 @@ from .store import Store
 PHASE_TRUST = {"final": 3, "full": 2, "screen": 1}
 TOP_HEADERS = ["strategy", "hash", "target", "phase", "GFLOP/s", "min-max", "cv", "of peak", "host"]
 #: Knobs whose effect the report plots when the results vary them.
-EFFECT_KNOBS = ("unroll", "legalize", "scalar_loads", "schedule", "pipeline", "prefetch", "opt", "codegen_opt",
+EFFECT_KNOBS = ("unroll", "legalize", "scalar_loads", "c_after_loop", "schedule", "pipeline", "prefetch", "opt", "codegen_opt",
                 "lowering", "machine_scheduler", "fast_math", "kc", "dtype")
 
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from kernels_mlir.spec import KernelSpec, SpecError
 from transforms.errors import StrategyError
 from transforms.llvm_options import LLVMOptions
-from transforms.steps import (HoistAccumulators, Legalize, LowerContraction, LowerTransfers, Pipeline, Prefetch,
+from transforms.steps import (CAfterLoop, HoistAccumulators, Legalize, LowerContraction, LowerTransfers, Pipeline, Prefetch,
                               ScalarLoads, Schedule, Step, TileK, UnrollK, Vectorize)
 from transforms.strategy import Strategy
 
@@ -23,7 +23,7 @@ from .timing import TimingPolicy
 #: Knob -> default. 0 turns pipelining / prefetching off; unroll 1 leaves the k loop alone.
 KNOBS: dict[str, Any] = {
     "mr": 6, "nr": 16, "kc": 256, "dtype": "f32",
-    "legalize": False, "lowering": "outerproduct", "scalar_loads": True,
+    "legalize": False, "lowering": "outerproduct", "scalar_loads": True, "c_after_loop": False,
     "unroll": 4, "pipeline": 0,
     "schedule": "as-built", "schedule_distance": 2, "schedule_seed": 0,
     "prefetch": 0, "prefetch_locality": 3,
@@ -48,6 +48,7 @@ def _name(p: Point) -> str:
     parts = [f"{p['mr']}x{p['nr']}x{p['kc']}", p["dtype"]]
     parts += ["legal"] if p["legalize"] else []
     parts += ["sl"] if p["scalar_loads"] else []
+    parts += ["cafter"] if p["c_after_loop"] else []
     parts += [f"u{p['unroll']}"] if p["unroll"] != 1 else []
     parts += [f"pipe{p['pipeline']}"] if p["pipeline"] else []
     if p["schedule"] != "as-built":
@@ -68,6 +69,7 @@ def strategy_for(point: Point) -> Strategy:
     steps += [Legalize()] if p["legalize"] else []
     steps += [HoistAccumulators(), LowerContraction(p["lowering"]), LowerTransfers()]
     steps += [ScalarLoads()] if p["scalar_loads"] else []
+    steps += [CAfterLoop()] if p["c_after_loop"] else []
     steps += [UnrollK(p["unroll"])] if p["unroll"] != 1 else []
     steps += [Pipeline(p["pipeline"])] if p["pipeline"] else []
     if p["schedule"] != "as-built":
@@ -183,6 +185,7 @@ def knobs_of(strategy: dict[str, Any]) -> Point:
     return {
         **strategy["kernel"],
         "legalize": "legalize" in steps, "scalar_loads": "scalar_loads" in steps,
+        "c_after_loop": "c_after_loop" in steps,
         "lowering": steps.get("lower_contraction", {}).get("lowering", KNOBS["lowering"]),
         "unroll": steps.get("unroll_k", {}).get("factor", 1), "pipeline": steps.get("pipeline", {}).get("stages", 0),
         "schedule": schedule.get("policy", "as-built"), "prefetch": steps.get("prefetch", {}).get("distance", 0),
