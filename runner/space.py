@@ -14,8 +14,8 @@ from typing import Any, Iterator
 from kernels_mlir.spec import KernelSpec, SpecError
 from transforms.errors import StrategyError
 from transforms.llvm_options import LLVMOptions
-from transforms.steps import (CAfterLoop, HoistAccumulators, Legalize, LowerContraction, LowerTransfers, Pipeline, Prefetch,
-                              ScalarLoads, Schedule, Step, TileK, UnrollK, Vectorize)
+from transforms.steps import (CAfterLoop, HoistAccumulators, Legalize, LowerContraction, LowerTransfers, Pipeline,
+                              Prefetch, ScalarLoads, Schedule, Step, TileK, UnrollK, Vectorize)
 from transforms.strategy import Strategy
 
 from .timing import TimingPolicy
