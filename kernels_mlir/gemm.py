@@ -128,25 +128,43 @@ class _Builder:
              kc: int, width: int, a_side: bool) -> None:
         """buffer[p, k, w] = the source element at row/col outer0 + p*width + w, depth k0 + k.
 
-        Whole panels are plain copies, k-step by k-step in the buffer's order (contiguous stores);
-        the last panel of a block that sticks out of the matrix is zero-padded.
+        Panels that lie inside the matrix are plain copies: A panel by panel, each k-step's
+        `width` elements stored contiguously; B row by row (B's rows are contiguous in memory,
+        while a panel of B strides over kc rows). The panel that sticks out of the matrix is
+        zero-padded.
         """
-        s = self.s
-        bound = s.m if a_side else s.n
-        panels = arith.ceildivsi(extent, self.c(width))
-        p_loop = self.loop(self.c(0), panels, 1)
-        with ir.InsertionPoint(p_loop.body):
-            p = p_loop.induction_variable
-            base = self.add(outer0, arith.muli(p, self.c(width)))
-            whole = arith.cmpi(arith.CmpIPredicate.sle, self.add(base, self.c(width)), self.c(bound))
-            branch = scf.IfOp(whole, has_else=True)
-            with ir.InsertionPoint(branch.then_block):
-                self._copy_panel(buffer, source, p, base, k0, kc, width, a_side, guarded=False)
+        inside = arith.divsi(extent, self.c(width))  # extent never passes the matrix's edge
+        if a_side:
+            p_loop = self.loop(self.c(0), inside, 1)
+            with ir.InsertionPoint(p_loop.body):
+                p = p_loop.induction_variable
+                self._copy_panel(buffer, source, p, self._panel_base(outer0, p, width), k0, kc, width, a_side,
+                                 guarded=False)
                 scf.YieldOp([])
-            with ir.InsertionPoint(branch.else_block):
-                self._copy_panel(buffer, source, p, base, k0, kc, width, a_side, guarded=True)
+        else:
+            k_loop = self.loop(self.c(0), self.c(kc), 1)
+            with ir.InsertionPoint(k_loop.body):
+                k = k_loop.induction_variable
+                p_loop = self.loop(self.c(0), inside, 1)
+                with ir.InsertionPoint(p_loop.body):
+                    p = p_loop.induction_variable
+                    base = self._panel_base(outer0, p, width)
+                    w_loop = self.loop(self.c(0), self.c(width), 1)
+                    with ir.InsertionPoint(w_loop.body):
+                        w = w_loop.induction_variable
+                        memref.store(memref.load(source, [self.add(k0, k), self.add(base, w)]), buffer, [p, k, w])
+                        scf.YieldOp([])
+                    scf.YieldOp([])
                 scf.YieldOp([])
+        sticks_out = arith.cmpi(arith.CmpIPredicate.slt, arith.muli(inside, self.c(width)), extent)
+        edge = scf.IfOp(sticks_out)
+        with ir.InsertionPoint(edge.then_block):
+            self._copy_panel(buffer, source, inside, self._panel_base(outer0, inside, width), k0, kc, width,
+                             a_side, guarded=True)
             scf.YieldOp([])
+
+    def _panel_base(self, outer0: ir.Value, p: ir.Value, width: int) -> ir.Value:
+        return self.add(outer0, arith.muli(p, self.c(width)))
 
     def _copy_panel(self, buffer, source, p, base, k0, kc: int, width: int, a_side: bool, guarded: bool) -> None:
         s = self.s
