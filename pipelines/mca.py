@@ -68,7 +68,8 @@ def predict(loop: list[Instruction], target: Target, dtype: str, cpu: str | None
                            f"-iterations={MCA_ITERATIONS}", "-json"],
                           input=source, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise McaError(f"llvm-mca failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"status {proc.returncode}"
+        raise McaError(f"llvm-mca failed: {detail}")
     report = json.loads(proc.stdout)
     region = report["CodeRegions"][0]
     summary = region["SummaryView"]

@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .compare import MIN_EFFECT, bootstrap_ci
+from .timing import seconds_for
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,6 @@ def measure_routes(runs: Sequence[Callable[[int], None]], counts: Sequence[int],
 
     Returns per-route GFLOP/s samples and the A/B ratio's median and 95% interval.
     """
-    from .timing import seconds_for
     rates: list[list[float]] = [[] for _ in runs]
     for r in range(samples):
         for i in np.roll(np.arange(len(runs)), r):

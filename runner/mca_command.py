@@ -19,8 +19,8 @@ from .emulation import EmulatedFailure
 from .evaluate import COMPILE_ERRORS, one_line
 from .verify import verify_anywhere
 
-_PREDICTION_KEYS = ("model", "cycles_per_iteration", "bounds", "bottleneck", "uops_per_iteration", "flops_per_iteration",
-                    "predicted_flops_per_cycle", "predicted_fraction_of_peak")
+_PREDICTION_KEYS = ("model", "cycles_per_iteration", "bounds", "bottleneck", "uops_per_iteration",
+                    "flops_per_iteration", "predicted_flops_per_cycle", "predicted_fraction_of_peak")
 
 
 def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[dict]:

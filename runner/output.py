@@ -36,7 +36,8 @@ def mca_table(records: Iterable[dict]) -> str:
     for r in records:
         verified = {True: "yes", False: "NO", None: "-"}[r["verified"]]
         rows.append([
-            r["name"], r["strategy_hash"][:8], r["status"], f"{verified} ({r['verification']})" if r["verification"] else verified,
+            r["name"], r["strategy_hash"][:8], r["status"],
+            f"{verified} ({r['verification']})" if r["verification"] else verified,
             "" if r["cycles_per_iteration"] is None else f"{r['cycles_per_iteration']:.1f}",
             _pct(r["predicted_fraction_of_peak"]),
             f"{r['vector_registers_used']}/{r['vector_registers_available']}" if "vector_registers_used" in r else "",

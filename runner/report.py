@@ -22,8 +22,8 @@ from .store import Store
 PHASE_TRUST = {"final": 3, "full": 2, "screen": 1}
 TOP_HEADERS = ["strategy", "hash", "target", "phase", "GFLOP/s", "min-max", "cv", "of peak", "host"]
 #: Knobs whose effect the report plots when the results vary them.
-EFFECT_KNOBS = ("unroll", "legalize", "scalar_loads", "c_after_loop", "schedule", "pipeline", "prefetch", "opt", "codegen_opt",
-                "lowering", "machine_scheduler", "fast_math", "kc", "dtype")
+EFFECT_KNOBS = ("unroll", "legalize", "scalar_loads", "c_after_loop", "schedule", "pipeline", "prefetch", "opt",
+                "codegen_opt", "lowering", "machine_scheduler", "fast_math", "kc", "dtype")
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,9 @@ def gflops_vs_kc(ok: list[dict]) -> Plot | None:
     ax.set_ylabel("GFLOP/s (best strategy)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", ncols=2)
-    return Plot("gflops-vs-kc.png", "GFLOP/s against kc", "Best verified strategy per tile and kc: short kc pays the C load/store "
-                                      "and the call on every k-panel.", _png(fig))
+    return Plot("gflops-vs-kc.png", "GFLOP/s against kc",
+                "Best verified strategy per tile and kc: short kc pays the C load/store and the call on every "
+                "k-panel.", _png(fig))
 
 
 def knob_effects(ok: list[dict]) -> Plot | None:
@@ -137,10 +138,10 @@ def knob_effects(ok: list[dict]) -> Plot | None:
         ax.set_visible(False)
     axes[0].set_ylabel("fraction of peak")
     fig.tight_layout()
-    return Plot("knob-effects.png", "The effect of each knob", "Distribution of the fraction of peak of verified strategies for each "
-                                           "value of every knob the results vary (other knobs vary too: read it as "
-                                           "marginals, not as controlled A/B; use `ukl compare` for that).",
-                _png(fig))
+    return Plot("knob-effects.png", "The effect of each knob",
+                "Distribution of the fraction of peak of verified strategies for each value of every knob the "
+                "results vary (other knobs vary too: read it as marginals, not as controlled A/B; use `ukl compare` "
+                "for that).", _png(fig))
 
 
 @dataclass
