@@ -35,8 +35,17 @@ from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
 EXIT_BAD_INPUT = 2
 
 
+def _load_kind(path: Path, kinds: tuple[str, ...], command: str) -> config_mod.Experiment:
+    """The config, if `command` runs its kind; else one line pointing at the command that does."""
+    experiment = config_mod.load(path)
+    if experiment.kind not in kinds:
+        other = "ukl crossover" if experiment.kind == "crossover" else "ukl run"
+        raise ConfigError(f"{path}: experiment.kind {experiment.kind!r} is not for ukl {command} (use {other})")
+    return experiment
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    experiment = config_mod.load(args.config)
+    experiment = _load_kind(args.config, ("microkernel", "gemm"), "run")
     target = runnable_target(experiment.target)
     records = []
     with Store(args.db) as store:
@@ -113,7 +122,7 @@ def _cmd_mca(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    experiment = config_mod.load(args.config)
+    experiment = _load_kind(args.config, ("microkernel",), "sweep")
     overrides = {k: v for k, v in (("method", args.method), ("budget", args.budget), ("time_seconds", args.time),
                                    ("jobs", args.jobs)) if v is not None}
     try:
@@ -189,9 +198,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_crossover(args: argparse.Namespace) -> int:
-    experiment = config_mod.load(args.config)
-    if experiment.kind != "crossover":
-        raise ConfigError(f"{args.config}: experiment.kind must be \"crossover\" for ukl crossover")
+    experiment = _load_kind(args.config, ("crossover",), "crossover")
     target = runnable_target(experiment.target)
     routes = experiment.crossover.routes
     names = tuple(r.name for r in routes)

@@ -83,3 +83,10 @@ def test_crossover_json_and_plot(tmp_path, capsys):
 def test_crossover_route_must_name_a_strategy(tmp_path, capsys):
     assert main(["crossover", str(write(tmp_path, CROSSOVER.replace('strategy = "6x16" }', 'strategy = "7x7" }')))]) == 2
     assert "crossover.routes[0].strategy: '7x7' is not a [[strategy]] of this config" in capsys.readouterr().err
+
+
+def test_each_command_takes_its_kind_only(tmp_path, capsys):
+    assert main(["run", str(write(tmp_path, CROSSOVER))]) == 2
+    assert "experiment.kind 'crossover' is not for ukl run (use ukl crossover)" in capsys.readouterr().err
+    assert main(["sweep", str(write(tmp_path, GEMM, "g.toml"))]) == 2
+    assert "is not for ukl sweep" in capsys.readouterr().err
