@@ -176,7 +176,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     if not args.db.exists():
         raise ConfigError(f"--db: {args.db}: no such results database")
-    report = build_report(args.db, args.top, args.target)
+    report = build_report(args.db, args.top, args.target, args.kind)
     if args.plots is not None:
         args.plots.mkdir(parents=True, exist_ok=True)
         for plot in report.plots:
@@ -299,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--plots", type=Path, metavar="DIR", help="write the plots as PNG files")
     rep.add_argument("--target", help="only results for this target")
     rep.add_argument("--top", type=_positive_int, default=10)
+    rep.add_argument("--kind", choices=("microkernel", "gemm"), default="microkernel",
+                     help="which results: micro-kernels (default) or full GEMMs")
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(func=_cmd_report)
 

@@ -28,7 +28,7 @@ def gemm_hash(strategy: Strategy, spec: GemmSpec) -> str:
 def evaluate_gemm(strategy: Strategy, spec: GemmSpec, target: Target, policy: TimingPolicy,
                   peak: Measurement | None) -> Record:
     named = dataclasses.replace(strategy, name=f"{strategy.name}@{spec.m}x{spec.n}x{spec.k}")
-    extra = {"strategy_hash": gemm_hash(strategy, spec), "kernel_hash": strategy.hash,
+    extra = {"kind": "gemm", "strategy_hash": gemm_hash(strategy, spec), "kernel_hash": strategy.hash,
              "shape": [spec.m, spec.n, spec.k], "gemm": dataclasses.asdict(spec),
              "baseline": "numpy.matmul (OpenBLAS, 1 thread)", "baseline_gflops": None,
              "ratio_to_baseline": None, "ratio_ci": None}

@@ -169,9 +169,10 @@ class Report:
             plots=[{"title": p.title, "caption": p.caption, "png": p.png_base64} for p in self.plots])
 
 
-def build_report(db: Path, top: int, target: str | None = None) -> Report:
+def build_report(db: Path, top: int, target: str | None = None, kind: str = "microkernel") -> Report:
+    """Micro-kernel results by default; GEMM results (kind "gemm") have a report of their own."""
     with Store(db) as store:
-        results = best_results(list(store.rows()), target)
+        results = best_results(list(store.rows("WHERE kind = ?", (kind,))), target)
     ok = [r for r in results if r["status"] == "ok"]
     plots = [p for p in (heatmap(ok), gflops_vs_kc(ok), knob_effects(ok)) if p is not None]
     return Report(db, results, top_rows(results, top), plots)

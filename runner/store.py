@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS results (
     peak_gflops REAL,
     fraction_of_peak REAL,
     compile_seconds REAL,
-    phase TEXT NOT NULL DEFAULT 'full'
+    phase TEXT NOT NULL DEFAULT 'full',
+    kind TEXT NOT NULL DEFAULT 'microkernel'
 );
 CREATE INDEX IF NOT EXISTS results_key ON results(strategy_hash, target, host_cpu);
 """
@@ -82,8 +83,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
-        if "phase" not in columns:  # a store written before sweeps existed
-            self._db.execute("ALTER TABLE results ADD COLUMN phase TEXT NOT NULL DEFAULT 'full'")
+        for column, default in (("phase", "full"), ("kind", "microkernel")):  # stores from before they existed
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE results ADD COLUMN {column} TEXT NOT NULL DEFAULT '{default}'")
         self._db.commit()
 
     def close(self) -> None:
@@ -119,8 +121,8 @@ class Store:
             "INSERT INTO results (run_id, measured_at, experiment, name, strategy_hash, strategy_json,"
             " kernel_json, target, target_triple, target_cpu, target_features, host_cpu, versions_json,"
             " status, correct, max_abs_error, error, samples_json, iterations, gflops, gflops_min,"
-            " gflops_max, cv, peak_gflops, fraction_of_peak, compile_seconds, phase)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " gflops_max, cv, peak_gflops, fraction_of_peak, compile_seconds, phase, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, _now(), experiment, data["name"], data["strategy_hash"],
              json.dumps(record.strategy.to_dict(), sort_keys=True),
              json.dumps(record.strategy.kernel.to_dict()), target.name, target.triple,
@@ -129,7 +131,7 @@ class Store:
              None if data["correct"] is None else int(data["correct"]), data["max_abs_error"], data["error"],
              None if m is None else json.dumps(m.gflops_samples), None if m is None else m.iterations,
              data["gflops"], data["gflops_min"], data["gflops_max"], data["cv"], data["peak_gflops"],
-             data["fraction_of_peak"], data["compile_seconds"], phase))
+             data["fraction_of_peak"], data["compile_seconds"], phase, data.get("kind", "microkernel")))
         self._db.commit()
 
     def measured(self, target: str, phases: tuple[str, ...]) -> dict[str, float]:

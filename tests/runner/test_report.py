@@ -53,3 +53,14 @@ def test_best_result_prefers_full_length_figures():
 def test_missing_database_is_bad_input(tmp_path, capsys):
     assert main(["report", "--db", str(tmp_path / "none.sqlite")]) == 2
     assert "no such results database" in capsys.readouterr().err
+
+
+def test_gemm_results_are_reported_apart_from_micro_kernels(tmp_path, capsys):
+    from .test_gemm_experiment import GEMM
+    db = _store(tmp_path, capsys)
+    assert main(["run", str(write(tmp_path, GEMM, "g.toml")), "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["report", "--db", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["statuses"] == {"ok": 4}  # the micro-kernels only
+    assert main(["report", "--db", str(db), "--json", "--kind", "gemm"]) == 0
+    assert all("@" in row["strategy"] for row in json.loads(capsys.readouterr().out)["top"])
