@@ -24,7 +24,7 @@ from .timing import TimingPolicy
 KNOBS: dict[str, Any] = {
     "mr": 6, "nr": 16, "kc": 256, "dtype": "f32",
     "legalize": False, "lowering": "outerproduct", "scalar_loads": True, "c_after_loop": False,
-    "unroll": 4, "pipeline": 0,
+    "unroll": 4, "pipeline": 0, "pipeline_carry": "iteration",
     "schedule": "as-built", "schedule_distance": 2, "schedule_seed": 0,
     "prefetch": 0, "prefetch_locality": 3,
     "opt": "O1", "codegen_opt": 3, "machine_scheduler": None, "fast_math": "none",
@@ -39,6 +39,8 @@ def _normalized(point: Point) -> Point:
         p["schedule_distance"] = KNOBS["schedule_distance"]
     if p["schedule"] != "random":
         p["schedule_seed"] = KNOBS["schedule_seed"]
+    if p["pipeline"] == 0:
+        p["pipeline_carry"] = KNOBS["pipeline_carry"]
     if p["prefetch"] == 0:
         p["prefetch_locality"] = KNOBS["prefetch_locality"]
     return p
@@ -50,7 +52,7 @@ def _name(p: Point) -> str:
     parts += ["sl"] if p["scalar_loads"] else []
     parts += ["cafter"] if p["c_after_loop"] else []
     parts += [f"u{p['unroll']}"] if p["unroll"] != 1 else []
-    parts += [f"pipe{p['pipeline']}"] if p["pipeline"] else []
+    parts += [f"pipe{p['pipeline']}" + ("f" if p["pipeline_carry"] == "first-step" else "")] if p["pipeline"] else []
     if p["schedule"] != "as-built":
         parts.append({"loads-first": "lf", "interleave": f"il{p['schedule_distance']}",
                       "random": f"rnd{p['schedule_seed']}"}[p["schedule"]])
@@ -71,7 +73,7 @@ def strategy_for(point: Point) -> Strategy:
     steps += [ScalarLoads()] if p["scalar_loads"] else []
     steps += [CAfterLoop()] if p["c_after_loop"] else []
     steps += [UnrollK(p["unroll"])] if p["unroll"] != 1 else []
-    steps += [Pipeline(p["pipeline"])] if p["pipeline"] else []
+    steps += [Pipeline(p["pipeline"], p["pipeline_carry"])] if p["pipeline"] else []
     if p["schedule"] != "as-built":
         steps.append(Schedule(p["schedule"], p["schedule_distance"], p["schedule_seed"]))
     steps += [Prefetch(p["prefetch"], p["prefetch_locality"])] if p["prefetch"] else []

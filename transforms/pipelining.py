@@ -8,13 +8,38 @@ from . import ir_query as q
 from .errors import StepFailed
 
 
-def _stages(body: ir.Block) -> tuple[list[ir.Operation], list[ir.Operation]]:
-    """Split the loop body into the load stage (loads and their address arithmetic) and the rest."""
+def _k_offsets(op: ir.Operation, iv: ir.Value) -> set[int]:
+    """The c of every `iv + c` (c = 0 for iv itself) that the op's address depends on."""
+    found, stack, seen = set(), [op], set()
+    while stack:
+        current = stack.pop()
+        for v in current.operands:
+            if v == iv:
+                found.add(0)
+            if isinstance(v.owner, ir.Block):
+                continue
+            producer = v.owner.operation
+            if producer.name == "arith.addi" and producer.operands[0] == iv:
+                found.add(q.constant_int(producer.operands[1]))
+            elif producer not in seen:
+                seen.add(producer)
+                stack.append(producer)
+    return found
+
+
+def _stages(body: ir.Block, first_step_only: bool) -> tuple[list[ir.Operation], list[ir.Operation]]:
+    """Split the loop body into the load stage (loads and their address arithmetic) and the rest.
+
+    With `first_step_only`, only the loads of the body's first k-step (address offset 0 from the
+    induction variable) form the load stage: after unrolling, that carries one k-step of operands
+    instead of a whole iteration's.
+    """
     ops = [op.operation for op in body.operations][:-1]
     position = {op: i for i, op in enumerate(ops)}
+    iv = body.arguments[0]
     in_load_stage: set[int] = set()
     for i, op in enumerate(ops):
-        if op.name in q.LOAD_OPS:
+        if op.name in q.LOAD_OPS and (not first_step_only or _k_offsets(op, iv) == {0}):
             stack = [i]
             while stack:
                 j = stack.pop()
@@ -48,7 +73,7 @@ def _add(value: ir.Value, offset: int) -> ir.Value:
     return value if offset == 0 else arith.addi(value, arith.constant(ir.IndexType.get(), offset))
 
 
-def software_pipeline(loop: ir.Operation, stages: int) -> int:
+def software_pipeline(loop: ir.Operation, stages: int, first_step_only: bool = False) -> int:
     """Rewrite `loop` so iteration i issues the loads of iteration i + stages - 1; returns the
     number of loaded values carried from one iteration to the next."""
     lower, upper, step = (q.constant_int(v) for v in list(loop.operands)[:3])
@@ -59,7 +84,7 @@ def software_pipeline(loop: ir.Operation, stages: int) -> int:
         raise StepFailed(f"pipeline: {((upper - lower) // step)} iterations are fewer than {stages} stages")
     body = loop.regions[0].blocks[0]
     iv, accumulators = body.arguments[0], list(body.arguments)[1:]
-    load_stage, compute = _stages(body)
+    load_stage, compute = _stages(body, first_step_only)
     yield_op = [op.operation for op in body.operations][-1]
     consumers = set(compute) | {yield_op}
     carried = [r for op in load_stage for r in op.results if any(use.owner.operation in consumers for use in r.uses)]

@@ -387,7 +387,17 @@ class Pipeline(PythonRewrite):
     kind: ClassVar[str] = "pipeline"
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop", "lowered"})
     not_after: ClassVar[frozenset[str]] = frozenset({"pipeline", "prefetch", "schedule"})
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"carry": ("iteration", "first-step")}
     stages: int = 2
+    #: What is loaded ahead: the next iteration's whole body, or (after unrolling) only its first k-step.
+    carry: str = "iteration"
+
+    def to_dict(self) -> dict[str, Any]:
+        """`carry` is left out at its default, so strategies written before it existed keep their hash."""
+        data = super().to_dict()
+        if self.carry == "iteration":
+            del data["carry"]
+        return data
 
     def validate(self, plan: Plan) -> None:
         if not 2 <= self.stages <= 4:
@@ -396,7 +406,7 @@ class Pipeline(PythonRewrite):
             raise StrategyError(f"stages: the k loop has {plan.k_trips} iterations, fewer than {self.stages} stages")
 
     def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
-        carried = software_pipeline(_single_k_loop(kernel), self.stages)
+        carried = software_pipeline(_single_k_loop(kernel), self.stages, self.carry == "first-step")
         return f"{self.stages} stages, {carried} loaded values carried"
 
 

@@ -85,6 +85,8 @@ def test_stages_are_kept_in_order_when_asked(host):
     (4, 16, 64, "f64", LEGAL + (ScalarLoads(), UnrollK("total"), Schedule("random", seed=3))),
     (6, 16, 64, "f32", LEGAL + (ScalarLoads(), UnrollK(2), Pipeline(2), Schedule("loads-first"))),
     (6, 8, 36, "f32", LEGAL + (Pipeline(3), Prefetch(2, locality=0, c=False))),
+    (12, 8, 64, "f32", LEGAL + (UnrollK(2), Pipeline(2, carry="first-step"), Schedule("interleave", 2))),
+    (6, 16, 48, "f64", LEGAL + (ScalarLoads(), UnrollK(4), Pipeline(3, carry="first-step"))),
 ])
 def test_vocabulary_combinations_match_numpy(host, mr, nr, kc, dtype, steps):
     s = Strategy("t", KernelSpec(mr, nr, kc, dtype), steps)

@@ -1,11 +1,8 @@
-"""The crossover finder on synthetic routes with a known crossover, and `ukl crossover` end to end."""
-import json
+"""The crossover finder on synthetic routes with a known crossover (end to end: test_gemm_experiment)."""
 import math
 
 import numpy as np
-import pytest
 
-from runner.cli import main
 from runner.compare import bootstrap_ci
 from runner.crossover import ShapePoint, find_boundary
 

@@ -4,7 +4,7 @@ import json
 import re
 
 from runner.cli import main
-from runner.report import best_results, build_report
+from runner.report import best_results
 
 from .test_cli import GOOD, write
 

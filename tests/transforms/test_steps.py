@@ -1,4 +1,6 @@
 """Each step's promise, checked on the IR it produces."""
+import re
+
 import pytest
 from mlir import ir
 
@@ -165,6 +167,23 @@ def test_prefetch_targets_distance_k_steps_ahead():
     assert all("locality<1>" in str(p) and "read" in str(p) for p in prefetches)
     # C: each row's first and last element (the row may straddle two lines), before the loop
     assert len(q.ops_named(kernel, "memref.prefetch")) - len(prefetches) == 12
+
+
+def _pipeline_summary(steps, spec):
+    scripts = []
+    with ir.Context(), ir.Location.unknown():
+        module = build_microkernel(spec)
+        apply_strategy(module, Strategy("t", spec, steps), 8, lambda name, mod, script: scripts.append(script))
+    return next(s for s in scripts if "pipeline:" in s)
+
+
+def test_pipeline_first_step_carries_one_k_step_of_operands():
+    spec = KernelSpec(4, 8, 16)
+    whole = _pipeline_summary(BASE + (UnrollK(2), Pipeline(2)), spec)
+    first = _pipeline_summary(BASE + (UnrollK(2), Pipeline(2, carry="first-step")), spec)
+    count = [int(re.search(r"(\d+) loaded values carried", t).group(1)) for t in (whole, first)]
+    assert count[1] * 2 == count[0]  # one k-step of the two in the unrolled body
+    assert Pipeline(2).to_dict() == {"step": "pipeline", "stages": 2}  # old strategies keep their hash
 
 
 @pytest.mark.parametrize("stages", [2, 3])
