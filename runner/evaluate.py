@@ -1,31 +1,47 @@
 """Evaluate one strategy: compile, verify against NumPy, and only then time it."""
 from __future__ import annotations
 
-from pipelines.compile import compile_strategy
+from typing import Callable
+
+from pipelines.compile import Compiled, compile_strategy
 from pipelines.lowering import LoweringError
 from pipelines.targets import Target
 from transforms.errors import StepFailed
+from transforms.strategy import Strategy
 
 from .benchmark import measure_kernel
 from .record import Record
 from .timing import Measurement, TimingPolicy
 from .verify import verify
-from transforms.strategy import Strategy
 
 #: Exceptions that mean "this strategy does not compile", as opposed to a harness bug.
 COMPILE_ERRORS = (StepFailed, LoweringError, RuntimeError)
 
 
 def evaluate(strategy: Strategy, target: Target, policy: TimingPolicy, peak: Measurement | None) -> Record:
+    compiled = compile_or_record(strategy, target)
+    if isinstance(compiled, Record):
+        return compiled
+    return verify_and_time(compiled, policy, lambda dtype: peak)
+
+
+def compile_or_record(strategy: Strategy, target: Target) -> Compiled | Record:
+    """The compiled strategy, or the `compile_error` record saying why there is none."""
     try:
-        compiled = compile_strategy(strategy, target)
+        return compile_strategy(strategy, target)
     except COMPILE_ERRORS as exc:
         return Record(strategy, target.name, "compile_error", error=one_line(exc))
+
+
+def verify_and_time(compiled: Compiled, policy: TimingPolicy, peak: Callable[[str], Measurement | None],
+                    cpu: int | None = None) -> Record:
+    """Verify against NumPy; only a correct kernel is timed (and only then is `peak(dtype)` asked for)."""
+    strategy, target = compiled.strategy, compiled.target
     check = verify(compiled.code, strategy.kernel)
     if not check.correct:
         return Record(strategy, target.name, "wrong_answer", compiled.seconds, check, error=check.message)
-    measurement = measure_kernel(compiled.code, strategy.kernel, policy)
-    return Record(strategy, target.name, "ok", compiled.seconds, check, measurement, peak)
+    measurement = measure_kernel(compiled.code, strategy.kernel, policy, cpu)
+    return Record(strategy, target.name, "ok", compiled.seconds, check, measurement, peak(strategy.kernel.dtype))
 
 
 def one_line(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ from .space import SweepSettings
 from .store import Store
 from .timing import TimingPolicy, measurement_cpu
 from .candidates import CandidateSource, ListSource, TunerSource
-from .worker import Outcome, Worker, WorkerDied
+from .worker import Worker, WorkerDied
 
 
 def compile_cpus(jobs: int) -> set[int] | None:
@@ -45,24 +45,22 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
-def evaluate_in(worker: Worker, strategy: Strategy, policy: TimingPolicy, lock: threading.Lock,
-                timeout: float) -> Outcome:
+def evaluate_in(worker: Worker, strategy: Strategy, target: Target, policy: TimingPolicy, lock: threading.Lock,
+                timeout: float, phase: str) -> Record:
     """Compile in the worker (in parallel with others), then verify and measure under `lock`."""
-    compiled = None
+    seconds = None
     try:
         compiled = worker.call("compile", strategy.to_dict(), timeout)
-        if compiled.status != "ok":
-            return compiled
-        with lock:
-            return worker.call("measure", policy, timeout)
+        if isinstance(compiled, Record):
+            record = compiled
+        else:
+            seconds = compiled
+            with lock:
+                record = worker.call("measure", policy, timeout)
     except WorkerDied as exc:
-        return Outcome(exc.status, None if compiled is None else compiled.compile_seconds, error=str(exc))
-
-
-def _record(strategy: Strategy, target: Target, outcome: Outcome, phase: str) -> Record:
-    return Record(strategy, target.name, outcome.status, outcome.compile_seconds, outcome.verification,
-                  outcome.measurement if outcome.status == "ok" else None, outcome.peak, outcome.error,
-                  extra={"phase": phase})
+        record = Record(strategy, target.name, exc.status, seconds, error=str(exc))
+    record.extra["phase"] = phase
+    return record
 
 
 class Sweep:
@@ -145,8 +143,8 @@ class Sweep:
                     strategy = next_candidate()
                     if strategy is None:
                         break
-                    outcome = evaluate_in(worker, strategy, policy, lock, self.settings.timeout_seconds)
-                    results.put(_record(strategy, self.target, outcome, phase))
+                    results.put(evaluate_in(worker, strategy, self.target, policy, lock,
+                                            self.settings.timeout_seconds, phase))
             except BaseException as exc:  # surfaced by the consumer below
                 results.put(exc)
             finally:

@@ -10,36 +10,23 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from dataclasses import dataclass
 from typing import Any
 
-from pipelines.compile import compile_strategy
+from pipelines.compile import Compiled
 from pipelines.targets import get_target
 from transforms.steps import load_plugins
 from transforms.strategy import Strategy
 
-from .benchmark import measure_kernel, measure_peak
-from .evaluate import COMPILE_ERRORS, one_line
+from .benchmark import measure_peak
+from .evaluate import compile_or_record, verify_and_time
+from .record import Record
 from .timing import Measurement, TimingPolicy
-from .verify import Verification, verify
 
 
 class WorkerDied(Exception):
     def __init__(self, status: str, message: str):
         super().__init__(message)
         self.status = status  # "crash" or "timeout"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A worker's answer for one candidate (compile_seconds is set once compilation succeeded)."""
-
-    status: str
-    compile_seconds: float | None = None
-    verification: Verification | None = None
-    measurement: Measurement | None = None
-    peak: Measurement | None = None
-    error: str = ""
 
 
 class _Server:
@@ -51,26 +38,24 @@ class _Server:
         self.peak_policy = peak_policy
         self.measure_cpu = measure_cpu
         self.peaks: dict[str, Measurement] = {}
-        self.compiled = None
+        self.compiled: Compiled | None = None
 
-    def compile(self, strategy_dict: dict) -> Outcome:
-        self.compiled = None
-        try:
-            self.compiled = compile_strategy(Strategy.from_dict(strategy_dict), self.target)
-        except COMPILE_ERRORS as exc:
-            return Outcome("compile_error", error=one_line(exc))
-        return Outcome("ok", self.compiled.seconds)
+    def compile(self, strategy_dict: dict) -> float | Record:
+        """Compile seconds, or the compile_error record."""
+        compiled = compile_or_record(Strategy.from_dict(strategy_dict), self.target)
+        if isinstance(compiled, Record):
+            self.compiled = None
+            return compiled
+        self.compiled = compiled
+        return compiled.seconds
 
-    def measure(self, policy: TimingPolicy) -> Outcome:
-        compiled = self.compiled
-        spec = compiled.strategy.kernel
-        check = verify(compiled.code, spec)
-        if not check.correct:
-            return Outcome("wrong_answer", compiled.seconds, check, error=check.message)
-        if spec.dtype not in self.peaks:
-            self.peaks[spec.dtype] = measure_peak(self.target, spec.dtype, self.peak_policy, self.measure_cpu)
-        measurement = measure_kernel(compiled.code, spec, policy, self.measure_cpu)
-        return Outcome("ok", compiled.seconds, check, measurement, self.peaks[spec.dtype])
+    def measure(self, policy: TimingPolicy) -> Record:
+        return verify_and_time(self.compiled, policy, self.peak, self.measure_cpu)
+
+    def peak(self, dtype: str) -> Measurement:
+        if dtype not in self.peaks:
+            self.peaks[dtype] = measure_peak(self.target, dtype, self.peak_policy, self.measure_cpu)
+        return self.peaks[dtype]
 
 
 def _serve(conn, target_name: str, peak_policy: TimingPolicy, compile_cpus: set[int] | None,
@@ -108,7 +93,7 @@ class Worker:
         self._conn.close()
         self._start()
 
-    def call(self, request: str, argument: Any, timeout: float) -> Outcome:
+    def call(self, request: str, argument: Any, timeout: float) -> Any:
         """Run `request` in the worker; WorkerDied if it crashes or exceeds `timeout` seconds."""
         self._conn.send((request, argument))
         if not self._conn.poll(timeout):
