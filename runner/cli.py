@@ -19,7 +19,7 @@ from transforms.strategy import Strategy
 from . import config as config_mod
 from .asm_command import inspect, select
 from .benchmark import measure_peak
-from .compare import compare
+from .compare import COPIES, compare
 from .crossover import find_boundary, plot as crossover_plot
 from .crossover_command import run_crossover
 from .config import ConfigError
@@ -168,7 +168,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json()))
     else:
         print(f"{result.a}: {result.gflops_a:.2f} GFLOP/s, {result.b}: {result.gflops_b:.2f} GFLOP/s "
-              f"(medians of {result.rounds} interleaved rounds of A, B and a second copy of each)")
+              f"(medians of {result.rounds} interleaved rounds of {COPIES} copies of each)")
         print(result.verdict)
     return 0
 

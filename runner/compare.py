@@ -1,13 +1,14 @@
 """`ukl compare`: is A faster than B, or is the difference noise?
 
-Each kernel is compiled twice (A, A', B, B': two copies of identical code at different
-addresses, with their own operands) and verified, then timed in rounds, one call of each per
-round in a rotating order, so drift in clock speed or load hits all alike. Identical code at
-another address can run measurably faster or slower (loop alignment, operand placement: about
-1% on this machine kind), so the copies measure that *placement* floor, and the ratio of each
-round is (A + A') / (B + B'). A bootstrap over rounds gives a 95% confidence interval of the
-median ratio; a difference is called real only when the whole interval lies beyond the noise
-floor: the larger of the placement floor and MIN_EFFECT.
+Each kernel is compiled COPIES times (identical code at different addresses, each with its own
+operands) and verified, then all copies are timed in rounds, one call of each per round in a
+rotating order, so drift in clock speed or load hits all alike. Identical code at another
+address can run measurably faster or slower (loop alignment, operand placement: 1-3% on this
+machine kind), so the spread between copies of the same kernel measures a *placement* floor:
+about two standard errors of the difference of two means of COPIES placements. The ratio of a
+round is mean(A copies) / mean(B copies); a bootstrap over rounds gives a 95% interval of the
+median ratio, and a difference is called real only when the whole interval lies beyond the
+noise floor: the larger of the placement floor and MIN_EFFECT.
 """
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ from transforms.strategy import Strategy
 
 from .config import ConfigError
 from .native import NativeFunction
-from .timing import calibrate, pinned_to_one_cpu, seconds_for
+from .timing import alternated_rates, pinned_to_one_cpu
 from .verify import verify
 
 #: Relative speed differences below this are never called real, whatever the interval says.
 MIN_EFFECT = 0.01
+#: Compiled copies of each kernel: the placement floor is estimated from their spread.
+COPIES = 3
 BOOTSTRAP_RESAMPLES = 10_000
 CONFIDENCE = 0.95
 
@@ -42,7 +45,7 @@ class Comparison:
     ratio: float
     ci_low: float
     ci_high: float
-    #: Relative difference between two copies of the same code (the larger of A/A' and B/B').
+    #: Relative difference that placement alone produces between two means of COPIES copies (~95%).
     placement_floor: float
     noise_floor: float
     rounds: int
@@ -74,25 +77,29 @@ def verdict(a: str, b: str, ratio: float, low: float, high: float, floor: float)
 
 def compare(a: Strategy, b: Strategy, target: Target, rounds: int, min_sample_seconds: float) -> Comparison:
     runs = []
-    for strategy in (a, b, a, b):
+    for strategy in (a, b) * COPIES:
         code = compile_strategy(strategy, target).code
         check = verify(code, strategy.kernel)
         if not check.correct:
             raise ConfigError(f"{strategy.name}: computes a wrong answer ({check.message}); nothing to compare")
         ops = make_operands(strategy.kernel, seed=1)
         runs.append((NativeFunction(code, BENCH, [ops.a, ops.b, ops.c], n_scalars=1), strategy.kernel.flops, ops))
-    rates = np.zeros((rounds, len(runs)))
     with pinned_to_one_cpu():
-        counts = [calibrate(run, min_sample_seconds) for run, _, _ in runs]
-        for r in range(rounds):
-            for i in np.roll(np.arange(len(runs)), r):
-                run, flops, _ = runs[i]
-                rates[r, i] = flops * counts[i] / seconds_for(run, counts[i]) / 1e9
-    ratios = (rates[:, 0] + rates[:, 2]) / (rates[:, 1] + rates[:, 3])
-    placement = max(abs(float(np.median(rates[:, 0] / rates[:, 2])) - 1),
-                    abs(float(np.median(rates[:, 1] / rates[:, 3])) - 1))
+        rates, _ = alternated_rates([run for run, _, _ in runs], [flops for _, flops, _ in runs], min_sample_seconds,
+                                 rounds)
+    side_a, side_b = rates[:, 0::2], rates[:, 1::2]
+    ratios = side_a.mean(axis=1) / side_b.mean(axis=1)
+    placement = placement_floor(np.log(np.median(side_a, axis=0)), np.log(np.median(side_b, axis=0)))
     floor = max(placement, MIN_EFFECT)
     ratio = float(np.median(ratios))
     low, high = bootstrap_ci(ratios)
-    return Comparison(a.name, b.name, float(np.median(rates[:, [0, 2]])), float(np.median(rates[:, [1, 3]])),
+    return Comparison(a.name, b.name, float(np.median(side_a)), float(np.median(side_b)),
                       ratio, low, high, placement, floor, rounds, verdict(a.name, b.name, ratio, low, high, floor))
+
+
+def placement_floor(log_a: np.ndarray, log_b: np.ndarray) -> float:
+    """Two standard errors of the difference of two means of k placements, from the pooled spread
+    of the copies' log median rates around their own kernel's mean."""
+    k = len(log_a)
+    pooled = (np.sum((log_a - log_a.mean()) ** 2) + np.sum((log_b - log_b.mean()) ** 2)) / (2 * (k - 1))
+    return float(np.expm1(2 * np.sqrt(pooled) * np.sqrt(2 / k)))

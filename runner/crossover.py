@@ -12,13 +12,12 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from .compare import MIN_EFFECT, bootstrap_ci
-from .timing import seconds_for
 
 
 @dataclass(frozen=True)
@@ -92,19 +91,11 @@ def _interpolate(points: Sequence[ShapePoint], low: int, high: int) -> float:
     return math.sqrt(low * high)
 
 
-def measure_routes(runs: Sequence[Callable[[int], None]], counts: Sequence[int], flops: int,
-                   samples: int) -> tuple[list[list[float]], float, float, float]:
-    """Alternate the routes (rotating order), one timed call of `counts[i]` iterations each per round.
-
-    Returns per-route GFLOP/s samples and the A/B ratio's median and 95% interval.
-    """
-    rates: list[list[float]] = [[] for _ in runs]
-    for r in range(samples):
-        for i in np.roll(np.arange(len(runs)), r):
-            rates[i].append(flops * counts[i] / seconds_for(runs[i], counts[i]) / 1e9)
-    ratios = np.array(rates[0]) / np.array(rates[1])
+def ratio_with_ci(rates: np.ndarray) -> tuple[float, float, float]:
+    """Median of run 0's rate over run 1's across rounds, and its 95% bootstrap interval."""
+    ratios = rates[:, 0] / rates[:, 1]
     low, high = bootstrap_ci(ratios)
-    return rates, float(np.median(ratios)), low, high
+    return float(np.median(ratios)), low, high
 
 
 def plot(points: Sequence[ShapePoint], boundary: Boundary, names: Sequence[str], title: str) -> bytes:

@@ -13,10 +13,10 @@ from pipelines.compile_gemm import compile_gemm
 from pipelines.targets import Target
 
 from .config import ConfigError, Experiment, Route
-from .crossover import ShapePoint, measure_routes
+from .crossover import ShapePoint, ratio_with_ci
 from .gemm_bench import gemm_operands, verify_gemm
 from .native import NativeFunction
-from .timing import calibrate, pinned_to_one_cpu
+from .timing import alternated_rates, pinned_to_one_cpu
 
 
 def _runner(route: Route, shape: tuple[int, int, int], dtype: str, target: Target) -> Callable[[int], None]:
@@ -44,6 +44,5 @@ def run_crossover(experiment: Experiment, target: Target) -> Iterator[ShapePoint
         runs = [_runner(route, shape, settings.dtype, target) for route in settings.routes]
         flops = 2 * shape[0] * shape[1] * shape[2]
         with threadpool_limits(limits=1, user_api="blas"), pinned_to_one_cpu():
-            counts = [calibrate(run, timing.min_sample_seconds) for run in runs]
-            rates, ratio, low, high = measure_routes(runs, counts, flops, timing.samples)
-        yield ShapePoint(shape, tuple(float(np.median(r)) for r in rates), ratio, low, high)
+            rates, _ = alternated_rates(runs, [flops] * len(runs), timing.min_sample_seconds, timing.samples)
+        yield ShapePoint(shape, tuple(float(g) for g in np.median(rates, axis=0)), *ratio_with_ci(rates))

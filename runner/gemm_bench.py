@@ -18,9 +18,9 @@ from kernels_mlir.names import GEMM, GEMM_BENCH
 from kernels_mlir.reference import error_bound, reference
 from pipelines.codegen import MachineCode
 
-from .compare import bootstrap_ci
+from .crossover import ratio_with_ci
 from .native import NativeFunction
-from .timing import Measurement, TimingPolicy, calibrate, pinned_to_one_cpu, seconds_for
+from .timing import Measurement, TimingPolicy, alternated_rates, pinned_to_one_cpu, seconds_for
 from .verify import Verification, judge
 
 
@@ -80,15 +80,10 @@ def measure_gemm(code: MachineCode, spec: GemmSpec, policy: TimingPolicy, cpu: i
             np.matmul(ops.a, ops.b, out=out)
 
     with threadpool_limits(limits=1, user_api="blas"), pinned_to_one_cpu(cpu):
-        counts = [calibrate(run, policy.min_sample_seconds) for run in (ours, baseline)]
-        rates: tuple[list[float], list[float]] = ([], [])
-        for sample in range(policy.samples):
-            for i in ((0, 1) if sample % 2 == 0 else (1, 0)):
-                run = (ours, baseline)[i]
-                rates[i].append(spec.flops * counts[i] / seconds_for(run, counts[i]) / 1e9)
+        rates, counts = alternated_rates([ours, baseline], [spec.flops] * 2, policy.min_sample_seconds,
+                                         policy.samples)
         overhead = _python_call_overhead(ops)
-    ratios = np.array(rates[0]) / np.array(rates[1])
-    low, high = bootstrap_ci(ratios)
-    return GemmMeasurement(Measurement(tuple(rates[0]), counts[0], spec.flops),
-                           Measurement(tuple(rates[1]), counts[1], spec.flops),
-                           tuple(float(r) for r in ratios), float(np.median(ratios)), low, high, overhead * 1e6)
+    ratios = rates[:, 0] / rates[:, 1]
+    ratio, low, high = ratio_with_ci(rates)
+    ours_m, base_m = (Measurement(tuple(float(x) for x in rates[:, i]), counts[i], spec.flops) for i in (0, 1))
+    return GemmMeasurement(ours_m, base_m, tuple(float(r) for r in ratios), ratio, low, high, overhead * 1e6)

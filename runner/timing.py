@@ -9,7 +9,9 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
+
+import numpy as np
 
 #: Defaults of the [timing] section of a config.
 MIN_SAMPLE_SECONDS = 0.05
@@ -98,3 +100,19 @@ def measure(run: Callable[[int], None], flops_per_iteration: int, policy: Timing
         for _ in range(policy.samples):
             rates.append(flops_per_iteration * iterations / seconds_for(run, iterations) / 1e9)
     return Measurement(tuple(rates), iterations, flops_per_iteration)
+
+
+def alternated_rates(runs: Sequence[Callable[[int], None]], flops: Sequence[int], min_sample_seconds: float,
+                     rounds: int) -> tuple[np.ndarray, list[int]]:
+    """GFLOP/s of several codes timed in alternation (rounds x len(runs), one sample of each per
+    round) and the iterations per sample of each.
+
+    The order rotates each round, so drift in clock speed or load hits every run alike. Call it
+    pinned to a CPU (and with any thread limits) as the caller needs.
+    """
+    counts = [calibrate(run, min_sample_seconds) for run in runs]
+    rates = np.zeros((rounds, len(runs)))
+    for r in range(rounds):
+        for i in np.roll(np.arange(len(runs)), r):
+            rates[r, i] = flops[i] * counts[i] / seconds_for(runs[i], counts[i]) / 1e9
+    return rates, counts
