@@ -362,7 +362,7 @@ class Prefetch(PythonRewrite):
         if self.distance < 1:
             raise StrategyError(f"distance: must be >= 1 k-step, got {self.distance}")
         if plan.k_trips < 2:
-            raise StrategyError(f"the k loop has {plan.k_trips} iteration: nothing to prefetch ahead of")
+            raise StrategyError(f"distance: the k loop has {plan.k_trips} iteration only, nothing to prefetch ahead of")
         if not 0 <= self.locality <= 3:
             raise StrategyError(f"locality: must be 0, 1, 2 or 3, got {self.locality}")
 
@@ -424,7 +424,7 @@ class CAfterLoop(PythonRewrite):
 
     def validate(self, plan: Plan) -> None:
         if plan.k_trips < 2:
-            raise StrategyError(f"the k loop has {plan.k_trips} iteration: nothing to defer C past")
+            raise StrategyError(f"k_loop: {plan.k_trips} iteration only, nothing to defer C past")
 
     def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
         deferred = defer_accumulator_reads(_single_k_loop(kernel))
