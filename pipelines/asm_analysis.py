@@ -117,6 +117,21 @@ def fma_flops(inst: Instruction) -> int:
     return 2 * int(m.group(1)) if m else 2
 
 
+def fma_bits(inst: Instruction) -> int:
+    """Vector width of one FMA in bits (a scalar FMA counts as the 128-bit register it uses)."""
+    if inst.mnemonic.startswith("v"):
+        m = _X86_VREG.search(inst.operands[-1])
+        return 8 * _X86_REG_BYTES[m.group(1)[0]] if m else 128
+    return 128  # NEON: every vector register is 128-bit
+
+
+def widest_fma_bits(assembly: str, symbol: str | None = None) -> int | None:
+    """The widest FMA in function `symbol` (default: anywhere), or None when there is no FMA."""
+    lines = assembly.splitlines() if symbol is None else function_lines(assembly, symbol)
+    fmas = [i for i in (_parse(line) for line in lines) if i is not None and is_fma(i)]
+    return max((fma_bits(i) for i in fmas), default=None)
+
+
 def is_broadcast(inst: Instruction) -> bool:
     return inst.mnemonic.startswith(("vbroadcast", "vpbroadcast", "dup", "ld1r"))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -9,10 +10,12 @@ from mlir import ir
 
 from kernels_mlir.harness import add_bench_loop, build_fma_peak
 from kernels_mlir.microkernel import build_microkernel
+from kernels_mlir.names import KERNEL
 from transforms.apply import apply_strategy
 from transforms.llvm_options import LLVMOptions
 from transforms.strategy import Strategy
 
+from .asm_analysis import widest_fma_bits
 from .codegen import MachineCode, generate
 from .fast_math import apply_fast_math
 from .lowering import lower_to_llvm_dialect, translate_to_llvm_ir
@@ -33,6 +36,30 @@ class Compiled:
     seconds: float
     stages: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def vector_bits(self) -> int:
+        """The width the kernel's FMAs actually use (read off the assembly), which the peak it is
+        compared with must match; the strategy's width when no FMA is recognised."""
+        found = widest_fma_bits(self.code.assembly, KERNEL)
+        return found or self.target.width(self.strategy.vector_bits)
+
+
+def strategy_lanes(strategy: Strategy, target: Target) -> int:
+    """Vector lanes of the kernel's dtype at the width the strategy asks of `target`."""
+    return target.lanes(strategy.kernel.dtype, target.width(strategy.vector_bits))
+
+
+def limit_vector_width(module: ir.Module, bits: int) -> None:
+    """Tell LLVM the widest vectors every function may use (what clang's -mprefer-vector-width sets):
+    wider MLIR vectors are split to `bits`, and narrower widths stay legal."""
+    for op in module.body.operations:
+        if op.operation.name != "func.func":
+            continue
+        existing = list(ir.ArrayAttr(op.attributes["passthrough"])) if "passthrough" in op.attributes else []
+        width = [ir.ArrayAttr.get([ir.StringAttr.get(key), ir.StringAttr.get(str(bits))])
+                 for key in ("min-legal-vector-width", "prefer-vector-width")]
+        op.attributes["passthrough"] = ir.ArrayAttr.get(existing + width)
+
 
 def transformed_kernel(strategy: Strategy, target: Target, stages: dict[str, str] | None = None) -> ir.Module:
     """The micro-kernel payload with the strategy applied (inside an active context); records each
@@ -46,8 +73,9 @@ def transformed_kernel(strategy: Strategy, target: Target, stages: dict[str, str
             stages[f"{name}.transform.mlir"] = script
             stages[f"{name}.mlir"] = str(mod)
 
-    apply_strategy(module, strategy, target.lanes(strategy.kernel.dtype), on_stage)
+    apply_strategy(module, strategy, strategy_lanes(strategy, target), on_stage)
     apply_fast_math(module, strategy.llvm.fast_math)
+    limit_vector_width(module, target.width(strategy.vector_bits))
     return module
 
 
@@ -55,7 +83,7 @@ def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = N
                      keep_stages: bool = False) -> Compiled:
     """Compile a strategy's micro-kernel plus its bench loop; JIT it when the target runs here."""
     jit = target.runs_here if jit is None else jit
-    strategy.validate_for(target.lanes(strategy.kernel.dtype))
+    strategy.validate_for(strategy_lanes(strategy, target))
     stages: dict[str, str] = {}
     started = time.perf_counter()
     with ir.Context(), ir.Location.unknown():
@@ -73,10 +101,13 @@ def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = N
     return Compiled(strategy, target, code, time.perf_counter() - started, stages)
 
 
-def compile_peak(target: Target, dtype: str) -> MachineCode:
-    """The FMA-throughput kernel for `target`'s native vector width, through the same codegen."""
+@lru_cache(maxsize=None)
+def compile_peak(target: Target, dtype: str, bits: int) -> MachineCode:
+    """The FMA-throughput kernel for `target` at `bits`-wide vectors, through the same codegen
+    (compiled once per process and width)."""
     with ir.Context(), ir.Location.unknown():
-        module = build_fma_peak(dtype, target.lanes(dtype), target.peak_accumulators)
+        module = build_fma_peak(dtype, target.lanes(dtype, bits), target.peak_accumulators)
+        limit_vector_width(module, bits)
         lower_to_llvm_dialect(module)
         llvm_ir = translate_to_llvm_ir(module)
     return generate(llvm_ir, target, PEAK_LLVM_OPTIONS, jit=target.runs_here)

@@ -15,7 +15,8 @@ from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
 from .codegen import MachineCode, generate, link, optimized_ir
-from .compile import transformed_kernel
+from .asm_analysis import widest_fma_bits
+from .compile import strategy_lanes, transformed_kernel
 from .lowering import lower_to_llvm_dialect, translate_to_llvm_ir
 from .targets import Target
 
@@ -35,6 +36,11 @@ class CompiledGemm:
     seconds: float
     #: The strategy each micro-kernel depth was compiled with (a remainder may drop depth-bound steps).
     kernels: dict[int, Strategy]
+
+    @property
+    def vector_bits(self) -> int:
+        """The widest FMA anywhere in the GEMM (its micro-kernels, or the direct traversal's loop)."""
+        return widest_fma_bits(self.code.assembly) or self.target.width(self.strategy.vector_bits)
 
 
 def strategy_for_depth(strategy: Strategy, kc: int, lanes: int) -> Strategy:
@@ -59,7 +65,7 @@ def compile_gemm(spec: GemmSpec, strategy: Strategy, target: Target, *, jit: boo
         raise StrategyError(f"the micro-kernel is {k.mr}x{k.nr} {k.dtype}, the GEMM wants "
                             f"{spec.mr}x{spec.nr} {spec.dtype}")
     jit = target.runs_here if jit is None else jit
-    lanes = target.lanes(spec.dtype)
+    lanes = strategy_lanes(strategy, target)
     kernels = {kc: strategy_for_depth(strategy, kc, lanes) for kc in spec.kernel_kcs}
     started = time.perf_counter()
     modules = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .asm_analysis import Instruction, fma_flops, is_fma
+from .asm_analysis import Instruction, fma_bits, fma_flops, is_fma
 from .targets import Target
 
 #: Simulated iterations: enough for the steady state to dominate the prologue of the simulation.
@@ -48,7 +48,8 @@ class McaPrediction:
     uops_per_iteration: float
     flops_per_iteration: int
     predicted_flops_per_cycle: float
-    predicted_fraction_of_peak: float
+    #: Against the target's theoretical peak at the loop's FMA width; None when the datapath is unknown.
+    predicted_fraction_of_peak: float | None
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -87,7 +88,9 @@ def predict(loop: list[Instruction], target: Target, dtype: str, cpu: str | None
     bottleneck = max(bounds, key=bounds.get)
     if cycles > LATENCY_BOUND_SLACK * bounds[bottleneck]:
         bottleneck = f"dependences (latency): {cycles:.1f} cycles vs {bounds[bottleneck]:.1f} from {bottleneck}"
-    flops = sum(fma_flops(inst) for inst in loop if is_fma(inst))
+    fmas = [inst for inst in loop if is_fma(inst)]
+    flops = sum(fma_flops(inst) for inst in fmas)
     per_cycle = flops / cycles
+    peak = target.peak_flops_per_cycle(dtype, max((fma_bits(i) for i in fmas), default=None))
     return McaPrediction(model, round(cycles, 3), bounds, bottleneck, round(uops, 3), flops, round(per_cycle, 3),
-                         round(per_cycle / target.peak_flops_per_cycle(dtype), 4))
+                         None if peak is None else round(per_cycle / peak, 4))

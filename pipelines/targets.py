@@ -1,21 +1,61 @@
 """The target table: every fact about a code-generation target, in one place.
 
-Theoretical peak per cycle = FMA pipes x lanes x 2. The measured peak (an FMA-throughput
-kernel run in the same process) is what results are compared against; the theoretical
-figure is what llvm-mca predictions are compared against for targets we cannot run.
+A row separates the *registers* (width and count: what a kernel can hold) from the *FMA
+datapath* (pipes x bits per pipe: what the core completes per cycle). They differ: Zen 4 has
+512-bit registers but executes a 512-bit FMA on its two 256-bit pipes, so its f32 peak is
+32 flop/cycle with ymm or zmm alike, while Sapphire Rapids has two 512-bit FMA units (64).
+
+The measured peak (an FMA-throughput kernel at the kernel's own width, timed in alternation
+with it) is what results are compared against; the theoretical figure from the datapath is
+what llvm-mca predictions are compared against. A host the table does not know has no
+theoretical figure: it is reported as unknown, never guessed.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Mapping
 
 import llvmlite.binding as llvm
 
 from kernels_mlir.spec import DTYPES
+from transforms.errors import StrategyError
+from transforms.plan import MIN_VECTOR_BITS
 
 
 class UnknownTarget(ValueError):
     pass
+
+
+#: Environment variable capping the detected host ISA, to run as an AVX2-only machine would.
+HOST_ISA_ENV = "UKL_HOST_ISA"
+#: LLVM feature-name prefixes an "avx2" cap switches off: everything above x86-64-v3.
+_ABOVE_AVX2 = ("avx512", "amx", "avx10", "evex512", "avxvnni", "avxifma", "avxneconvert")
+HOST_ISA_CAPS = ("avx2",)
+
+#: ISA features a row's vector code needs to run: what "runs here" checks against the host.
+_AVX2 = ("avx", "avx2", "fma")
+_AVX512 = (*_AVX2, "avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512cd")
+
+
+@dataclass(frozen=True)
+class Datapath:
+    """FMA execution resources: `pipes` units, each completing one op of up to `bits_per_pipe`
+    per cycle; a wider op occupies several pipes (a 512-bit FMA on 2 x 256-bit pipes counts as
+    one op per cycle)."""
+
+    pipes: int
+    bits_per_pipe: int
+    latency: int
+
+    def ops_per_cycle(self, bits: int) -> float:
+        return self.pipes * min(1.0, self.bits_per_pipe / bits)
+
+    def flops_per_cycle(self, dtype: str, bits: int) -> float:
+        """Peak flop/cycle with `bits`-wide vectors: a multiply and an add per lane per op."""
+        lanes = bits // (8 * DTYPES[dtype][1])
+        return 2 * lanes * self.ops_per_cycle(bits)
 
 
 @dataclass(frozen=True)
@@ -23,19 +63,48 @@ class Target:
     name: str
     triple: str
     cpu: str
+    #: LLVM feature string added to the CPU's own features ("" = the CPU's).
     features: str
+    #: Widest vector register, and how many there are.
     vector_bits: int
     vector_registers: int
-    fma_pipes: int
-    fma_latency: int
+    #: FMA datapath; None when not known (a host CPU the table has no row for).
+    fma: Datapath | None
+    #: LLVM features the row's vector code needs; the host must have them all to run it.
+    isa: tuple[str, ...] = ()
+    #: Per-dtype datapaths where they differ from `fma` (dtype, datapath).
+    fma_by_dtype: tuple[tuple[str, Datapath], ...] = ()
     #: True when code for this target runs natively here (and can be JIT-executed and timed).
     runs_here: bool = False
+    #: For `host`: the table row its CPU resolved to (None: not in the table), and any ISA cap.
+    row: str | None = None
+    isa_cap: str | None = None
 
-    def lanes(self, dtype: str) -> int:
-        return self.vector_bits // (8 * DTYPES[dtype][1])
+    def datapath(self, dtype: str) -> Datapath | None:
+        return dict(self.fma_by_dtype).get(dtype, self.fma)
 
-    def peak_flops_per_cycle(self, dtype: str) -> int:
-        return 2 * self.fma_pipes * self.lanes(dtype)
+    def width(self, requested: int | None) -> int:
+        """The vector width a kernel uses: `requested` (a strategy's vector_bits) or the widest."""
+        if requested is None:
+            return self.vector_bits
+        widths = self.widths
+        if requested not in widths:
+            raise StrategyError(f"vector_bits: {self.name} ({self.cpu}) has {'/'.join(map(str, widths))}-bit "
+                                f"vectors, got {requested}")
+        return requested
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Every vector width the ISA has, narrowest first."""
+        return tuple(1 << b for b in range(MIN_VECTOR_BITS.bit_length() - 1, self.vector_bits.bit_length()))
+
+    def lanes(self, dtype: str, bits: int | None = None) -> int:
+        return (bits or self.vector_bits) // (8 * DTYPES[dtype][1])
+
+    def peak_flops_per_cycle(self, dtype: str, bits: int | None = None) -> float | None:
+        """Theoretical flop/cycle at `bits` (default the widest), or None when the datapath is unknown."""
+        path = self.datapath(dtype)
+        return None if path is None else path.flops_per_cycle(dtype, bits or self.vector_bits)
 
     @property
     def peak_accumulators(self) -> int:
@@ -43,41 +112,77 @@ class Target:
 
         Always at least latency x pipes, so the FMA units never wait on a dependency.
         """
-        return max(self.vector_registers - 4, self.fma_latency * self.fma_pipes)
+        need = 0 if self.fma is None else self.fma.latency * self.fma.pipes
+        return max(self.vector_registers - 4, need)
 
     @property
     def is_aarch64(self) -> bool:
         return self.triple.startswith("aarch64")
 
+    @property
+    def label(self) -> str:
+        """How outputs name the target: `host (znver4)`, or what is unknown about it."""
+        if self.name != "host":
+            return f"{self.name} ({self.cpu})"
+        known = self.row or f"{self.cpu}: not in the target table, theoretical peak unknown"
+        return f"host ({known}{', capped to ' + self.isa_cap if self.isa_cap else ''})"
+
     def to_dict(self) -> dict:
         return {"name": self.name, "triple": self.triple, "cpu": self.cpu, "features": self.features,
                 "vector_bits": self.vector_bits, "vector_registers": self.vector_registers,
-                "fma_pipes": self.fma_pipes, "fma_latency": self.fma_latency}
+                "fma": None if self.fma is None else self.fma.__dict__, "isa": list(self.isa),
+                "row": self.row, "isa_cap": self.isa_cap}
 
 
 _X86 = "x86_64-unknown-linux-gnu"
 _ARM = "aarch64-unknown-linux-gnu"
 
+# Each datapath cites where its numbers come from. "SOG" = the vendor's software optimization guide.
 TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("znver3", _X86, "znver3", "", 256, 16, 2, 4),
-    Target("skylake-avx512", _X86, "skylake-avx512", "", 512, 32, 2, 4),
-    Target("neoverse-n1", _ARM, "neoverse-n1", "+neon", 128, 32, 2, 4),
-    Target("neoverse-v1", _ARM, "neoverse-v1", "+neon", 128, 32, 4, 4),
-    Target("neoverse-v2", _ARM, "neoverse-v2", "+neon", 128, 32, 4, 4),
-    Target("cortex-a76", _ARM, "cortex-a76", "+neon", 128, 32, 2, 4),
-    Target("apple-m1", _ARM, "apple-m1", "+neon", 128, 32, 4, 3),
+    # ISA levels, not cores: for a strategy tied to an ISA (it runs on any host that has it). A
+    # level has no FMA datapath, so its theoretical peak is unknown; its measured peak is the host's.
+    Target("x86-64-v3", _X86, "x86-64-v3", "", 256, 16, None, _AVX2),
+    Target("x86-64-v4", _X86, "x86-64-v4", "", 512, 32, None, _AVX512),
+    # AMD SOG for Family 19h (doc 56665), 2.11: FP pipes 0 and 1 each do a 256-bit FMA, latency 4.
+    Target("znver3", _X86, "znver3", "", 256, 16, Datapath(2, 256, 4), _AVX2),
+    # AMD SOG for Family 19h Zen 4 (doc 57647), 2.11: 512-bit ops execute on the two 256-bit FMA
+    # pipes (one 512-bit FMA per cycle), latency 4; measured here: 32 flop/cycle ymm and zmm.
+    Target("znver4", _X86, "znver4", "", 512, 32, Datapath(2, 256, 4), _AVX512),
+    # AMD SOG for Family 1Ah (doc 58455), 2.11: a full 512-bit datapath, two FMA pipes, latency 4
+    # (desktop and server parts; some mobile parts keep the 256-bit datapath).
+    Target("znver5", _X86, "znver5", "", 512, 32, Datapath(2, 512, 4), _AVX512),
+    # Intel Optimization Reference Manual (248966), Skylake Server: FMA units on ports 0+1 (fused)
+    # and 5, latency 4 (two 512-bit units on Gold 6100 / Platinum; one on some SKUs).
+    Target("skylake-avx512", _X86, "skylake-avx512", "", 512, 32, Datapath(2, 512, 4), _AVX512),
+    # Same manual, Ice Lake Server (Sunny Cove): two 512-bit FMA units (ports 0+1 and 5), latency 4.
+    Target("icelake-server", _X86, "icelake-server", "", 512, 32, Datapath(2, 512, 4), _AVX512),
+    # Same manual, Sapphire Rapids (Golden Cove server): two 512-bit FMA units, latency 4.
+    Target("sapphirerapids", _X86, "sapphirerapids", "", 512, 32, Datapath(2, 512, 4), _AVX512),
+    # Arm Neoverse N1 SOG, 3.15: FMLA (vector) on pipes V0/V1, throughput 2, latency 4.
+    Target("neoverse-n1", _ARM, "neoverse-n1", "+neon", 128, 32, Datapath(2, 128, 4), ("neon",)),
+    # Arm Neoverse V1 SOG, 3.15: four 128-bit FP pipes V0-V3 take FMLA, latency 4.
+    Target("neoverse-v1", _ARM, "neoverse-v1", "+neon", 128, 32, Datapath(4, 128, 4), ("neon",)),
+    # Arm Neoverse V2 SOG, 3.15: four 128-bit FP pipes V0-V3 take FMLA, latency 4.
+    Target("neoverse-v2", _ARM, "neoverse-v2", "+neon", 128, 32, Datapath(4, 128, 4), ("neon",)),
+    # Arm Cortex-A76 SOG, 3.15: FMLA on pipes V0/V1, latency 4.
+    Target("cortex-a76", _ARM, "cortex-a76", "+neon", 128, 32, Datapath(2, 128, 4), ("neon",)),
+    # Apple M1 Firestorm, measured by Dougall Johnson (dougallj.github.io/applecpu/firestorm-simd.html):
+    # four 128-bit FP/SIMD pipes take FMLA, latency 3 as used for the peak kernel's chains.
+    Target("apple-m1", _ARM, "apple-m1", "+neon", 128, 32, Datapath(4, 128, 3), ("neon",)),
 )}
 
 
-@lru_cache(maxsize=1)
-def host_target() -> Target:
-    """The machine we run on: CPU name and features from LLVM's host detection."""
-    cpu = llvm.get_host_cpu_name()
-    feature_map = llvm.get_host_cpu_features()
-    features = feature_map.flatten()
+def resolve_host(cpu: str, feature_map: Mapping[str, bool], triple: str, cap: str | None) -> Target:
+    """The `host` target from what LLVM detects: `cpu` picks the table row (its datapath), the
+    features decide the registers. `cap` ("avx2") switches off every feature above AVX2."""
+    if cap is not None and cap not in HOST_ISA_CAPS:
+        raise UnknownTarget(f"{HOST_ISA_ENV}: must be one of {list(HOST_ISA_CAPS)}, got {cap!r}")
     enabled = {name for name, on in feature_map.items() if on}
-    triple = llvm.get_process_triple()
-    known = TARGETS.get(cpu)
+    if cap == "avx2":
+        enabled = {name for name in enabled if not name.startswith(_ABOVE_AVX2)}
+    features = ",".join(f"{'+' if name in enabled else '-'}{name}" for name in sorted(feature_map))
+    row = next((t for t in TARGETS.values() if t.cpu == cpu and t.triple.split("-")[0] == triple.split("-")[0]),
+               None)
     if triple.startswith("aarch64"):
         bits, registers = 128, 32
     elif "avx512f" in enabled:
@@ -86,8 +191,35 @@ def host_target() -> Target:
         bits, registers = 256, 16
     else:
         bits, registers = 128, 16
-    pipes, latency = (known.fma_pipes, known.fma_latency) if known else (2, 4)
-    return Target("host", triple, cpu, features, bits, registers, pipes, latency, runs_here=True)
+    isa = tuple(f for f in (_AVX512 if bits == 512 else _AVX2 if bits == 256 else ()) if f in enabled)
+    return Target("host", triple, cpu, features, bits, registers, None if row is None else row.fma, isa,
+                  () if row is None else row.fma_by_dtype, runs_here=True,
+                  row=None if row is None else row.name, isa_cap=cap)
+
+
+@lru_cache(maxsize=1)
+def host_target() -> Target:
+    """The machine we run on (LLVM's host detection), capped by $UKL_HOST_ISA when set."""
+    return resolve_host(llvm.get_host_cpu_name(), llvm.get_host_cpu_features(), llvm.get_process_triple(),
+                        os.environ.get(HOST_ISA_ENV) or None)
+
+
+def missing_features(target: Target, host: Target) -> list[str]:
+    """The features `target`'s code needs that the host lacks (or the architecture, for another one)."""
+    arch = target.triple.split("-")[0]
+    if arch != host.triple.split("-")[0]:
+        return [arch]
+    host_has = {f[1:] for f in host.features.split(",") if f.startswith("+")}
+    return [f for f in target.isa if f not in host_has]
+
+
+def runnable_as(target: Target, host: Target) -> Target:
+    """`target` marked as running here when the host has every feature its code needs; its code then
+    leaves out whatever else the host lacks (a znver3 kernel on an Intel host gets no SSE4a)."""
+    if missing_features(target, host):
+        return target
+    lacking = ",".join(f for f in host.features.split(",") if f.startswith("-"))
+    return replace(target, features=",".join(filter(None, (target.features, lacking))), runs_here=True)
 
 
 def target_names() -> list[str]:
@@ -99,8 +231,4 @@ def get_target(name: str) -> Target:
         return host_target()
     if name not in TARGETS:
         raise UnknownTarget(f"unknown target {name!r} (known: {', '.join(target_names())})")
-    target = TARGETS[name]
-    host = host_target()
-    if target.triple == host.triple and target.cpu == host.cpu:
-        return replace(target, runs_here=True)
-    return target
+    return runnable_as(TARGETS[name], host_target())

@@ -1,5 +1,9 @@
-"""Timed runs of compiled code: a strategy's bench loop and the target's FMA-peak kernel."""
+"""Timed runs of compiled code: a strategy's bench loop, alternated with the FMA-peak kernel at the
+kernel's own width, so the fraction of peak compares two figures taken under the same conditions."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -12,22 +16,55 @@ from pipelines.compile import compile_peak
 from pipelines.targets import Target
 
 from .native import NativeFunction
-from .timing import Measurement, TimingPolicy, measure
+from .timing import Measurement, TimingPolicy, alternated_rates, measure, pinned_to_one_cpu
 
 
-def measure_kernel(code: MachineCode, spec: KernelSpec, policy: TimingPolicy, cpu: int | None = None) -> Measurement:
-    ops = make_operands(spec, seed=1)
-    bench = NativeFunction(code, BENCH, [ops.a, ops.b, ops.c], n_scalars=1)
-    return measure(bench, spec.flops, policy, cpu)
+@dataclass(frozen=True)
+class PeakKernel:
+    """The FMA-throughput kernel of one (target, dtype, width), ready to time."""
+
+    run: NativeFunction
+    flops_per_iteration: int
+    dtype: str
+    bits: int
+    lanes: int
+    chains: int
 
 
-def measure_peak(target: Target, dtype: str, policy: TimingPolicy, cpu: int | None = None) -> Measurement:
-    """FMA throughput of this core for `target`'s vector width, measured now, in this process."""
-    code = compile_peak(target, dtype)
-    lanes, chains = target.lanes(dtype), target.peak_accumulators
+def peak_kernel(target: Target, dtype: str, bits: int | None = None) -> PeakKernel:
+    bits = bits or target.vector_bits
+    code = compile_peak(target, dtype, bits)
+    lanes, chains = target.lanes(dtype, bits), target.peak_accumulators
     np_dtype = DTYPES[dtype][0]
     # x * y stays small so the accumulators neither overflow nor go denormal over billions of FMAs.
     xy = np.stack([np.full(lanes, 1.0), np.full(lanes, 1e-6)]).astype(np_dtype)
     acc = np.zeros((chains, lanes), dtype=np_dtype)
-    peak = NativeFunction(code, PEAK, [xy, acc], n_scalars=1)
-    return measure(peak, peak_flops_per_iteration(lanes, chains), policy, cpu)
+    run = NativeFunction(code, PEAK, [xy, acc], n_scalars=1)
+    return PeakKernel(run, peak_flops_per_iteration(lanes, chains), dtype, bits, lanes, chains)
+
+
+def measure_peak(target: Target, dtype: str, policy: TimingPolicy, cpu: int | None = None,
+                 bits: int | None = None) -> Measurement:
+    """FMA throughput of this core at `bits` (default: the target's widest), measured alone (`ukl peak`)."""
+    peak = peak_kernel(target, dtype, bits)
+    return measure(peak.run, peak.flops_per_iteration, policy, cpu)
+
+
+def alongside_peak(runs: list[Callable[[int], None]], flops: list[int], peak: PeakKernel, policy: TimingPolicy,
+                   cpu: int | None = None) -> tuple[list[Measurement], Measurement]:
+    """Time `runs` and the peak kernel in rotating alternation, one sample of each per round."""
+    with pinned_to_one_cpu(cpu):
+        rates, counts = alternated_rates([*runs, peak.run], [*flops, peak.flops_per_iteration],
+                                         policy.min_sample_seconds, policy.samples)
+    measured = [Measurement(tuple(float(x) for x in rates[:, i]), counts[i], f) for i, f in
+                enumerate([*flops, peak.flops_per_iteration])]
+    return measured[:-1], measured[-1]
+
+
+def measure_kernel(code: MachineCode, spec: KernelSpec, policy: TimingPolicy, peak: PeakKernel,
+                   cpu: int | None = None) -> tuple[Measurement, Measurement]:
+    """(kernel, peak): the bench loop's samples and the peak's, taken in alternation."""
+    ops = make_operands(spec, seed=1)
+    bench = NativeFunction(code, BENCH, [ops.a, ops.b, ops.c], n_scalars=1)
+    (kernel,), peak_m = alongside_peak([bench], [spec.flops], peak, policy, cpu)
+    return kernel, peak_m

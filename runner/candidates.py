@@ -51,7 +51,7 @@ class CandidateSource:
 
     def _admit(self, space: SearchSpace, point: Point) -> Strategy | None:
         try:
-            return space.admit(point, self.target.lanes(point.get("dtype", "f32")), self.target.vector_registers)
+            return space.admit(point, self.target)
         except StrategyError as exc:
             self.rejected.append(str(exc))
             return None

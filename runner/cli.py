@@ -48,36 +48,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
     experiment = _load_kind(args.config, ("microkernel", "gemm"), "run")
     target = runnable_target(experiment.target)
     records = []
+    if not args.json:
+        print(f"target {target.label}; each kernel is timed in alternation with the FMA peak at its own width",
+              flush=True)
     with Store(args.db) as store:
-        def on_peak(dtype, m):
-            if not args.json:
-                print(peak_line(dtype, target.lanes(dtype), target.peak_accumulators, m), flush=True)
-
-        for record in run_experiment(experiment, store, on_peak):
+        for record in run_experiment(experiment, store):
             records.append(record)
             if args.json:
                 print(json.dumps(record.to_json()), flush=True)
+            elif record.status == "skipped":
+                print(f"skipped {record.strategy.name}: {record.error}", flush=True)
     if not args.json:
         print(gemm_table(records) if experiment.kind == "gemm" else results_table(records))
         noise = noise_line(records)
         if noise:
             print(noise)
         print(f"results: {args.db}")
-    return 0 if all(r.status == "ok" for r in records) else 1
+    return 0 if all(r.status in ("ok", "skipped") for r in records) else 1
 
 
 def _cmd_peak(args: argparse.Namespace) -> int:
     target = runnable_target(args.target)
     policy = TimingPolicy(args.min_sample_seconds, args.samples)
-    m = measure_peak(target, args.dtype, policy)
+    try:
+        bits = target.width(args.vector_bits)
+    except StrategyError as exc:
+        raise ConfigError(f"--{exc}") from None
+    m = measure_peak(target, args.dtype, policy, bits=bits)
+    theory = target.peak_flops_per_cycle(args.dtype, bits)
     if args.json:
-        print(json.dumps({"target": target.name, "cpu": target.cpu, "dtype": args.dtype,
-                          "lanes": target.lanes(args.dtype), "accumulators": target.peak_accumulators,
+        print(json.dumps({"target": target.name, "cpu": target.cpu, "row": target.row, "dtype": args.dtype,
+                          "vector_bits": bits, "lanes": target.lanes(args.dtype, bits),
+                          "accumulators": target.peak_accumulators, "theoretical_flops_per_cycle": theory,
                           "gflops": m.median, "gflops_min": m.minimum, "gflops_max": m.maximum, "cv": m.cv,
                           "samples": list(m.gflops_samples)}))
     else:
-        print(f"{target.name} ({target.cpu}): " + peak_line(args.dtype, target.lanes(args.dtype),
-                                                            target.peak_accumulators, m))
+        print(f"{target.label}: " + peak_line(args.dtype, bits, target.lanes(args.dtype, bits),
+                                              target.peak_accumulators, m))
+        print(f"theoretical: {'unknown' if theory is None else f'{theory:g} flop/cycle'}"
+              + ("" if target.fma is None else f" ({target.fma.pipes} FMA pipes x {target.fma.bits_per_pipe} bits)"))
     return 0
 
 
@@ -115,8 +124,10 @@ def _cmd_mca(args: argparse.Namespace) -> int:
             print(json.dumps(record), flush=True)
     if not args.json:
         models = sorted({r["model"] for r in records if r["model"]})
-        print(f"llvm-mca on {target.name} (-mcpu={target.cpu}, scheduling model {'/'.join(models) or '?'}); "
-              f"theoretical peak {target.fma_pipes} FMA pipes x {target.vector_bits}-bit vectors")
+        datapath = "unknown: no predicted fraction" if target.fma is None else \
+            f"{target.fma.pipes} FMA pipes x {target.fma.bits_per_pipe} bits"
+        print(f"llvm-mca on {target.label} (-mcpu={target.cpu}, scheduling model {'/'.join(models) or '?'}); "
+              f"theoretical peak from the FMA datapath, {datapath}")
         print(mca_table(records))
     return 0 if all(r["status"] == "ok" for r in records) else 1
 
@@ -311,8 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     cross.set_defaults(func=_cmd_crossover)
 
     peak = sub.add_parser("peak", help="measure the FMA-throughput peak of this core")
-    peak.add_argument("--target", default="host", choices=target_names())
+    peak.add_argument("--target", default="host", choices=target_names(),
+                      help="any target whose code runs here (the host has every feature it needs)")
     peak.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
+    peak.add_argument("--vector-bits", type=int, help="vector width of the FMAs (default: the target's widest)")
     peak.add_argument("--min-sample-seconds", type=float, default=MIN_SAMPLE_SECONDS)
     peak.add_argument("--samples", type=int, default=SAMPLES)
     peak.add_argument("--json", action="store_true")

@@ -8,13 +8,14 @@ from typing import Any, Iterable
 
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, GemmSpec
 from kernels_mlir.spec import KernelSpec, SpecError
+from pipelines.compile import strategy_lanes
 from pipelines.targets import Target, UnknownTarget, get_target
 from transforms.errors import StrategyError
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import load_plugins, step_from_config
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
-from .space import KNOBS, SearchSpace, SweepSettings
+from .space import KNOB_TYPES, KNOBS, SearchSpace, SweepSettings
 from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
 
 
@@ -29,7 +30,7 @@ GEMM_KEYS = {"shapes", "mc", "nc", "traversal", "accumulate"}
 CROSSOVER_KEYS = {"m", "n", "k", "routes", "mc", "nc", "traversal"}
 ROUTE_KEYS = {"name", "strategy", "numpy", "mc", "nc", "traversal"}
 TIMING_KEYS = {"min_sample_seconds", "samples"}
-STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "steps", "llvm"}
+STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "steps", "llvm", "vector_bits", "target"}
 SWEEP_KEYS = {"method", "budget", "time_seconds", "seed", "jobs", "timeout_seconds", "screen_min_sample_seconds",
               "screen_samples", "leaders", "fit_registers"}
 #: A strategy must say at least these (directly or through [defaults]).
@@ -51,6 +52,12 @@ class Experiment:
     gemm: GemmSettings | None = None
     #: For kind "crossover": the shape grid and the routes compared on it.
     crossover: CrossoverSettings | None = None
+    #: Strategies tied to one ISA name their own target (strategy name -> target name).
+    strategy_targets: tuple[tuple[str, str], ...] = ()
+
+    def target_of(self, strategy: Strategy) -> str:
+        """The target a strategy is compiled for: its own when it names one, else the experiment's."""
+        return dict(self.strategy_targets).get(strategy.name, self.target)
 
 
 @dataclass(frozen=True)
@@ -110,15 +117,16 @@ def load(path: str | Path) -> Experiment:
         experiment = _parse(path, raw)
     except (StrategyError, SpecError, UnknownTarget) as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    check_for_target(experiment.strategies, get_target(experiment.target), f"{path}: ")
+    for strategy in experiment.strategies:
+        check_for_target((strategy,), get_target(experiment.target_of(strategy)), f"{path}: ")
     return experiment
 
 
 def check_for_target(strategies: Iterable[Strategy], target: Target, where: str = "") -> None:
-    """The checks that depend on the target (native vector width), for every strategy before any work."""
+    """The checks that depend on the target (vector widths), for every strategy before any work."""
     for strategy in strategies:
         try:
-            strategy.validate_for(target.lanes(strategy.kernel.dtype))
+            strategy.validate_for(strategy_lanes(strategy, target))
         except StrategyError as exc:
             raise ConfigError(f"{where}strategy {strategy.name!r} cannot target {target.name}: {exc}") from None
 
@@ -147,13 +155,15 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
         raise StrategyError(f"timing.samples: must be between {SAMPLES} and 1000, got {samples}")
 
     defaults = _table(raw, "defaults")
-    _known(defaults, STRATEGY_KEYS - {"name"}, "defaults.")
+    _known(defaults, STRATEGY_KEYS - {"name", "target"}, "defaults.")
     space = _space(raw) if "space" in raw else None
     sweep = _sweep(_table(raw, "sweep"))
     entries = raw.get("strategy", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries) or not (entries or space):
         raise StrategyError("strategy: needs at least one [[strategy]] table (or a [space] to sweep)")
     strategies = tuple(_strategy(entry, defaults, f"strategy[{i}]") for i, entry in enumerate(entries))
+    strategy_targets = tuple((s.name, _strategy_target(entry, f"strategy[{i}] ({s.name}).")) for i, (s, entry)
+                             in enumerate(zip(strategies, entries)) if "target" in entry)
     seen: set[str] = set()
     for i, s in enumerate(strategies):
         if s.name in seen:
@@ -164,8 +174,19 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
             raise StrategyError(f"{section}: only for experiment.kind = \"{section}\"")
     gemm = _gemm(raw, strategies) if kind == "gemm" else None
     crossover = _crossover(raw, strategies) if kind == "crossover" else None
+    if strategy_targets and kind != "microkernel":
+        raise StrategyError("strategy[].target: only micro-kernel experiments take a target per strategy")
     return Experiment(path, name, kind, target, TimingPolicy(float(min_seconds), samples), strategies, space, sweep,
-                      gemm, crossover)
+                      gemm, crossover, strategy_targets)
+
+
+def _strategy_target(entry: dict[str, Any], prefix: str) -> str:
+    name = _typed(entry, "target", str, prefix, None)
+    try:
+        get_target(name)
+    except UnknownTarget as exc:
+        raise StrategyError(f"{prefix}target: {exc}") from None
+    return name
 
 
 def _int_list(table: dict[str, Any], key: str, prefix: str) -> list[int]:
@@ -244,7 +265,7 @@ def _space(raw: dict[str, Any]) -> SearchSpace:
     choices = {}
     for knob, values in table.items():
         values = values if isinstance(values, list) else [values]
-        expected = type(KNOBS[knob]) if KNOBS[knob] is not None else bool
+        expected = KNOB_TYPES.get(knob, type(KNOBS[knob]))
         for value in values:
             if knob == "unroll" and value == "total":
                 continue
@@ -294,8 +315,9 @@ def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str) -> St
     else:
         steps = tuple(step_from_config(s, f"{where}.steps[{i}]") for i, s in enumerate(raw_steps))
     llvm = LLVMOptions.from_config(merged["llvm"], f"{where}.llvm")
+    vector_bits = _typed(merged, "vector_bits", int, f"{where}.", None)
     try:
-        return Strategy(name, kernel, steps, llvm)
+        return Strategy(name, kernel, steps, llvm, vector_bits)
     except StrategyError as exc:
         raise StrategyError(f"{where}.{exc}") from None
 

@@ -18,9 +18,10 @@ from kernels_mlir.names import GEMM, GEMM_BENCH
 from kernels_mlir.reference import error_bound, reference
 from pipelines.codegen import MachineCode
 
+from .benchmark import PeakKernel, alongside_peak
 from .crossover import ratio_with_ci
 from .native import NativeFunction
-from .timing import Measurement, TimingPolicy, alternated_rates, pinned_to_one_cpu, seconds_for
+from .timing import Measurement, TimingPolicy, pinned_to_one_cpu, seconds_for
 from .verify import Verification, judge
 
 
@@ -52,6 +53,8 @@ def verify_gemm(code: MachineCode, spec: GemmSpec, seed: int = 0) -> Verificatio
 class GemmMeasurement:
     ours: Measurement
     baseline: Measurement
+    #: The FMA peak at the micro-kernel's width, sampled in the same alternation.
+    peak: Measurement
     #: Per-pair rate(ours) / rate(baseline), its median and 95% bootstrap interval.
     ratios: tuple[float, ...]
     ratio: float
@@ -70,7 +73,9 @@ def _python_call_overhead(ops: GemmOperands) -> float:
     return seconds_for(loop, 20000) / 20000
 
 
-def measure_gemm(code: MachineCode, spec: GemmSpec, policy: TimingPolicy, cpu: int | None = None) -> GemmMeasurement:
+def measure_gemm(code: MachineCode, spec: GemmSpec, policy: TimingPolicy, peak: PeakKernel,
+                 cpu: int | None = None) -> GemmMeasurement:
+    """Ours, numpy.matmul and the FMA peak, one sample of each per rotating round."""
     ops = gemm_operands(spec, seed=1)
     ours = NativeFunction(code, GEMM_BENCH, [ops.a, ops.b, ops.c], n_scalars=1)
     out = np.empty_like(ops.c)
@@ -79,11 +84,11 @@ def measure_gemm(code: MachineCode, spec: GemmSpec, policy: TimingPolicy, cpu: i
         for _ in range(n):
             np.matmul(ops.a, ops.b, out=out)
 
-    with threadpool_limits(limits=1, user_api="blas"), pinned_to_one_cpu(cpu):
-        rates, counts = alternated_rates([ours, baseline], [spec.flops] * 2, policy.min_sample_seconds,
-                                         policy.samples)
-        overhead = _python_call_overhead(ops)
-    ratios = rates[:, 0] / rates[:, 1]
+    with threadpool_limits(limits=1, user_api="blas"):
+        (ours_m, base_m), peak_m = alongside_peak([ours, baseline], [spec.flops] * 2, peak, policy, cpu)
+        with pinned_to_one_cpu(cpu):
+            overhead = _python_call_overhead(ops)
+    rates = np.column_stack([ours_m.gflops_samples, base_m.gflops_samples])
     ratio, low, high = ratio_with_ci(rates)
-    ours_m, base_m = (Measurement(tuple(float(x) for x in rates[:, i]), counts[i], spec.flops) for i in (0, 1))
-    return GemmMeasurement(ours_m, base_m, tuple(float(r) for r in ratios), ratio, low, high, overhead * 1e6)
+    return GemmMeasurement(ours_m, base_m, peak_m, tuple(float(r) for r in rates[:, 0] / rates[:, 1]), ratio, low,
+                           high, overhead * 1e6)

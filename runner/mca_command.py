@@ -26,7 +26,7 @@ _PREDICTION_KEYS = ("model", "cycles_per_iteration", "bounds", "bottleneck", "uo
 def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[dict]:
     for strategy in strategies:
         record = {**header(strategy, target), "status": "ok", "verified": None, "verification": "",
-                  "error": "", "theoretical_flops_per_cycle": target.peak_flops_per_cycle(strategy.kernel.dtype),
+                  "error": "", "theoretical_flops_per_cycle": None,
                   **dict.fromkeys(_PREDICTION_KEYS)}
         try:
             compiled = compile_strategy(strategy, target)
@@ -34,6 +34,8 @@ def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[d
             yield {**record, "status": "compile_error", "error": one_line(exc)}
             continue
         record.update(annotated_loop(compiled))
+        record["theoretical_flops_per_cycle"] = target.peak_flops_per_cycle(strategy.kernel.dtype,
+                                                                            compiled.vector_bits)
         try:
             check, how = verify_anywhere(compiled.code, strategy.kernel, target.is_aarch64)
         except EmulatedFailure as exc:

@@ -13,6 +13,17 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
 
 
+def _cv(r: Record) -> str:
+    """The sample cv, flagged when it is above the noise threshold (the figure is not to be trusted alone)."""
+    m = r.measurement
+    return "" if m is None else f"{100 * m.cv:.1f}%" + (" noisy" if r.noisy else "")
+
+
+def _peak(r: Record) -> str:
+    """The FMA peak the fraction is against: the percentile of samples alternated with the kernel, its width."""
+    return "" if r.peak_gflops is None else f"{r.peak_gflops:.1f} @{r.vector_bits}b"
+
+
 def results_table(records: Iterable[Record]) -> str:
     rows = []
     for r in records:
@@ -21,13 +32,12 @@ def results_table(records: Iterable[Record]) -> str:
             r.strategy.name, r.strategy.hash[:8], f"{k.mr}x{k.nr}x{k.kc}", k.dtype, r.strategy.llvm.opt, r.status,
             "" if m is None else f"{m.median:.2f}",
             "" if m is None else f"{m.minimum:.1f}-{m.maximum:.1f}",
-            "" if m is None else f"{100 * m.cv:.1f}%",
-            _pct(r.fraction_of_peak),
+            _cv(r), _peak(r), _pct(r.fraction_of_peak),
             "" if r.compile_seconds is None else f"{r.compile_seconds:.2f}",
         ])
     headers = ["strategy", "hash", "mr x nr x kc", "dtype", "opt", "status", "GFLOP/s",
-               "min-max", "cv", "of peak", "compile s"]
-    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 6 + ("right",) * 5)
+               "min-max", "cv", "peak", "of peak", "compile s"]
+    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 6 + ("right",) * 6)
 
 
 def mca_table(records: Iterable[dict]) -> str:
@@ -60,15 +70,15 @@ def gemm_table(records: Iterable[Record]) -> str:
             "" if m is None else f"{m.median:.2f}",
             "" if x["baseline_gflops"] is None else f"{x['baseline_gflops']:.2f}",
             "" if ci is None else f"{x['ratio_to_baseline']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]",
-            _pct(r.fraction_of_peak),
+            _cv(r), _peak(r), _pct(r.fraction_of_peak),
         ])
     headers = ["strategy", "hash", "M x N x K", "dtype", "mc/nc/kc", "status", "GFLOP/s", "OpenBLAS",
-               "ratio [95% CI]", "of peak"]
-    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 6 + ("right",) * 4)
+               "ratio [95% CI]", "cv", "peak", "of peak"]
+    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 6 + ("right",) * 6)
 
 
-def peak_line(dtype: str, lanes: int, chains: int, m: Measurement) -> str:
-    return (f"FMA peak ({dtype}, {chains} chains x {lanes} lanes): {m.median:.2f} GFLOP/s "
+def peak_line(dtype: str, bits: int, lanes: int, chains: int, m: Measurement) -> str:
+    return (f"FMA peak ({dtype}, {bits}-bit, {chains} chains x {lanes} lanes): {m.median:.2f} GFLOP/s "
             f"(min {m.minimum:.2f}, max {m.maximum:.2f}, cv {100 * m.cv:.1f}%)")
 
 
@@ -91,6 +101,6 @@ def markdown_summary(title: str, records: list[Record], summary: str) -> str:
         m = r.measurement
         error = (r.error or "").replace("|", "\\|")[:120]
         lines.append(f"| {r.extra.get('phase', 'full')} | {r.strategy.name} | `{r.strategy.hash[:8]}` | {r.status} | "
-                     f"{'' if m is None else f'{m.median:.2f}'} | {'' if m is None else f'{100 * m.cv:.1f}%'} | "
+                     f"{'' if m is None else f'{m.median:.2f}'} | {_cv(r)} | "
                      f"{_pct(r.fraction_of_peak)} | {error} |")
     return "\n".join(lines) + "\n"

@@ -6,11 +6,15 @@ from typing import Any
 
 from transforms.strategy import Strategy
 
+from . import trust
 from .timing import Measurement
 from .verify import Verification
 
-#: Outcomes a strategy can have; only "ok" carries performance figures.
-STATUSES = ("ok", "wrong_answer", "compile_error", "crash", "timeout")
+#: Outcomes a strategy can have. Only verified kernels carry figures: "ok", or "disturbed" when
+#: their fraction of peak stayed above 1.0 after re-measuring (the figures are kept, not believed).
+#: "skipped": the strategy's target does not run on this host (nothing compiled or stored).
+STATUSES = ("ok", "disturbed", "wrong_answer", "compile_error", "crash", "timeout", "skipped")
+MEASURED = ("ok", "disturbed")
 
 
 @dataclass
@@ -21,20 +25,31 @@ class Record:
     compile_seconds: float | None = None
     verification: Verification | None = None
     measurement: Measurement | None = None
+    #: The FMA peak at the kernel's width, sampled in alternation with `measurement`.
     peak: Measurement | None = None
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Vector width (bits) of the kernel's FMAs, at which the peak was measured.
+    vector_bits: int | None = None
 
     def __post_init__(self) -> None:
         assert self.status in STATUSES, self.status
         # A wrong kernel never carries a performance figure, whatever the caller passed.
-        assert self.status == "ok" or self.measurement is None, "only verified kernels are timed"
+        assert self.status in MEASURED or self.measurement is None, "only verified kernels are timed"
+
+    @property
+    def peak_gflops(self) -> float | None:
+        return None if self.peak is None else trust.peak_reference(self.peak.gflops_samples)
 
     @property
     def fraction_of_peak(self) -> float | None:
         if self.measurement is None or self.peak is None:
             return None
-        return self.measurement.median / self.peak.median
+        return trust.fraction(self.measurement.median, self.peak.gflops_samples)
+
+    @property
+    def noisy(self) -> bool:
+        return self.measurement is not None and trust.is_noisy(self.measurement.cv)
 
     def to_json(self) -> dict[str, Any]:
         m, v = self.measurement, self.verification
@@ -50,8 +65,10 @@ class Record:
             "gflops_max": None if m is None else m.maximum,
             "cv": None if m is None else m.cv,
             "samples": None if m is None else len(m.gflops_samples),
-            "peak_gflops": None if self.peak is None else self.peak.median,
+            "peak_gflops": self.peak_gflops,
             "fraction_of_peak": self.fraction_of_peak,
+            "vector_bits": self.vector_bits,
+            "noisy": self.noisy,
             "compile_seconds": self.compile_seconds,
             "error": self.error or (v.message if v else ""),
             "strategy": self.strategy.to_dict(),

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from kernels_mlir.spec import KernelSpec, SpecError
+from pipelines.compile import strategy_lanes
+from pipelines.targets import Target
 from transforms.errors import StrategyError
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import (CAfterLoop, HoistAccumulators, Legalize, LowerContraction, LowerTransfers, Pipeline,
@@ -28,7 +30,10 @@ KNOBS: dict[str, Any] = {
     "schedule": "as-built", "schedule_distance": 2, "schedule_seed": 0,
     "prefetch": 0, "prefetch_locality": 3,
     "opt": "O1", "codegen_opt": 3, "machine_scheduler": None, "fast_math": "none",
+    "vector_bits": None,
 }
+#: Type of each knob's choices where the default (None) does not tell it.
+KNOB_TYPES: dict[str, type] = {"machine_scheduler": bool, "vector_bits": int}
 
 Point = dict[str, Any]
 
@@ -61,6 +66,7 @@ def _name(p: Point) -> str:
     parts.append(p["opt"] + ("" if p["codegen_opt"] == 3 else f"cg{p['codegen_opt']}"))
     parts += [f"misched-{'on' if p['machine_scheduler'] else 'off'}"] if p["machine_scheduler"] is not None else []
     parts += [f"fm-{p['fast_math']}"] if p["fast_math"] != "none" else []
+    parts += [f"v{p['vector_bits']}"] if p["vector_bits"] is not None else []
     return "-".join(parts)
 
 
@@ -79,7 +85,8 @@ def strategy_for(point: Point) -> Strategy:
     steps += [Prefetch(p["prefetch"], p["prefetch_locality"])] if p["prefetch"] else []
     llvm = LLVMOptions(opt=p["opt"], codegen_opt=p["codegen_opt"], machine_scheduler=p["machine_scheduler"],
                        fast_math=p["fast_math"])
-    return Strategy(_name(p), KernelSpec(p["mr"], p["nr"], p["kc"], p["dtype"]), tuple(steps), llvm)
+    return Strategy(_name(p), KernelSpec(p["mr"], p["nr"], p["kc"], p["dtype"]), tuple(steps), llvm,
+                    p["vector_bits"])
 
 
 def vector_registers_needed(p: Point, lanes: int) -> int:
@@ -130,16 +137,17 @@ class SearchSpace:
                 seen.add(key)
                 yield point
 
-    def admit(self, point: Point, lanes: int, registers: int) -> Strategy:
+    def admit(self, point: Point, target: Target) -> Strategy:
         """The point's strategy if it is valid for the target and meets the constraints; else raises."""
         try:
             strategy = strategy_for(point)
         except SpecError as exc:
             raise StrategyError(str(exc)) from None
+        lanes = strategy_lanes(strategy, target)
         if self.fit_registers:
             needed = vector_registers_needed(_normalized(point), lanes)
-            if needed > registers:
-                raise StrategyError(f"needs {needed} vector registers, the target has {registers}")
+            if needed > target.vector_registers:
+                raise StrategyError(f"needs {needed} vector registers, the target has {target.vector_registers}")
         strategy.validate_for(lanes)
         return strategy
 
@@ -193,4 +201,5 @@ def knobs_of(strategy: dict[str, Any]) -> Point:
         "schedule": schedule.get("policy", "as-built"), "prefetch": steps.get("prefetch", {}).get("distance", 0),
         "opt": llvm["opt"], "codegen_opt": llvm["codegen_opt"],
         "machine_scheduler": llvm.get("machine_scheduler"), "fast_math": llvm.get("fast_math", "none"),
+        "vector_bits": strategy.get("vector_bits"),
     }

@@ -61,14 +61,17 @@ CREATE TABLE IF NOT EXISTS results (
     fraction_of_peak REAL,
     compile_seconds REAL,
     phase TEXT NOT NULL DEFAULT 'full',
-    kind TEXT NOT NULL DEFAULT 'microkernel'
+    kind TEXT NOT NULL DEFAULT 'microkernel',
+    vector_bits INTEGER,
+    peak_samples_json TEXT
 );
 CREATE INDEX IF NOT EXISTS results_key ON results(strategy_hash, target, host_cpu);
 """
 
 #: How a result was measured: `full` (the config's timing policy), `screen` (a sweep's short
-#: first pass) or `final` (a sweep leader re-measured at full length).
-PHASES = ("full", "screen", "final")
+#: first pass), `rescreen` (a noisy screen measured again before leaders are chosen) or `final`
+#: (a sweep leader re-measured at full length).
+PHASES = ("full", "screen", "rescreen", "final")
 
 
 def _now() -> str:
@@ -83,9 +86,11 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
-        for column, default in (("phase", "full"), ("kind", "microkernel")):  # stores from before they existed
+        for column, declaration in (("phase", "TEXT NOT NULL DEFAULT 'full'"),  # stores from before they existed
+                                    ("kind", "TEXT NOT NULL DEFAULT 'microkernel'"),
+                                    ("vector_bits", "INTEGER"), ("peak_samples_json", "TEXT")):
             if column not in columns:
-                self._db.execute(f"ALTER TABLE results ADD COLUMN {column} TEXT NOT NULL DEFAULT '{default}'")
+                self._db.execute(f"ALTER TABLE results ADD COLUMN {column} {declaration}")
         self._db.commit()
 
     def close(self) -> None:
@@ -121,8 +126,9 @@ class Store:
             "INSERT INTO results (run_id, measured_at, experiment, name, strategy_hash, strategy_json,"
             " kernel_json, target, target_triple, target_cpu, target_features, host_cpu, versions_json,"
             " status, correct, max_abs_error, error, samples_json, iterations, gflops, gflops_min,"
-            " gflops_max, cv, peak_gflops, fraction_of_peak, compile_seconds, phase, kind)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " gflops_max, cv, peak_gflops, fraction_of_peak, compile_seconds, phase, kind, vector_bits,"
+            " peak_samples_json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, _now(), experiment, data["name"], data["strategy_hash"],
              json.dumps(record.strategy.to_dict(), sort_keys=True),
              json.dumps(record.strategy.kernel.to_dict()), target.name, target.triple,
@@ -131,7 +137,8 @@ class Store:
              None if data["correct"] is None else int(data["correct"]), data["max_abs_error"], data["error"],
              None if m is None else json.dumps(m.gflops_samples), None if m is None else m.iterations,
              data["gflops"], data["gflops_min"], data["gflops_max"], data["cv"], data["peak_gflops"],
-             data["fraction_of_peak"], data["compile_seconds"], phase, data.get("kind", "microkernel")))
+             data["fraction_of_peak"], data["compile_seconds"], phase, data.get("kind", "microkernel"),
+             record.vector_bits, None if record.peak is None else json.dumps(record.peak.gflops_samples)))
         self._db.commit()
 
     def measured(self, target: str, phases: tuple[str, ...]) -> dict[str, float]:

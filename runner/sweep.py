@@ -28,6 +28,7 @@ from .record import Record
 from .space import SweepSettings
 from .store import Store
 from .timing import TimingPolicy, measurement_cpu
+from .trust import NOISY_CV
 from .candidates import CandidateSource, ListSource, TunerSource
 from .worker import Worker, WorkerDied
 
@@ -101,16 +102,15 @@ class Sweep:
                 bar.set_postfix_str(f"best {best.measurement.median:.1f} GFLOP/s {best.strategy.name}")
             yield record
         bar.close()
+        noisy = [r.strategy for r in screened if r.status == "ok" and r.noisy]
+        if noisy:  # a noisy screen is measured again before it can lead or be passed over
+            for record in self._evaluate(_feeder(noisy), self.settings.screen, "rescreen", None, None):
+                self.store.add(run_id, record, self.target, self.experiment.name, "rescreen")
+                screened.append(record)
+                yield record
         leaders = self._leaders(screened, source.resumed)
         bar = tqdm(total=len(leaders), desc=f"{self.experiment.name} leaders", unit="cand", disable=None, leave=False)
-        pending = iter(leaders)
-        lock = threading.Lock()
-
-        def next_leader() -> Strategy | None:
-            with lock:
-                return next(pending, None)
-
-        for record in self._evaluate(next_leader, self.experiment.timing, "final", None, None):
+        for record in self._evaluate(_feeder(leaders), self.experiment.timing, "final", None, None):
             self.store.add(run_id, record, self.target, self.experiment.name, "final")
             bar.update(1)
             yield record
@@ -118,7 +118,8 @@ class Sweep:
 
     def _leaders(self, screened: list[Record], resumed: set[str]) -> list[Strategy]:
         """The best screened candidates (this run's and, with --resume, earlier runs') without a final result."""
-        ranked = {r.strategy.hash: (r.measurement.median, r.strategy) for r in screened if r.status == "ok"}
+        latest = {r.strategy.hash: r for r in screened}  # a re-screen replaces the first screen
+        ranked = {h: (r.measurement.median, r.strategy) for h, r in latest.items() if r.status == "ok"}
         if resumed:
             for row in self.store.rows("WHERE target = ? AND host_cpu = ? AND phase = 'screen' AND status = 'ok'",
                                        (self.target.name, host_cpu_model())):
@@ -137,7 +138,7 @@ class Sweep:
         cpus = compile_cpus(self.jobs)
 
         def work() -> None:
-            worker = Worker(self.target.name, self.experiment.timing, cpus, measurement_cpu())
+            worker = Worker(self.target.name, cpus, measurement_cpu())
             try:
                 while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                     strategy = next_candidate()
@@ -172,6 +173,17 @@ class Sweep:
                 thread.join()
 
 
+def _feeder(items: list[Strategy]):
+    """A thread-safe next() over `items` for the worker threads (None when exhausted)."""
+    pending = iter(items)
+    lock = threading.Lock()
+
+    def next_item() -> Strategy | None:
+        with lock:
+            return next(pending, None)
+    return next_item
+
+
 def summary_line(records: list[Record], rejected: int, resumed: int) -> str:
     parts = []
     for phase, label in (("screen", "screened"), ("final", "leaders re-measured")):
@@ -179,6 +191,10 @@ def summary_line(records: list[Record], rejected: int, resumed: int) -> str:
         counts = Counter(r.status for r in mine)
         if mine:
             parts.append(f"{len(mine)} {label} (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")")
+        again = [r for r in records if r.extra.get("phase") == "rescreen"]
+        if phase == "screen" and again:
+            parts.append(f"{len(again)} noisy screens (cv > {100 * NOISY_CV:.0f}%) re-screened, "
+                         f"{sum(r.noisy for r in again)} still noisy")
     if rejected:
         parts.append(f"{rejected} points rejected before compiling")
     if resumed:

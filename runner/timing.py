@@ -111,6 +111,8 @@ def alternated_rates(runs: Sequence[Callable[[int], None]], flops: Sequence[int]
     pinned to a CPU (and with any thread limits) as the caller needs.
     """
     counts = [calibrate(run, min_sample_seconds) for run in runs]
+    for run, count in zip(runs, counts):  # warm-up at full sample length (caches, clock)
+        seconds_for(run, count)
     rates = np.zeros((rounds, len(runs)))
     for r in range(rounds):
         for i in np.roll(np.arange(len(runs)), r):

@@ -2,8 +2,8 @@
 recorded status (`crash`, `timeout`), and the sweep goes on with a fresh worker.
 
 A worker compiles on the CPUs left after reserving one for measurement; when the parent (which
-serialises measurements) asks it to measure, it verifies and times on the reserved CPU. The peak
-is measured in the worker, once per dtype, so fractions compare kernel and peak from one process.
+serialises measurements) asks it to measure, it verifies and times on the reserved CPU, with the
+FMA peak at the kernel's width sampled in alternation, in the same process.
 """
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from pipelines.targets import get_target
 from transforms.steps import load_plugins
 from transforms.strategy import Strategy
 
-from .benchmark import measure_peak
 from .evaluate import compile_or_record, verify_and_time
 from .record import Record
-from .timing import Measurement, TimingPolicy
+from .timing import TimingPolicy
 
 
 class WorkerDied(Exception):
@@ -30,14 +29,12 @@ class WorkerDied(Exception):
 
 
 class _Server:
-    """The child side: keeps the last compiled candidate and the peaks it measured."""
+    """The child side: keeps the last compiled candidate."""
 
-    def __init__(self, target_name: str, peak_policy: TimingPolicy, measure_cpu: int | None):
+    def __init__(self, target_name: str, measure_cpu: int | None):
         load_plugins()
         self.target = get_target(target_name)
-        self.peak_policy = peak_policy
         self.measure_cpu = measure_cpu
-        self.peaks: dict[str, Measurement] = {}
         self.compiled: Compiled | None = None
 
     def compile(self, strategy_dict: dict) -> float | Record:
@@ -50,20 +47,14 @@ class _Server:
         return compiled.seconds
 
     def measure(self, policy: TimingPolicy) -> Record:
-        return verify_and_time(self.compiled, policy, self.peak, self.measure_cpu)
-
-    def peak(self, dtype: str) -> Measurement:
-        if dtype not in self.peaks:
-            self.peaks[dtype] = measure_peak(self.target, dtype, self.peak_policy, self.measure_cpu)
-        return self.peaks[dtype]
+        return verify_and_time(self.compiled, policy, self.measure_cpu)
 
 
-def _serve(conn, target_name: str, peak_policy: TimingPolicy, compile_cpus: set[int] | None,
-           measure_cpu: int | None) -> None:
+def _serve(conn, target_name: str, compile_cpus: set[int] | None, measure_cpu: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and stops us
     if compile_cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, compile_cpus)
-    server = _Server(target_name, peak_policy, measure_cpu)
+    server = _Server(target_name, measure_cpu)
     while True:
         try:
             request, argument = conn.recv()
@@ -75,9 +66,8 @@ def _serve(conn, target_name: str, peak_policy: TimingPolicy, compile_cpus: set[
 class Worker:
     """The parent side of one worker process. Not thread-safe: one thread owns a worker."""
 
-    def __init__(self, target_name: str, peak_policy: TimingPolicy, compile_cpus: set[int] | None,
-                 measure_cpu: int | None):
-        self._args = (target_name, peak_policy, compile_cpus, measure_cpu)
+    def __init__(self, target_name: str, compile_cpus: set[int] | None, measure_cpu: int | None):
+        self._args = (target_name, compile_cpus, measure_cpu)
         self._context = multiprocessing.get_context("spawn")
         self._start()
 

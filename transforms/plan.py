@@ -5,6 +5,9 @@ from dataclasses import dataclass, replace
 
 from kernels_mlir.spec import KernelSpec
 
+#: The narrowest vector every target has (SSE, NEON).
+MIN_VECTOR_BITS = 128
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -19,7 +22,7 @@ class Plan:
     applied: tuple[str, ...] = ()
     #: k values one iteration of the k loop covers (tile size x unroll factor).
     k_per_iteration: int = 1
-    #: Native vector lanes of the target for spec.dtype; None while the target is unknown.
+    #: Vector lanes for spec.dtype at the strategy's width on the target; None while the target is unknown.
     lanes: int | None = None
 
     @property

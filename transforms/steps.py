@@ -22,7 +22,7 @@ from mlir.dialects.transform import vector as tvec
 from . import ir_query as q
 from .errors import StepFailed, StrategyError
 from .pipelining import software_pipeline
-from .plan import Plan, StepContext
+from .plan import MIN_VECTOR_BITS, Plan, StepContext
 from .prefetch import insert_prefetches
 from .rewrites import defer_accumulator_reads, scalarize_extracted_loads
 from .schedule import POLICIES, schedule_block
@@ -144,12 +144,14 @@ class Vectorize(Step):
 
 @dataclass(frozen=True)
 class Legalize(Step):
-    """Split every vector to the target's native width in MLIR, before LLVM sees it.
+    """Split every vector to a width the target has, in MLIR, before LLVM sees it.
 
     Upstream vector unrolling (the patterns behind apply_patterns.gpu.unroll_vectors_subgroup_mma,
-    which apply to any vector.contract) cuts the contraction into m_native x lanes x 1 pieces:
-    B rows and C rows become vector<lanes>; A is read in the largest power-of-two pieces
-    (<= lanes) that divide mr. Without this step LLVM legalizes, e.g. vector<12xf32> on NEON.
+    which apply to any vector.contract) cuts the contraction into m_piece x n_piece x 1 pieces:
+    B rows and C rows become vector<n_piece>, the widest power of two that divides nr and fits
+    the strategy's width (so nr = 8 f32 is legal on AVX-512: ymm pieces); A is read in the
+    largest power-of-two pieces (<= lanes) that divide mr. Without this step LLVM legalizes,
+    e.g. vector<12xf32> on NEON.
     """
 
     kind: ClassVar[str] = "legalize"
@@ -160,9 +162,10 @@ class Legalize(Step):
         if plan.spec.mr % 2:
             raise StrategyError(f"mr: legalize needs an even mr, got {plan.spec.mr} (upstream unrolling into "
                                 "1-row pieces leaves C's read unsplit, so the accumulators cannot be hoisted)")
-        if plan.lanes is not None and plan.spec.nr % plan.lanes:
-            raise StrategyError(f"nr: legalize needs nr to be a multiple of the native width "
-                                f"({plan.lanes} x {plan.spec.dtype}), got nr={plan.spec.nr}")
+        narrowest = MIN_VECTOR_BITS // (8 * plan.spec.itemsize)
+        if plan.lanes is not None and self.n_piece(plan.spec.nr, plan.lanes) < narrowest:
+            raise StrategyError(f"nr: legalize needs nr to be a multiple of {narrowest} (the narrowest "
+                                f"{plan.spec.dtype} vector, {MIN_VECTOR_BITS} bits), got nr={plan.spec.nr}")
 
     @staticmethod
     def m_piece(mr: int, lanes: int) -> int:
@@ -171,15 +174,20 @@ class Legalize(Step):
             piece *= 2
         return piece
 
+    @staticmethod
+    def n_piece(nr: int, lanes: int) -> int:
+        """The widest power of two <= lanes that divides nr."""
+        return Legalize.m_piece(nr, lanes)
+
     def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
-        m = self.m_piece(ctx.spec.mr, ctx.lanes)
-        apply_patterns(kernel, lambda: tgpu.ApplyUnrollVectorsSubgroupMmaOp(m, ctx.lanes, 1), canonicalize)
+        m, n = self.m_piece(ctx.spec.mr, ctx.lanes), self.n_piece(ctx.spec.nr, ctx.lanes)
+        apply_patterns(kernel, lambda: tgpu.ApplyUnrollVectorsSubgroupMmaOp(m, n, 1), canonicalize)
 
     def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
         for vec in q.vector_types(kernel):
             inner = vec.shape[-1]
             if inner > ctx.lanes or inner & (inner - 1):
-                raise StepFailed(f"legalize: {vec} is not split to the native width ({ctx.lanes} lanes)")
+                raise StepFailed(f"legalize: {vec} is not split to a native width (at most {ctx.lanes} lanes)")
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,16 @@ class Strategy:
     kernel: KernelSpec
     steps: tuple[Step, ...] = REGISTER_RESIDENT_STEPS
     llvm: LLVMOptions = field(default_factory=LLVMOptions)
+    #: Vector width the kernel is built for (like compilers' prefer-vector-width); None: the
+    #: target's widest. Which widths a target has is checked against the target table.
+    vector_bits: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
+        bits = self.vector_bits
+        if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or bits < 64
+                                 or bits & (bits - 1)):
+            raise StrategyError(f"vector_bits: must be a power of two number of bits (128, 256, 512), got {bits!r}")
         self.validate_for(lanes=None)
 
     def validate_for(self, lanes: int | None) -> None:
@@ -52,8 +59,12 @@ class Strategy:
             plan = step.after(plan)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kernel": self.kernel.to_dict(),
+        """`vector_bits` is left out when unset, so strategies written before it keep their hash."""
+        data = {"name": self.name, "kernel": self.kernel.to_dict(),
                 "steps": [s.to_dict() for s in self.steps], "llvm": self.llvm.to_dict()}
+        if self.vector_bits is not None:
+            data["vector_bits"] = self.vector_bits
+        return data
 
     @property
     def hash(self) -> str:
@@ -71,7 +82,7 @@ class Strategy:
             raise StrategyError(f"{where}.{exc}") from None
         steps = tuple(step_from_config(s, f"{where}.steps[{i}]") for i, s in enumerate(raw.get("steps", [])))
         llvm = LLVMOptions.from_config(raw.get("llvm", {}), f"{where}.llvm")
-        return cls(raw["name"], kernel, steps, llvm)
+        return cls(raw["name"], kernel, steps, llvm, raw.get("vector_bits"))
 
 
 __all__ = ["Strategy", "StrategyError", "StepFailed", "REGISTER_RESIDENT_STEPS"]

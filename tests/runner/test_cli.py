@@ -56,7 +56,7 @@ def test_run_json_records_and_database(tmp_path, capsys):
 def test_run_prints_an_aligned_table(tmp_path, capsys):
     assert main(["run", str(write(tmp_path, GOOD)), "--db", str(tmp_path / "r.sqlite")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("FMA peak (f32")
+    assert out.startswith("target host (")
     lines = out.splitlines()
     header = next(i for i, l in enumerate(lines) if l.startswith("strategy "))
     table = lines[header:header + 4]  # header, rule, two rows
@@ -80,8 +80,10 @@ BAD = [
     ("bad-samples", GOOD.replace("samples = 10", "samples = 3"), r"timing\.samples: must be between 10 and 1000"),
     ("bad-opt", GOOD.replace("kc = 64", 'kc = 64\nllvm = { opt = "O9" }'), r"\.llvm\.opt: must be one of"),
     ("no-strategy", "[experiment]\nname = 'x'\n", r"strategy: needs at least one \[\[strategy\]\] table"),
-    ("not-native-width", GOOD.replace('"vectorize", "hoist', '"vectorize", "legalize", "hoist').replace("nr = 16", "nr = 12"),
-     r"strategy '6x16-u2' cannot target host: .*legalize needs nr to be a multiple of the native width"),
+    ("not-native-width", GOOD.replace('"vectorize", "hoist', '"vectorize", "legalize", "hoist').replace("nr = 16", "nr = 6"),
+     r"strategy '6x16-u2' cannot target host: .*legalize needs nr to be a multiple of 4 \(the narrowest f32"),
+    ("too-wide", GOOD.replace("nr = 16", "nr = 16\nvector_bits = 1024"),
+     r"strategy '6x16-u2' cannot target host: vector_bits: host \(.*\) has .*-bit vectors, got 1024"),
 ]
 
 
@@ -157,10 +159,10 @@ def test_mca_table_on_the_host_verifies_natively(tmp_path, capsys):
     assert "scheduling model" in out and out.count("yes (native)") == 2 and "6x16-u2" in out
 
 
-def test_mca_for_a_target_too_wide_for_a_strategy_is_bad_input(capsys):
-    assert main(["mca", "experiments/seed_table_arm.toml", "--target", "skylake-avx512"]) == 2
+def test_mca_for_a_target_narrower_than_a_strategy_is_bad_input(capsys):
+    assert main(["mca", "experiments/seed_strategies_host.toml", "--target", "znver3"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot target skylake-avx512" in err
+    assert err.count("\n") == 1 and "cannot target znver3: vector_bits: znver3 (znver3) has 128/256-bit" in err
 
 
 def test_compare_a_strategy_with_itself_is_below_the_noise_floor(capsys):

@@ -5,7 +5,7 @@ from ..conftest import FAST_TIMING, best_host_strategy, sabotaged
 
 
 def test_wrong_kernel_is_reported_incorrect_and_not_timed(host):
-    record = evaluate(sabotaged(4, 8, 32), host, FAST_TIMING, peak=None)
+    record = evaluate(sabotaged(4, 8, 32), host, FAST_TIMING)
     assert record.status == "wrong_answer"
     assert record.verification is not None and not record.verification.correct
     assert record.measurement is None
@@ -15,7 +15,7 @@ def test_wrong_kernel_is_reported_incorrect_and_not_timed(host):
 
 
 def test_right_kernel_is_timed_with_spread(host):
-    record = evaluate(best_host_strategy(), host, FAST_TIMING, peak=None)
+    record = evaluate(best_host_strategy(), host, FAST_TIMING)
     assert record.status == "ok" and record.verification.correct
     m = record.measurement
     assert len(m.gflops_samples) == 10 and m.minimum <= m.median <= m.maximum and m.cv >= 0

@@ -112,10 +112,20 @@ def test_without_legalize_llvm_gets_the_wide_vector():
     assert 24 in _inner_widths(kernel)
 
 
-def test_legalize_rejects_nr_not_a_multiple_of_the_native_width():
-    s = Strategy("t", KernelSpec(4, 12, 16), LEGAL)  # fine while the target is unknown
-    with pytest.raises(StrategyError, match=r"steps\[2\] \(legalize\)\.nr: .*multiple of the native width \(8 x f32\)"):
-        s.validate_for(lanes=8)
+def test_legalize_rejects_nr_not_a_multiple_of_the_narrowest_vector():
+    s = Strategy("t", KernelSpec(4, 6, 16), LEGAL)  # fine while the target is unknown
+    with pytest.raises(StrategyError, match=r"steps\[2\] \(legalize\)\.nr: .*multiple of 4 \(the narrowest f32 vector"):
+        s.validate_for(lanes=16)
+    Strategy("t", KernelSpec(4, 8, 16), LEGAL).validate_for(lanes=16)  # 8 f32 on AVX-512: ymm pieces
+
+
+@pytest.mark.parametrize("mr,nr,lanes,piece", [(12, 8, 16, 8), (4, 24, 16, 8), (6, 16, 16, 16), (4, 12, 16, 4)])
+def test_legalize_splits_to_the_widest_power_of_two_that_divides_nr(mr, nr, lanes, piece):
+    with ir.Context(), ir.Location.unknown():
+        module = build_microkernel(KernelSpec(mr, nr, 16))
+        apply_strategy(module, Strategy("t", KernelSpec(mr, nr, 16), LEGAL), lanes=lanes)
+        widths = _inner_widths(q.kernel_function(module))
+    assert max(widths) == piece and all(w & (w - 1) == 0 for w in widths)
 
 
 def _loop_body_ops(kernel):
