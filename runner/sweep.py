@@ -28,7 +28,7 @@ from .record import Record
 from .space import SweepSettings
 from .store import Store
 from .timing import TimingPolicy, measurement_cpu
-from .trust import NOISY_CV
+from . import trust
 from .candidates import CandidateSource, ListSource, TunerSource
 from .worker import Worker, WorkerDied
 
@@ -193,7 +193,7 @@ def summary_line(records: list[Record], rejected: int, resumed: int) -> str:
             parts.append(f"{len(mine)} {label} (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")")
         again = [r for r in records if r.extra.get("phase") == "rescreen"]
         if phase == "screen" and again:
-            parts.append(f"{len(again)} noisy screens (cv > {100 * NOISY_CV:.0f}%) re-screened, "
+            parts.append(f"{len(again)} noisy screens (cv > {100 * trust.NOISY_CV:.0f}%) re-screened, "
                          f"{sum(r.noisy for r in again)} still noisy")
     if rejected:
         parts.append(f"{rejected} points rejected before compiling")

@@ -30,7 +30,8 @@ class Strategy:
     steps: tuple[Step, ...] = REGISTER_RESIDENT_STEPS
     llvm: LLVMOptions = field(default_factory=LLVMOptions)
     #: Vector width the kernel is built for (like compilers' prefer-vector-width); None: the
-    #: target's widest. Which widths a target has is checked against the target table.
+    #: target's widest. Which widths a target has is checked against the target table. LLVM
+    #: splits wider vectors down to 256 bits on x86 by itself; narrower needs the legalize step.
     vector_bits: int | None = None
 
     def __post_init__(self) -> None:

@@ -1,4 +1,6 @@
 """Compiled kernels: numerically right for many shapes, and the hot loop is what we asked for."""
+import dataclasses
+
 import pytest
 
 from kernels_mlir.spec import KernelSpec
@@ -10,7 +12,7 @@ from transforms.llvm_options import LLVMOptions
 from transforms.steps import Pipeline, Prefetch, ScalarLoads, Schedule, UnrollK
 from transforms.strategy import Strategy
 
-from ..conftest import LEGAL, best_host_strategy, strategy
+from ..conftest import LEGAL, best_host_strategy, legal_strategy, strategy
 
 
 @pytest.mark.parametrize("mr,nr,kc,dtype,extra", [
@@ -122,3 +124,38 @@ def test_cpu_and_feature_overrides_reach_the_backend():
     no_fma = Strategy("t", base.kernel, base.steps, LLVMOptions(cpu="haswell", features="+avx2,-fma"))
     code = compile_strategy(no_fma, get_target("znver3"), jit=False).code.assembly
     assert "vfmadd" not in code and "vmulps" in code and "%ymm" in code
+
+
+# --- vector width: a strategy knob, and the width the peak is measured at ---------------------
+
+
+@pytest.mark.parametrize("bits,register,fmas,legal", [(None, "zmm", 6 * 4, False), (512, "zmm", 6 * 4, False),
+                                                      (256, "ymm", 12 * 4, False), (128, "xmm", 24 * 4, True)])
+def test_vector_bits_sets_the_width_llvm_uses(bits, register, fmas, legal):
+    """LLVM narrows 512-bit vectors itself (min-legal-vector-width); below 256 bits it needs `legalize`."""
+    base = legal_strategy(6, 16, 256, "f32", ScalarLoads(), UnrollK(4)) if legal else best_host_strategy()
+    s = dataclasses.replace(base, vector_bits=bits)
+    compiled = compile_strategy(s, get_target("skylake-avx512"), jit=False)
+    loop = asm.hot_loop(compiled.code.assembly, "ukernel")
+    found = [i for i in loop if asm.is_fma(i)]
+    assert len(found) == fmas and all(f"%{register}" in i.operands[-1] for i in found)
+    assert compiled.vector_bits == {"zmm": 512, "ymm": 256, "xmm": 128}[register]
+
+
+def test_legalized_nr_8_on_avx512_runs_on_ymm_and_the_peak_follows():
+    s = legal_strategy(12, 8, 64, "f32", ScalarLoads(), UnrollK(2))
+    compiled = compile_strategy(s, get_target("znver4"), jit=False)
+    assert compiled.vector_bits == 256  # judged against the 256-bit peak, not the 512-bit one
+
+
+def test_vector_bits_is_hashed_only_when_set():
+    s = best_host_strategy()
+    assert "vector_bits" not in s.to_dict() and dataclasses.replace(s, vector_bits=None).hash == s.hash
+    wide = dataclasses.replace(s, vector_bits=256)
+    assert wide.hash != s.hash and Strategy.from_dict(wide.to_dict()) == wide
+
+
+def test_narrower_vectors_still_verify_on_this_host(host):
+    for bits in host.widths:
+        s = dataclasses.replace(strategy(4, 16, 32, "f32", ScalarLoads()), vector_bits=bits)
+        assert verify(compile_strategy(s, host).code, s.kernel).correct, bits

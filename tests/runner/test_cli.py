@@ -185,3 +185,40 @@ def test_compare_unknown_hash_is_bad_input(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compare", "ffff", "0000", "--db", str(db)]) == 2
     assert "0 stored strategies have a hash starting with 'ffff'" in capsys.readouterr().err
+
+
+def test_a_strategy_tied_to_a_target_this_host_cannot_run_is_skipped_in_one_line(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    text = GOOD + '    [[strategy]]\n    name = "arm-only"\n    mr = 8\n    nr = 8\n    target = "neoverse-n1"\n'
+    assert main(["run", str(write(tmp_path, textwrap.dedent(text))), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped arm-only: target neoverse-n1 does not run here: host (" in out and "lacks aarch64" in out
+    names = [n for (n,) in sqlite3.connect(db).execute("SELECT name FROM results")]
+    assert names == ["4x8", "6x16-u2"]  # nothing stored for what did not run
+
+
+def test_peak_of_another_core_that_runs_here(capsys):
+    from pipelines.targets import get_target
+    runnable = [name for name in ("znver3", "x86-64-v3") if get_target(name).runs_here]
+    assert runnable, "every x86 host of ours runs AVX2 code"
+    assert main(["peak", "--target", runnable[0], "--samples", "10", "--min-sample-seconds", "0.005", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["vector_bits"] == 256 and result["gflops"] > 0
+
+
+def test_mca_predicts_against_the_fma_datapath(capsys):
+    """Zen 4 runs 512-bit FMAs on two 256-bit pipes: the 6x16 kernel is near its peak, not at half of it."""
+    assert main(["mca", "experiments/default.toml", "--target", "znver4", "--strategy", "6x16-u4", "--json"]) == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert record["theoretical_flops_per_cycle"] == 32
+    assert 0.9 <= record["predicted_fraction_of_peak"] <= 1.0
+
+
+def test_mca_on_the_host_says_when_its_datapath_is_unknown(capsys):
+    from pipelines.targets import host_target
+    assert main(["mca", "experiments/default.toml", "--target", "host", "--strategy", "8x8-u4"]) == 0
+    out = capsys.readouterr().out
+    if host_target().fma is None:
+        assert "theoretical peak from the FMA datapath, unknown: no predicted fraction" in out
+    else:
+        assert f"{host_target().fma.pipes} FMA pipes x {host_target().fma.bits_per_pipe} bits" in out
