@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .asm_analysis import Instruction, fma_bits, fma_flops, is_fma
+from kernels_mlir.names import PEAK
+
+from .asm_analysis import Instruction, fma_bits, fma_flops, hot_loop, is_fma
 from .targets import Target
 
 #: Simulated iterations: enough for the steady state to dominate the prologue of the simulation.
@@ -53,6 +55,16 @@ class McaPrediction:
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
+
+
+@lru_cache(maxsize=None)
+def model_ceiling(target: Target, dtype: str, bits: int) -> float | None:
+    """The fraction of the theoretical peak the scheduling model predicts for the FMA-peak kernel itself:
+    the most it can predict for any kernel at that width. Below 1.0 when the model gives the core fewer
+    FMA units than the datapath has (LLVM's Ice Lake and Sapphire Rapids models: one 512-bit port)."""
+    from .compile import compile_peak  # compile imports this module's neighbours; keep the edge one-way
+    loop = hot_loop(compile_peak(target, dtype, bits).assembly, PEAK)
+    return predict(loop, target, dtype).predicted_fraction_of_peak
 
 
 def _resource_name(raw: str) -> str:

@@ -1,8 +1,6 @@
 """Evaluate one strategy: compile, verify against NumPy, and only then time it."""
 from __future__ import annotations
 
-from typing import Callable
-
 from pipelines.compile import Compiled, compile_strategy
 from pipelines.lowering import LoweringError
 from pipelines.targets import Target
@@ -12,7 +10,7 @@ from transforms.strategy import Strategy
 from .benchmark import measure_kernel, peak_kernel
 from .record import Record
 from .timing import TimingPolicy
-from .trust import fraction, until_plausible
+from .trust import DISTURBED, fraction, until_plausible
 from .verify import verify
 
 #: Exceptions that mean "this strategy does not compile", as opposed to a harness bug.
@@ -47,8 +45,7 @@ def verify_and_time(compiled: Compiled, policy: TimingPolicy, cpu: int | None = 
         lambda: measure_kernel(compiled.code, strategy.kernel, policy, peak, cpu),
         lambda pair: fraction(pair[0].median, pair[1].gflops_samples))
     return Record(strategy, target.name, "disturbed" if disturbed else "ok", compiled.seconds, check, kernel, peak_m,
-                  error="above the FMA peak measured alongside it after re-measuring: the machine was disturbed"
-                  if disturbed else "", vector_bits=bits)
+                  error=DISTURBED if disturbed else "", vector_bits=bits)
 
 
 def one_line(exc: BaseException) -> str:

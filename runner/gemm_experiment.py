@@ -18,7 +18,7 @@ from .evaluate import COMPILE_ERRORS, one_line
 from .gemm_bench import measure_gemm, verify_gemm
 from .record import Record
 from .timing import TimingPolicy
-from .trust import fraction, until_plausible
+from .trust import DISTURBED, fraction, until_plausible
 
 
 def gemm_hash(strategy: Strategy, spec: GemmSpec) -> str:
@@ -48,8 +48,7 @@ def evaluate_gemm(strategy: Strategy, spec: GemmSpec, target: Target, policy: Ti
                  baseline_gflops_max=g.baseline.maximum, ratio_to_baseline=g.ratio, ratio_ci=[g.ci_low, g.ci_high],
                  baseline_call_overhead_us=g.baseline_call_overhead_us)
     return Record(named, target.name, "disturbed" if disturbed else "ok", compiled.seconds, check, g.ours, g.peak,
-                  error="above the FMA peak measured alongside it after re-measuring: the machine was disturbed"
-                  if disturbed else "", extra=extra, vector_bits=bits)
+                  error=DISTURBED if disturbed else "", extra=extra, vector_bits=bits)
 
 
 def gemm_records(experiment: Experiment, target: Target) -> Iterator[Record]:

@@ -10,7 +10,7 @@ from typing import Iterator
 from kernels_mlir.names import KERNEL
 from pipelines.asm_analysis import hot_loop
 from pipelines.compile import compile_strategy
-from pipelines.mca import McaError, predict
+from pipelines.mca import McaError, model_ceiling, predict
 from pipelines.targets import Target
 from transforms.strategy import Strategy
 
@@ -20,7 +20,8 @@ from .evaluate import COMPILE_ERRORS, one_line
 from .verify import verify_anywhere
 
 _PREDICTION_KEYS = ("model", "cycles_per_iteration", "bounds", "bottleneck", "uops_per_iteration",
-                    "flops_per_iteration", "predicted_flops_per_cycle", "predicted_fraction_of_peak")
+                    "flops_per_iteration", "predicted_flops_per_cycle", "predicted_fraction_of_peak",
+                    "model_ceiling")
 
 
 def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[dict]:
@@ -49,6 +50,7 @@ def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[d
         try:
             loop = hot_loop(compiled.code.assembly, KERNEL)
             record.update(predict(loop, target, strategy.kernel.dtype, strategy.llvm.cpu).to_json())
+            record["model_ceiling"] = model_ceiling(target, strategy.kernel.dtype, compiled.vector_bits)
         except McaError as exc:  # the kernel is fine; only the prediction is missing
             record.update(error=one_line(exc))
         yield record

@@ -21,6 +21,8 @@ PEAK_PERCENTILE = 90
 NOISY_CV = 0.10
 #: Re-measurements of a result above the peak before it is recorded as disturbed.
 REMEASUREMENTS = 2
+#: The error text of a `disturbed` record.
+DISTURBED = "above the FMA peak measured alongside it after re-measuring: the machine was disturbed"
 
 
 def peak_reference(samples: tuple[float, ...] | list[float]) -> float:

@@ -4,7 +4,7 @@ import pytest
 from kernels_mlir.names import KERNEL
 from pipelines.asm_analysis import Instruction, hot_loop
 from pipelines.compile import compile_strategy
-from pipelines.mca import McaError, predict
+from pipelines.mca import McaError, model_ceiling, predict
 from pipelines.targets import get_target
 from transforms.steps import ScalarLoads, UnrollK
 
@@ -47,3 +47,10 @@ def test_every_target_in_the_table_gets_a_prediction(target):
 def test_llvm_mca_errors_are_reported():
     with pytest.raises(McaError, match="llvm-mca failed"):
         predict([Instruction("notaninstruction", ("%ymm0",))], get_target("znver3"), "f32")
+
+
+@pytest.mark.parametrize("name,bits,ceiling", [("znver4", 512, 1.0), ("sapphirerapids", 256, 1.0),
+                                               ("sapphirerapids", 512, 0.5), ("skylake-avx512", 512, 1.0)])
+def test_the_models_own_ceiling_is_its_prediction_for_the_peak_kernel(name, bits, ceiling):
+    """LLVM's Sapphire Rapids model issues zmm FMAs on one port: it cannot predict more than half the datapath."""
+    assert model_ceiling(get_target(name), "f32", bits) == pytest.approx(ceiling, abs=0.01)
