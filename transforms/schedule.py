@@ -11,6 +11,7 @@ from typing import Callable
 from mlir import ir
 
 from . import ir_query as q
+from .errors import StepFailed
 
 POLICIES = ("as-built", "loads-first", "interleave", "random")
 _READS = q.LOAD_OPS | {"memref.prefetch"}
@@ -122,13 +123,21 @@ def _kahn(ops, deps, users, choose) -> list[int]:
 
 
 def schedule_block(block: ir.Block, policy: str, *, distance: int = 2, seed: int = 0) -> int:
-    """Reorder `block` in place (terminator stays last); returns how many ops changed position."""
+    """Reorder `block` in place (terminator stays last); returns how many ops changed position.
+
+    The order the block ends up in is read back from the IR and checked against the original
+    dependences: the step's promise is about the rewritten IR, not about the plan for it.
+    """
     ops = [op.operation for op in block.operations]
     terminator, body = ops[-1], ops[:-1]
     new = order(body, policy, distance=distance, seed=seed)
     for i in new:
         body[i].move_before(terminator)
-    return sum(1 for pos, i in enumerate(new) if pos != i)
+    position = {op: i for i, op in enumerate(body)}
+    actual = [position[op.operation] for op in list(block.operations)[:-1]]
+    if sorted(actual) != list(range(len(body))) or not is_valid_order(body, actual):
+        raise StepFailed(f"schedule: the '{policy}' order breaks a def-use or memory dependence")
+    return sum(1 for pos, i in enumerate(actual) if pos != i)
 
 
 def is_valid_order(ops: list[ir.Operation], permutation: list[int]) -> bool:

@@ -414,7 +414,14 @@ class Pipeline(PythonRewrite):
             raise StrategyError(f"stages: the k loop has {plan.k_trips} iterations, fewer than {self.stages} stages")
 
     def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
-        carried = software_pipeline(_single_k_loop(kernel), self.stages, self.carry == "first-step")
+        loop = _single_k_loop(kernel)
+        trips, inits = q.trip_count(loop), len(list(loop.operands)) - 3
+        carried = software_pipeline(loop, self.stages, self.carry == "first-step")
+        after = _single_k_loop(kernel)
+        if q.trip_count(after) != trips - (self.stages - 1) or len(list(after.operands)) - 3 != \
+                inits + carried * (self.stages - 1):
+            raise StepFailed(f"pipeline: the loop does not run {trips} - {self.stages - 1} iterations carrying "
+                             f"{carried} loaded values per stage ahead")
         return f"{self.stages} stages, {carried} loaded values carried"
 
 
@@ -440,6 +447,14 @@ class CAfterLoop(PythonRewrite):
             raise StepFailed("c_after_loop: the k loop carries no accumulator read from C "
                              "(apply hoist_accumulators first)")
         return f"{deferred} accumulator reads moved after the k loop"
+
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
+        loop = _single_k_loop(kernel)
+        for init in list(loop.operands)[3:]:
+            owner = init.owner
+            if isinstance(init.type, ir.VectorType) and (isinstance(owner, ir.Block) or
+                                                         owner.operation.name != "arith.constant"):
+                raise StepFailed("c_after_loop: an accumulator still starts from a value read before the loop")
 
 
 STEP_TYPES: dict[str, type[Step]] = {cls.kind: cls for cls in (

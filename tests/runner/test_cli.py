@@ -81,7 +81,8 @@ BAD = [
     ("bad-opt", GOOD.replace("kc = 64", 'kc = 64\nllvm = { opt = "O9" }'), r"\.llvm\.opt: must be one of"),
     ("no-strategy", "[experiment]\nname = 'x'\n", r"strategy: needs at least one \[\[strategy\]\] table"),
     ("not-native-width", GOOD.replace('"vectorize", "hoist', '"vectorize", "legalize", "hoist').replace("nr = 16", "nr = 6"),
-     r"strategy '6x16-u2' cannot target host: .*legalize needs nr to be a multiple of 4 \(the narrowest f32"),
+     r"strategy '6x16-u2' cannot target host: .*legalize needs nr to be a multiple of 4 "
+     r"\(the narrowest f32"),
     ("too-wide", GOOD.replace("nr = 16", "nr = 16\nvector_bits = 1024"),
      r"strategy '6x16-u2' cannot target host: vector_bits: host \(.*\) has .*-bit vectors, got 1024"),
 ]

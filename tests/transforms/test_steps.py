@@ -8,9 +8,10 @@ from kernels_mlir.microkernel import build_microkernel
 from kernels_mlir.spec import KernelSpec
 from transforms import ir_query as q
 from transforms.apply import apply_strategy
-from transforms.errors import StrategyError
+from transforms.errors import StepFailed, StrategyError
 from transforms.schedule import is_valid_order, order
-from transforms.steps import HoistAccumulators, Pipeline, Prefetch, ScalarLoads, Schedule, TileK, UnrollK, Vectorize
+from transforms.steps import (CAfterLoop, HoistAccumulators, Pipeline, Prefetch, ScalarLoads, Schedule, TileK, UnrollK,
+                              Vectorize)
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
 from ..conftest import LEGAL
@@ -223,3 +224,27 @@ def test_pipeline_issues_next_iterations_loads_before_this_iterations_fmas(stage
     assert all(any(v in args or not isinstance(v.owner, ir.Block) and v.owner.name == "vector.broadcast"
                    for v in f.operands) for f in q.ops_named(loop, "vector.fma"))
     assert q.trip_count(loop) == 16 - (stages - 1)
+
+
+# --- every step checks its promise on the IR it produced: a broken rewrite is caught --------------
+
+
+def test_schedule_catches_an_order_that_breaks_a_dependence(monkeypatch):
+    from transforms import schedule
+    monkeypatch.setattr(schedule, "order", lambda ops, policy, **kw: list(reversed(range(len(ops)))))
+    with pytest.raises(StepFailed, match="schedule: the 'loads-first' order breaks"):
+        transformed(BASE + (UnrollK(2), Schedule("loads-first")))
+
+
+def test_pipeline_catches_a_loop_it_did_not_pipeline(monkeypatch):
+    import transforms.steps as steps
+    monkeypatch.setattr(steps, "software_pipeline", lambda loop, stages, first: 4)
+    with pytest.raises(StepFailed, match="pipeline: the loop does not run"):
+        transformed(BASE + (UnrollK(2), Pipeline(2)))
+
+
+def test_c_after_loop_catches_accumulators_still_read_from_c(monkeypatch):
+    import transforms.steps as steps
+    monkeypatch.setattr(steps, "defer_accumulator_reads", lambda loop: 1)
+    with pytest.raises(StepFailed, match="c_after_loop: an accumulator still starts from a value read"):
+        transformed(BASE + (CAfterLoop(),))
