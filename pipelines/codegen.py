@@ -53,15 +53,23 @@ class MachineCode:
         return self.engine.get_function_address(symbol)
 
 
-def optimized_ir(llvm_ir: str, target: Target, level: str) -> str:
-    """`llvm_ir` after the default pipeline at `level` for `target` (before linking with other code)."""
+def optimized_module(llvm_ir: str, target: Target, options: LLVMOptions, *,
+                     jit: bool) -> tuple[llvm.ModuleRef, llvm.TargetMachine]:
+    """The one sequence every compilation takes, here or in the isolated child: parse, verify, set
+    the target's triple and data layout, run the optimization pipeline at the strategy's level."""
     initialize()
     module = llvm.parse_assembly(llvm_ir)
-    tm = target_machine(target, LLVMOptions(opt=level))
+    module.verify()
+    tm = target_machine(target, options, jit=jit)
     module.triple = target.triple
     module.data_layout = str(tm.target_data)
-    optimize(module, tm, level)
-    return str(module)
+    optimize(module, tm, options.opt)
+    return module, tm
+
+
+def optimized_ir(llvm_ir: str, target: Target, level: str) -> str:
+    """`llvm_ir` after the default pipeline at `level` for `target` (before linking with other code)."""
+    return str(optimized_module(llvm_ir, target, LLVMOptions(opt=level), jit=False)[0])
 
 
 def link(llvm_irs: list[str]) -> str:
@@ -77,12 +85,7 @@ def generate(llvm_ir: str, target: Target, options: LLVMOptions, *, jit: bool) -
     initialize()
     if options.backend_flags():
         return _generate_isolated(llvm_ir, target, options, jit)
-    module = llvm.parse_assembly(llvm_ir)
-    tm = target_machine(target, options, jit=jit)
-    module.triple = target.triple
-    module.data_layout = str(tm.target_data)
-    module.verify()
-    optimize(module, tm, options.opt)
+    module, tm = optimized_module(llvm_ir, target, options, jit=jit)
     optimized = str(module)
     assembly = tm.emit_assembly(module)
     if not jit:

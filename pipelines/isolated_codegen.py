@@ -14,31 +14,28 @@ import llvmlite.binding as llvm
 
 from transforms.llvm_options import LLVMOptions
 
-from .targets import Target
+from .targets import Target, target_from_dict
 
 
 def _child() -> None:
-    from .codegen import initialize, optimize, target_machine
+    from .codegen import initialize, optimized_module
     request = json.load(sys.stdin)
-    target = Target(**request["target"])
+    target = target_from_dict(request["target"])
     options = LLVMOptions(**request["options"])
     initialize()
     for flag in options.backend_flags():
         llvm.set_option("ukl", flag)
-    module = llvm.parse_assembly(request["llvm_ir"])
-    tm = target_machine(target, options, jit=request["jit"])
-    module.triple = target.triple
-    module.data_layout = str(tm.target_data)
-    optimize(module, tm, options.opt)
+    module, tm = optimized_module(request["llvm_ir"], target, options, jit=request["jit"])
     json.dump({"optimized_ir": str(module), "assembly": tm.emit_assembly(module),
                "object": base64.b64encode(tm.emit_object(module)).decode()}, sys.stdout)
 
 
 def generate_in_child(llvm_ir: str, target: Target, options: LLVMOptions, jit: bool) -> tuple[str, str, bytes]:
     """(optimized IR, assembly, object code) produced by a fresh process with `options`' flags."""
-    request = {"llvm_ir": llvm_ir, "target": {**target.to_dict(), "runs_here": target.runs_here},
+    request = {"llvm_ir": llvm_ir, "target": target.to_dict(),
                "options": options.__dict__, "jit": jit}
-    proc = subprocess.run([sys.executable, "-m", "pipelines.isolated_codegen"], input=json.dumps(request),
+    # -I: isolated mode, so only installed packages are imported (never a pipelines/ in the working directory).
+    proc = subprocess.run([sys.executable, "-I", "-m", "pipelines.isolated_codegen"], input=json.dumps(request),
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"isolated code generation failed: {proc.stderr.strip()[-500:]}")

@@ -12,6 +12,7 @@ theoretical figure: it is reported as unknown, never guessed.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -128,10 +129,15 @@ class Target:
         return f"host ({known}{', capped to ' + self.isa_cap if self.isa_cap else ''})"
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "triple": self.triple, "cpu": self.cpu, "features": self.features,
-                "vector_bits": self.vector_bits, "vector_registers": self.vector_registers,
-                "fma": None if self.fma is None else self.fma.__dict__, "isa": list(self.isa),
-                "row": self.row, "isa_cap": self.isa_cap}
+        """Every field, as JSON (the store records it; the isolated code generator rebuilds the target)."""
+        return dataclasses.asdict(self)
+
+
+def target_from_dict(data: dict) -> Target:
+    """Inverse of Target.to_dict."""
+    fma = None if data["fma"] is None else Datapath(**data["fma"])
+    by_dtype = tuple((dtype, Datapath(**path)) for dtype, path in data["fma_by_dtype"])
+    return Target(**{**data, "fma": fma, "isa": tuple(data["isa"]), "fma_by_dtype": by_dtype})
 
 
 _X86 = "x86_64-unknown-linux-gnu"

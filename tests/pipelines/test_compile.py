@@ -111,6 +111,18 @@ def test_backend_flags_compile_in_a_child_and_do_not_leak(host):
     assert compile_strategy(plain, get_target("znver3"), jit=False).code.assembly == before
 
 
+def test_the_isolated_code_generator_never_imports_from_the_working_directory(tmp_path, monkeypatch):
+    planted = tmp_path / "pipelines"
+    planted.mkdir()
+    (planted / "__init__.py").write_text("")
+    (planted / "isolated_codegen.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('x')\n")
+    monkeypatch.chdir(tmp_path)
+    plain = best_host_strategy(64)
+    knobbed = Strategy("k", plain.kernel, plain.steps, LLVMOptions(machine_scheduler=False))
+    assert "vfmadd" in compile_strategy(knobbed, get_target("znver3"), jit=False).code.assembly
+    assert not (tmp_path / "ran").exists()
+
+
 def test_fast_math_contract_fuses_scalar_multiply_add():
     s = Strategy("t", KernelSpec(4, 8, 64), (), LLVMOptions(fast_math="contract"))
     plain = Strategy("t", KernelSpec(4, 8, 64), ())
