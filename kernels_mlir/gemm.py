@@ -25,6 +25,7 @@ from .names import GEMM, GEMM_BENCH
 from .spec import DTYPES, SpecError
 
 TRAVERSALS = ("blis", "tiles", "direct")
+DEFAULT_TRAVERSAL = "blis"
 #: `direct`: vectors of C kept in registers per row block (this many), no packing, no micro-kernel.
 DIRECT_VECTORS = 8
 #: Blocking defaults, measured on Zen 3 with the 6x16 kernel at kc = 512: the packed A block
@@ -45,7 +46,7 @@ class GemmSpec:
     kc: int = 256
     mc: int = DEFAULT_MC
     nc: int = DEFAULT_NC
-    traversal: str = "blis"
+    traversal: str = DEFAULT_TRAVERSAL
     #: C += A.B when True; C = A.B (C zeroed first) when False.
     accumulate: bool = False
 
@@ -85,7 +86,7 @@ class GemmSpec:
 
     @property
     def np_dtype(self) -> type:
-        return DTYPES[self.dtype][0]
+        return DTYPES[self.dtype].numpy
 
 
 def kernel_symbol(kc: int) -> str:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from mlir import ir
 
+from .spec import DTYPES
+
 
 def element_type(dtype: str) -> ir.Type:
-    return {"f32": ir.F32Type.get, "f64": ir.F64Type.get}[dtype]()
+    return ir.Type.parse(DTYPES[dtype].name)
 
 
 def c_block_type(mr: int, nr: int, dtype: str) -> ir.MemRefType:

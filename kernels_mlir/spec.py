@@ -5,8 +5,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Element types the payload builders support, with their NumPy type and size in bytes.
-DTYPES: dict[str, tuple[type, int]] = {"f32": (np.float32, 4), "f64": (np.float64, 8)}
+@dataclass(frozen=True)
+class DType:
+    """An element type, everything the harness needs to know about it in one place. Its name is
+    also its MLIR spelling (`ir.Type.parse(name)`)."""
+
+    name: str
+    numpy: type
+    bytes: int
+    #: The C type of the emulation driver's operands.
+    c_type: str
+
+    @property
+    def bits(self) -> int:
+        return 8 * self.bytes
+
+
+#: Element types the payload builders support.
+DTYPES: dict[str, DType] = {d.name: d for d in (DType("f32", np.float32, 4, "float"),
+                                                 DType("f64", np.float64, 8, "double"))}
 
 #: Upper bounds that catch typos (a kc of 2560000) before they reach the compiler.
 MAX_MR, MAX_NR, MAX_KC = 64, 256, 1 << 16
@@ -41,11 +58,11 @@ class KernelSpec:
 
     @property
     def np_dtype(self) -> type:
-        return DTYPES[self.dtype][0]
+        return DTYPES[self.dtype].numpy
 
     @property
     def itemsize(self) -> int:
-        return DTYPES[self.dtype][1]
+        return DTYPES[self.dtype].bytes
 
     @property
     def flops(self) -> int:

@@ -24,8 +24,8 @@ from .targets import Target
 #: Receives (stage name, text) for every intermediate form, in order.
 StageSink = Callable[[str, str], None]
 
-#: The peak kernel is plain FMAs: any level gives the same loop; O2 matches the default strategies.
-PEAK_LLVM_OPTIONS = LLVMOptions(opt="O2")
+#: The peak kernel is plain independent FMAs: every level gives the same loop.
+PEAK_LLVM_OPTIONS = LLVMOptions()
 
 
 @dataclass

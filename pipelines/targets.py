@@ -55,7 +55,7 @@ class Datapath:
 
     def flops_per_cycle(self, dtype: str, bits: int) -> float:
         """Peak flop/cycle with `bits`-wide vectors: a multiply and an add per lane per op."""
-        lanes = bits // (8 * DTYPES[dtype][1])
+        lanes = bits // DTYPES[dtype].bits
         return 2 * lanes * self.ops_per_cycle(bits)
 
 
@@ -100,7 +100,7 @@ class Target:
         return tuple(1 << b for b in range(MIN_VECTOR_BITS.bit_length() - 1, self.vector_bits.bit_length()))
 
     def lanes(self, dtype: str, bits: int | None = None) -> int:
-        return (bits or self.vector_bits) // (8 * DTYPES[dtype][1])
+        return (bits or self.vector_bits) // DTYPES[dtype].bits
 
     def peak_flops_per_cycle(self, dtype: str, bits: int | None = None) -> float | None:
         """Theoretical flop/cycle at `bits` (default the widest), or None when the datapath is unknown."""

@@ -35,7 +35,7 @@ def peak_kernel(target: Target, dtype: str, bits: int | None = None) -> PeakKern
     bits = bits or target.vector_bits
     code = compile_peak(target, dtype, bits)
     lanes, chains = target.lanes(dtype, bits), target.peak_accumulators
-    np_dtype = DTYPES[dtype][0]
+    np_dtype = DTYPES[dtype].numpy
     # x * y stays small so the accumulators neither overflow nor go denormal over billions of FMAs.
     xy = np.stack([np.full(lanes, 1.0), np.full(lanes, 1e-6)]).astype(np_dtype)
     acc = np.zeros((chains, lanes), dtype=np_dtype)

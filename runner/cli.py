@@ -28,7 +28,7 @@ from .mca_command import predict_strategies
 from .report import TOP_HEADERS, build_report
 from .output import gemm_table, markdown_summary, mca_table, noise_line, peak_line, results_table
 from .space import METHODS
-from .store import DEFAULT_DB, Store
+from .store import DEFAULT_DB, FINAL, Store
 from .sweep import Sweep, summary_line
 from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
 
@@ -149,7 +149,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: {exc}") from None
     source = sweep.source
     if not args.json:
-        finals = [r for r in records if r.extra["phase"] == "final"] or records
+        finals = [r for r in records if r.extra["phase"] == FINAL] or records
         print(results_table(sorted(finals, key=lambda r: -(r.measurement.median if r.measurement else 0))[:args.top]))
     summary = summary_line(records, len(source.rejected), len(source.resumed))
     print(f"sweep: {summary}; results: {args.db}", file=sys.stderr if args.json else sys.stdout)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, GemmSpec
+from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, GemmSpec
 from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.targets import Target, UnknownTarget, get_target
@@ -68,7 +68,7 @@ class Route:
     strategy: Strategy | None  # None: numpy.matmul (OpenBLAS, one thread)
     mc: int = DEFAULT_MC
     nc: int = DEFAULT_NC
-    traversal: str = "blis"
+    traversal: str = DEFAULT_TRAVERSAL
 
     def spec(self, shape: tuple[int, int, int]) -> GemmSpec:
         return gemm_spec(self.strategy, shape, self.mc, self.nc, self.traversal)
@@ -95,7 +95,7 @@ class GemmSettings:
     shapes: tuple[tuple[int, int, int], ...]
     mc: int = DEFAULT_MC
     nc: int = DEFAULT_NC
-    traversal: str = "blis"
+    traversal: str = DEFAULT_TRAVERSAL
     accumulate: bool = False
 
     def spec(self, strategy: Strategy, shape: tuple[int, int, int]) -> GemmSpec:
@@ -223,7 +223,8 @@ def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> Crossov
             strategy = by_name[wanted]
         route = Route(name, strategy, _typed(entry, "mc", int, where, _typed(table, "mc", int, p, DEFAULT_MC)),
                       _typed(entry, "nc", int, where, _typed(table, "nc", int, p, DEFAULT_NC)),
-                      _typed(entry, "traversal", str, where, _typed(table, "traversal", str, p, "blis")))
+                      _typed(entry, "traversal", str, where,
+                             _typed(table, "traversal", str, p, DEFAULT_TRAVERSAL)))
         if strategy is not None:
             for shape in shapes:
                 try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels_mlir.reference import Operands
-from kernels_mlir.spec import KernelSpec
+from kernels_mlir.spec import DTYPES, KernelSpec
 
 GCC = "aarch64-linux-gnu-gcc"
 QEMU = "qemu-aarch64"
@@ -24,7 +24,6 @@ PACKAGES = "qemu-user gcc-aarch64-linux-gnu"
 DRIVER_SOURCE = Path(__file__).with_name("emulation_driver.c")
 #: One emulated call takes milliseconds; a kernel that loops forever must not hang the harness.
 RUN_TIMEOUT_SECONDS = 60
-_C_TYPE = {"f32": "float", "f64": "double"}
 
 
 class EmulationUnavailable(RuntimeError):
@@ -67,7 +66,7 @@ def _run(command: list[str], what: str, timeout: float | None = None) -> None:
 def _driver_object(dtype: str) -> Path:
     require_tools()
     out = _workdir() / f"driver-{dtype}.o"
-    _run([GCC, "-O1", "-c", f"-DELT={_C_TYPE[dtype]}", str(DRIVER_SOURCE), "-o", str(out)], "compiling the driver")
+    _run([GCC, "-O1", "-c", f"-DELT={DTYPES[dtype].c_type}", str(DRIVER_SOURCE), "-o", str(out)], "compiling the driver")
     return out
 
 

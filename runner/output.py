@@ -6,6 +6,7 @@ from typing import Iterable
 from tabulate import tabulate
 
 from .record import Record
+from .store import FINAL, FULL
 from .timing import Measurement
 
 
@@ -95,12 +96,12 @@ def markdown_summary(title: str, records: list[Record], summary: str) -> str:
     """A sweep for a CI log or a pull request: every candidate's outcome, the leaders' final figures."""
     lines = [f"# {title}", "", summary, "", "| phase | strategy | hash | status | GFLOP/s | cv | of peak | error |",
              "|---|---|---|---|---:|---:|---:|---|"]
-    order = sorted(records, key=lambda r: (r.extra.get("phase") != "final", r.status != "ok",
+    order = sorted(records, key=lambda r: (r.extra.get("phase") != FINAL, r.status != "ok",
                                            -(r.measurement.median if r.measurement else 0)))
     for r in order:
         m = r.measurement
         error = (r.error or "").replace("|", "\\|")[:120]
-        lines.append(f"| {r.extra.get('phase', 'full')} | {r.strategy.name} | `{r.strategy.hash[:8]}` | {r.status} | "
+        lines.append(f"| {r.extra.get('phase', FULL)} | {r.strategy.name} | `{r.strategy.hash[:8]}` | {r.status} | "
                      f"{'' if m is None else f'{m.median:.2f}'} | {_cv(r)} | "
                      f"{_pct(r.fraction_of_peak)} | {error} |")
     return "\n".join(lines) + "\n"

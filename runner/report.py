@@ -16,11 +16,12 @@ from pathlib import Path
 import jinja2
 from matplotlib.figure import Figure
 
+from .store import FINAL, FULL, RESCREEN, SCREEN, SCREENING
 from .space import knobs_of
 from .trust import is_noisy
 from .store import Store
 
-PHASE_TRUST = {"final": 3, "full": 2, "rescreen": 1, "screen": 1}
+PHASE_TRUST = {FINAL: 3, FULL: 2, RESCREEN: 1, SCREEN: 1}
 TOP_HEADERS = ["strategy", "hash", "target", "phase", "GFLOP/s", "min-max", "cv", "of peak", "host"]
 #: Knobs whose effect the report plots when the results vary them.
 EFFECT_KNOBS = ("unroll", "legalize", "scalar_loads", "c_after_loop", "schedule", "pipeline", "prefetch", "opt",
@@ -59,7 +60,7 @@ def best_results(rows: list[dict], target: str | None = None) -> list[dict]:
 def top_rows(results: list[dict], n: int) -> list[list[str]]:
     """Full-length figures (final, full) rank above screening ones, then by fraction of peak."""
     ok = sorted((r for r in results if r["status"] == "ok"),
-                key=lambda r: (r["phase"] in ("screen", "rescreen"), -r["fraction_of_peak"]))[:n]
+                key=lambda r: (r["phase"] in SCREENING, -r["fraction_of_peak"]))[:n]
     return [[r["name"], r["strategy_hash"][:8], r["target"], r["phase"], f"{r['gflops']:.2f}",
              f"{r['gflops_min']:.1f}-{r['gflops_max']:.1f}",
              f"{100 * r['cv']:.1f}%" + (" noisy" if is_noisy(r["cv"]) else ""),

@@ -29,7 +29,8 @@ KNOBS: dict[str, Any] = {
     "unroll": 4, "pipeline": 0, "pipeline_carry": "iteration",
     "schedule": "as-built", "schedule_distance": 2, "schedule_seed": 0,
     "prefetch": 0, "prefetch_locality": 3,
-    "opt": "O1", "codegen_opt": 3, "machine_scheduler": None, "fast_math": "none",
+    "opt": LLVMOptions().opt, "codegen_opt": LLVMOptions().codegen_opt, "machine_scheduler": None,
+    "fast_math": LLVMOptions().fast_math,
     "vector_bits": None,
 }
 #: Type of each knob's choices where the default (None) does not tell it.

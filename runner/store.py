@@ -71,7 +71,9 @@ CREATE INDEX IF NOT EXISTS results_key ON results(strategy_hash, target, host_cp
 #: How a result was measured: `full` (the config's timing policy), `screen` (a sweep's short
 #: first pass), `rescreen` (a noisy screen measured again before leaders are chosen) or `final`
 #: (a sweep leader re-measured at full length).
-PHASES = ("full", "screen", "rescreen", "final")
+PHASES = FULL, SCREEN, RESCREEN, FINAL = ("full", "screen", "rescreen", "final")
+#: Phases of a sweep's short first pass.
+SCREENING = (SCREEN, RESCREEN)
 
 
 def _now() -> str:
@@ -118,7 +120,7 @@ class Store:
         self._db.commit()
 
     def add(self, run_id: int, record: Record, target: Target, experiment: str | None = None,
-            phase: str = "full") -> None:
+            phase: str = FULL) -> None:
         assert phase in PHASES, phase
         data = record.to_json()
         m = record.measurement

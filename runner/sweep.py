@@ -26,7 +26,7 @@ from .environment import host_cpu_model
 from .experiment import runnable_target
 from .record import Record
 from .space import SweepSettings
-from .store import Store
+from .store import FINAL, FULL, RESCREEN, SCREEN, Store
 from .timing import TimingPolicy, measurement_cpu
 from . import trust
 from .candidates import CandidateSource, ListSource, TunerSource
@@ -76,7 +76,7 @@ class Sweep:
 
     def _source(self) -> CandidateSource:
         """Candidates of the screening phase: the listed strategies, then the space by `method`."""
-        done = self.store.measured(self.target.name, ("screen", "full")) if self.resume else {}
+        done = self.store.measured(self.target.name, (SCREEN, FULL)) if self.resume else {}
         s, space, listed = self.settings, self.experiment.space, list(self.experiment.strategies)
         if s.method == "tuner":
             if space is None or s.budget is None:
@@ -93,8 +93,8 @@ class Sweep:
         screened: list[Record] = []
         bar = tqdm(total=source.total, desc=f"{self.experiment.name} screen", unit="cand", disable=None,
                    leave=False)
-        for record in self._evaluate(source.next, self.settings.screen, "screen", deadline, source.tell):
-            self.store.add(run_id, record, self.target, self.experiment.name, "screen")
+        for record in self._evaluate(source.next, self.settings.screen, SCREEN, deadline, source.tell):
+            self.store.add(run_id, record, self.target, self.experiment.name, SCREEN)
             screened.append(record)
             bar.update(1)
             best = max((r for r in screened if r.status == "ok"), key=lambda r: r.measurement.median, default=None)
@@ -104,14 +104,14 @@ class Sweep:
         bar.close()
         noisy = [r.strategy for r in screened if r.status == "ok" and r.noisy]
         if noisy:  # a noisy screen is measured again before it can lead or be passed over
-            for record in self._evaluate(_feeder(noisy), self.settings.screen, "rescreen", None, None):
-                self.store.add(run_id, record, self.target, self.experiment.name, "rescreen")
+            for record in self._evaluate(_feeder(noisy), self.settings.screen, RESCREEN, None, None):
+                self.store.add(run_id, record, self.target, self.experiment.name, RESCREEN)
                 screened.append(record)
                 yield record
         leaders = self._leaders(screened, source.resumed)
         bar = tqdm(total=len(leaders), desc=f"{self.experiment.name} leaders", unit="cand", disable=None, leave=False)
-        for record in self._evaluate(_feeder(leaders), self.experiment.timing, "final", None, None):
-            self.store.add(run_id, record, self.target, self.experiment.name, "final")
+        for record in self._evaluate(_feeder(leaders), self.experiment.timing, FINAL, None, None):
+            self.store.add(run_id, record, self.target, self.experiment.name, FINAL)
             bar.update(1)
             yield record
         bar.close()
@@ -121,11 +121,11 @@ class Sweep:
         latest = {r.strategy.hash: r for r in screened}  # a re-screen replaces the first screen
         ranked = {h: (r.measurement.median, r.strategy) for h, r in latest.items() if r.status == "ok"}
         if resumed:
-            for row in self.store.rows("WHERE target = ? AND host_cpu = ? AND phase = 'screen' AND status = 'ok'",
+            for row in self.store.rows("WHERE target = ? AND host_cpu = ? AND phase IN ('screen', 'rescreen') AND status = 'ok'",
                                        (self.target.name, host_cpu_model())):
                 if row["strategy_hash"] in resumed and row["strategy_hash"] not in ranked:
                     ranked[row["strategy_hash"]] = (row["gflops"], Strategy.from_dict(json.loads(row["strategy_json"])))
-        finals = self.store.measured(self.target.name, ("final",)) if self.resume else set()
+        finals = self.store.measured(self.target.name, (FINAL,)) if self.resume else set()
         order = sorted(ranked.items(), key=lambda item: -item[1][0])
         return [s for h, (_, s) in order[:self.settings.leaders] if h not in finals]
 
@@ -186,20 +186,20 @@ def _feeder(items: list[Strategy]):
 
 def summary_line(records: list[Record], rejected: int, resumed: int) -> str:
     parts = []
-    for phase, label in (("screen", "screened"), ("final", "leaders re-measured")):
+    for phase, label in ((SCREEN, "screened"), (FINAL, "leaders re-measured")):
         mine = [r for r in records if r.extra.get("phase") == phase]
         counts = Counter(r.status for r in mine)
         if mine:
             parts.append(f"{len(mine)} {label} (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")")
-        again = [r for r in records if r.extra.get("phase") == "rescreen"]
-        if phase == "screen" and again:
+        again = [r for r in records if r.extra.get("phase") == RESCREEN]
+        if phase == SCREEN and again:
             parts.append(f"{len(again)} noisy screens (cv > {100 * trust.NOISY_CV:.0f}%) re-screened, "
                          f"{sum(r.noisy for r in again)} still noisy")
     if rejected:
         parts.append(f"{rejected} points rejected before compiling")
     if resumed:
         parts.append(f"{resumed} already measured (--resume)")
-    finals = [r for r in records if r.extra.get("phase") == "final" and r.status == "ok"]
+    finals = [r for r in records if r.extra.get("phase") == FINAL and r.status == "ok"]
     best = max(finals, key=lambda r: r.measurement.median, default=None)
     if best is not None:
         parts.append(f"best {best.strategy.name} {best.measurement.median:.2f} GFLOP/s"
