@@ -28,7 +28,7 @@ from .mca_command import predict_strategies
 from .report import TOP_HEADERS, build_report
 from .output import gemm_table, markdown_summary, mca_table, noise_line, peak_line, results_table
 from .space import METHODS
-from .store import DEFAULT_DB, FINAL, Store
+from .store import DEFAULT_DB, FINAL, Store, StoreError
 from .sweep import Sweep, summary_line
 from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
 
@@ -171,7 +171,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             try:
                 a, b = (Strategy.from_dict(store.strategy(h)) for h in (args.a, args.b))
             except LookupError as exc:
-                raise ConfigError(str(exc).strip("'\"")) from None
+                raise ConfigError(exc.args[0]) from None
         target = runnable_target(args.target or "host")
     config_mod.check_for_target((a, b), target, "--target: ")
     result = compare(a, b, target, args.rounds, args.min_sample_seconds)
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, StoreError) as exc:
         print(f"ukl: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

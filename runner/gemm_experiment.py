@@ -29,7 +29,8 @@ def gemm_hash(strategy: Strategy, spec: GemmSpec) -> str:
 
 def evaluate_gemm(strategy: Strategy, spec: GemmSpec, target: Target, policy: TimingPolicy) -> Record:
     named = dataclasses.replace(strategy, name=f"{strategy.name}@{spec.m}x{spec.n}x{spec.k}")
-    extra = {"kind": "gemm", "strategy_hash": gemm_hash(strategy, spec), "kernel_hash": strategy.hash,
+    extra = {"kind": "gemm", "gemm_hash": gemm_hash(strategy, spec),
+             "problem": {"m": spec.m, "n": spec.n, "k": spec.k, "dtype": spec.dtype, "accumulate": spec.accumulate},
              "shape": [spec.m, spec.n, spec.k], "gemm": dataclasses.asdict(spec),
              "baseline": "numpy.matmul (OpenBLAS, 1 thread)", "baseline_gflops": None,
              "ratio_to_baseline": None, "ratio_ci": None}

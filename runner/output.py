@@ -66,7 +66,7 @@ def gemm_table(records: Iterable[Record]) -> str:
         m, x = r.measurement, r.extra
         ci = x.get("ratio_ci")
         rows.append([
-            r.strategy.name, x["strategy_hash"][:8], "x".join(map(str, x["shape"])), r.strategy.kernel.dtype,
+            r.strategy.name, x["gemm_hash"][:8], "x".join(map(str, x["shape"])), r.strategy.kernel.dtype,
             f"{x['gemm']['mc']}/{x['gemm']['nc']}/{x['gemm']['kc']}", r.status,
             "" if m is None else f"{m.median:.2f}",
             "" if x["baseline_gflops"] is None else f"{x['baseline_gflops']:.2f}",

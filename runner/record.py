@@ -47,6 +47,10 @@ class Record:
             return None
         return trust.fraction(self.measurement.median, self.peak.gflops_samples)
 
+    def workload(self) -> tuple[str, dict[str, Any]]:
+        """(kind, problem): what was computed, apart from how. A GEMM record says its problem in `extra`."""
+        return self.extra.get("kind", "microkernel"), self.extra.get("problem") or self.strategy.kernel.to_dict()
+
     @property
     def noisy(self) -> bool:
         return self.measurement is not None and trust.is_noisy(self.measurement.cv)

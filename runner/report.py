@@ -16,10 +16,9 @@ from pathlib import Path
 import jinja2
 from matplotlib.figure import Figure
 
-from .store import FINAL, FULL, RESCREEN, SCREEN, SCREENING
 from .space import knobs_of
+from .store import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
 from .trust import is_noisy
-from .store import Store
 
 PHASE_TRUST = {FINAL: 3, FULL: 2, RESCREEN: 1, SCREEN: 1}
 TOP_HEADERS = ["strategy", "hash", "target", "phase", "GFLOP/s", "min-max", "cv", "of peak", "host"]
@@ -46,7 +45,7 @@ def best_results(rows: list[dict], target: str | None = None) -> list[dict]:
     for row in rows:
         if target is not None and row["target"] != target:
             continue
-        key = (row["strategy_hash"], row["target"], row["host_cpu"])
+        key = (row.get("gemm_hash") or row["strategy_hash"], row["target"], row["host_cpu"])
         old = chosen.get(key)
         rank = (row["status"] == "ok", PHASE_TRUST[row["phase"]], row["id"])
         if old is None or rank > (old["status"] == "ok", PHASE_TRUST[old["phase"]], old["id"]):
@@ -61,7 +60,7 @@ def top_rows(results: list[dict], n: int) -> list[list[str]]:
     """Full-length figures (final, full) rank above screening ones, then by fraction of peak."""
     ok = sorted((r for r in results if r["status"] == "ok"),
                 key=lambda r: (r["phase"] in SCREENING, -r["fraction_of_peak"]))[:n]
-    return [[r["name"], r["strategy_hash"][:8], r["target"], r["phase"], f"{r['gflops']:.2f}",
+    return [[r["name"], (r.get("gemm_hash") or r["strategy_hash"])[:8], r["target"], r["phase"], f"{r['gflops']:.2f}",
              f"{r['gflops_min']:.1f}-{r['gflops_max']:.1f}",
              f"{100 * r['cv']:.1f}%" + (" noisy" if is_noisy(r["cv"]) else ""),
              f"{100 * r['fraction_of_peak']:.1f}%", r["host_cpu"]] for r in ok]

@@ -1,7 +1,9 @@
 """SQLite results store. Every result is committed as soon as it exists, so a killed run loses nothing."""
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +15,14 @@ from .environment import host_cpu_model, versions
 from .record import Record
 
 DEFAULT_DB = Path("results/ukl.sqlite")
+
+
+class StoreError(ValueError):
+    """A results database that cannot be used as one; str() is the one line the CLI prints."""
+
+#: The schema this code writes. Every older store is migrated to it on open (MIGRATIONS), keeping
+#: every row; the version lives in SQLite's `PRAGMA user_version`.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -31,6 +41,11 @@ CREATE TABLE IF NOT EXISTS peaks (
     gflops REAL NOT NULL,
     samples_json TEXT NOT NULL,
     measured_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workloads (
+    hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    problem_json TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY,
@@ -63,10 +78,60 @@ CREATE TABLE IF NOT EXISTS results (
     phase TEXT NOT NULL DEFAULT 'full',
     kind TEXT NOT NULL DEFAULT 'microkernel',
     vector_bits INTEGER,
-    peak_samples_json TEXT
+    peak_samples_json TEXT,
+    workload_hash TEXT REFERENCES workloads(hash),
+    gemm_hash TEXT,
+    baseline_gflops REAL,
+    ratio_to_baseline REAL,
+    ratio_ci_low REAL,
+    ratio_ci_high REAL,
+    record_json TEXT
 );
 CREATE INDEX IF NOT EXISTS results_key ON results(strategy_hash, target, host_cpu);
 """
+
+#: Columns each version added to `results` (a store from before a version lacks them).
+_ADDED_COLUMNS = {
+    1: (("phase", "TEXT NOT NULL DEFAULT 'full'"), ("kind", "TEXT NOT NULL DEFAULT 'microkernel'")),
+    2: (("vector_bits", "INTEGER"), ("peak_samples_json", "TEXT"), ("workload_hash", "TEXT REFERENCES workloads(hash)"),
+        ("gemm_hash", "TEXT"), ("baseline_gflops", "REAL"), ("ratio_to_baseline", "REAL"), ("ratio_ci_low", "REAL"),
+        ("ratio_ci_high", "REAL"), ("record_json", "TEXT")),
+}
+_GEMM_NAME = re.compile(r"@(\d+)x(\d+)x(\d+)$")
+
+
+def workload(kind: str, problem: dict[str, Any]) -> tuple[str, str]:
+    """(hash, canonical JSON) of a problem: what is computed, apart from how (the strategy)."""
+    canonical = json.dumps({"kind": kind, **problem}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16], canonical
+
+
+def _migrate_to_2(db: sqlite3.Connection) -> None:
+    """Version 1 kept a GEMM's hash in strategy_hash and its shape only in the name: the micro-kernel's
+    hash moves back to strategy_hash, the GEMM's to gemm_hash, and every row gets its workload."""
+    rows = db.execute("SELECT id, name, kind, strategy_hash, strategy_json, kernel_json FROM results").fetchall()
+    for row_id, name, kind, stored_hash, strategy_json, kernel_json in rows:
+        strategy = json.loads(strategy_json)
+        kernel_hash = _strategy_hash(strategy)
+        shape = _GEMM_NAME.search(name) if kind == "gemm" else None
+        if kind == "gemm":
+            problem = None if shape is None else {"m": int(shape[1]), "n": int(shape[2]), "k": int(shape[3]),
+                                                  "dtype": strategy["kernel"]["dtype"]}
+        else:
+            problem = json.loads(kernel_json)
+        key = None
+        if problem is not None:
+            key, canonical = workload(kind, problem)
+            db.execute("INSERT OR IGNORE INTO workloads VALUES (?, ?, ?)", (key, kind, canonical))
+        db.execute("UPDATE results SET strategy_hash = ?, gemm_hash = ?, workload_hash = ? WHERE id = ?",
+                   (kernel_hash, stored_hash if kind == "gemm" else None, key, row_id))
+
+
+def _strategy_hash(strategy: dict[str, Any]) -> str:
+    """The hash a stored strategy's JSON stands for (transforms.strategy.Strategy.hash, without building it)."""
+    body = {k: v for k, v in strategy.items() if k != "name"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
 
 #: How a result was measured: `full` (the config's timing policy), `screen` (a sweep's short
 #: first pass), `rescreen` (a noisy screen measured again before leaders are chosen) or `final`
@@ -75,6 +140,8 @@ PHASES = FULL, SCREEN, RESCREEN, FINAL = ("full", "screen", "rescreen", "final")
 #: Phases of a sweep's short first pass.
 SCREENING = (SCREEN, RESCREEN)
 
+#: version -> what turns a store of version - 1 into one of that version (after its columns exist).
+MIGRATIONS = {1: lambda db: None, 2: _migrate_to_2}
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -85,15 +152,41 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path)
+        version = self._check()  # reads only: a file that is not ours is left byte for byte as it was
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
-        for column, declaration in (("phase", "TEXT NOT NULL DEFAULT 'full'"),  # stores from before they existed
-                                    ("kind", "TEXT NOT NULL DEFAULT 'microkernel'"),
-                                    ("vector_bits", "INTEGER"), ("peak_samples_json", "TEXT")):
-            if column not in columns:
-                self._db.execute(f"ALTER TABLE results ADD COLUMN {column} {declaration}")
-        self._db.commit()
+        self._migrate(version)
+
+    def _check(self) -> int:
+        """The store's schema version; StoreError for a store this code must not touch."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written by a newer ukl (schema {version}; this one reads up to "
+                             f"{SCHEMA_VERSION}): left untouched")
+        existing = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        if existing and not {"strategy_hash", "strategy_json", "kernel_json"} <= existing:
+            raise StoreError(f"{self.path}: has a 'results' table that is not a ukl store's: left untouched")
+        return version
+
+    def _migrate(self, version: int) -> None:
+        """Bring the store to SCHEMA_VERSION in one transaction, keeping every row. A store from before
+        versions existed (user_version 0) is brought through every step; a new one is just created."""
+        if version == SCHEMA_VERSION:
+            return
+        existing = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(statement)  # CREATE ... IF NOT EXISTS: tables an old store lacks
+            for step in range(max(version, 1), SCHEMA_VERSION + 1) if existing else ():
+                for column, declaration in _ADDED_COLUMNS.get(step, ()):
+                    if column not in existing:
+                        self._db.execute(f"ALTER TABLE results ADD COLUMN {column} {declaration}")
+                MIGRATIONS[step](self._db)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -121,26 +214,35 @@ class Store:
 
     def add(self, run_id: int, record: Record, target: Target, experiment: str | None = None,
             phase: str = FULL) -> None:
+        """Commit one record: its queried fields as columns, its workload once, and all of it as JSON."""
         assert phase in PHASES, phase
         data = record.to_json()
         m = record.measurement
-        self._db.execute(
-            "INSERT INTO results (run_id, measured_at, experiment, name, strategy_hash, strategy_json,"
-            " kernel_json, target, target_triple, target_cpu, target_features, host_cpu, versions_json,"
-            " status, correct, max_abs_error, error, samples_json, iterations, gflops, gflops_min,"
-            " gflops_max, cv, peak_gflops, fraction_of_peak, compile_seconds, phase, kind, vector_bits,"
-            " peak_samples_json)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, _now(), experiment, data["name"], data["strategy_hash"],
-             json.dumps(record.strategy.to_dict(), sort_keys=True),
-             json.dumps(record.strategy.kernel.to_dict()), target.name, target.triple,
-             record.strategy.llvm.cpu or target.cpu, record.strategy.llvm.features or target.features,
-             host_cpu_model(), json.dumps(versions()), data["status"],
-             None if data["correct"] is None else int(data["correct"]), data["max_abs_error"], data["error"],
-             None if m is None else json.dumps(m.gflops_samples), None if m is None else m.iterations,
-             data["gflops"], data["gflops_min"], data["gflops_max"], data["cv"], data["peak_gflops"],
-             data["fraction_of_peak"], data["compile_seconds"], phase, data.get("kind", "microkernel"),
-             record.vector_bits, None if record.peak is None else json.dumps(record.peak.gflops_samples)))
+        kind, problem = record.workload()
+        workload_hash, canonical = workload(kind, problem)
+        ci = data.get("ratio_ci") or (None, None)
+        row = {
+            "run_id": run_id, "measured_at": _now(), "experiment": experiment, "name": data["name"],
+            "strategy_hash": data["strategy_hash"], "strategy_json": json.dumps(record.strategy.to_dict(), sort_keys=True),
+            "kernel_json": json.dumps(record.strategy.kernel.to_dict()), "target": target.name,
+            "target_triple": target.triple, "target_cpu": record.strategy.llvm.cpu or target.cpu,
+            "target_features": record.strategy.llvm.features or target.features, "host_cpu": host_cpu_model(),
+            "versions_json": json.dumps(versions()), "status": data["status"],
+            "correct": None if data["correct"] is None else int(data["correct"]),
+            "max_abs_error": data["max_abs_error"], "error": data["error"],
+            "samples_json": None if m is None else json.dumps(m.gflops_samples),
+            "iterations": None if m is None else m.iterations,
+            **{key: data[key] for key in ("gflops", "gflops_min", "gflops_max", "cv", "peak_gflops",
+                                          "fraction_of_peak", "compile_seconds", "vector_bits")},
+            "phase": phase, "kind": kind,
+            "peak_samples_json": None if record.peak is None else json.dumps(record.peak.gflops_samples),
+            "workload_hash": workload_hash, "gemm_hash": data.get("gemm_hash"),
+            "baseline_gflops": data.get("baseline_gflops"), "ratio_to_baseline": data.get("ratio_to_baseline"),
+            "ratio_ci_low": ci[0], "ratio_ci_high": ci[1], "record_json": json.dumps({**data, "phase": phase}),
+        }
+        self._db.execute("INSERT OR IGNORE INTO workloads VALUES (?, ?, ?)", (workload_hash, kind, canonical))
+        self._db.execute(f"INSERT INTO results ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                         tuple(row.values()))
         self._db.commit()
 
     def measured(self, target: str, phases: tuple[str, ...]) -> dict[str, float]:
@@ -153,9 +255,16 @@ class Store:
         return {row[0]: row[1] for row in rows}
 
     def strategy(self, hash_prefix: str) -> dict[str, Any]:
-        """The stored strategy (as JSON) whose hash starts with `hash_prefix`; LookupError unless exactly one."""
+        """The stored strategy (as JSON) whose hash starts with `hash_prefix` (literally); LookupError
+        unless exactly one. A GEMM's hash is named as such: compare takes micro-kernel strategies."""
+        prefix = "substr({}, 1, ?) = ?"
         found = {row[0]: row[1] for row in self._db.execute(
-            "SELECT strategy_hash, strategy_json FROM results WHERE strategy_hash LIKE ? || '%'", (hash_prefix,))}
+            f"SELECT strategy_hash, strategy_json FROM results WHERE {prefix.format('strategy_hash')}",
+            (len(hash_prefix), hash_prefix))}
+        if not found and self._db.execute(f"SELECT 1 FROM results WHERE {prefix.format('gemm_hash')}",
+                                          (len(hash_prefix), hash_prefix)).fetchone():
+            raise LookupError(f"{hash_prefix!r} is a GEMM's hash in {self.path}: compare takes micro-kernel "
+                              "strategy hashes (the strategy_hash of its rows)")
         if len(found) != 1:
             raise LookupError(f"{len(found)} stored strategies have a hash starting with {hash_prefix!r} "
                               f"in {self.path} (need exactly one)")

@@ -186,6 +186,18 @@ def test_compare_unknown_hash_is_bad_input(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compare", "ffff", "0000", "--db", str(db)]) == 2
     assert "0 stored strategies have a hash starting with 'ffff'" in capsys.readouterr().err
+    assert main(["compare", "____", "0000", "--db", str(db)]) == 2  # a prefix is literal, not a LIKE pattern
+    assert "0 stored strategies have a hash starting with '____'" in capsys.readouterr().err
+
+
+def test_compare_names_a_gemm_hash_for_what_it_is(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    config = write(tmp_path, GOOD.replace('name = "tiny"', 'name = "tiny"\nkind = "gemm"')
+                   + "[gemm]\nshapes = [[13, 17, 19]]\nmc = 12\nnc = 32\n")
+    assert main(["run", str(config), "--db", str(db), "--json"]) == 0
+    gemm_hash = json.loads(capsys.readouterr().out.splitlines()[0])["gemm_hash"]
+    assert main(["compare", gemm_hash, gemm_hash, "--db", str(db)]) == 2
+    assert f"{gemm_hash!r} is a GEMM's hash" in capsys.readouterr().err
 
 
 def test_a_strategy_tied_to_a_target_this_host_cannot_run_is_skipped_in_one_line(tmp_path, capsys):

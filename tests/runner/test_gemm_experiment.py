@@ -39,7 +39,8 @@ def test_gemm_run_records_ours_and_openblas(tmp_path, capsys):
         assert r["gflops"] > 0 and r["baseline_gflops"] > 0
         assert abs(r["ratio_to_baseline"] - r["gflops"] / r["baseline_gflops"]) < 0.5 * r["ratio_to_baseline"]
         assert r["ratio_ci"][0] <= r["ratio_to_baseline"] <= r["ratio_ci"][1]
-    assert records[0]["strategy_hash"] != records[1]["strategy_hash"]  # the shape is part of the identity
+    assert records[0]["gemm_hash"] != records[1]["gemm_hash"]  # the shape is part of the GEMM's identity
+    assert records[0]["strategy_hash"] == records[1]["strategy_hash"]  # the micro-kernel's is its own
 
 
 def test_gemm_table(tmp_path, capsys):

@@ -5,8 +5,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
-from runner.store import Store
+import pytest
+
+from runner.store import SCHEMA_VERSION, Store, StoreError
+from transforms.strategy import Strategy
 
 from .test_cli import GOOD
 
@@ -34,3 +38,63 @@ def test_sigkill_after_first_result_keeps_it(tmp_path):
     with Store(db) as store:
         after = list(store.rows())
     assert after[:len(before)] == before and len(after) == len(before) + 2
+
+
+def _store_from(tmp_path, dump: str):
+    path = tmp_path / "old.sqlite"
+    sqlite3.connect(path).executescript((Path(__file__).parent / "data" / dump).read_text())
+    return path
+
+
+def test_a_store_written_by_the_previous_release_migrates_keeping_every_row(tmp_path):
+    """data/store_v1.sql: `ukl run` (micro-kernels, a GEMM) and `ukl sweep` by the release before schema versions."""
+    path = _store_from(tmp_path, "store_v1.sql")
+    before = sqlite3.connect(path).execute("SELECT id, name, status, gflops, phase, kind FROM results ORDER BY id").fetchall()
+    old_gemm_hashes = {n: h for n, h in sqlite3.connect(path).execute(
+        "SELECT name, strategy_hash FROM results WHERE kind = 'gemm'")}
+    with Store(path) as store:
+        rows = list(store.rows())
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert [(r["id"], r["name"], r["status"], r["gflops"], r["phase"], r["kind"]) for r in rows] == before
+    gemm = [r for r in rows if r["kind"] == "gemm"]
+    assert len(gemm) == 2 and {r["name"]: r["gemm_hash"] for r in gemm} == old_gemm_hashes
+    for r in rows:  # the micro-kernel's hash is back in strategy_hash, whatever the row's kind
+        assert r["strategy_hash"] == Strategy.from_dict(json.loads(r["strategy_json"])).hash
+        assert r["workload_hash"] is not None
+    shapes = {json.loads(p)["m"] for (p,) in db.execute("SELECT problem_json FROM workloads WHERE kind = 'gemm'")}
+    assert shapes == {64, 33}
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with Store(path):  # opening again changes nothing
+        pass
+    assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM results").fetchone()[0] == len(before)
+
+
+def test_new_records_keep_every_field(tmp_path, host):
+    from runner.evaluate import evaluate
+    from ..conftest import FAST_TIMING, best_host_strategy
+    record = evaluate(best_host_strategy(64), host, FAST_TIMING)
+    with Store(tmp_path / "r.sqlite") as store:
+        store.add(store.start_run("test", host), record, host)
+        (row,) = store.rows()
+    assert json.loads(row["record_json"]) == {**json.loads(json.dumps(record.to_json())), "phase": "full"}
+    assert row["vector_bits"] == record.vector_bits and json.loads(row["peak_samples_json"]) == list(
+        record.peak.gflops_samples)
+
+
+def test_a_database_of_another_tool_is_refused_untouched(tmp_path):
+    path = tmp_path / "other.sqlite"
+    sqlite3.connect(path).executescript("CREATE TABLE results (id INTEGER, score REAL); INSERT INTO results VALUES (1, 2.0);")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="has a 'results' table that is not a ukl store's: left untouched"):
+        Store(path)
+    assert path.read_bytes() == before
+
+
+def test_the_cli_refuses_another_tools_database_in_one_line(tmp_path, capsys):
+    from runner.cli import main
+    path = tmp_path / "other.sqlite"
+    sqlite3.connect(path).executescript("CREATE TABLE results (id INTEGER, score REAL);")
+    assert main(["report", "--db", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a ukl store's: left untouched" in err
