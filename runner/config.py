@@ -15,7 +15,7 @@ from transforms.llvm_options import LLVMOptions
 from transforms.steps import load_plugins, step_from_config
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
-from .space import KNOB_TYPES, KNOBS, SearchSpace, SweepSettings
+from .space import SearchSpace, SweepSettings, knobs
 from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
 
 
@@ -262,17 +262,8 @@ def _gemm(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> GemmSettings
 
 def _space(raw: dict[str, Any]) -> SearchSpace:
     table = _table(raw, "space")
-    _known(table, set(KNOBS), "space.")
-    choices = {}
-    for knob, values in table.items():
-        values = values if isinstance(values, list) else [values]
-        expected = KNOB_TYPES.get(knob, type(KNOBS[knob]))
-        for value in values:
-            if knob == "unroll" and value == "total":
-                continue
-            if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-                raise StrategyError(f"space.{knob}: choices must be {expected.__name__}s, got {value!r}")
-        choices[knob] = tuple(values)
+    _known(table, set(knobs()), "space.")
+    choices = {knob: tuple(values if isinstance(values, list) else [values]) for knob, values in table.items()}
     return SearchSpace(choices, _typed(_table(raw, "sweep"), "fit_registers", bool, "sweep.", True))
 
 

@@ -16,15 +16,12 @@ from pathlib import Path
 import jinja2
 from matplotlib.figure import Figure
 
-from .space import knobs_of
+from .space import knobs, knobs_of
 from .store import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
 from .trust import is_noisy
 
 PHASE_TRUST = {FINAL: 3, FULL: 2, RESCREEN: 1, SCREEN: 1}
 TOP_HEADERS = ["strategy", "hash", "target", "phase", "GFLOP/s", "min-max", "cv", "of peak", "host"]
-#: Knobs whose effect the report plots when the results vary them.
-EFFECT_KNOBS = ("unroll", "legalize", "scalar_loads", "c_after_loop", "schedule", "pipeline", "prefetch", "opt",
-                "codegen_opt", "lowering", "machine_scheduler", "fast_math", "kc", "dtype")
 
 
 @dataclass(frozen=True)
@@ -121,7 +118,8 @@ def gflops_vs_kc(ok: list[dict]) -> Plot | None:
 
 
 def knob_effects(ok: list[dict]) -> Plot | None:
-    varied = [k for k in EFFECT_KNOBS if len({str(r["knobs"][k]) for r in ok}) > 1]
+    effect_knobs = [name for name, knob in knobs().items() if knob.effect]
+    varied = [k for k in effect_knobs if len({str(r["knobs"][k]) for r in ok}) > 1]
     if not varied:
         return None
     fig = Figure(figsize=(3.2 * min(len(varied), 3), 3.0 * (1 + (len(varied) - 1) // 3)))

@@ -15,79 +15,56 @@ from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.targets import Target
 from transforms.errors import StrategyError
+from transforms.knobs import STRATEGY_KNOBS, Knob, Point, strategy_name
 from transforms.llvm_options import LLVMOptions
-from transforms.steps import (CAfterLoop, HoistAccumulators, Legalize, LowerContraction, LowerTransfers, Pipeline,
-                              Prefetch, ScalarLoads, Schedule, Step, TileK, UnrollK, Vectorize)
+from transforms.steps import STEP_TYPES, Step
 from transforms.strategy import Strategy
 
 from .timing import TimingPolicy
 
-#: Knob -> default. 0 turns pipelining / prefetching off; unroll 1 leaves the k loop alone.
-KNOBS: dict[str, Any] = {
-    "mr": 6, "nr": 16, "kc": 256, "dtype": "f32",
-    "legalize": False, "lowering": "outerproduct", "scalar_loads": True, "c_after_loop": False,
-    "unroll": 4, "pipeline": 0, "pipeline_carry": "iteration",
-    "schedule": "as-built", "schedule_distance": 2, "schedule_seed": 0,
-    "prefetch": 0, "prefetch_locality": 3,
-    "opt": LLVMOptions().opt, "codegen_opt": LLVMOptions().codegen_opt, "machine_scheduler": None,
-    "fast_math": LLVMOptions().fast_math,
-    "vector_bits": None,
-}
-#: Type of each knob's choices where the default (None) does not tell it.
-KNOB_TYPES: dict[str, type] = {"machine_scheduler": bool, "vector_bits": int}
 
-Point = dict[str, Any]
+def sweep_steps() -> list[type[Step]]:
+    """The step types a generated strategy is made of, in the order it applies them (plugins included)."""
+    return sorted((cls for cls in STEP_TYPES.values() if cls.sweep_rank is not None), key=lambda c: c.sweep_rank)
+
+
+def knobs() -> dict[str, Knob]:
+    """Every sweep knob by name: the kernel's, width and LLVM ones, then each step's."""
+    table = {k.name: k for k in STRATEGY_KNOBS}
+    for cls in sweep_steps():
+        for knob in cls.knobs:
+            if knob.name in table:
+                raise StrategyError(f"step {cls.kind!r} declares knob {knob.name!r}, which another knob has")
+            table[knob.name] = knob
+    return table
+
+
+def defaults() -> Point:
+    return {name: knob.default for name, knob in knobs().items()}
 
 
 def _normalized(point: Point) -> Point:
-    p = {**KNOBS, **point}
-    if p["schedule"] != "interleave":
-        p["schedule_distance"] = KNOBS["schedule_distance"]
-    if p["schedule"] != "random":
-        p["schedule_seed"] = KNOBS["schedule_seed"]
-    if p["pipeline"] == 0:
-        p["pipeline_carry"] = KNOBS["pipeline_carry"]
-    if p["prefetch"] == 0:
-        p["prefetch_locality"] = KNOBS["prefetch_locality"]
+    """The point with every knob that does not apply to it reset, so equivalent points are equal."""
+    p = {**defaults(), **point}
+    for knob in knobs().values():
+        if not knob.applies(p):
+            p[knob.name] = knob.default
     return p
-
-
-def _name(p: Point) -> str:
-    parts = [f"{p['mr']}x{p['nr']}x{p['kc']}", p["dtype"]]
-    parts += ["legal"] if p["legalize"] else []
-    parts += ["sl"] if p["scalar_loads"] else []
-    parts += ["cafter"] if p["c_after_loop"] else []
-    parts += [f"u{p['unroll']}"] if p["unroll"] != 1 else []
-    parts += [f"pipe{p['pipeline']}" + ("f" if p["pipeline_carry"] == "first-step" else "")] if p["pipeline"] else []
-    if p["schedule"] != "as-built":
-        parts.append({"loads-first": "lf", "interleave": f"il{p['schedule_distance']}",
-                      "random": f"rnd{p['schedule_seed']}"}[p["schedule"]])
-    parts += [f"pf{p['prefetch']}l{p['prefetch_locality']}"] if p["prefetch"] else []
-    parts += [p["lowering"]] if p["lowering"] != KNOBS["lowering"] else []
-    parts.append(p["opt"] + ("" if p["codegen_opt"] == 3 else f"cg{p['codegen_opt']}"))
-    parts += [f"misched-{'on' if p['machine_scheduler'] else 'off'}"] if p["machine_scheduler"] is not None else []
-    parts += [f"fm-{p['fast_math']}"] if p["fast_math"] != "none" else []
-    parts += [f"v{p['vector_bits']}"] if p["vector_bits"] is not None else []
-    return "-".join(parts)
 
 
 def strategy_for(point: Point) -> Strategy:
     """The strategy a point stands for (raises StrategyError/SpecError when it is not a valid one)."""
     p = _normalized(point)
-    steps: list[Step] = [TileK(1), Vectorize()]
-    steps += [Legalize()] if p["legalize"] else []
-    steps += [HoistAccumulators(), LowerContraction(p["lowering"]), LowerTransfers()]
-    steps += [ScalarLoads()] if p["scalar_loads"] else []
-    steps += [CAfterLoop()] if p["c_after_loop"] else []
-    steps += [UnrollK(p["unroll"])] if p["unroll"] != 1 else []
-    steps += [Pipeline(p["pipeline"], p["pipeline_carry"])] if p["pipeline"] else []
-    if p["schedule"] != "as-built":
-        steps.append(Schedule(p["schedule"], p["schedule_distance"], p["schedule_seed"]))
-    steps += [Prefetch(p["prefetch"], p["prefetch_locality"])] if p["prefetch"] else []
+    steps, fragments = [], []
+    for cls in sweep_steps():
+        step = cls.from_point(p)
+        if step is not None:
+            steps.append(step)
+            fragments += filter(None, [cls.name_fragment(p)])
     llvm = LLVMOptions(opt=p["opt"], codegen_opt=p["codegen_opt"], machine_scheduler=p["machine_scheduler"],
                        fast_math=p["fast_math"])
-    return Strategy(_name(p), KernelSpec(p["mr"], p["nr"], p["kc"], p["dtype"]), tuple(steps), llvm,
-                    p["vector_bits"])
+    return Strategy(strategy_name(p, fragments), KernelSpec(p["mr"], p["nr"], p["kc"], p["dtype"]), tuple(steps),
+                    llvm, p["vector_bits"])
 
 
 def vector_registers_needed(p: Point, lanes: int) -> int:
@@ -104,11 +81,14 @@ class SearchSpace:
     fit_registers: bool = True
 
     def __post_init__(self) -> None:
+        table = knobs()
         for knob, values in self.choices.items():
-            if knob not in KNOBS:
-                raise StrategyError(f"space.{knob}: unknown knob (known: {', '.join(KNOBS)})")
+            if knob not in table:
+                raise StrategyError(f"space.{knob}: unknown knob (known: {', '.join(table)})")
             if not values:
                 raise StrategyError(f"space.{knob}: needs at least one choice")
+            for value in values:
+                table[knob].check(value)
 
     @property
     def size(self) -> int:
@@ -192,15 +172,8 @@ def knobs_of(strategy: dict[str, Any]) -> Point:
     """The knob values a stored strategy (its JSON form) shows, whoever built it: for the report."""
     steps = {s["step"]: s for s in strategy.get("steps", [])}
     llvm = {**LLVMOptions().to_dict(), **strategy.get("llvm", {})}
-    schedule = steps.get("schedule", {})
-    return {
-        **strategy["kernel"],
-        "legalize": "legalize" in steps, "scalar_loads": "scalar_loads" in steps,
-        "c_after_loop": "c_after_loop" in steps,
-        "lowering": steps.get("lower_contraction", {}).get("lowering", KNOBS["lowering"]),
-        "unroll": steps.get("unroll_k", {}).get("factor", 1), "pipeline": steps.get("pipeline", {}).get("stages", 0),
-        "schedule": schedule.get("policy", "as-built"), "prefetch": steps.get("prefetch", {}).get("distance", 0),
-        "opt": llvm["opt"], "codegen_opt": llvm["codegen_opt"],
-        "machine_scheduler": llvm.get("machine_scheduler"), "fast_math": llvm.get("fast_math", "none"),
-        "vector_bits": strategy.get("vector_bits"),
-    }
+    sources = {**llvm, "vector_bits": strategy.get("vector_bits"), **strategy["kernel"]}
+    values = {k.name: sources.get(k.name, k.default) for k in STRATEGY_KNOBS}
+    for cls in sweep_steps():
+        values.update(cls.point_of(steps.get(cls.kind)))
+    return values

@@ -21,6 +21,7 @@ from mlir.dialects.transform import vector as tvec
 
 from . import ir_query as q
 from .errors import StepFailed, StrategyError
+from .knobs import Knob, Point
 from .pipelining import software_pipeline
 from .plan import MIN_VECTOR_BITS, Plan, StepContext
 from .prefetch import insert_prefetches
@@ -50,6 +51,34 @@ class Step:
     not_after: ClassVar[frozenset[str]] = frozenset()
     #: Allowed values of string fields.
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: Sweep knobs setting this step (transforms.knobs); a knob without a field switches the step.
+    knobs: ClassVar[tuple[Knob, ...]] = ()
+    #: Place in a strategy generated from a sweep point (steps in rank order); None: never generated.
+    sweep_rank: ClassVar[int | None] = None
+
+    @classmethod
+    def from_point(cls, p: Point) -> "Step | None":
+        """This step as a sweep point sets it, or None when the point leaves it out."""
+        if cls.sweep_rank is None or any(k.off is not None and p[k.name] == k.off for k in cls.knobs):
+            return None
+        return cls(**{k.field: p[k.name] for k in cls.knobs if k.field is not None})
+
+    @classmethod
+    def point_of(cls, step: dict[str, Any] | None) -> Point:
+        """The knob values a stored step (its JSON, or None when absent) stands for: for reports."""
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        values = {}
+        for k in cls.knobs:
+            if step is None:
+                values[k.name] = k.off if k.off is not None else k.default
+            else:
+                values[k.name] = True if k.field is None else step.get(k.field, defaults[k.field])
+        return values
+
+    @classmethod
+    def name_fragment(cls, p: Point) -> str | None:
+        """What this step adds to a generated strategy's name (None: nothing)."""
+        return None
 
     def validate(self, plan: Plan) -> None:
         """Reject field values that cannot work at this point; the message starts with the field."""
@@ -108,6 +137,7 @@ class TileK(Step):
     needs: ClassVar[frozenset[str]] = frozenset({"linalg"})
     adds: ClassVar[frozenset[str]] = frozenset({"k_loop"})
     not_after: ClassVar[frozenset[str]] = frozenset({"tile_k"})
+    sweep_rank: ClassVar[int | None] = 10
     size: int = 1
 
     def validate(self, plan: Plan) -> None:
@@ -132,6 +162,7 @@ class Vectorize(Step):
     needs: ClassVar[frozenset[str]] = frozenset({"linalg"})
     adds: ClassVar[frozenset[str]] = frozenset({"vector", "contract"})
     removes: ClassVar[frozenset[str]] = frozenset({"linalg"})
+    sweep_rank: ClassVar[int | None] = 20
 
     def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
         vectorized = structured.VectorizeChildrenAndApplyPatternsOp(kernel).result
@@ -157,6 +188,12 @@ class Legalize(Step):
     kind: ClassVar[str] = "legalize"
     needs: ClassVar[frozenset[str]] = frozenset({"contract"})
     not_after: ClassVar[frozenset[str]] = frozenset({"hoist_accumulators", "unroll_k"})
+    knobs: ClassVar[tuple[Knob, ...]] = (Knob("legalize", False, (False, True), off=False),)
+    sweep_rank: ClassVar[int | None] = 30
+
+    @classmethod
+    def name_fragment(cls, p: Point) -> str | None:
+        return "legal"
 
     def validate(self, plan: Plan) -> None:
         if plan.spec.mr % 2:
@@ -197,6 +234,7 @@ class HoistAccumulators(Step):
     kind: ClassVar[str] = "hoist_accumulators"
     needs: ClassVar[frozenset[str]] = frozenset({"vector", "k_loop"})
     not_after: ClassVar[frozenset[str]] = frozenset({"unroll_k", "hoist_accumulators"})
+    sweep_rank: ClassVar[int | None] = 40
 
     def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
         # Canonicalization folds the full-size subview of C, which hoisting refuses to look through.
@@ -219,7 +257,13 @@ class LowerContraction(Step):
     removes: ClassVar[frozenset[str]] = frozenset({"contract"})
     choices: ClassVar[dict[str, tuple[str, ...]]] = {
         "lowering": ("outerproduct", "dot", "matmulintrinsics", "parallelarith")}
+    knobs: ClassVar[tuple[Knob, ...]] = (Knob("lowering", "outerproduct", choices["lowering"], field="lowering"),)
+    sweep_rank: ClassVar[int | None] = 50
     lowering: str = "outerproduct"
+
+    @classmethod
+    def name_fragment(cls, p: Point) -> str | None:
+        return None if p["lowering"] == cls.lowering else p["lowering"]
 
     def after(self, plan: Plan) -> Plan:
         return _mark_lowered(super().after(plan))
@@ -246,6 +290,7 @@ class LowerTransfers(Step):
     kind: ClassVar[str] = "lower_transfers"
     needs: ClassVar[frozenset[str]] = frozenset({"vector"})
     adds: ClassVar[frozenset[str]] = frozenset({"transfers_lowered"})
+    sweep_rank: ClassVar[int | None] = 60
 
     def after(self, plan: Plan) -> Plan:
         return _mark_lowered(super().after(plan))
@@ -277,6 +322,12 @@ class ScalarLoads(PythonRewrite):
 
     kind: ClassVar[str] = "scalar_loads"
     needs: ClassVar[frozenset[str]] = frozenset({"vector"})
+    knobs: ClassVar[tuple[Knob, ...]] = (Knob("scalar_loads", True, (False, True), off=False),)
+    sweep_rank: ClassVar[int | None] = 70
+
+    @classmethod
+    def name_fragment(cls, p: Point) -> str | None:
+        return "sl"
 
     def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
         return f"{scalarize_extracted_loads(kernel)} vector loads scalarized"
@@ -295,7 +346,13 @@ class UnrollK(Step):
 
     kind: ClassVar[str] = "unroll_k"
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
+    knobs: ClassVar[tuple[Knob, ...]] = (Knob("unroll", 4, words=("total",), field="factor", off=1),)
+    sweep_rank: ClassVar[int | None] = 90
     factor: int | str = 2
+
+    @classmethod
+    def name_fragment(cls, p: Point) -> str | None:
+        return f"u{p['unroll']}"
 
     @property
     def total(self) -> bool:
@@ -340,9 +397,21 @@ class Schedule(PythonRewrite):
     kind: ClassVar[str] = "schedule"
     needs: ClassVar[frozenset[str]] = frozenset({"lowered"})
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"policy": POLICIES}
+    knobs: ClassVar[tuple[Knob, ...]] = (
+        Knob("schedule", "as-built", POLICIES, field="policy", off="as-built"),
+        Knob("schedule_distance", 2, minimum=0, maximum=64, field="distance",
+             applies=lambda p: p["schedule"] == "interleave", effect=False),
+        Knob("schedule_seed", 0, minimum=0, maximum=1 << 31, field="seed",
+             applies=lambda p: p["schedule"] == "random", effect=False))
+    sweep_rank: ClassVar[int | None] = 110
     policy: str = "as-built"
     distance: int = 2
     seed: int = 0
+
+    @classmethod
+    def name_fragment(cls, p: Point) -> str | None:
+        return {"loads-first": "lf", "interleave": f"il{p['schedule_distance']}",
+                "random": f"rnd{p['schedule_seed']}"}[p["schedule"]]
 
     def validate(self, plan: Plan) -> None:
         if self.distance < 0:
@@ -362,9 +431,18 @@ class Prefetch(PythonRewrite):
     kind: ClassVar[str] = "prefetch"
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop", "lowered"})
     not_after: ClassVar[frozenset[str]] = frozenset({"prefetch"})
+    knobs: ClassVar[tuple[Knob, ...]] = (
+        Knob("prefetch", 0, minimum=0, maximum=1024, field="distance", off=0),
+        Knob("prefetch_locality", 3, (0, 1, 2, 3), field="locality", applies=lambda p: p["prefetch"] != 0,
+             effect=False))
+    sweep_rank: ClassVar[int | None] = 120
     distance: int = 8
     locality: int = 3
     c: bool = True
+
+    @classmethod
+    def name_fragment(cls, p: Point) -> str | None:
+        return f"pf{p['prefetch']}l{p['prefetch_locality']}"
 
     def validate(self, plan: Plan) -> None:
         if self.distance < 1:
@@ -396,7 +474,16 @@ class Pipeline(PythonRewrite):
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop", "lowered"})
     not_after: ClassVar[frozenset[str]] = frozenset({"pipeline", "prefetch", "schedule"})
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"carry": ("iteration", "first-step")}
+    knobs: ClassVar[tuple[Knob, ...]] = (
+        Knob("pipeline", 0, (0, 2, 3, 4), field="stages", off=0),
+        Knob("pipeline_carry", "iteration", choices["carry"], field="carry", applies=lambda p: p["pipeline"] != 0,
+             effect=False))
+    sweep_rank: ClassVar[int | None] = 100
     stages: int = 2
+
+    @classmethod
+    def name_fragment(cls, p: Point) -> str | None:
+        return f"pipe{p['pipeline']}" + ("f" if p["pipeline_carry"] == "first-step" else "")
     #: What is loaded ahead: the next iteration's whole body, or (after unrolling) only its first k-step.
     carry: str = "iteration"
 
@@ -436,6 +523,12 @@ class CAfterLoop(PythonRewrite):
     kind: ClassVar[str] = "c_after_loop"
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
     not_after: ClassVar[frozenset[str]] = frozenset({"c_after_loop"})
+    knobs: ClassVar[tuple[Knob, ...]] = (Knob("c_after_loop", False, (False, True), off=False),)
+    sweep_rank: ClassVar[int | None] = 80
+
+    @classmethod
+    def name_fragment(cls, p: Point) -> str | None:
+        return "cafter"
 
     def validate(self, plan: Plan) -> None:
         if plan.k_trips < 2:

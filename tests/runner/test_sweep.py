@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.targets import get_target
 from runner.candidates import ListSource
-from runner.space import KNOBS, SearchSpace, strategy_for, vector_registers_needed
+from runner.space import SearchSpace, defaults, knobs_of, strategy_for, vector_registers_needed
 from transforms.errors import StrategyError
 
 from .sabotage_steps import PLUGIN
@@ -151,7 +151,7 @@ def test_space_points_build_distinct_valid_strategies():
 def test_register_constraint_rejects_oversized_tiles_unless_asked_not_to():
     target = get_target("znver3")
     point = {"mr": 8, "nr": 16}
-    assert vector_registers_needed({**KNOBS, **point}, 8) == 19
+    assert vector_registers_needed({**defaults(), **point}, 8) == 19
     with pytest.raises(StrategyError, match="needs 19 vector registers, the target has 16"):
         SearchSpace({}).admit(point, target)
     assert SearchSpace({}, fit_registers=False).admit(point, target).kernel.mr == 8
@@ -164,3 +164,56 @@ def test_unknown_knob_is_bad_input(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "space.unrol: unknown key (did you mean 'unroll'?)" in proc.stderr
     assert not (tmp_path / "r.sqlite").exists()
+
+
+PINNED = [  # points and the hashes the space gave them before knobs were declared with their steps
+    ({}, "7e30c592494b1373"),
+    ({"legalize": True, "nr": 8, "mr": 12, "unroll": 2, "pipeline": 2, "schedule": "interleave", "prefetch": 16},
+     "ad29216e0932191a"),
+    ({"c_after_loop": True, "prefetch": 8, "prefetch_locality": 1, "opt": "O2", "codegen_opt": 2}, "f0b175da764ca510"),
+    ({"scalar_loads": False, "lowering": "dot", "unroll": "total", "schedule": "random", "schedule_seed": 3},
+     "c4d706badc88ff5a"),
+    ({"pipeline": 3, "pipeline_carry": "first-step", "machine_scheduler": False, "fast_math": "contract"},
+     "430e7eeb52d2c6f8"),
+    ({"mr": 4, "nr": 24, "kc": 64, "dtype": "f64", "unroll": 1, "schedule": "loads-first", "vector_bits": 256},
+     "19500d306ab9a189"),
+    ({"schedule_distance": 5, "pipeline_carry": "first-step"}, "7e30c592494b1373"),  # knobs that do not apply
+]
+
+
+@pytest.mark.parametrize("point,expected", PINNED)
+def test_generated_strategies_keep_their_hashes_and_map_back_to_their_knobs(point, expected):
+    strategy = strategy_for(point)
+    assert strategy.hash == expected
+    back = knobs_of(strategy.to_dict())
+    assert set(back) == set(defaults())
+    assert strategy_for(back).hash == expected  # the reverse mapping loses nothing
+
+
+@pytest.mark.parametrize("knob,values,message", [
+    ("opt", '["O9"]', r"space\.opt: 'O9' is not one of its values \('none', 'O1', 'O2', 'O3'\)"),
+    ("mr", "[0]", r"space\.mr: 0 is not one of its values \(integers from 1 to 64\)"),
+    ("unroll", '["all"]', r"space\.unroll: 'all' is not one of its values \(integers from 1 to 65536 or 'total'\)"),
+    ("legalize", '["yes"]', r"space\.legalize: 'yes' is not one of its values \(False, True\)")])
+def test_a_space_value_outside_its_knobs_domain_is_refused_in_one_line(tmp_path, knob, values, message):
+    config = tmp_path / "s.toml"
+    config.write_text(f"[experiment]\nname = \"domain\"\n[space]\n{knob} = {values}\n")
+    proc = ukl("sweep", str(config), "--db", str(tmp_path / "r.sqlite"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert __import__("re").search(message, proc.stderr), proc.stderr
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_a_plugin_step_with_one_knob_is_swept(tmp_path):
+    """tests/runner/knob_plugin.py declares a step and its knob in one module; [space] sweeps it."""
+    config = tmp_path / "p.toml"
+    config.write_text(SPACE.replace("mr = [2, 4, 6, 8]", "mr = [4]").replace("nr = [8, 16]", "nr = [8]")
+                      .replace("unroll = [1, 2]", "unroll = [2]\ncanonicalize = [false, true]"))
+    proc = ukl("sweep", str(config), "--db", str(tmp_path / "r.sqlite"), "--json",
+               env_extra={"UKL_PLUGINS": "tests.runner.knob_plugin"})
+    assert proc.returncode == 0, proc.stderr
+    screened = [r for r in records(proc.stdout) if r["phase"] == "screen"]
+    assert sorted(r["name"] for r in screened) == ["4x8x64-f32-sl-u2-O1", "4x8x64-f32-sl-u2-canon-O1"]
+    assert all(r["status"] == "ok" for r in screened)
+    steps = {r["name"]: [s["step"] for s in r["strategy"]["steps"]] for r in screened}
+    assert steps["4x8x64-f32-sl-u2-canon-O1"][-1] == "canonicalize"
