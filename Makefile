@@ -9,7 +9,7 @@ CROSS_TOOLS    := aarch64-linux-gnu-gcc qemu-aarch64
 CROSS_PACKAGES := gcc-aarch64-linux-gnu qemu-user
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-avx2 ci-sweep venv cross-tools clean
+.PHONY: run test check test-avx2 ci-sweep venv cross-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ run: $(STAMP)
 
 test: $(STAMP) cross-tools
 	$(BIN)/pytest -q
+
+# The quick tier while developing: everything but slow, timing-sensitive and emulated tests
+# (markers in pyproject.toml). `make test` and CI run the whole suite.
+check: $(STAMP)
+	$(BIN)/pytest -q -m "not slow and not timing and not emulation"
 
 # The suite as an AVX2-only host runs it: the detected host ISA is capped (no AVX-512, AMX, AVX10),
 # so an AVX-512 machine checks that nothing it changes breaks the other kind. .ci/run does this.

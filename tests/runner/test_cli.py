@@ -142,6 +142,7 @@ MCA_KEYS = {"predicted_fraction_of_peak", "vector_registers_used", "spills", "ve
             "bottleneck", "model", "status"}
 
 
+@pytest.mark.emulation
 def test_mca_seed_table_on_neoverse_n1_json(capsys):
     assert main(["mca", "experiments/seed_table_arm.toml", "--target", "neoverse-n1", "--json"]) == 0
     records = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
@@ -166,6 +167,7 @@ def test_mca_for_a_target_narrower_than_a_strategy_is_bad_input(capsys):
     assert err.count("\n") == 1 and "cannot target znver3: vector_bits: znver3 (znver3) has 128/256-bit" in err
 
 
+@pytest.mark.timing
 def test_compare_a_strategy_with_itself_is_below_the_noise_floor(capsys):
     assert main(["compare", "6x16-u4", "6x16-u4", "--config", "experiments/default.toml", "--json",
                  "--rounds", "20", "--min-sample-seconds", "0.005"]) == 0
@@ -174,6 +176,7 @@ def test_compare_a_strategy_with_itself_is_below_the_noise_floor(capsys):
     assert result["ci_low"] <= result["ratio"] <= result["ci_high"] and result["noise_floor"] >= 0.01
 
 
+@pytest.mark.timing
 def test_compare_sees_a_large_difference(capsys):
     assert main(["compare", "6x16-u4", "4x24-u4", "--config", "experiments/default.toml", "--rounds", "10",
                  "--min-sample-seconds", "0.005"]) == 0

@@ -14,6 +14,8 @@ from transforms.steps import Prefetch, Schedule, UnrollK
 
 from ..conftest import legal_strategy, sabotaged, strategy
 
+pytestmark = pytest.mark.emulation
+
 
 def test_cross_tools_are_installed():
     assert missing_tools() == [], "run `make cross-tools` (the test target does)"

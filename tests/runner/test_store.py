@@ -15,6 +15,7 @@ from transforms.strategy import Strategy
 from .test_cli import GOOD
 
 
+@pytest.mark.slow
 def test_sigkill_after_first_result_keeps_it(tmp_path):
     config = tmp_path / "exp.toml"
     config.write_text(GOOD.replace("min_sample_seconds = 0.002", "min_sample_seconds = 0.05"))

@@ -64,6 +64,7 @@ def records(stdout):
     return [json.loads(line) for line in stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_crash_and_hang_are_recorded_and_the_sweep_goes_on(tmp_path):
     config = tmp_path / "s.toml"
     config.write_text(SABOTAGED)
@@ -105,6 +106,7 @@ def admitted_on_host(text: str) -> int:
     return len(ListSource([], space.grid(), space, host, None, {})._queue)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_measures_only_what_was_missing(tmp_path):
     config, db = tmp_path / "g.toml", tmp_path / "r.sqlite"
     config.write_text(SPACE)
@@ -127,6 +129,7 @@ def test_sigkill_then_resume_measures_only_what_was_missing(tmp_path):
     assert "already measured (--resume)" in resumed.stderr
 
 
+@pytest.mark.slow
 def test_tuner_sweep_with_a_budget(tmp_path):
     config = tmp_path / "t.toml"
     config.write_text(SPACE.replace("unroll = [1, 2]", 'unroll = [1, 2, 4]\nopt = ["none", "O1"]')
@@ -204,6 +207,7 @@ def test_a_space_value_outside_its_knobs_domain_is_refused_in_one_line(tmp_path,
     assert not (tmp_path / "r.sqlite").exists()
 
 
+@pytest.mark.slow
 def test_a_plugin_step_with_one_knob_is_swept(tmp_path):
     """tests/runner/knob_plugin.py declares a step and its knob in one module; [space] sweeps it."""
     config = tmp_path / "p.toml"

@@ -71,6 +71,7 @@ SPACE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_noisy_screens_are_rescreened_before_leaders_are_chosen(tmp_path, monkeypatch):
     monkeypatch.setattr(trust, "NOISY_CV", -1.0)  # every screen counts as noisy
     config = tmp_path / "s.toml"
@@ -87,6 +88,8 @@ def test_noisy_screens_are_rescreened_before_leaders_are_chosen(tmp_path, monkey
     assert f"{len(again)} noisy screens (cv > -100%) re-screened" in summary_line(records, 0, 0)
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 def test_a_busy_measuring_cpu_never_yields_an_ok_fraction_above_one(tmp_path):
     config, db = tmp_path / "busy.toml", tmp_path / "r.sqlite"
     config.write_text(SPACE)
