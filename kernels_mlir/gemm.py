@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from mlir import ir
 from mlir.dialects import arith, func, memref, scf, vector
 
 from .harness import add_bench_loop
 from .mlir_types import c_block_type, element_type, mark_entry_point, panel_type
 from .names import GEMM, GEMM_BENCH
+from .operands import Guarded, Operands
+from .reference import error_bound, reference, uniform
 from .spec import DTYPES, SpecError
 
 TRAVERSALS = ("blis", "tiles", "direct")
@@ -87,6 +90,23 @@ class GemmSpec:
     @property
     def np_dtype(self) -> type:
         return DTYPES[self.dtype].numpy
+
+    # --- the Problem protocol (kernels_mlir.problem); mr .. traversal are how, not what ---
+    kind = "gemm"
+    entry, bench = GEMM, GEMM_BENCH
+
+    def workload(self) -> dict:
+        return {"m": self.m, "n": self.n, "k": self.k, "dtype": self.dtype, "accumulate": self.accumulate}
+
+    def operands(self, seed: int) -> Operands:
+        rng = np.random.default_rng(seed)
+        a, b, c = (uniform(rng, self.np_dtype, *shape) for shape in ((self.m, self.k), (self.k, self.n),
+                                                                       (self.m, self.n)))
+        return Operands({"A": Guarded.around(a), "B": Guarded.around(b), "C": Guarded.around(c)})
+
+    def expected(self, ops: Operands) -> tuple[np.ndarray, np.ndarray]:
+        start = ops.c if self.accumulate else np.zeros_like(ops.c)
+        return reference(ops.a.T, ops.b, start), error_bound(ops.a.T, ops.b, start)
 
 
 def kernel_symbol(kc: int) -> str:

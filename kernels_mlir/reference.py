@@ -1,44 +1,22 @@
-"""NumPy reference and operands for the micro-kernel; the single source of verification tolerances."""
+"""The NumPy reference of every problem (C0 + A^T B in float64) and its error bound: the single
+source of verification tolerances."""
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
-from .spec import KernelSpec
-
 #: Slack on the rigorous summation bound |fl(s) - s| <= k * u * sum|a*b| (u = eps/2).
 TOLERANCE_SLACK = 4.0
-#: Extra columns of C beyond nr, so every test exercises a leading dimension ldc > nr.
+#: Extra columns of C beyond nr, so every micro-kernel test exercises a leading dimension ldc > nr.
 LDC_PADDING = 3
 
 
-@dataclass
-class Operands:
-    """Packed panels and a C view into a wider row-major buffer (ldc = nr + LDC_PADDING)."""
-
-    a: np.ndarray  # kc x mr
-    b: np.ndarray  # kc x nr
-    c_buffer: np.ndarray  # mr x ldc
-
-    @property
-    def c(self) -> np.ndarray:
-        return self.c_buffer[:, : self.b.shape[1]]
-
-
-def make_operands(spec: KernelSpec, seed: int = 0) -> Operands:
-    rng = np.random.default_rng(seed)
-    dt = spec.np_dtype
-
-    def uniform(*shape: int) -> np.ndarray:
-        return rng.uniform(-1.0, 1.0, size=shape).astype(dt)
-
-    return Operands(uniform(spec.kc, spec.mr), uniform(spec.kc, spec.nr),
-                    uniform(spec.mr, spec.nr + LDC_PADDING))
+def uniform(rng: np.random.Generator, dtype: type, *shape: int) -> np.ndarray:
+    """Operand values in [-1, 1]: products and sums stay far from overflow and denormals."""
+    return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
 
 
 def reference(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """C + A^T B in float64."""
+    """C + A^T B in float64 (A is k x m)."""
     return c.astype(np.float64) + a.T.astype(np.float64) @ b.astype(np.float64)
 
 

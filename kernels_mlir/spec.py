@@ -5,6 +5,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .names import BENCH, KERNEL
+from .operands import Guarded, Operands
+from .reference import LDC_PADDING, error_bound, reference, uniform
+
 @dataclass(frozen=True)
 class DType:
     """An element type, everything the harness needs to know about it in one place. Its name is
@@ -71,3 +75,20 @@ class KernelSpec:
 
     def to_dict(self) -> dict:
         return {"mr": self.mr, "nr": self.nr, "kc": self.kc, "dtype": self.dtype}
+
+    # --- the Problem protocol (kernels_mlir.problem) ---
+    kind = "microkernel"
+    entry, bench = KERNEL, BENCH
+
+    def workload(self) -> dict:
+        return self.to_dict()
+
+    def operands(self, seed: int) -> Operands:
+        """Packed panels A (kc x mr), B (kc x nr) and C (mr x nr) inside rows of ldc = nr + LDC_PADDING."""
+        rng = np.random.default_rng(seed)
+        a, b = uniform(rng, self.np_dtype, self.kc, self.mr), uniform(rng, self.np_dtype, self.kc, self.nr)
+        c = uniform(rng, self.np_dtype, self.mr, self.nr + LDC_PADDING)
+        return Operands({"A": Guarded.around(a), "B": Guarded.around(b), "C": Guarded.around(c, self.nr)})
+
+    def expected(self, ops: Operands) -> tuple[np.ndarray, np.ndarray]:
+        return reference(ops.a, ops.b, ops.c), error_bound(ops.a, ops.b, ops.c)

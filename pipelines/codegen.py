@@ -13,6 +13,21 @@ from .targets import Target
 _SPEED_LEVEL = {"O1": 1, "O2": 2, "O3": 3}
 
 
+class CodegenError(RuntimeError):
+    """LLVM refused the module (parse, verify, optimize or emit): the candidate does not compile."""
+
+
+def _llvm(what: str, action):
+    """Run an llvmlite action; its RuntimeErrors (LLVM's diagnostics) become CodegenError, and
+    nothing else is caught (a NotImplementedError is a bug, not a compile error)."""
+    try:
+        return action()
+    except NotImplementedError:
+        raise
+    except RuntimeError as exc:
+        raise CodegenError(f"LLVM {what} failed: {' '.join(str(exc).split())[:500]}") from None
+
+
 @lru_cache(maxsize=1)
 def initialize() -> None:
     llvm.initialize_all_targets()
@@ -58,12 +73,12 @@ def optimized_module(llvm_ir: str, target: Target, options: LLVMOptions, *,
     """The one sequence every compilation takes, here or in the isolated child: parse, verify, set
     the target's triple and data layout, run the optimization pipeline at the strategy's level."""
     initialize()
-    module = llvm.parse_assembly(llvm_ir)
-    module.verify()
+    module = _llvm("parse", lambda: llvm.parse_assembly(llvm_ir))
+    _llvm("verify", module.verify)
     tm = target_machine(target, options, jit=jit)
     module.triple = target.triple
     module.data_layout = str(tm.target_data)
-    optimize(module, tm, options.opt)
+    _llvm("optimization", lambda: optimize(module, tm, options.opt))
     return module, tm
 
 
@@ -87,11 +102,11 @@ def generate(llvm_ir: str, target: Target, options: LLVMOptions, *, jit: bool) -
         return _generate_isolated(llvm_ir, target, options, jit)
     module, tm = optimized_module(llvm_ir, target, options, jit=jit)
     optimized = str(module)
-    assembly = tm.emit_assembly(module)
+    assembly = _llvm("code generation", lambda: tm.emit_assembly(module))
     if not jit:
-        return MachineCode(llvm_ir, optimized, assembly, None, tm.emit_object(module))
-    engine = llvm.create_mcjit_compiler(module, tm)
-    engine.finalize_object()
+        return MachineCode(llvm_ir, optimized, assembly, None, _llvm("code generation", lambda: tm.emit_object(module)))
+    engine = _llvm("JIT", lambda: llvm.create_mcjit_compiler(module, tm))
+    _llvm("JIT", engine.finalize_object)
     return MachineCode(llvm_ir, optimized, assembly, engine)
 
 

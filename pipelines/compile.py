@@ -79,26 +79,31 @@ def transformed_kernel(strategy: Strategy, target: Target, stages: dict[str, str
     return module
 
 
-def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = None,
-                     keep_stages: bool = False) -> Compiled:
-    """Compile a strategy's micro-kernel plus its bench loop; JIT it when the target runs here."""
+def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = None, keep_stages: bool = False,
+                     stages: dict[str, str] | None = None) -> Compiled:
+    """Compile a strategy's micro-kernel plus its bench loop; JIT it when the target runs here.
+
+    With `keep_stages` (or a `stages` dict to fill), every intermediate form is kept as it is
+    produced: when a step fails, `stages` holds the forms up to it (a reproducer's dumps).
+    """
     jit = target.runs_here if jit is None else jit
     strategy.validate_for(strategy_lanes(strategy, target))
-    stages: dict[str, str] = {}
+    stages = {} if stages is None and keep_stages else stages
     started = time.perf_counter()
     with ir.Context(), ir.Location.unknown():
-        module = transformed_kernel(strategy, target, stages if keep_stages else None)
+        module = transformed_kernel(strategy, target, stages)
         add_bench_loop(module)
         lower_to_llvm_dialect(module)
-        if keep_stages:
+        if stages is not None:
             stages["90-llvm-dialect.mlir"] = str(module)
         llvm_ir = translate_to_llvm_ir(module)
+    if stages is not None:
+        stages["91-llvm-ir.ll"] = llvm_ir
     code = generate(llvm_ir, target, strategy.llvm, jit=jit)
-    if keep_stages:
-        stages["91-llvm-ir.ll"] = code.llvm_ir
+    if stages is not None:
         stages[f"92-llvm-ir-{strategy.llvm.opt}.ll"] = code.optimized_ir
         stages["93-assembly.s"] = code.assembly
-    return Compiled(strategy, target, code, time.perf_counter() - started, stages)
+    return Compiled(strategy, target, code, time.perf_counter() - started, {} if stages is None else stages)
 
 
 @lru_cache(maxsize=None)

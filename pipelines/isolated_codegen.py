@@ -14,11 +14,11 @@ import llvmlite.binding as llvm
 
 from transforms.llvm_options import LLVMOptions
 
+from .codegen import CodegenError, initialize, optimized_module
 from .targets import Target, target_from_dict
 
 
 def _child() -> None:
-    from .codegen import initialize, optimized_module
     request = json.load(sys.stdin)
     target = target_from_dict(request["target"])
     options = LLVMOptions(**request["options"])
@@ -38,7 +38,7 @@ def generate_in_child(llvm_ir: str, target: Target, options: LLVMOptions, jit: b
     proc = subprocess.run([sys.executable, "-I", "-m", "pipelines.isolated_codegen"], input=json.dumps(request),
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"isolated code generation failed: {proc.stderr.strip()[-500:]}")
+        raise CodegenError(f"isolated code generation failed: {proc.stderr.strip()[-500:]}")
     reply = json.loads(proc.stdout)
     return reply["optimized_ir"], reply["assembly"], base64.b64decode(reply["object"])
 

@@ -6,11 +6,13 @@ from typing import Iterable, Iterator
 
 from kernels_mlir.names import KERNEL
 from pipelines.asm_analysis import annotate, hot_loop
-from pipelines.compile import Compiled, compile_strategy
+from pipelines.codegen import MachineCode
 from pipelines.targets import Target
 from transforms.strategy import Strategy
 
 from .config import ConfigError
+from .lifecycle import Candidate, build_or_record
+from .record import Record
 
 
 def select(strategies: Iterable[Strategy], name: str | None) -> list[Strategy]:
@@ -26,19 +28,23 @@ def header(strategy: Strategy, target: Target) -> dict:
             "cpu": strategy.llvm.cpu or target.cpu}
 
 
-def annotated_loop(compiled: Compiled) -> dict:
-    loop = hot_loop(compiled.code.assembly, KERNEL)
-    return annotate(loop, compiled.target.vector_registers, compiled.target.is_aarch64).to_json()
+def annotated_loop(code: MachineCode, target: Target) -> dict:
+    loop = hot_loop(code.assembly, KERNEL)
+    return annotate(loop, target.vector_registers, target.is_aarch64).to_json()
 
 
 def inspect(strategies: list[Strategy], target: Target, out: Path | None) -> Iterator[dict]:
     """Compile each strategy for `target` (no JIT), dump its stages under out/<name>/, annotate."""
     for strategy in strategies:
-        compiled = compile_strategy(strategy, target, jit=False, keep_stages=out is not None)
-        if out is not None:
+        stages: dict[str, str] | None = {} if out is not None else None
+        built = build_or_record(Candidate.microkernel(strategy, target), jit=False, stages=stages)
+        if out is not None:  # as far as they got, when a step fails
             folder = out / strategy.name
             folder.mkdir(parents=True, exist_ok=True)
-            for stage, text in compiled.stages.items():
+            for stage, text in stages.items():
                 (folder / stage).write_text(text)
-        yield {**header(strategy, target), **annotated_loop(compiled),
-               "stages": None if out is None else str(out / strategy.name)}
+        where = {"stages": None if out is None else str(out / strategy.name)}
+        if isinstance(built, Record):
+            yield {**header(strategy, target), "status": built.status, "error": built.error, **where}
+            continue
+        yield {**header(strategy, target), "status": "ok", **annotated_loop(built.code, target), **where}

@@ -9,7 +9,6 @@ import numpy as np
 
 from kernels_mlir.harness import peak_flops_per_iteration
 from kernels_mlir.names import BENCH, PEAK
-from kernels_mlir.reference import make_operands
 from kernels_mlir.spec import DTYPES, KernelSpec
 from pipelines.codegen import MachineCode
 from pipelines.compile import compile_peak
@@ -64,7 +63,7 @@ def alongside_peak(runs: list[Callable[[int], None]], flops: list[int], peak: Pe
 def measure_kernel(code: MachineCode, spec: KernelSpec, policy: TimingPolicy, peak: PeakKernel,
                    cpu: int | None = None) -> tuple[Measurement, Measurement]:
     """(kernel, peak): the bench loop's samples and the peak's, taken in alternation."""
-    ops = make_operands(spec, seed=1)
+    ops = spec.operands(seed=1)
     bench = NativeFunction(code, BENCH, [ops.a, ops.b, ops.c], n_scalars=1)
     (kernel,), peak_m = alongside_peak([bench], [spec.flops], peak, policy, cpu)
     return kernel, peak_m

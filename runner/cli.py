@@ -101,9 +101,14 @@ def _chosen(args: argparse.Namespace) -> tuple[Target, list[Strategy]]:
 
 def _cmd_asm(args: argparse.Namespace) -> int:
     target, strategies = _chosen(args)
+    statuses = []
     for record in inspect(strategies, target, args.out):
+        statuses.append(record["status"])
         if args.json:
             print(json.dumps(record), flush=True)
+            continue
+        if record["status"] != "ok":
+            print(f"{record['name']} on {target.name}: {record['status']}: {record['error']}")
             continue
         mix = ", ".join(f"{k} {v}" for k, v in sorted(record["mix"].items()))
         known = [d for d in record["load_use_distances"] if d is not None]
@@ -112,7 +117,7 @@ def _cmd_asm(args: argparse.Namespace) -> int:
               f"spills {record['spill_stores']} stores / {record['spill_reloads']} reloads; {mix}; "
               f"load-to-use distance min {min(known, default=0)}, max {max(known, default=0)}"
               + (f"; stages in {record['stages']}" if record["stages"] else ""))
-    return 0
+    return 0 if all(status == "ok" for status in statuses) else 1
 
 
 def _cmd_mca(args: argparse.Namespace) -> int:

@@ -17,22 +17,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernels_mlir.names import BENCH
-from kernels_mlir.reference import make_operands
-from pipelines.compile import compile_strategy
 from pipelines.targets import Target
 from transforms.strategy import Strategy
 
 from .config import ConfigError
+from .lifecycle import Candidate, build_or_record
 from .native import NativeFunction
+from .record import Record
+from .stats import MIN_EFFECT, bootstrap_ci, placement_floor
 from .timing import alternated_rates, pinned_to_one_cpu
 from .verify import verify
 
-#: Relative speed differences below this are never called real, whatever the interval says.
-MIN_EFFECT = 0.01
 #: Compiled copies of each kernel: the placement floor is estimated from their spread.
 COPIES = 3
-BOOTSTRAP_RESAMPLES = 10_000
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -59,14 +56,6 @@ class Comparison:
         return {**self.__dict__, "significant": self.significant}
 
 
-def bootstrap_ci(ratios: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(ratios), size=(BOOTSTRAP_RESAMPLES, len(ratios)))
-    medians = np.median(ratios[picks], axis=1)
-    tail = (1 - CONFIDENCE) / 2
-    return float(np.quantile(medians, tail)), float(np.quantile(medians, 1 - tail))
-
-
 def verdict(a: str, b: str, ratio: float, low: float, high: float, floor: float) -> str:
     interval = f"95% CI of the speed ratio {low:.3f}-{high:.3f}, noise floor {100 * floor:.1f}%"
     if low <= 1.0 + floor and high >= 1.0 - floor:
@@ -78,12 +67,15 @@ def verdict(a: str, b: str, ratio: float, low: float, high: float, floor: float)
 def compare(a: Strategy, b: Strategy, target: Target, rounds: int, min_sample_seconds: float) -> Comparison:
     runs = []
     for strategy in (a, b) * COPIES:
-        code = compile_strategy(strategy, target).code
-        check = verify(code, strategy.kernel)
+        built = build_or_record(Candidate.microkernel(strategy, target))
+        if isinstance(built, Record):
+            raise ConfigError(f"{strategy.name}: does not compile ({built.error}); nothing to compare")
+        check = verify(built.code, strategy.kernel)
         if not check.correct:
             raise ConfigError(f"{strategy.name}: computes a wrong answer ({check.message}); nothing to compare")
-        ops = make_operands(strategy.kernel, seed=1)
-        runs.append((NativeFunction(code, BENCH, [ops.a, ops.b, ops.c], n_scalars=1), strategy.kernel.flops, ops))
+        ops = strategy.kernel.operands(seed=1)
+        runs.append((NativeFunction(built.code, BENCH, [ops.a, ops.b, ops.c], n_scalars=1), strategy.kernel.flops,
+                     ops))
     with pinned_to_one_cpu():
         rates, _ = alternated_rates([run for run, _, _ in runs], [flops for _, flops, _ in runs], min_sample_seconds,
                                  rounds)
@@ -95,11 +87,3 @@ def compare(a: Strategy, b: Strategy, target: Target, rounds: int, min_sample_se
     low, high = bootstrap_ci(ratios)
     return Comparison(a.name, b.name, float(np.median(side_a)), float(np.median(side_b)),
                       ratio, low, high, placement, floor, rounds, verdict(a.name, b.name, ratio, low, high, floor))
-
-
-def placement_floor(log_a: np.ndarray, log_b: np.ndarray) -> float:
-    """Two standard errors of the difference of two means of k placements, from the pooled spread
-    of the copies' log median rates around their own kernel's mean."""
-    k = len(log_a)
-    pooled = (np.sum((log_a - log_a.mean()) ** 2) + np.sum((log_b - log_b.mean()) ** 2)) / (2 * (k - 1))
-    return float(np.expm1(2 * np.sqrt(pooled) * np.sqrt(2 / k)))

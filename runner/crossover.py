@@ -14,10 +14,9 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 from matplotlib.figure import Figure
 
-from .compare import MIN_EFFECT, bootstrap_ci
+from .stats import MIN_EFFECT
 
 
 @dataclass(frozen=True)
@@ -89,13 +88,6 @@ def _interpolate(points: Sequence[ShapePoint], low: int, high: int) -> float:
             t = la / (la - lb)
             return math.exp(math.log(a.work) + t * (math.log(b.work) - math.log(a.work)))
     return math.sqrt(low * high)
-
-
-def ratio_with_ci(rates: np.ndarray) -> tuple[float, float, float]:
-    """Median of run 0's rate over run 1's across rounds, and its 95% bootstrap interval."""
-    ratios = rates[:, 0] / rates[:, 1]
-    low, high = bootstrap_ci(ratios)
-    return float(np.median(ratios)), low, high
 
 
 def plot(points: Sequence[ShapePoint], boundary: Boundary, names: Sequence[str], title: str) -> bytes:

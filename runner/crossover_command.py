@@ -8,34 +8,33 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from kernels_mlir.gemm import GemmSpec
-from kernels_mlir.names import GEMM_BENCH
-from pipelines.compile_gemm import compile_gemm
 from pipelines.targets import Target
 
+from .baselines import numpy_matmul
 from .config import ConfigError, Experiment, Route
-from .crossover import ShapePoint, ratio_with_ci
-from .gemm_bench import gemm_operands, verify_gemm
+from .crossover import ShapePoint
+from .stats import ratio_with_ci
+from .lifecycle import Candidate, build_or_record
 from .native import NativeFunction
+from .record import Record
+from .verify import verify
 from .timing import alternated_rates, pinned_to_one_cpu
 
 
 def _runner(route: Route, shape: tuple[int, int, int], dtype: str, target: Target) -> Callable[[int], None]:
     """`run(n)`: n products of this shape by `route` (verified first, for our GEMM)."""
     if route.strategy is None:
-        ops = gemm_operands(GemmSpec(*shape, dtype=dtype), seed=1)
-        out = np.empty_like(ops.c)
-
-        def numpy_route(n: int) -> None:
-            for _ in range(n):
-                np.matmul(ops.a, ops.b, out=out)
-        return numpy_route
+        ops = GemmSpec(*shape, dtype=dtype).operands(seed=1)
+        return numpy_matmul(ops.a, ops.b, ops.c).run
     spec = route.spec(shape)
-    code = compile_gemm(spec, route.strategy, target).code
-    check = verify_gemm(code, spec)
+    built = build_or_record(Candidate(route.strategy, spec, target))
+    if isinstance(built, Record):
+        raise ConfigError(f"route {route.name!r} does not compile at {shape}: {built.error}")
+    check = verify(built.code, spec)
     if not check.correct:
         raise ConfigError(f"route {route.name!r} computes a wrong answer at {shape}: {check.message}")
-    ops = gemm_operands(spec, seed=1)
-    return NativeFunction(code, GEMM_BENCH, [ops.a, ops.b, ops.c], n_scalars=1)
+    ops = spec.operands(seed=1)
+    return NativeFunction(built.code, spec.bench, [ops.a, ops.b, ops.c], n_scalars=1)
 
 
 def run_crossover(experiment: Experiment, target: Target) -> Iterator[ShapePoint]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels_mlir.reference import Operands
+from kernels_mlir.operands import Operands
 from kernels_mlir.spec import DTYPES, KernelSpec
 
 GCC = "aarch64-linux-gnu-gcc"
@@ -79,8 +79,8 @@ def run_emulated(object_code: bytes, spec: KernelSpec, ops: Operands) -> None:
         inputs, outputs = folder / "in.bin", folder / "out.bin"
         kernel.write_bytes(object_code)
         _run([GCC, "-static", str(driver), str(kernel), "-o", str(program)], "linking the kernel")
-        inputs.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in (ops.a, ops.b, ops.c_buffer)))
-        ldc = ops.c_buffer.shape[1]
+        inputs.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in (ops.a, ops.b, ops.c_block)))
+        ldc = ops.c_block.shape[1]
         _run([QEMU, str(program), *map(str, (spec.mr, spec.nr, spec.kc, ldc)), str(inputs), str(outputs)],
              "the kernel under qemu-aarch64", RUN_TIMEOUT_SECONDS)
-        ops.c_buffer[...] = np.fromfile(outputs, dtype=ops.c_buffer.dtype).reshape(ops.c_buffer.shape)
+        ops.c_block[...] = np.fromfile(outputs, dtype=ops.c_block.dtype).reshape(ops.c_block.shape)

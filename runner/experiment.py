@@ -8,8 +8,7 @@ from tqdm import tqdm
 from pipelines.targets import Target, get_target, host_target, missing_features
 
 from .config import ConfigError, Experiment
-from .evaluate import evaluate
-from .gemm_experiment import gemm_records
+from .lifecycle import Candidate, evaluate
 from .record import Record
 from .store import Store
 
@@ -37,7 +36,14 @@ def _microkernel_records(experiment: Experiment) -> Iterator[tuple[Record, Targe
         if not target.runs_here:
             yield skipped(strategy, target), target
             continue
-        yield evaluate(strategy, target, experiment.timing), target
+        yield evaluate(Candidate.microkernel(strategy, target), experiment.timing), target
+
+
+def _gemm_records(experiment: Experiment, target: Target) -> Iterator[tuple[Record, Target]]:
+    for strategy in experiment.strategies:
+        for shape in experiment.gemm.shapes:
+            candidate = Candidate(strategy, experiment.gemm.spec(strategy, shape), target)
+            yield evaluate(candidate, experiment.timing), target
 
 
 def run_experiment(experiment: Experiment, store: Store) -> Iterator[Record]:
@@ -45,7 +51,7 @@ def run_experiment(experiment: Experiment, store: Store) -> Iterator[Record]:
     target = runnable_target(experiment.target)
     run_id = store.start_run("run", target, str(experiment.path), experiment.name)
     if experiment.kind == "gemm":
-        records = ((r, target) for r in gemm_records(experiment, target))
+        records = _gemm_records(experiment, target)
         total = len(experiment.strategies) * len(experiment.gemm.shapes)
     else:
         records = _microkernel_records(experiment)

@@ -9,15 +9,14 @@ from typing import Iterator
 
 from kernels_mlir.names import KERNEL
 from pipelines.asm_analysis import hot_loop
-from pipelines.compile import compile_strategy
 from pipelines.mca import McaError, model_ceiling, predict
 from pipelines.targets import Target
 from transforms.strategy import Strategy
 
 from .asm_command import annotated_loop, header
 from .emulation import EmulatedFailure
-from .evaluate import COMPILE_ERRORS, one_line
-from .verify import verify_anywhere
+from .lifecycle import Candidate, build_or_record, check, one_line
+from .record import Record
 
 _PREDICTION_KEYS = ("model", "cycles_per_iteration", "bounds", "bottleneck", "uops_per_iteration",
                     "flops_per_iteration", "predicted_flops_per_cycle", "predicted_fraction_of_peak",
@@ -29,28 +28,26 @@ def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[d
         record = {**header(strategy, target), "status": "ok", "verified": None, "verification": "",
                   "error": "", "theoretical_flops_per_cycle": None,
                   **dict.fromkeys(_PREDICTION_KEYS)}
-        try:
-            compiled = compile_strategy(strategy, target)
-        except COMPILE_ERRORS as exc:
-            yield {**record, "status": "compile_error", "error": one_line(exc)}
+        built = build_or_record(Candidate.microkernel(strategy, target))
+        if isinstance(built, Record):
+            yield {**record, "status": built.status, "error": built.error}
             continue
-        record.update(annotated_loop(compiled))
-        record["theoretical_flops_per_cycle"] = target.peak_flops_per_cycle(strategy.kernel.dtype,
-                                                                            compiled.vector_bits)
+        record.update(annotated_loop(built.code, target))
+        record["theoretical_flops_per_cycle"] = target.peak_flops_per_cycle(strategy.kernel.dtype, built.vector_bits)
         try:
-            check, how = verify_anywhere(compiled.code, strategy.kernel, target.is_aarch64)
+            result, how = check(built)
         except EmulatedFailure as exc:
             yield {**record, "status": "crash", "verified": False, "verification": "qemu-aarch64",
                    "error": one_line(exc)}
             continue
-        record.update(verified=None if check is None else check.correct, verification=how)
-        if check is not None and not check.correct:
-            yield {**record, "status": "wrong_answer", "error": check.message}
+        record.update(verified=None if result is None else result.correct, verification=how)
+        if result is not None and not result.correct:
+            yield {**record, "status": "wrong_answer", "error": result.message}
             continue
         try:
-            loop = hot_loop(compiled.code.assembly, KERNEL)
+            loop = hot_loop(built.code.assembly, KERNEL)
             record.update(predict(loop, target, strategy.kernel.dtype, strategy.llvm.cpu).to_json())
-            record["model_ceiling"] = model_ceiling(target, strategy.kernel.dtype, compiled.vector_bits)
+            record["model_ceiling"] = model_ceiling(target, strategy.kernel.dtype, built.vector_bits)
         except McaError as exc:  # the kernel is fine; only the prediction is missing
             record.update(error=one_line(exc))
         yield record

@@ -1,4 +1,9 @@
-"""Run a compiled micro-kernel once on random operands and compare with NumPy."""
+"""Run a compiled problem once on guarded random operands and compare with NumPy.
+
+Correct means: C within the error bound of the float64 reference, A and B bit-identical
+afterwards, and nothing written outside C's block (guards before and after every operand, and
+the rest of C's rows within its leading dimension).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,9 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from kernels_mlir.names import KERNEL
-from kernels_mlir.reference import Operands, error_bound, make_operands, reference
-from kernels_mlir.spec import KernelSpec
+from kernels_mlir.operands import Operands
+from kernels_mlir.problem import Problem
 from pipelines.codegen import MachineCode
 
 from .emulation import run_emulated
@@ -24,28 +28,28 @@ class Verification:
     message: str = ""
 
 
-def verify(code: MachineCode, spec: KernelSpec, seed: int = 0) -> Verification:
+def verify(code: MachineCode, problem: Problem, seed: int = 0) -> Verification:
     """Verify JIT-compiled code in this process."""
-    return check_call(lambda ops: NativeFunction(code, KERNEL, [ops.a, ops.b, ops.c])(), spec, seed)
+    return check_call(lambda ops: NativeFunction(code, problem.entry, [ops.a, ops.b, ops.c])(), problem, seed)
 
 
-def verify_emulated(code: MachineCode, spec: KernelSpec, seed: int = 0) -> Verification:
+def verify_emulated(code: MachineCode, problem: Problem, seed: int = 0) -> Verification:
     """Verify AArch64 object code under qemu-aarch64 (raises EmulatedFailure if it crashes or hangs)."""
     if code.object_code is None:
         raise ValueError("no object code to run: compile without JIT")
-    return check_call(lambda ops: run_emulated(code.object_code, spec, ops), spec, seed)
+    return check_call(lambda ops: run_emulated(code.object_code, problem, ops), problem, seed)
 
 
-def check_call(call: Callable[[Operands], None], spec: KernelSpec, seed: int = 0) -> Verification:
-    """Run `call` (one kernel call updating ops.c in place) on random operands; compare with NumPy."""
-    ops = make_operands(spec, seed)
-    expected = reference(ops.a, ops.b, ops.c)
-    bound = error_bound(ops.a, ops.b, ops.c)
-    untouched = ops.c_buffer[:, spec.nr:].copy()
+def check_call(call: Callable[[Operands], None], problem: Problem, seed: int = 0) -> Verification:
+    """Run `call` (one call updating ops.c in place) on fresh operands; compare with NumPy and the guards."""
+    ops = problem.operands(seed)
+    expected, bound = problem.expected(ops)
+    before = ops.snapshot()
     call(ops)
-    if not np.array_equal(untouched, ops.c_buffer[:, spec.nr:]):
+    damage = ops.damage(before)
+    if damage is not None:
         error = np.abs(ops.c.astype(np.float64) - expected)
-        return Verification(False, float(np.max(error)), float("inf"), "wrote outside the C block (beyond nr columns)")
+        return Verification(False, float(np.nanmax(error)), float("inf"), damage)
     return judge(ops.c, expected, bound)
 
 
@@ -63,10 +67,10 @@ def judge(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray) -> Verifi
     return Verification(True, max_err, worst)
 
 
-def verify_anywhere(code: MachineCode, spec: KernelSpec, aarch64: bool) -> tuple[Verification | None, str]:
+def verify_anywhere(code: MachineCode, problem: Problem, aarch64: bool) -> tuple[Verification | None, str]:
     """(verification, how): natively when JIT-compiled, under qemu for AArch64, else (None, why not)."""
     if code.engine is not None:
-        return verify(code, spec), "native"
+        return verify(code, problem), "native"
     if aarch64:
-        return verify_emulated(code, spec), "qemu-aarch64"
+        return verify_emulated(code, problem), "qemu-aarch64"
     return None, "not run: this host cannot execute code for that target"

@@ -10,16 +10,28 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import traceback
+from dataclasses import dataclass
 from typing import Any
 
-from pipelines.compile import Compiled
 from pipelines.targets import get_target
 from transforms.steps import load_plugins
 from transforms.strategy import Strategy
 
-from .evaluate import compile_or_record, verify_and_time
+from .lifecycle import Built, Candidate, build_or_record, verify_and_measure
 from .record import Record
 from .timing import TimingPolicy
+
+
+class HarnessBug(RuntimeError):
+    """An exception in a worker that is not a candidate's failure: the sweep stops and shows it."""
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """What a worker sends back instead of a result when its code raised (with the traceback)."""
+
+    text: str
 
 
 class WorkerDied(Exception):
@@ -35,19 +47,19 @@ class _Server:
         load_plugins()
         self.target = get_target(target_name)
         self.measure_cpu = measure_cpu
-        self.compiled: Compiled | None = None
+        self.built: Built | None = None
 
     def compile(self, strategy_dict: dict) -> float | Record:
         """Compile seconds, or the compile_error record."""
-        compiled = compile_or_record(Strategy.from_dict(strategy_dict), self.target)
-        if isinstance(compiled, Record):
-            self.compiled = None
-            return compiled
-        self.compiled = compiled
-        return compiled.seconds
+        built = build_or_record(Candidate.microkernel(Strategy.from_dict(strategy_dict), self.target))
+        if isinstance(built, Record):
+            self.built = None
+            return built
+        self.built = built
+        return built.seconds
 
     def measure(self, policy: TimingPolicy) -> Record:
-        return verify_and_time(self.compiled, policy, self.measure_cpu)
+        return verify_and_measure(self.built, policy, self.measure_cpu)
 
 
 def _serve(conn, target_name: str, compile_cpus: set[int] | None, measure_cpu: int | None) -> None:
@@ -60,7 +72,11 @@ def _serve(conn, target_name: str, compile_cpus: set[int] | None, measure_cpu: i
             request, argument = conn.recv()
         except EOFError:
             return
-        conn.send(getattr(server, request)(argument))
+        try:
+            reply = getattr(server, request)(argument)
+        except Exception:  # a harness bug: candidates' own failures are records, never exceptions
+            reply = _Raised(traceback.format_exc())
+        conn.send(reply)
 
 
 class Worker:
@@ -90,7 +106,10 @@ class Worker:
             self._restart()
             raise WorkerDied("timeout", f"{request}: no answer within {timeout:g} s (killed)")
         try:
-            return self._conn.recv()
+            reply = self._conn.recv()
+            if isinstance(reply, _Raised):
+                raise HarnessBug(f"{request} raised in a sweep worker:\n{reply.text}")
+            return reply
         except (EOFError, ConnectionResetError):
             self._process.join()
             code = self._process.exitcode

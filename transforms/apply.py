@@ -5,6 +5,7 @@ from typing import Callable
 
 from mlir import ir
 
+from .errors import StepFailed
 from .plan import StepContext
 from .strategy import Strategy
 
@@ -17,6 +18,9 @@ def apply_strategy(module: ir.Module, strategy: Strategy, lanes: int, on_stage: 
     ctx = StepContext(strategy.kernel, lanes)
     for index, step in enumerate(strategy.steps, start=1):
         script = step.apply(module, ctx)
-        module.operation.verify()
+        try:
+            module.operation.verify()
+        except ir.MLIRError as exc:
+            raise StepFailed(f"{step.kind}: left IR that does not verify: {' '.join(str(exc).split())[:300]}") from None
         if on_stage is not None:
             on_stage(f"{index:02d}-{step.kind}", module, script)

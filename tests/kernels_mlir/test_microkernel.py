@@ -3,7 +3,7 @@ import pytest
 from mlir import ir
 
 from kernels_mlir.microkernel import build_microkernel
-from kernels_mlir.reference import error_bound, make_operands, reference
+from kernels_mlir.reference import error_bound, reference
 from kernels_mlir.spec import KernelSpec, SpecError
 
 
@@ -29,7 +29,7 @@ def test_spec_rejects_bad_values_naming_the_field(field, value):
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
 def test_error_bound_accepts_reordered_sums_and_catches_a_missing_term(dtype):
     spec = KernelSpec(4, 8, 256, dtype)
-    ops = make_operands(spec)
+    ops = spec.operands(0)
     expected = reference(ops.a, ops.b, ops.c)
     bound = error_bound(ops.a, ops.b, ops.c)
     reversed_order = ops.c + ops.a[::-1].T @ ops.b[::-1]  # same sum, other order, in dtype
@@ -39,5 +39,5 @@ def test_error_bound_accepts_reordered_sums_and_catches_a_missing_term(dtype):
 
 
 def test_operands_give_c_a_leading_dimension_larger_than_nr():
-    ops = make_operands(KernelSpec(3, 5, 7))
+    ops = KernelSpec(3, 5, 7).operands(0)
     assert ops.c.shape == (3, 5) and ops.c.strides[0] > 5 * ops.c.itemsize

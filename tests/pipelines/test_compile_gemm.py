@@ -7,7 +7,7 @@ from mlir import ir
 from kernels_mlir.gemm import GemmSpec, build_gemm
 from kernels_mlir.names import GEMM
 from pipelines.compile_gemm import compile_gemm, strategy_for_depth
-from runner.gemm_bench import verify_gemm
+from runner.verify import verify
 from runner.native import NativeFunction
 from transforms import ir_query as q
 from transforms.steps import CAfterLoop, Prefetch, ScalarLoads, UnrollK
@@ -26,7 +26,7 @@ SHAPES = [(1, 1, 1), (97, 131, 77), (1, 1000, 3), (13, 17, 19), (64, 48, 512)]
 @pytest.mark.parametrize("m, n, k", SHAPES)
 def test_gemm_matches_numpy(host, m, n, k, dtype):
     spec = GemmSpec(m, n, k, dtype, mr=6, nr=16, kc=32, mc=12, nc=32)  # small blocks: every edge path runs
-    check = verify_gemm(compile_gemm(spec, _kernel(6, 16, 32, dtype, UnrollK(4)), host).code, spec, seed=m + n + k)
+    check = verify(compile_gemm(spec, _kernel(6, 16, 32, dtype, UnrollK(4)), host).code, spec, seed=m + n + k)
     assert check.correct, check.message
 
 
@@ -35,7 +35,7 @@ def test_gemm_matches_numpy(host, m, n, k, dtype):
 def test_traversals_and_accumulation(host, traversal, accumulate):
     spec = GemmSpec(97, 131, 77, "f32", mr=4, nr=8, kc=16, mc=8, nc=16, traversal=traversal, accumulate=accumulate)
     kernel = _kernel(4, 8, 16, "f32", CAfterLoop(), UnrollK(2), Prefetch(4))
-    check = verify_gemm(compile_gemm(spec, kernel, host).code, spec, seed=3)
+    check = verify(compile_gemm(spec, kernel, host).code, spec, seed=3)
     assert check.correct, check.message
 
 

@@ -79,3 +79,58 @@ class NeverEnding(Step):
                     memref.store(value, c, [zero, zero])
                     scf.YieldOp([])
         return "// sabotage: endless loop"
+
+
+@dataclass(frozen=True)
+class StrayStore(Step):
+    """After the k loop, one store where the kernel must not write: operand `operand` at (row, col),
+    where mr and nr in the indices stand for the tile's size (C[0, nr] is beside the block)."""
+
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
+    operand: ClassVar[int] = 0
+    at: ClassVar[tuple[str, str]] = ("0", "0")
+
+    def apply(self, module: ir.Module, ctx) -> str:
+        with module.context, ir.Location.unknown():
+            target = q.kernel_function(module).regions[0].blocks[0].arguments[self.operand]
+            loop = _k_loop(module)
+            sizes = {"0": 0, "mr": ctx.spec.mr, "nr": ctx.spec.nr}
+            with ir.InsertionPoint.at_block_terminator(loop.block):
+                index = ir.IndexType.get()
+                value = arith.constant(ir.MemRefType(target.type).element_type, 0.25)
+                memref.store(value, target, [arith.constant(index, sizes[i]) for i in self.at])
+        return f"// sabotage: store into operand {self.operand} at {self.at}"
+
+
+@register_step
+@dataclass(frozen=True)
+class StoreIntoA(StrayStore):
+    kind: ClassVar[str] = "test_store_into_a"
+
+
+@register_step
+@dataclass(frozen=True)
+class StoreBesideC(StrayStore):
+    kind: ClassVar[str] = "test_store_beside_c"
+    operand: ClassVar[int] = 2
+    at: ClassVar[tuple[str, str]] = ("0", "nr")
+
+
+@register_step
+@dataclass(frozen=True)
+class StoreBelowC(StrayStore):
+    kind: ClassVar[str] = "test_store_below_c"
+    operand: ClassVar[int] = 2
+    at: ClassVar[tuple[str, str]] = ("mr", "0")
+
+
+@register_step
+@dataclass(frozen=True)
+class HarnessBugStep(Step):
+    """Stands for a bug in the harness itself (not in the candidate): it must stop a sweep, loudly."""
+
+    kind: ClassVar[str] = "test_harness_bug"
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
+
+    def apply(self, module: ir.Module, ctx) -> str:
+        raise NotImplementedError("a harness bug")

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from runner.compare import bootstrap_ci
+from runner.stats import bootstrap_ci
 from runner.crossover import ShapePoint, find_boundary
 
 

@@ -1,7 +1,6 @@
 """AArch64 kernels verified under qemu-aarch64. The tools are installed by `make test`: no skipping."""
 import pytest
 
-from kernels_mlir.reference import make_operands
 from kernels_mlir.spec import KernelSpec
 from pipelines.codegen import generate
 from pipelines.compile import compile_strategy
@@ -56,13 +55,13 @@ def test_crashing_and_hanging_kernels_are_emulated_failures(monkeypatch, body, m
     monkeypatch.setattr(emulation, "RUN_TIMEOUT_SECONDS", 2)
     spec = KernelSpec(4, 4, 8)
     with pytest.raises(EmulatedFailure, match=message):
-        emulation.run_emulated(_object(body), spec, make_operands(spec))
+        emulation.run_emulated(_object(body), spec, spec.operands(0))
 
 
 def test_unlinkable_object_is_an_emulated_failure():
     spec = KernelSpec(4, 4, 8)
     with pytest.raises(EmulatedFailure, match="linking"):
-        emulation.run_emulated(b"not an object file", spec, make_operands(spec))
+        emulation.run_emulated(b"not an object file", spec, spec.operands(0))
 
 
 def test_missing_tools_name_the_packages(monkeypatch):

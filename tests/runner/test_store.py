@@ -72,9 +72,9 @@ def test_a_store_written_by_the_previous_release_migrates_keeping_every_row(tmp_
 
 
 def test_new_records_keep_every_field(tmp_path, host):
-    from runner.evaluate import evaluate
+    from runner.lifecycle import Candidate, evaluate
     from ..conftest import FAST_TIMING, best_host_strategy
-    record = evaluate(best_host_strategy(64), host, FAST_TIMING)
+    record = evaluate(Candidate.microkernel(best_host_strategy(64), host), FAST_TIMING)
     with Store(tmp_path / "r.sqlite") as store:
         store.add(store.start_run("test", host), record, host)
         (row,) = store.rows()

@@ -221,3 +221,14 @@ def test_a_plugin_step_with_one_knob_is_swept(tmp_path):
     assert all(r["status"] == "ok" for r in screened)
     steps = {r["name"]: [s["step"] for s in r["strategy"]["steps"]] for r in screened}
     assert steps["4x8x64-f32-sl-u2-canon-O1"][-1] == "canonicalize"
+
+
+@pytest.mark.slow
+def test_a_harness_bug_in_a_worker_stops_the_sweep_instead_of_being_a_crash_record(tmp_path):
+    config = tmp_path / "b.toml"
+    config.write_text(SABOTAGED.replace('"test_out_of_bounds_store", ', '"test_harness_bug", '))
+    proc = ukl("sweep", str(config), "--db", str(tmp_path / "r.sqlite"), "--json")
+    assert proc.returncode not in (0, 2)
+    assert "HarnessBug: compile raised in a sweep worker" in proc.stderr and "NotImplementedError: a harness bug" in \
+        proc.stderr
+    assert not [r for r in records(proc.stdout) if r["name"] == "crashes"]

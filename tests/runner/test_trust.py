@@ -11,7 +11,7 @@ import pytest
 
 from runner import trust
 from runner.config import load
-from runner.evaluate import evaluate
+from runner.lifecycle import Candidate, evaluate
 from runner.store import Store
 from runner.sweep import Sweep, summary_line
 from runner.timing import measurement_cpu
@@ -33,8 +33,8 @@ def test_a_fraction_above_one_is_measured_again_then_called_disturbed(fractions,
 
 
 def test_records_carry_the_peak_at_the_kernels_own_width(host):
-    narrow = evaluate(strategy(8, 8, 64), host, FAST_TIMING)  # vector<8 x f32>: 256 bits on every x86 host
-    wide = evaluate(best_host_strategy(64), host, FAST_TIMING)  # vector<16 x f32>: the host's widest
+    narrow = evaluate(Candidate.microkernel(strategy(8, 8, 64), host), FAST_TIMING)  # vector<8 x f32>: 256 bits on every x86 host
+    wide = evaluate(Candidate.microkernel(best_host_strategy(64), host), FAST_TIMING)  # vector<16 x f32>: the host's widest
     assert narrow.vector_bits == 256 and wide.vector_bits == min(512, host.vector_bits)
     for record in (narrow, wide):
         assert record.status in ("ok", "disturbed") and len(record.peak.gflops_samples) == FAST_TIMING.samples

@@ -1,0 +1,165 @@
+"""One candidate lifecycle for every problem kind: build, verify, measure, and one Record as outcome.
+
+`ukl run` (micro-kernels and GEMMs), the sweep workers, `compare`, `crossover` and `mca` all build
+and verify through here, so a candidate is compiled and checked the same way whichever command
+asks. Exceptions are classified on purpose: BUILD_ERRORS mean "this candidate does not compile"
+and become a `compile_error` record; anything else is a harness bug and propagates.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from kernels_mlir.gemm import GemmSpec
+from kernels_mlir.problem import Problem
+from kernels_mlir.spec import SpecError
+from pipelines.codegen import CodegenError, MachineCode
+from pipelines.compile import compile_strategy
+from pipelines.compile_gemm import compile_gemm
+from pipelines.lowering import LoweringError
+from pipelines.targets import Target
+from transforms.errors import StepFailed, StrategyError
+from transforms.strategy import Strategy
+
+from .baselines import baselines_for
+from .benchmark import alongside_peak, peak_kernel
+from .native import NativeFunction
+from .record import Record
+from .stats import ratio_with_ci
+from .timing import TimingPolicy, pinned_to_one_cpu
+from .trust import DISTURBED, fraction, until_plausible
+from .verify import Verification, verify, verify_anywhere
+
+#: What "the candidate does not compile" is: a strategy or problem the target cannot take, a step
+#: that did not deliver its promise, a lowering or LLVM failure. Nothing else is caught.
+BUILD_ERRORS = (StrategyError, SpecError, StepFailed, LoweringError, CodegenError)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A strategy applied to a problem on a target: the unit every command builds, checks and times."""
+
+    strategy: Strategy
+    problem: Problem
+    target: Target
+
+    @classmethod
+    def microkernel(cls, strategy: Strategy, target: Target) -> "Candidate":
+        return cls(strategy, strategy.kernel, target)
+
+    @property
+    def named(self) -> Strategy:
+        """The strategy under the name its records carry (a GEMM's says its shape)."""
+        if isinstance(self.problem, GemmSpec):
+            p = self.problem
+            return dataclasses.replace(self.strategy, name=f"{self.strategy.name}@{p.m}x{p.n}x{p.k}")
+        return self.strategy
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that say what a record is about, beyond the strategy."""
+        ids: dict[str, Any] = {"kind": self.problem.kind, "problem": self.problem.workload()}
+        if isinstance(self.problem, GemmSpec):
+            spec = dataclasses.asdict(self.problem)
+            body = json.dumps({"kernel": self.strategy.hash, "gemm": spec}, sort_keys=True)
+            ids.update(gemm_hash=hashlib.sha256(body.encode()).hexdigest()[:16], gemm=spec,
+                       shape=[self.problem.m, self.problem.n, self.problem.k])
+        return ids
+
+    def record(self, status: str, **fields: Any) -> Record:
+        extra = {**self.identity(), **fields.pop("extra", {})}
+        return Record(self.named, self.target.name, status, extra=extra, **fields)
+
+
+@dataclass
+class Built:
+    candidate: Candidate
+    code: MachineCode
+    seconds: float
+    #: The width of the code's FMAs (its peak is measured at this width).
+    vector_bits: int
+    stages: dict[str, str] = field(default_factory=dict)
+
+
+def build(candidate: Candidate, *, jit: bool | None = None, stages: dict[str, str] | None = None) -> Built:
+    """Compile the candidate (raises one of BUILD_ERRORS when it does not compile). `stages`, when
+    given, receives every intermediate form as it is produced, so it holds them as far as they got."""
+    strategy, problem, target = candidate.strategy, candidate.problem, candidate.target
+    if isinstance(problem, GemmSpec):
+        started = time.perf_counter()
+        compiled = compile_gemm(problem, strategy, target, jit=jit)
+        return Built(candidate, compiled.code, time.perf_counter() - started, compiled.vector_bits)
+    if problem != strategy.kernel:
+        raise StrategyError(f"the strategy builds a {strategy.kernel} kernel, the problem is {problem}")
+    compiled = compile_strategy(strategy, target, jit=jit, stages=stages)
+    return Built(candidate, compiled.code, compiled.seconds, compiled.vector_bits, compiled.stages)
+
+
+def build_or_record(candidate: Candidate, **options: Any) -> Built | Record:
+    """The built candidate, or the `compile_error` record saying why there is none."""
+    try:
+        return build(candidate, **options)
+    except BUILD_ERRORS as exc:
+        return candidate.record("compile_error", error=one_line(exc))
+
+
+def check(built: Built) -> tuple[Verification | None, str]:
+    """(verification, how): natively when the code runs here, under qemu for AArch64, else (None, why)."""
+    return verify_anywhere(built.code, built.candidate.problem, built.candidate.target.is_aarch64)
+
+
+def measure(built: Built, policy: TimingPolicy, check_result: Verification, cpu: int | None = None) -> Record:
+    """Time the verified candidate, its baselines and the FMA peak at its width in rotating alternation.
+    A fraction of peak above 1.0 is measured again, and recorded `disturbed` if it stays."""
+    candidate, problem = built.candidate, built.candidate.problem
+    peak = peak_kernel(candidate.target, problem.dtype, built.vector_bits)
+
+    def once():
+        ops = problem.operands(seed=1)
+        ours = NativeFunction(built.code, problem.bench, [ops.a, ops.b, ops.c], n_scalars=1)
+        bases = baselines_for(problem, ops)
+        with threadpool_limits(limits=1, user_api="blas"):
+            (mine, *theirs), peak_m = alongside_peak([ours, *(b.run for b in bases)],
+                                                     [problem.flops] * (1 + len(bases)), peak, policy, cpu)
+        return mine, theirs, peak_m, bases
+
+    (mine, theirs, peak_m, bases), disturbed = until_plausible(
+        once, lambda result: fraction(result[0].median, result[2].gflops_samples))
+    extra: dict[str, Any] = {}
+    if bases:  # the first baseline's figures, and the ratio of ours to it per alternated round
+        base = theirs[0]
+        ratio, low, high = ratio_with_ci(np.column_stack([mine.gflops_samples, base.gflops_samples]))
+        with pinned_to_one_cpu(cpu):
+            overhead = bases[0].call_overhead()
+        extra = {"baseline": bases[0].name, "baseline_gflops": base.median, "baseline_gflops_min": base.minimum,
+                 "baseline_gflops_max": base.maximum, "ratio_to_baseline": ratio, "ratio_ci": [low, high],
+                 "baseline_call_overhead_us": overhead * 1e6}
+    return candidate.record("disturbed" if disturbed else "ok", compile_seconds=built.seconds,
+                            verification=check_result, measurement=mine, peak=peak_m,
+                            error=DISTURBED if disturbed else "", vector_bits=built.vector_bits, extra=extra)
+
+
+def verify_and_measure(built: Built, policy: TimingPolicy, cpu: int | None = None) -> Record:
+    """Verify in this process; only a correct candidate is timed."""
+    result = verify(built.code, built.candidate.problem)
+    if not result.correct:
+        return built.candidate.record("wrong_answer", compile_seconds=built.seconds, verification=result,
+                                      error=result.message)
+    return measure(built, policy, result, cpu)
+
+
+def evaluate(candidate: Candidate, policy: TimingPolicy, cpu: int | None = None) -> Record:
+    """Build, verify, measure: the whole lifecycle of one candidate on a target that runs here."""
+    built = build_or_record(candidate)
+    return built if isinstance(built, Record) else verify_and_measure(built, policy, cpu)
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:500]}"
