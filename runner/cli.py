@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from kernels_mlir.spec import DTYPES
+from kernels_mlir.spec import DTYPES, SpecError
 from pipelines.targets import Target, UnknownTarget, get_target, target_names
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
@@ -22,8 +22,11 @@ from .benchmark import measure_peak
 from .compare import COPIES, compare
 from .crossover import find_boundary, plot as crossover_plot
 from .crossover_command import run_crossover
+from . import reproducer
 from .config import ConfigError
 from .experiment import run_experiment, runnable_target
+from .lifecycle import build_or_record, check
+from .record import Record
 from .mca_command import predict_strategies
 from .report import TOP_HEADERS, build_report
 from .output import gemm_table, markdown_summary, mca_table, noise_line, peak_line, results_table
@@ -63,6 +66,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         noise = noise_line(records)
         if noise:
             print(noise)
+        for r in records:
+            if "reproduce" in r.extra:
+                print(f"{r.status} {r.strategy.name}: reproduce with `{r.extra['reproduce']}`")
         print(f"results: {args.db}")
     return 0 if all(r.status in ("ok", "skipped") for r in records) else 1
 
@@ -244,6 +250,25 @@ def _cmd_crossover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_repro(args: argparse.Namespace) -> int:
+    """Replay a failed candidate from its reproducer folder: build it, then verify it where it can run."""
+    try:
+        candidate = reproducer.load(args.folder)
+    except (ValueError, StrategyError, SpecError, UnknownTarget) as exc:
+        raise ConfigError(f"{args.folder}: {exc}") from None
+    was = json.loads((args.folder / "outcome.json").read_text())["status"]
+    built = build_or_record(candidate)
+    if isinstance(built, Record):
+        status, detail = built.status, built.error
+    else:
+        result, how = check(built)
+        status = "ok" if result is None or result.correct else "wrong_answer"
+        detail = how if result is None or result.correct else result.message
+    print(json.dumps({"status": status, "was": was, "error": detail}) if args.json else
+          f"{candidate.strategy.name} on {candidate.target.name}: {status} ({detail}); recorded as {was}")
+    return 0 if status == "ok" else 1
+
+
 def get_target_or_fail(name: str):
     try:
         return get_target(name)
@@ -325,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     cross.add_argument("--plot", type=Path, help="PNG to write (default results/<name>-crossover.png)")
     cross.add_argument("--json", action="store_true", help="one JSON object per shape, then the boundary")
     cross.set_defaults(func=_cmd_crossover)
+
+    repro = sub.add_parser("repro", help="replay a failed candidate from its reproducer folder (results/repro/...)")
+    repro.add_argument("folder", type=Path)
+    repro.add_argument("--json", action="store_true")
+    repro.set_defaults(func=_cmd_repro)
 
     peak = sub.add_parser("peak", help="measure the FMA-throughput peak of this core")
     peak.add_argument("--target", default="host", choices=target_names(),

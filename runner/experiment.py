@@ -8,6 +8,7 @@ from tqdm import tqdm
 from pipelines.targets import Target, get_target, host_target, missing_features
 
 from .config import ConfigError, Experiment
+from . import reproducer
 from .lifecycle import Candidate, evaluate
 from .record import Record
 from .store import Store
@@ -30,35 +31,28 @@ def skipped(strategy, target: Target) -> Record:
     return Record(strategy, target.name, "skipped", error=f"target {target.name} does not run here: {not_here(target)}")
 
 
-def _microkernel_records(experiment: Experiment) -> Iterator[tuple[Record, Target]]:
+def _candidates(experiment: Experiment, target: Target) -> Iterator[Candidate]:
     for strategy in experiment.strategies:
-        target = get_target(experiment.target_of(strategy))
-        if not target.runs_here:
-            yield skipped(strategy, target), target
-            continue
-        yield evaluate(Candidate.microkernel(strategy, target), experiment.timing), target
-
-
-def _gemm_records(experiment: Experiment, target: Target) -> Iterator[tuple[Record, Target]]:
-    for strategy in experiment.strategies:
-        for shape in experiment.gemm.shapes:
-            candidate = Candidate(strategy, experiment.gemm.spec(strategy, shape), target)
-            yield evaluate(candidate, experiment.timing), target
+        if experiment.kind == "gemm":
+            yield from (Candidate(strategy, experiment.gemm.spec(strategy, shape), target)
+                        for shape in experiment.gemm.shapes)
+        else:
+            yield Candidate.microkernel(strategy, get_target(experiment.target_of(strategy)))
 
 
 def run_experiment(experiment: Experiment, store: Store) -> Iterator[Record]:
-    """Every strategy's record, in config order; each measured one is committed before it is yielded."""
+    """Every candidate's record, in config order; each measured one is committed before it is yielded,
+    and each failure leaves a reproducer beside the store."""
     target = runnable_target(experiment.target)
     run_id = store.start_run("run", target, str(experiment.path), experiment.name)
-    if experiment.kind == "gemm":
-        records = _gemm_records(experiment, target)
-        total = len(experiment.strategies) * len(experiment.gemm.shapes)
-    else:
-        records = _microkernel_records(experiment)
-        total = len(experiment.strategies)
-    progress = tqdm(records, total=total, desc=experiment.name, unit="strategy", disable=None, leave=False)
-    for record, record_target in progress:
-        progress.set_postfix_str(record.strategy.name)
-        if record.status != "skipped":
-            store.add(run_id, record, record_target, experiment.name)
+    total = len(experiment.strategies) * (len(experiment.gemm.shapes) if experiment.kind == "gemm" else 1)
+    progress = tqdm(_candidates(experiment, target), total=total, desc=experiment.name, unit="candidate",
+                    disable=None, leave=False)
+    for candidate in progress:
+        progress.set_postfix_str(candidate.strategy.name)
+        if not candidate.target.runs_here:
+            yield skipped(candidate.strategy, candidate.target)
+            continue
+        record = reproducer.attach(store.repro_root, candidate, evaluate(candidate, experiment.timing))
+        store.add(run_id, record, candidate.target, experiment.name)
         yield record

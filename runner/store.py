@@ -188,6 +188,11 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
 
+    @property
+    def repro_root(self) -> Path:
+        """Where failed candidates' reproducers go: beside the database."""
+        return self.path.parent / "repro"
+
     def close(self) -> None:
         self._db.close()
 

@@ -24,6 +24,8 @@ from transforms.strategy import Strategy
 from .config import Experiment
 from .environment import host_cpu_model
 from .experiment import runnable_target
+from . import reproducer
+from .lifecycle import Candidate
 from .record import Record
 from .space import SweepSettings
 from .store import FINAL, FULL, RESCREEN, SCREEN, Store
@@ -94,7 +96,7 @@ class Sweep:
         bar = tqdm(total=source.total, desc=f"{self.experiment.name} screen", unit="cand", disable=None,
                    leave=False)
         for record in self._evaluate(source.next, self.settings.screen, SCREEN, deadline, source.tell):
-            self.store.add(run_id, record, self.target, self.experiment.name, SCREEN)
+            self._keep(run_id, record, SCREEN)
             screened.append(record)
             bar.update(1)
             best = max((r for r in screened if r.status == "ok"), key=lambda r: r.measurement.median, default=None)
@@ -105,16 +107,21 @@ class Sweep:
         noisy = [r.strategy for r in screened if r.status == "ok" and r.noisy]
         if noisy:  # a noisy screen is measured again before it can lead or be passed over
             for record in self._evaluate(_feeder(noisy), self.settings.screen, RESCREEN, None, None):
-                self.store.add(run_id, record, self.target, self.experiment.name, RESCREEN)
+                self._keep(run_id, record, RESCREEN)
                 screened.append(record)
                 yield record
         leaders = self._leaders(screened, source.resumed)
         bar = tqdm(total=len(leaders), desc=f"{self.experiment.name} leaders", unit="cand", disable=None, leave=False)
         for record in self._evaluate(_feeder(leaders), self.experiment.timing, FINAL, None, None):
-            self.store.add(run_id, record, self.target, self.experiment.name, FINAL)
+            self._keep(run_id, record, FINAL)
             bar.update(1)
             yield record
         bar.close()
+
+    def _keep(self, run_id: int, record: Record, phase: str) -> None:
+        """A failure's reproducer, then the record into the store."""
+        reproducer.attach(self.store.repro_root, Candidate.microkernel(record.strategy, self.target), record)
+        self.store.add(run_id, record, self.target, self.experiment.name, phase)
 
     def _leaders(self, screened: list[Record], resumed: set[str]) -> list[Strategy]:
         """The best screened candidates (this run's and, with --resume, earlier runs') without a final result."""

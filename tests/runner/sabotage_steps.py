@@ -9,6 +9,7 @@ from mlir import ir
 from mlir.dialects import arith, memref, scf
 
 from transforms import ir_query as q
+from transforms.errors import StepFailed
 from transforms.steps import Step, register_step
 
 PLUGIN = "tests.runner.sabotage_steps"
@@ -122,6 +123,18 @@ class StoreBelowC(StrayStore):
     kind: ClassVar[str] = "test_store_below_c"
     operand: ClassVar[int] = 2
     at: ClassVar[tuple[str, str]] = ("mr", "0")
+
+
+@register_step
+@dataclass(frozen=True)
+class FailedPromise(Step):
+    """A step that did not deliver what it promises: the candidate does not compile."""
+
+    kind: ClassVar[str] = "test_raises"
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
+
+    def apply(self, module: ir.Module, ctx) -> str:
+        raise StepFailed("test_raises: the promised IR property does not hold")
 
 
 @register_step

@@ -35,7 +35,7 @@ def test_right_kernel_is_timed_with_spread(host):
 class Raises(Step):
     """A step that raises what it is given: the lifecycle must tell a compile error from a harness bug."""
 
-    kind: ClassVar[str] = "test_raises"
+    kind: ClassVar[str] = "test_raise_given"
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
     error: type = StepFailed
 
@@ -54,3 +54,29 @@ def test_a_harness_bug_is_never_recorded_as_a_compile_error(host, bug):
     strategy = Strategy("bug", KernelSpec(4, 8, 16), REGISTER_RESIDENT_STEPS + (Raises(bug),))
     with pytest.raises(bug):
         evaluate(Candidate.microkernel(strategy, host), FAST_TIMING)
+
+
+@pytest.mark.parametrize("sabotage,status", [("test_skip_last_k", "wrong_answer"), ("test_raises", "compile_error")])
+def test_a_failure_leaves_a_reproducer_whose_command_replays_it(tmp_path, sabotage, status):
+    """`ukl run` prints the command; run as printed (in a shell), it reproduces the failure."""
+    import os
+    import subprocess
+    import sys
+    from .sabotage_steps import PLUGIN
+    config = tmp_path / "f.toml"
+    steps = '["tile_k", "vectorize", "hoist_accumulators", "lower_contraction", "lower_transfers", "%s"]' % sabotage
+    config.write_text(f'[experiment]\nname = "f"\n[timing]\nmin_sample_seconds = 0.002\n[[strategy]]\n'
+                      f'name = "broken"\nmr = 4\nnr = 8\nkc = 16\nsteps = {steps}\n')
+    env = {**os.environ, "UKL_PLUGINS": PLUGIN, "PYTHONPATH": os.getcwd(),
+           "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "-m", "runner.cli", "run", str(config), "--db", str(tmp_path / "r.sqlite")],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 1, proc.stderr
+    (line,) = [l for l in proc.stdout.splitlines() if "reproduce with" in l]
+    command = line.split("`")[1]
+    folder = tmp_path / "repro" / next(p.name for p in (tmp_path / "repro").iterdir())
+    assert folder.name.endswith(f"-{status}") and (folder / "strategy.json").exists()
+    assert any((folder / "stages").iterdir())  # the stages as far as they got
+    replay = subprocess.run(command, shell=True, capture_output=True, text=True, env=env)
+    assert replay.returncode == 1, replay.stderr
+    assert f": {status} (" in replay.stdout and f"recorded as {status}" in replay.stdout

@@ -75,6 +75,11 @@ def test_crash_and_hang_are_recorded_and_the_sweep_goes_on(tmp_path):
         "good-4x8": "ok", "crashes": "crash", "hangs": "timeout", "good-6x16": "ok", "good-8x8": "ok"}
     assert "SIGSEGV" in screened["crashes"]["error"] and "no answer within 4 s" in screened["hangs"]["error"]
     assert screened["crashes"]["gflops"] is None and screened["hangs"]["gflops"] is None
+    assert {n for n, r in screened.items() if "reproducer" in r} == {"crashes", "hangs"}
+    env = {**os.environ, "UKL_PLUGINS": PLUGIN, "PYTHONPATH": os.getcwd(),
+           "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    replay = subprocess.run(screened["crashes"]["reproduce"], shell=True, capture_output=True, env=env)
+    assert replay.returncode in (-signal.SIGSEGV, 128 + signal.SIGSEGV)  # the replay crashes as the candidate did
     finals = [r for r in records(proc.stdout) if r["phase"] == "final"]
     assert len(finals) == 1 and finals[0]["status"] == "ok" and finals[0]["samples"] == 10
     db = sqlite3.connect(tmp_path / "r.sqlite")
