@@ -5,7 +5,7 @@ import pytest
 
 from kernels_mlir.spec import KernelSpec
 from pipelines.targets import host_target
-from runner.timing import TimingPolicy
+from runner.measure.timing import TimingPolicy
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import (HoistAccumulators, Legalize, LowerContraction, LowerTransfers, ScalarLoads, TileK,
                               UnrollK, Vectorize)

@@ -7,7 +7,7 @@ from kernels_mlir.spec import KernelSpec
 from pipelines import asm_analysis as asm
 from pipelines.compile import compile_peak, compile_strategy
 from pipelines.targets import TARGETS, UnknownTarget, get_target
-from runner.verify import verify
+from runner.measure.verify import verify
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import Pipeline, Prefetch, ScalarLoads, Schedule, UnrollK
 from transforms.strategy import Strategy

@@ -7,8 +7,8 @@ from mlir import ir
 from kernels_mlir.gemm import GemmSpec, build_gemm
 from kernels_mlir.names import GEMM
 from pipelines.compile_gemm import compile_gemm, strategy_for_depth
-from runner.verify import verify
-from runner.native import NativeFunction
+from runner.measure.native import NativeFunction
+from runner.measure.verify import verify
 from transforms import ir_query as q
 from transforms.steps import CAfterLoop, Prefetch, ScalarLoads, UnrollK
 

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from runner.cli import main
+from runner.cli.main import main
 
 GOOD = textwrap.dedent("""
     [experiment]

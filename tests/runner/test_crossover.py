@@ -3,8 +3,8 @@ import math
 
 import numpy as np
 
-from runner.stats import bootstrap_ci
-from runner.crossover import ShapePoint, find_boundary
+from runner.measure.stats import bootstrap_ci
+from runner.studies.crossover import ShapePoint, find_boundary
 
 
 def synthetic(work: int, rng) -> ShapePoint:

@@ -5,9 +5,9 @@ from kernels_mlir.spec import KernelSpec
 from pipelines.codegen import generate
 from pipelines.compile import compile_strategy
 from pipelines.targets import get_target
-from runner import emulation
-from runner.emulation import EmulatedFailure, EmulationUnavailable, missing_tools, require_tools
-from runner.verify import verify_emulated
+from runner.emulation import qemu as emulation
+from runner.emulation.qemu import EmulatedFailure, EmulationUnavailable, missing_tools, require_tools
+from runner.measure.verify import verify_emulated
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import Prefetch, Schedule, UnrollK
 

@@ -2,7 +2,7 @@
 import json
 import textwrap
 
-from runner.cli import main
+from runner.cli.main import main
 
 from .test_cli import write
 

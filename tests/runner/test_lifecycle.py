@@ -6,7 +6,7 @@ from typing import ClassVar
 import pytest
 
 from kernels_mlir.spec import KernelSpec
-from runner.lifecycle import Candidate, evaluate
+from runner.measure.lifecycle import Candidate, evaluate
 from transforms.errors import StepFailed
 from transforms.steps import Step
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy

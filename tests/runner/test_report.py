@@ -3,8 +3,8 @@ import base64
 import json
 import re
 
-from runner.cli import main
-from runner.report import best_results
+from runner.cli.main import main
+from runner.report.report import best_results
 
 from .test_cli import GOOD, write
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.store import SCHEMA_VERSION, Store, StoreError
+from runner.store.results import SCHEMA_VERSION, Store, StoreError
 from transforms.strategy import Strategy
 
 from .test_cli import GOOD
@@ -72,7 +72,7 @@ def test_a_store_written_by_the_previous_release_migrates_keeping_every_row(tmp_
 
 
 def test_new_records_keep_every_field(tmp_path, host):
-    from runner.lifecycle import Candidate, evaluate
+    from runner.measure.lifecycle import Candidate, evaluate
     from ..conftest import FAST_TIMING, best_host_strategy
     record = evaluate(Candidate.microkernel(best_host_strategy(64), host), FAST_TIMING)
     with Store(tmp_path / "r.sqlite") as store:
@@ -93,7 +93,7 @@ def test_a_database_of_another_tool_is_refused_untouched(tmp_path):
 
 
 def test_the_cli_refuses_another_tools_database_in_one_line(tmp_path, capsys):
-    from runner.cli import main
+    from runner.cli.main import main
     path = tmp_path / "other.sqlite"
     sqlite3.connect(path).executescript("CREATE TABLE results (id INTEGER, score REAL);")
     assert main(["report", "--db", str(path)]) == 2

@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 from pipelines.targets import get_target
-from runner.candidates import ListSource
-from runner.space import SearchSpace, defaults, knobs_of, strategy_for, vector_registers_needed
+from runner.search.candidates import ListSource
+from runner.search.space import SearchSpace, defaults, knobs_of, strategy_for, vector_registers_needed
 from transforms.errors import StrategyError
 
 from .sabotage_steps import PLUGIN
@@ -105,7 +105,7 @@ SPACE = textwrap.dedent("""
 
 def admitted_on_host(text: str) -> int:
     """How many points of a config's space the host target admits (registers and widths from the table)."""
-    from runner.config import _space
+    from runner.config.experiment import _space
     import tomllib
     space, host = _space(tomllib.loads(text)), get_target("host")
     return len(ListSource([], space.grid(), space, host, None, {})._queue)

@@ -9,12 +9,13 @@ import textwrap
 
 import pytest
 
-from runner import trust
-from runner.config import load
-from runner.lifecycle import Candidate, evaluate
-from runner.store import Store
-from runner.sweep import Sweep, summary_line
-from runner.timing import measurement_cpu
+from runner.config.experiment import load
+from pipelines.targets import get_target
+from runner.measure import trust
+from runner.measure.lifecycle import Candidate, evaluate
+from runner.measure.timing import measurement_cpu
+from runner.search.sweep import Sweep, summary_line
+from runner.store.results import Store
 
 from ..conftest import FAST_TIMING, best_host_strategy, strategy
 
@@ -78,7 +79,7 @@ def test_noisy_screens_are_rescreened_before_leaders_are_chosen(tmp_path, monkey
     config.write_text(SPACE)
     experiment = load(config)
     with Store(tmp_path / "r.sqlite") as store:
-        sweep = Sweep(experiment, store, experiment.sweep, False)
+        sweep = Sweep(experiment, get_target(experiment.target), store, experiment.sweep, False)
         records = list(sweep.run())
     screened = {r.strategy.hash for r in records if r.extra["phase"] == "screen" and r.status == "ok"}
     again = [r for r in records if r.extra["phase"] == "rescreen"]

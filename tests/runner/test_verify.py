@@ -6,7 +6,7 @@ import pytest
 from kernels_mlir.gemm import GemmSpec
 from kernels_mlir.operands import GUARD
 from kernels_mlir.spec import KernelSpec
-from runner.verify import check_call
+from runner.measure.verify import check_call
 
 PROBLEMS = [KernelSpec(6, 16, 32), GemmSpec(13, 17, 19, mr=6, nr=16, kc=32, mc=12, nc=32)]
 
@@ -68,7 +68,7 @@ def test_a_nan_written_into_an_input_is_seen():
     ("test_store_beside_c", "wrote outside the C block: beside it (row 0, column 16"),
     ("test_store_below_c", "wrote outside the C block: after its last row")])
 def test_a_compiled_kernel_that_writes_where_it_must_not_is_a_wrong_answer(host, step, message):
-    from runner.lifecycle import Candidate, evaluate
+    from runner.measure.lifecycle import Candidate, evaluate
     from transforms.steps import STEP_TYPES
     from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
     from ..conftest import FAST_TIMING

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from kernels_mlir.spec import KernelSpec
 from pipelines.compile import compile_strategy
 from pipelines.targets import host_target
-from runner.verify import verify
+from runner.measure.verify import verify
 from transforms.errors import StrategyError
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import (HoistAccumulators, Legalize, LowerContraction, LowerTransfers, Pipeline, Prefetch,

@@ -20,13 +20,13 @@ from kernels_mlir.names import BENCH
 from pipelines.targets import Target
 from transforms.strategy import Strategy
 
-from .config import ConfigError
-from .lifecycle import Candidate, build_or_record
-from .native import NativeFunction
-from .record import Record
-from .stats import MIN_EFFECT, bootstrap_ci, placement_floor
-from .timing import alternated_rates, pinned_to_one_cpu
-from .verify import verify
+from runner.config.experiment import ConfigError
+from runner.measure.lifecycle import Candidate, build_or_record
+from runner.measure.native import NativeFunction
+from runner.measure.record import Record
+from runner.measure.stats import MIN_EFFECT, bootstrap_ci, placement_floor
+from runner.measure.timing import alternated_rates, pinned_to_one_cpu
+from runner.measure.verify import verify
 
 #: Compiled copies of each kernel: the placement floor is estimated from their spread.
 COPIES = 3

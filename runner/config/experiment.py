@@ -9,14 +9,14 @@ from typing import Any, Iterable
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, GemmSpec
 from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
-from pipelines.targets import Target, UnknownTarget, get_target
+from pipelines.targets import Target, UnknownTarget, get_target, host_target, missing_features
 from transforms.errors import StrategyError
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import load_plugins, step_from_config
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
-from .space import SearchSpace, SweepSettings, knobs
-from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
+from runner.measure.timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
+from runner.search.space import SearchSpace, SweepSettings, knobs
 
 
 class ConfigError(ValueError):
@@ -120,6 +120,20 @@ def load(path: str | Path) -> Experiment:
     for strategy in experiment.strategies:
         check_for_target((strategy,), get_target(experiment.target_of(strategy)), f"{path}: ")
     return experiment
+
+
+def runnable_target(name: str) -> Target:
+    """The named target, which must run on this host (to be timed, not only compiled)."""
+    target = get_target(name)
+    if not target.runs_here:
+        raise ConfigError(f"target {name!r} does not run on this host ({not_here(target)}): "
+                          "it can be compiled and analysed, not timed")
+    return target
+
+
+def not_here(target: Target) -> str:
+    """Why `target`'s code cannot run on this host, in a few words."""
+    return f"{host_target().label} lacks {', '.join(missing_features(target, host_target()))}"
 
 
 def check_for_target(strategies: Iterable[Strategy], target: Target, where: str = "") -> None:

@@ -16,24 +16,24 @@ from pipelines.targets import Target, UnknownTarget, get_target, target_names
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
-from . import config as config_mod
-from .asm_command import inspect, select
-from .benchmark import measure_peak
-from .compare import COPIES, compare
-from .crossover import find_boundary, plot as crossover_plot
-from .crossover_command import run_crossover
-from . import reproducer
-from .config import ConfigError
-from .experiment import run_experiment, runnable_target
-from .lifecycle import build_or_record, check
-from .record import Record
-from .mca_command import predict_strategies
-from .report import TOP_HEADERS, build_report
-from .output import gemm_table, markdown_summary, mca_table, noise_line, peak_line, results_table
-from .space import METHODS
-from .store import DEFAULT_DB, FINAL, Store, StoreError
-from .sweep import Sweep, summary_line
-from .timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
+from runner.cli.asm import inspect, select
+from runner.cli.mca import predict_strategies
+from runner.cli.output import gemm_table, markdown_summary, mca_table, noise_line, peak_line, results_table
+from runner.config import experiment as config_mod
+from runner.config.experiment import ConfigError, runnable_target
+from runner.measure import reproducer
+from runner.measure.lifecycle import build_or_record, check
+from runner.measure.peak import measure_peak
+from runner.measure.record import Record
+from runner.measure.timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
+from runner.report.report import TOP_HEADERS, build_report
+from runner.search.space import METHODS
+from runner.search.sweep import Sweep, summary_line
+from runner.store.results import DEFAULT_DB, FINAL, Store, StoreError
+from runner.studies.compare import COPIES, compare
+from runner.studies.crossover import find_boundary, plot as crossover_plot
+from runner.studies.crossover_run import run_crossover
+from runner.studies.run import run_experiment
 
 EXIT_BAD_INPUT = 2
 
@@ -150,7 +150,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
         settings = dataclasses.replace(experiment.sweep, **overrides)
         with Store(args.db) as store:
-            sweep = Sweep(experiment, store, settings, args.resume)
+            sweep = Sweep(experiment, runnable_target(experiment.target), store, settings, args.resume)
             records = []
             for record in sweep.run():
                 records.append(record)
@@ -382,7 +382,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ukl: interrupted (results measured so far are in the database)", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

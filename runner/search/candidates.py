@@ -13,8 +13,8 @@ from pipelines.targets import Target
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
-from .record import Record
-from .space import Point, SearchSpace
+from runner.measure.record import Record
+from runner.search.space import Point, SearchSpace
 
 #: Tuner proposals per candidate before concluding the space holds nothing new.
 MAX_PROPOSALS = 200

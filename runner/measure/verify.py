@@ -15,8 +15,8 @@ from kernels_mlir.operands import Operands
 from kernels_mlir.problem import Problem
 from pipelines.codegen import MachineCode
 
-from .emulation import run_emulated
-from .native import NativeFunction
+from runner.emulation.qemu import run_emulated
+from runner.measure.native import NativeFunction
 
 
 @dataclass(frozen=True)

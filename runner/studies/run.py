@@ -5,26 +5,13 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from pipelines.targets import Target, get_target, host_target, missing_features
+from pipelines.targets import Target, get_target
 
-from .config import ConfigError, Experiment
-from . import reproducer
-from .lifecycle import Candidate, evaluate
-from .record import Record
-from .store import Store
-
-
-def runnable_target(name: str) -> Target:
-    target = get_target(name)
-    if not target.runs_here:
-        raise ConfigError(f"target {name!r} does not run on this host ({not_here(target)}): "
-                          "it can be compiled and analysed, not timed")
-    return target
-
-
-def not_here(target: Target) -> str:
-    """Why `target`'s code cannot run on this host, in a few words."""
-    return f"{host_target().label} lacks {', '.join(missing_features(target, host_target()))}"
+from runner.config.experiment import Experiment, not_here, runnable_target
+from runner.measure import reproducer
+from runner.measure.lifecycle import Candidate, evaluate
+from runner.measure.record import Record
+from runner.store.results import Store
 
 
 def skipped(strategy, target: Target) -> Record:

@@ -10,15 +10,15 @@ from tqdm import tqdm
 from kernels_mlir.gemm import GemmSpec
 from pipelines.targets import Target
 
-from .baselines import numpy_matmul
-from .config import ConfigError, Experiment, Route
-from .crossover import ShapePoint
-from .stats import ratio_with_ci
-from .lifecycle import Candidate, build_or_record
-from .native import NativeFunction
-from .record import Record
-from .verify import verify
-from .timing import alternated_rates, pinned_to_one_cpu
+from runner.config.experiment import ConfigError, Experiment, Route
+from runner.measure.baselines import numpy_matmul
+from runner.measure.lifecycle import Candidate, build_or_record
+from runner.measure.native import NativeFunction
+from runner.measure.record import Record
+from runner.measure.stats import ratio_with_ci
+from runner.measure.timing import alternated_rates, pinned_to_one_cpu
+from runner.measure.verify import verify
+from runner.studies.crossover import ShapePoint
 
 
 def _runner(route: Route, shape: tuple[int, int, int], dtype: str, target: Target) -> Callable[[int], None]:

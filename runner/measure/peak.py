@@ -14,8 +14,8 @@ from pipelines.codegen import MachineCode
 from pipelines.compile import compile_peak
 from pipelines.targets import Target
 
-from .native import NativeFunction
-from .timing import Measurement, TimingPolicy, alternated_rates, measure, pinned_to_one_cpu
+from runner.measure.native import NativeFunction
+from runner.measure.timing import Measurement, TimingPolicy, alternated_rates, measure, pinned_to_one_cpu
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from matplotlib.figure import Figure
 
-from .stats import MIN_EFFECT
+from runner.measure.stats import MIN_EFFECT
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from pipelines.codegen import MachineCode
 from pipelines.targets import Target
 from transforms.strategy import Strategy
 
-from .config import ConfigError
-from .lifecycle import Candidate, build_or_record
-from .record import Record
+from runner.config.experiment import ConfigError
+from runner.measure.lifecycle import Candidate, build_or_record
+from runner.measure.record import Record
 
 
 def select(strategies: Iterable[Strategy], name: str | None) -> list[Strategy]:

@@ -18,9 +18,9 @@ from pipelines.targets import get_target
 from transforms.steps import load_plugins
 from transforms.strategy import Strategy
 
-from .lifecycle import Built, Candidate, build_or_record, verify_and_measure
-from .record import Record
-from .timing import TimingPolicy
+from runner.measure.lifecycle import Built, Candidate, build_or_record, verify_and_measure
+from runner.measure.record import Record
+from runner.measure.timing import TimingPolicy
 
 
 class HarnessBug(RuntimeError):

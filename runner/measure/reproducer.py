@@ -19,8 +19,8 @@ from pipelines.targets import get_target
 from transforms.steps import PLUGINS_ENV, load_plugins
 from transforms.strategy import Strategy
 
-from .lifecycle import BUILD_ERRORS, Candidate, build
-from .record import Record
+from runner.measure.lifecycle import BUILD_ERRORS, Candidate, build
+from runner.measure.record import Record
 
 #: Statuses that leave a reproducer.
 FAILURES = ("compile_error", "wrong_answer", "crash", "timeout")

@@ -14,7 +14,7 @@ import numpy as np
 from kernels_mlir.operands import Operands
 from kernels_mlir.problem import Problem
 
-from .timing import seconds_for
+from runner.measure.timing import seconds_for
 
 NUMPY = "numpy.matmul (OpenBLAS, 1 thread)"
 

@@ -28,14 +28,14 @@ from pipelines.targets import Target
 from transforms.errors import StepFailed, StrategyError
 from transforms.strategy import Strategy
 
-from .baselines import baselines_for
-from .benchmark import alongside_peak, peak_kernel
-from .native import NativeFunction
-from .record import Record
-from .stats import ratio_with_ci
-from .timing import TimingPolicy, pinned_to_one_cpu
-from .trust import DISTURBED, fraction, until_plausible
-from .verify import Verification, verify, verify_anywhere
+from runner.measure.baselines import baselines_for
+from runner.measure.native import NativeFunction
+from runner.measure.peak import alongside_peak, peak_kernel
+from runner.measure.record import Record
+from runner.measure.stats import ratio_with_ci
+from runner.measure.timing import TimingPolicy, pinned_to_one_cpu
+from runner.measure.trust import DISTURBED, fraction, until_plausible
+from runner.measure.verify import Verification, verify, verify_anywhere
 
 #: What "the candidate does not compile" is: a strategy or problem the target cannot take, a step
 #: that did not deliver its promise, a lowering or LLVM failure. Nothing else is caught.

@@ -16,9 +16,9 @@ from pathlib import Path
 import jinja2
 from matplotlib.figure import Figure
 
-from .space import knobs, knobs_of
-from .store import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
-from .trust import is_noisy
+from runner.measure.trust import is_noisy
+from runner.search.space import knobs, knobs_of
+from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
 
 PHASE_TRUST = {FINAL: 3, FULL: 2, RESCREEN: 1, SCREEN: 1}
 TOP_HEADERS = ["strategy", "hash", "target", "phase", "GFLOP/s", "min-max", "cv", "of peak", "host"]
@@ -159,7 +159,7 @@ class Report:
         return (f"{len(self.results)} strategies: " + ", ".join(f"{n} {s}" for s, n in self.statuses) + ".")
 
     def html(self) -> str:
-        env = jinja2.Environment(loader=jinja2.PackageLoader("runner", "templates"), autoescape=True)
+        env = jinja2.Environment(loader=jinja2.PackageLoader("runner.report", "templates"), autoescape=True)
         failures = [(r["name"], r["status"], r["error"]) for r in self.results if r["status"] != "ok"]
         return env.get_template("report.html.j2").render(
             title=self.db.stem, db=self.db, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

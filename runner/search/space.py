@@ -20,7 +20,7 @@ from transforms.llvm_options import LLVMOptions
 from transforms.steps import STEP_TYPES, Step
 from transforms.strategy import Strategy
 
-from .timing import TimingPolicy
+from runner.measure.timing import TimingPolicy
 
 
 def sweep_steps() -> list[type[Step]]:

@@ -6,9 +6,9 @@ from typing import Any
 
 from transforms.strategy import Strategy
 
-from . import trust
-from .timing import Measurement
-from .verify import Verification
+from runner.measure import trust
+from runner.measure.timing import Measurement
+from runner.measure.verify import Verification
 
 #: Outcomes a strategy can have. Only verified kernels carry figures: "ok", or "disturbed" when
 #: their fraction of peak stayed above 1.0 after re-measuring (the figures are kept, not believed).

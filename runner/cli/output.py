@@ -5,9 +5,9 @@ from typing import Iterable
 
 from tabulate import tabulate
 
-from .record import Record
-from .store import FINAL, FULL
-from .timing import Measurement
+from runner.measure.record import Record
+from runner.measure.timing import Measurement
+from runner.store.results import FINAL, FULL
 
 
 def _pct(value: float | None) -> str:

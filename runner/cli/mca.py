@@ -13,10 +13,10 @@ from pipelines.mca import McaError, model_ceiling, predict
 from pipelines.targets import Target
 from transforms.strategy import Strategy
 
-from .asm_command import annotated_loop, header
-from .emulation import EmulatedFailure
-from .lifecycle import Candidate, build_or_record, check, one_line
-from .record import Record
+from runner.cli.asm import annotated_loop, header
+from runner.emulation.qemu import EmulatedFailure
+from runner.measure.lifecycle import Candidate, build_or_record, check, one_line
+from runner.measure.record import Record
 
 _PREDICTION_KEYS = ("model", "cycles_per_iteration", "bounds", "bottleneck", "uops_per_iteration",
                     "flops_per_iteration", "predicted_flops_per_cycle", "predicted_fraction_of_peak",

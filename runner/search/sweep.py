@@ -13,7 +13,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from tqdm import tqdm
 
@@ -21,18 +21,18 @@ from pipelines.targets import Target
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
-from .config import Experiment
-from .environment import host_cpu_model
-from .experiment import runnable_target
-from . import reproducer
-from .lifecycle import Candidate
-from .record import Record
-from .space import SweepSettings
-from .store import FINAL, FULL, RESCREEN, SCREEN, Store
-from .timing import TimingPolicy, measurement_cpu
-from . import trust
-from .candidates import CandidateSource, ListSource, TunerSource
-from .worker import Worker, WorkerDied
+from runner.measure import reproducer, trust
+from runner.measure.environment import host_cpu_model
+from runner.measure.lifecycle import Candidate
+from runner.measure.record import Record
+from runner.measure.timing import TimingPolicy, measurement_cpu
+from runner.search.candidates import CandidateSource, ListSource, TunerSource
+from runner.search.space import SweepSettings
+from runner.search.worker import Worker, WorkerDied
+from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, Store
+
+if TYPE_CHECKING:  # the sweep reads an Experiment; config parses it (config -> search, not back)
+    from runner.config.experiment import Experiment
 
 
 def compile_cpus(jobs: int) -> set[int] | None:
@@ -67,12 +67,12 @@ def evaluate_in(worker: Worker, strategy: Strategy, target: Target, policy: Timi
 
 
 class Sweep:
-    def __init__(self, experiment: Experiment, store: Store, settings: SweepSettings, resume: bool):
+    def __init__(self, experiment: Experiment, target: Target, store: Store, settings: SweepSettings, resume: bool):
         self.experiment = experiment
         self.store = store
         self.settings = settings
         self.resume = resume
-        self.target = runnable_target(experiment.target)
+        self.target = target
         self.jobs = settings.jobs or default_jobs()
         self.source = self._source()
 

@@ -11,8 +11,8 @@ from typing import Any, Iterator
 
 from pipelines.targets import Target
 
-from .environment import host_cpu_model, versions
-from .record import Record
+from runner.measure.environment import host_cpu_model, versions
+from runner.measure.record import Record
 
 DEFAULT_DB = Path("results/ukl.sqlite")
 

@@ -1,0 +1,1 @@
+"""The `ukl` command line: argument parsing, one function per command, human tables."""

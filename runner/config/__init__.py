@@ -1,0 +1,1 @@
+"""Experiment configs (TOML) read into validated Experiments; every problem is one line."""

@@ -1,0 +1,1 @@
+"""Reports from a results store: tables, plots, a self-contained HTML page."""

@@ -1,0 +1,1 @@
+"""Sweeps: search spaces over the declared knobs, candidate sources, isolated workers."""

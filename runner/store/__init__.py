@@ -1,0 +1,1 @@
+"""The results store: schema, migrations, one committed row per result."""

@@ -1,0 +1,1 @@
+"""Studies over several candidates: running an experiment, comparing two, finding a crossover."""
