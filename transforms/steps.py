@@ -80,6 +80,11 @@ class Step:
         """What this step adds to a generated strategy's name (None: nothing)."""
         return None
 
+    @classmethod
+    def accumulator_copies(cls, p: Point) -> int:
+        """How many registers each C vector takes once this step is applied (for register budgets)."""
+        return 1
+
     def validate(self, plan: Plan) -> None:
         """Reject field values that cannot work at this point; the message starts with the field."""
 

@@ -68,10 +68,15 @@ def strategy_for(point: Point) -> Strategy:
 
 
 def vector_registers_needed(p: Point, lanes: int) -> int:
-    """Accumulators plus one k-step's operands: B vectors and A (one broadcast, or A vectors)."""
+    """Accumulators (times the copies a step keeps of each) plus one k-step's operands: B vectors and A
+    (one broadcast, or A vectors)."""
     b_vectors = -(-p["nr"] // lanes)
     a_registers = 1 if p["scalar_loads"] else -(-p["mr"] // lanes)
-    return p["mr"] * b_vectors + b_vectors + a_registers
+    copies = 1
+    for cls in sweep_steps():
+        if cls.from_point(p) is not None:
+            copies *= cls.accumulator_copies(p)
+    return p["mr"] * b_vectors * copies + b_vectors + a_registers
 
 
 @dataclass(frozen=True)
