@@ -127,7 +127,7 @@ def _mark_lowered(plan: Plan) -> Plan:
     return plan
 
 
-def _single_k_loop(kernel: ir.Operation) -> ir.Operation:
+def single_k_loop(kernel: ir.Operation) -> ir.Operation:
     loops = q.ops_named(kernel, "scf.for")
     if len(loops) != 1:
         raise StepFailed(f"expected one k loop, found {len(loops)}")
@@ -156,7 +156,7 @@ class TileK(Step):
         structured.TileUsingForOp(match(kernel, "linalg.generic"), sizes=[0, 0, self.size])
 
     def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
-        _single_k_loop(kernel)
+        single_k_loop(kernel)
 
 
 @dataclass(frozen=True)
@@ -377,7 +377,7 @@ class UnrollK(Step):
         return after.with_(k_per_iteration=plan.k_per_iteration * self.factor)
 
     def apply(self, module: ir.Module, ctx: StepContext) -> str:
-        trips = q.trip_count(_single_k_loop(q.kernel_function(module)))
+        trips = q.trip_count(single_k_loop(q.kernel_function(module)))
         factor = trips if self.total else self.factor
         if trips is None or trips % factor:
             raise StepFailed(f"unroll_k: factor {factor} does not divide the k loop's {trips} iterations")
@@ -458,11 +458,11 @@ class Prefetch(PythonRewrite):
             raise StrategyError(f"locality: must be 0, 1, 2 or 3, got {self.locality}")
 
     def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
-        count = insert_prefetches(kernel, _single_k_loop(kernel), self.distance, self.locality, self.c)
+        count = insert_prefetches(kernel, single_k_loop(kernel), self.distance, self.locality, self.c)
         return f"{count} prefetches"
 
     def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
-        if not q.ops_named(_single_k_loop(kernel), "memref.prefetch"):
+        if not q.ops_named(single_k_loop(kernel), "memref.prefetch"):
             raise StepFailed("prefetch: no prefetch inside the k loop")
 
 
@@ -506,10 +506,10 @@ class Pipeline(PythonRewrite):
             raise StrategyError(f"stages: the k loop has {plan.k_trips} iterations, fewer than {self.stages} stages")
 
     def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
-        loop = _single_k_loop(kernel)
+        loop = single_k_loop(kernel)
         trips, inits = q.trip_count(loop), len(list(loop.operands)) - 3
         carried = software_pipeline(loop, self.stages, self.carry == "first-step")
-        after = _single_k_loop(kernel)
+        after = single_k_loop(kernel)
         if q.trip_count(after) != trips - (self.stages - 1) or len(list(after.operands)) - 3 != \
                 inits + carried * (self.stages - 1):
             raise StepFailed(f"pipeline: the loop does not run {trips} - {self.stages - 1} iterations carrying "
@@ -540,14 +540,14 @@ class CAfterLoop(PythonRewrite):
             raise StrategyError(f"k_loop: {plan.k_trips} iteration only, nothing to defer C past")
 
     def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
-        deferred = defer_accumulator_reads(_single_k_loop(kernel))
+        deferred = defer_accumulator_reads(single_k_loop(kernel))
         if not deferred:
             raise StepFailed("c_after_loop: the k loop carries no accumulator read from C "
                              "(apply hoist_accumulators first)")
         return f"{deferred} accumulator reads moved after the k loop"
 
     def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
-        loop = _single_k_loop(kernel)
+        loop = single_k_loop(kernel)
         for init in list(loop.operands)[3:]:
             owner = init.owner
             if isinstance(init.type, ir.VectorType) and (isinstance(owner, ir.Block) or
