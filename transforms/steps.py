@@ -609,3 +609,7 @@ def _check_type(value: Any, annotation: Any, where: str) -> None:
     if not ok:
         names = " or ".join(t.__name__ for t in accepted)
         raise StrategyError(f"{where}: must be {names}, got {value!r}")
+
+
+# Steps in modules of their own register themselves when imported (after the registry exists).
+from . import split_accumulators  # noqa: E402,F401
