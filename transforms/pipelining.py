@@ -6,6 +6,7 @@ from mlir.dialects import arith, scf
 
 from . import ir_query as q
 from .errors import StepFailed
+from .rewrites import clone_ops
 
 
 def _k_offsets(op: ir.Operation, iv: ir.Value) -> set[int]:
@@ -58,17 +59,6 @@ def _stages(body: ir.Block, first_step_only: bool) -> tuple[list[ir.Operation], 
     return load_stage, compute
 
 
-def _clone(ops: list[ir.Operation], mapping: dict) -> None:
-    """Clone `ops` at the current insertion point, remapping operands; extends `mapping`."""
-    for op in ops:
-        new = op.clone()
-        for i, operand in enumerate(new.operands):
-            if operand in mapping:
-                new.operands[i] = mapping[operand]
-        for old, fresh in zip(op.results, new.results):
-            mapping[old] = fresh
-
-
 def _add(value: ir.Value, offset: int) -> ir.Value:
     return value if offset == 0 else arith.addi(value, arith.constant(ir.IndexType.get(), offset))
 
@@ -96,7 +86,7 @@ def software_pipeline(loop: ir.Operation, stages: int, first_step_only: bool = F
         sets = []
         for j in range(ahead):
             mapping = {iv: arith.constant(index, lower + j * step)}
-            _clone(load_stage, mapping)
+            clone_ops(load_stage, mapping)
             sets.append([mapping[v] for v in carried])
         inits = list(loop.operands)[3:] + [v for s in sets for v in s]
         new_loop = scf.ForOp(arith.constant(index, lower), arith.constant(index, upper - ahead * step),
@@ -106,10 +96,10 @@ def software_pipeline(loop: ir.Operation, stages: int, first_step_only: bool = F
         args = list(new_loop.inner_iter_args)
         new_accs, carried_args = args[:len(accumulators)], args[len(accumulators):]
         mapping = {iv: new_iv, **dict(zip(accumulators, new_accs)), **dict(zip(carried, carried_args))}
-        _clone(compute, mapping)
+        clone_ops(compute, mapping)
         yields = [mapping.get(v, v) for v in yield_op.operands]
         ahead_map = {iv: _add(new_iv, ahead * step)}
-        _clone(load_stage, ahead_map)
+        clone_ops(load_stage, ahead_map)
         scf.YieldOp(yields + carried_args[len(carried):] + [ahead_map[v] for v in carried])
     with ir.InsertionPoint(loop), loop.location:
         results = list(new_loop.results)
@@ -118,7 +108,7 @@ def software_pipeline(loop: ir.Operation, stages: int, first_step_only: bool = F
             stage_values = rest[j * len(carried):(j + 1) * len(carried)]
             mapping = {iv: arith.constant(index, upper - (ahead - j) * step),
                        **dict(zip(accumulators, accs)), **dict(zip(carried, stage_values))}
-            _clone(compute, mapping)
+            clone_ops(compute, mapping)
             accs = [mapping.get(v, v) for v in yield_op.operands]
     for old, new in zip(loop.results, accs):
         old.replace_all_uses_with(new)

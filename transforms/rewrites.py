@@ -1,6 +1,8 @@
 """IR rewrites written in Python where upstream MLIR has no transform or pattern for the job."""
 from __future__ import annotations
 
+from typing import Callable
+
 from mlir import ir
 from mlir.dialects import arith, memref
 
@@ -96,3 +98,18 @@ def _read_slice(value: ir.Value, loop: ir.Operation, before: set) -> list[ir.Ope
             if any(use.owner.operation not in members for use in result.uses):
                 return []
     return chosen
+
+
+def clone_ops(ops: list[ir.Operation], mapping: dict, on_result: Callable[[ir.Value, ir.Value], None] | None = None
+              ) -> None:
+    """Clone `ops` at the current insertion point, remapping operands through `mapping`, which learns
+    each clone's results; `on_result(old, new)` may then remap a result differently."""
+    for op in ops:
+        new = op.clone()
+        for i, operand in enumerate(new.operands):
+            if operand in mapping:
+                new.operands[i] = mapping[operand]
+        for old, fresh in zip(op.results, new.results):
+            mapping[old] = fresh
+            if on_result is not None:
+                on_result(old, fresh)

@@ -17,6 +17,7 @@ from mlir.dialects import arith, scf
 from .errors import StepFailed, StrategyError
 from .knobs import Knob, Point
 from .plan import Plan, StepContext
+from .rewrites import clone_ops
 from .steps import PythonRewrite, register_step, single_k_loop
 
 
@@ -68,18 +69,16 @@ def split(loop: ir.Operation) -> int:
     new_args = list(new_loop.inner_iter_args)
     mapping = {iv: new_loop.induction_variable, **dict(zip(carried, new_args))}
     current = {i: [new_args[i], new_args[len(carried) + k]] for k, i in enumerate(chains)}  # [even, odd]
+
+
+    def alternate(old: ir.Value, fresh: ir.Value) -> None:
+        if old in step_of:  # k-step j wrote set j % 2; k-step j + 1 reads the other set
+            i, j = step_of[old]
+            current[i][j % 2] = fresh
+            mapping[old] = current[i][(j + 1) % 2]
+
     with ir.InsertionPoint(new_loop.body), loop.location:
-        for op in ops:
-            new = op.clone()
-            for k, operand in enumerate(new.operands):
-                if operand in mapping:
-                    new.operands[k] = mapping[operand]
-            for old, fresh in zip(op.results, new.results):
-                mapping[old] = fresh
-                if old in step_of:  # k-step j wrote set j % 2; k-step j + 1 reads the other set
-                    i, j = step_of[old]
-                    current[i][j % 2] = fresh
-                    mapping[old] = current[i][(j + 1) % 2]
+        clone_ops(ops, mapping, alternate)
         yields = [current[i][0] if i in chains else mapping.get(v, v) for i, v in enumerate(yield_op.operands)]
         scf.YieldOp(yields + [current[i][1] for i in chains])
     with ir.InsertionPoint(loop), loop.location:
