@@ -70,7 +70,6 @@ def split(loop: ir.Operation) -> int:
     mapping = {iv: new_loop.induction_variable, **dict(zip(carried, new_args))}
     current = {i: [new_args[i], new_args[len(carried) + k]] for k, i in enumerate(chains)}  # [even, odd]
 
-
     def alternate(old: ir.Value, fresh: ir.Value) -> None:
         if old in step_of:  # k-step j wrote set j % 2; k-step j + 1 reads the other set
             i, j = step_of[old]
