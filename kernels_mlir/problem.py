@@ -35,7 +35,7 @@ class Problem(Protocol):
         """(C after a correct call in float64, the element-wise error bound), from ops before the call."""
 
 
-def workload_hash(problem: Problem) -> str:
-    """The identity of a problem: sha256 of its kind and workload."""
-    canonical = json.dumps({"kind": problem.kind, **problem.workload()}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+def workload_key(kind: str, workload: dict[str, Any]) -> tuple[str, str]:
+    """(hash, canonical JSON) of a problem of `kind` given by its workload: its identity in the store."""
+    canonical = json.dumps({"kind": kind, **workload}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16], canonical

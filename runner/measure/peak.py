@@ -8,9 +8,8 @@ from typing import Callable
 import numpy as np
 
 from kernels_mlir.harness import peak_flops_per_iteration
-from kernels_mlir.names import BENCH, PEAK
-from kernels_mlir.spec import DTYPES, KernelSpec
-from pipelines.codegen import MachineCode
+from kernels_mlir.names import PEAK
+from kernels_mlir.spec import DTYPES
 from pipelines.compile import compile_peak
 from pipelines.targets import Target
 
@@ -58,12 +57,3 @@ def alongside_peak(runs: list[Callable[[int], None]], flops: list[int], peak: Pe
     measured = [Measurement(tuple(float(x) for x in rates[:, i]), counts[i], f) for i, f in
                 enumerate([*flops, peak.flops_per_iteration])]
     return measured[:-1], measured[-1]
-
-
-def measure_kernel(code: MachineCode, spec: KernelSpec, policy: TimingPolicy, peak: PeakKernel,
-                   cpu: int | None = None) -> tuple[Measurement, Measurement]:
-    """(kernel, peak): the bench loop's samples and the peak's, taken in alternation."""
-    ops = spec.operands(seed=1)
-    bench = NativeFunction(code, BENCH, [ops.a, ops.b, ops.c], n_scalars=1)
-    (kernel,), peak_m = alongside_peak([bench], [spec.flops], peak, policy, cpu)
-    return kernel, peak_m

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from kernels_mlir.problem import workload_key
 from pipelines.targets import Target
 
 from runner.measure.environment import host_cpu_model, versions
@@ -100,12 +101,6 @@ _ADDED_COLUMNS = {
 _GEMM_NAME = re.compile(r"@(\d+)x(\d+)x(\d+)$")
 
 
-def workload(kind: str, problem: dict[str, Any]) -> tuple[str, str]:
-    """(hash, canonical JSON) of a problem: what is computed, apart from how (the strategy)."""
-    canonical = json.dumps({"kind": kind, **problem}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16], canonical
-
-
 def _migrate_to_2(db: sqlite3.Connection) -> None:
     """Version 1 kept a GEMM's hash in strategy_hash and its shape only in the name: the micro-kernel's
     hash moves back to strategy_hash, the GEMM's to gemm_hash, and every row gets its workload."""
@@ -121,7 +116,7 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
             problem = json.loads(kernel_json)
         key = None
         if problem is not None:
-            key, canonical = workload(kind, problem)
+            key, canonical = workload_key(kind, problem)
             db.execute("INSERT OR IGNORE INTO workloads VALUES (?, ?, ?)", (key, kind, canonical))
         db.execute("UPDATE results SET strategy_hash = ?, gemm_hash = ?, workload_hash = ? WHERE id = ?",
                    (kernel_hash, stored_hash if kind == "gemm" else None, key, row_id))
@@ -212,11 +207,6 @@ class Store:
         self._db.commit()
         return int(cur.lastrowid)
 
-    def add_peak(self, run_id: int, dtype: str, gflops: float, samples: tuple[float, ...]) -> None:
-        self._db.execute("INSERT INTO peaks VALUES (?, ?, ?, ?, ?)",
-                         (run_id, dtype, gflops, json.dumps(samples), _now()))
-        self._db.commit()
-
     def add(self, run_id: int, record: Record, target: Target, experiment: str | None = None,
             phase: str = FULL) -> None:
         """Commit one record: its queried fields as columns, its workload once, and all of it as JSON."""
@@ -224,7 +214,7 @@ class Store:
         data = record.to_json()
         m = record.measurement
         kind, problem = record.workload()
-        workload_hash, canonical = workload(kind, problem)
+        workload_hash, canonical = workload_key(kind, problem)
         ci = data.get("ratio_ci") or (None, None)
         row = {
             "run_id": run_id, "measured_at": _now(), "experiment": experiment, "name": data["name"],
