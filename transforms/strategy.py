@@ -23,6 +23,13 @@ REGISTER_RESIDENT_STEPS: tuple[Step, ...] = (
     TileK(1), Vectorize(), HoistAccumulators(), LowerContraction("outerproduct"), LowerTransfers())
 
 
+def strategy_hash(data: dict[str, Any]) -> str:
+    """A strategy's identity from its JSON form: sha256 of the canonical JSON, name excluded. Stable
+    across runs and machines; computed without building the strategy (its steps need not be known)."""
+    body = {k: v for k, v in data.items() if k != "name"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Strategy:
     name: str
@@ -69,10 +76,7 @@ class Strategy:
 
     @property
     def hash(self) -> str:
-        """Stable across runs and machines: sha256 of the canonical JSON, name excluded."""
-        body = {k: v for k, v in self.to_dict().items() if k != "name"}
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return strategy_hash(self.to_dict())
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "strategy") -> "Strategy":

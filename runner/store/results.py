@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 from kernels_mlir.problem import workload_key
 from pipelines.targets import Target
+from transforms.strategy import strategy_hash
 
 from runner.measure.environment import host_cpu_model, versions
 from runner.measure.record import Record
@@ -107,7 +108,7 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
     rows = db.execute("SELECT id, name, kind, strategy_hash, strategy_json, kernel_json FROM results").fetchall()
     for row_id, name, kind, stored_hash, strategy_json, kernel_json in rows:
         strategy = json.loads(strategy_json)
-        kernel_hash = _strategy_hash(strategy)
+        kernel_hash = strategy_hash(strategy)
         shape = _GEMM_NAME.search(name) if kind == "gemm" else None
         if kind == "gemm":
             problem = None if shape is None else {"m": int(shape[1]), "n": int(shape[2]), "k": int(shape[3]),
@@ -120,12 +121,6 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
             db.execute("INSERT OR IGNORE INTO workloads VALUES (?, ?, ?)", (key, kind, canonical))
         db.execute("UPDATE results SET strategy_hash = ?, gemm_hash = ?, workload_hash = ? WHERE id = ?",
                    (kernel_hash, stored_hash if kind == "gemm" else None, key, row_id))
-
-
-def _strategy_hash(strategy: dict[str, Any]) -> str:
-    """The hash a stored strategy's JSON stands for (transforms.strategy.Strategy.hash, without building it)."""
-    body = {k: v for k, v in strategy.items() if k != "name"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 #: How a result was measured: `full` (the config's timing policy), `screen` (a sweep's short
