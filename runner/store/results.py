@@ -1,7 +1,6 @@
 """SQLite results store. Every result is committed as soon as it exists, so a killed run loses nothing."""
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sqlite3
