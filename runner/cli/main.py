@@ -26,6 +26,7 @@ from runner.measure.lifecycle import build_or_record, check
 from runner.measure.peak import measure_peak
 from runner.measure.record import Record
 from runner.measure.timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
+from runner.report.display import terminal
 from runner.report.report import TOP_HEADERS, build_report
 from runner.search.space import METHODS
 from runner.search.sweep import Sweep, summary_line
@@ -114,7 +115,7 @@ def _cmd_asm(args: argparse.Namespace) -> int:
             print(json.dumps(record), flush=True)
             continue
         if record["status"] != "ok":
-            print(f"{record['name']} on {target.name}: {record['status']}: {record['error']}")
+            print(terminal(f"{record['name']} on {target.name}: {record['status']}: {record['error']}"))
             continue
         mix = ", ".join(f"{k} {v}" for k, v in sorted(record["mix"].items()))
         known = [d for d in record["load_use_distances"] if d is not None]
@@ -211,8 +212,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
                           "top": [dict(zip(TOP_HEADERS, row)) for row in report.top],
                           "plots": [p.title for p in report.plots]}))
     else:
-        print(report.summary())
-        print(tabulate(report.top, headers=TOP_HEADERS, disable_numparse=True))
+        print(terminal(report.summary()))
+        print(tabulate([[terminal(cell) for cell in row] for row in report.top], headers=TOP_HEADERS,
+                       disable_numparse=True))
         written = [str(p) for p in (args.html, args.plots) if p is not None]
         if written:
             print(f"wrote {', '.join(written)} ({len(report.plots)} plots)")

@@ -6,6 +6,7 @@ from typing import Iterable
 from tabulate import tabulate
 
 from runner.measure.record import Record
+from runner.report.display import markdown_cell, terminal
 from runner.measure.timing import Measurement
 from runner.store.results import FINAL, FULL
 
@@ -30,7 +31,7 @@ def results_table(records: Iterable[Record]) -> str:
     for r in records:
         k, m = r.strategy.kernel, r.measurement
         rows.append([
-            r.strategy.name, r.strategy.hash[:8], f"{k.mr}x{k.nr}x{k.kc}", k.dtype, r.strategy.llvm.opt, r.status,
+            terminal(r.strategy.name), r.strategy.hash[:8], f"{k.mr}x{k.nr}x{k.kc}", k.dtype, r.strategy.llvm.opt, r.status,
             "" if m is None else f"{m.median:.2f}",
             "" if m is None else f"{m.minimum:.1f}-{m.maximum:.1f}",
             _cv(r), _peak(r), _pct(r.fraction_of_peak),
@@ -47,12 +48,12 @@ def mca_table(records: Iterable[dict]) -> str:
     for r in records:
         verified = {True: "yes", False: "NO", None: "-"}[r["verified"]]
         rows.append([
-            r["name"], r["strategy_hash"][:8], r["status"],
+            terminal(r["name"]), r["strategy_hash"][:8], r["status"],
             f"{verified} ({r['verification']})" if r["verification"] else verified,
             "" if r["cycles_per_iteration"] is None else f"{r['cycles_per_iteration']:.1f}",
             _pct(r["predicted_fraction_of_peak"]), _pct(r["model_ceiling"]),
             f"{r['vector_registers_used']}/{r['vector_registers_available']}" if "vector_registers_used" in r else "",
-            r.get("spills", ""), r["bottleneck"] or r["error"],
+            r.get("spills", ""), terminal(r["bottleneck"] or r["error"]),
         ])
     headers = ["strategy", "hash", "status", "verified", "cycles/iter", "predicted of peak", "model max", "vregs",
                "spills", "bottleneck"]
@@ -66,7 +67,7 @@ def gemm_table(records: Iterable[Record]) -> str:
         m, x = r.measurement, r.extra
         ci = x.get("ratio_ci")
         rows.append([
-            r.strategy.name, x["gemm_hash"][:8], "x".join(map(str, x["shape"])), r.strategy.kernel.dtype,
+            terminal(r.strategy.name), x["gemm_hash"][:8], "x".join(map(str, x["shape"])), r.strategy.kernel.dtype,
             f"{x['gemm']['mc']}/{x['gemm']['nc']}/{x['gemm']['kc']}", r.status,
             "" if m is None else f"{m.median:.2f}",
             "" if x["baseline_gflops"] is None else f"{x['baseline_gflops']:.2f}",
@@ -94,14 +95,14 @@ def noise_line(records: Iterable[Record]) -> str:
 
 def markdown_summary(title: str, records: list[Record], summary: str) -> str:
     """A sweep for a CI log or a pull request: every candidate's outcome, the leaders' final figures."""
-    lines = [f"# {title}", "", summary, "", "| phase | strategy | hash | status | GFLOP/s | cv | of peak | error |",
+    lines = [f"# {markdown_cell(title)}", "", summary, "", "| phase | strategy | hash | status | GFLOP/s | cv | of peak | error |",
              "|---|---|---|---|---:|---:|---:|---|"]
     order = sorted(records, key=lambda r: (r.extra.get("phase") != FINAL, r.status != "ok",
                                            -(r.measurement.median if r.measurement else 0)))
     for r in order:
         m = r.measurement
-        error = (r.error or "").replace("|", "\\|")[:120]
-        lines.append(f"| {r.extra.get('phase', FULL)} | {r.strategy.name} | `{r.strategy.hash[:8]}` | {r.status} | "
+        error = markdown_cell((r.error or "")[:120])
+        lines.append(f"| {r.extra.get('phase', FULL)} | {markdown_cell(r.strategy.name)} | `{r.strategy.hash[:8]}` | {r.status} | "
                      f"{'' if m is None else f'{m.median:.2f}'} | {_cv(r)} | "
                      f"{_pct(r.fraction_of_peak)} | {error} |")
     return "\n".join(lines) + "\n"

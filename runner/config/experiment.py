@@ -1,6 +1,7 @@
 """Experiment configs (TOML) -> validated Experiment. Every problem is one line naming file and field."""
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +150,7 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
     _known(raw, SECTIONS, "")
     meta = _table(raw, "experiment")
     _known(meta, EXPERIMENT_KEYS, "experiment.")
-    name = _typed(meta, "name", str, "experiment.", path.stem)
+    name = _plain_name(_typed(meta, "name", str, "experiment.", path.stem), "experiment.name")
     kind = _typed(meta, "kind", str, "experiment.", "microkernel")
     if kind not in KINDS:
         raise StrategyError(f"experiment.kind: must be one of {list(KINDS)}, got {kind!r}")
@@ -308,6 +309,7 @@ def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str) -> St
     name = _typed(merged, "name", str, f"{where}.", None)
     if name is None:
         raise StrategyError(f"{where}.name: missing")
+    name = _plain_name(name, f"{where}.name")
     where = f"{where} ({name})"
     try:
         kernel = KernelSpec(merged["mr"], merged["nr"], merged["kc"], merged.get("dtype", "f32"))
@@ -326,6 +328,17 @@ def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str) -> St
         return Strategy(name, kernel, steps, llvm, vector_bits)
     except StrategyError as exc:
         raise StrategyError(f"{where}.{exc}") from None
+
+
+#: Names become file and folder names (stage dumps, plots) and table cells: plain ones only.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]{0,99}")
+
+
+def _plain_name(name: str, where: str) -> str:
+    if not _PLAIN_NAME.fullmatch(name) or ".." in name:
+        raise StrategyError(f"{where}: must be a plain name (letters, digits and . _ + @ = -, at most 100, "
+                            f"starting with a letter or digit), got {name[:60]!r}")
+    return name
 
 
 def _known(table: dict[str, Any], allowed: set[str], prefix: str) -> None:

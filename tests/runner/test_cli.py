@@ -83,6 +83,8 @@ BAD = [
     ("not-native-width", GOOD.replace('"vectorize", "hoist', '"vectorize", "legalize", "hoist').replace("nr = 16", "nr = 6"),
      r"strategy '6x16-u2' cannot target host: .*legalize needs nr to be a multiple of 4 "
      r"\(the narrowest f32"),
+    ("path-name", GOOD.replace('name = "4x8"', 'name = "../../x"'), r"strategy\[0\]\.name: must be a plain name"),
+    ("escape-name", GOOD.replace('name = "tiny"', 'name = "t\\u001b[31m"'), r"experiment\.name: must be a plain name"),
     ("too-wide", GOOD.replace("nr = 16", "nr = 16\nvector_bits = 1024"),
      r"strategy '6x16-u2' cannot target host: vector_bits: host \(.*\) has .*-bit vectors, got 1024"),
 ]
