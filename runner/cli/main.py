@@ -179,7 +179,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     else:
         if not args.db.exists():
             raise ConfigError(f"--db: {args.db}: no such results database (or pass --config)")
-        with Store(args.db) as store:
+        with Store(args.db, readonly=True) as store:
             try:
                 a, b = (Strategy.from_dict(store.strategy(h)) for h in (args.a, args.b))
             except LookupError as exc:

@@ -171,7 +171,7 @@ class Report:
 
 def build_report(db: Path, top: int, target: str | None = None, kind: str = "microkernel") -> Report:
     """Micro-kernel results by default; GEMM results (kind "gemm") have a report of their own."""
-    with Store(db) as store:
+    with Store(db, readonly=True) as store:
         results = best_results(list(store.rows("WHERE kind = ?", (kind,))), target)
     ok = [r for r in results if r["status"] == "ok"]
     plots = [p for p in (heatmap(ok), gflops_vs_kc(ok), knob_effects(ok)) if p is not None]

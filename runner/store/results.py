@@ -1,9 +1,11 @@
 """SQLite results store. Every result is committed as soon as it exists, so a killed run loses nothing."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -136,22 +138,78 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class Store:
-    def __init__(self, path: Path | str = DEFAULT_DB):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        version = self._check()  # reads only: a file that is not ours is left byte for byte as it was
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._migrate(version)
+#: How long to wait for another writer's lock before saying so (seconds).
+LOCK_WAIT_SECONDS = 10.0
 
-    def _check(self) -> int:
+
+def _problem(path: Path, exc: sqlite3.Error) -> str:
+    """One line saying what is wrong with the database, from SQLite's error."""
+    text = str(exc)
+    known = {"file is not a database": "is not a SQLite database: left untouched",
+             "malformed": "is corrupted (SQLite: database disk image is malformed): left untouched",
+             "unable to open": "cannot be opened as a database (a directory, or a folder without write access?)",
+             "readonly": "is read-only: this command writes its results there",
+             "locked": f"is locked by another writer (waited {LOCK_WAIT_SECONDS:g} s): try again when it is done",
+             "disk is full": "cannot grow: the disk is full (every result written before is kept)",
+             "disk I/O error": "could not be written (disk I/O error; every result written before is kept)"}
+    reason = next((why for key, why in known.items() if key in text), f"failed: {text}")
+    return f"{path}: {reason}"
+
+
+class Store:
+    """Results in SQLite. `readonly` stores (report, compare) never write: an older schema is migrated
+    in a private in-memory copy instead of on disk."""
+
+    def __init__(self, path: Path | str = DEFAULT_DB, *, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly
+        for side in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"), Path(f"{self.path}-journal")):
+            if side.is_symlink():
+                raise StoreError(f"{side}: is a symbolic link; a results database and its side files must be "
+                                 "regular files (not followed)")
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a directory, not a results database")
+        if readonly and not self.path.exists():
+            raise StoreError(f"{self.path}: no such results database")
+        try:
+            self._open()
+        except sqlite3.Error as exc:
+            raise StoreError(_problem(self.path, exc)) from None
+
+    def _open(self) -> None:
+        if self.readonly:
+            disk = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=LOCK_WAIT_SECONDS)
+            version = self._check(disk)
+            if version == SCHEMA_VERSION:
+                self._db = disk
+                return
+            self._db = sqlite3.connect(":memory:")
+            disk.backup(self._db)
+            disk.close()
+            self._migrate(version)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:  # SQLite answers "locked" at once (not after its busy wait) when two openers both escalate
+            try:
+                version = self._check(self._db)  # reads only: a file that is not ours is left as it was
+                if version < SCHEMA_VERSION:
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                    self._migrate(version)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _check(self, db: sqlite3.Connection) -> int:
         """The store's schema version; StoreError for a store this code must not touch."""
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: written by a newer ukl (schema {version}; this one reads up to "
                              f"{SCHEMA_VERSION}): left untouched")
-        existing = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        existing = {row[1] for row in db.execute("PRAGMA table_info(results)")}
         if existing and not {"strategy_hash", "strategy_json", "kernel_json"} <= existing:
             raise StoreError(f"{self.path}: has a 'results' table that is not a ukl store's: left untouched")
         return version
@@ -159,14 +217,14 @@ class Store:
     def _migrate(self, version: int) -> None:
         """Bring the store to SCHEMA_VERSION in one transaction, keeping every row. A store from before
         versions existed (user_version 0) is brought through every step; a new one is just created."""
-        if version == SCHEMA_VERSION:
-            return
-        existing = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            # Under the write lock: another process may have created or migrated the store meanwhile.
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            existing = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self._db.execute(statement)  # CREATE ... IF NOT EXISTS: tables an old store lacks
-            for step in range(max(version, 1), SCHEMA_VERSION + 1) if existing else ():
+            for step in range(version + 1, SCHEMA_VERSION + 1) if existing else ():
                 for column, declaration in _ADDED_COLUMNS.get(step, ()):
                     if column not in existing:
                         self._db.execute(f"ALTER TABLE results ADD COLUMN {column} {declaration}")
@@ -191,8 +249,23 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def _writing(self):
+        """A write: SQLite's failures (disk full, locked, read-only) become one StoreError line; what
+        was committed before stays."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: opened read-only")
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(_problem(self.path, exc)) from None
+
     def start_run(self, command: str, target: Target, config: str | None = None,
                   experiment: str | None = None) -> int:
+        with self._writing():
+            return self._start_run(command, target, config, experiment)
+
+    def _start_run(self, command: str, target: Target, config: str | None, experiment: str | None) -> int:
         cur = self._db.execute(
             "INSERT INTO runs (started_at, command, config, experiment, target_json, host_cpu, versions_json)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -205,6 +278,10 @@ class Store:
             phase: str = FULL) -> None:
         """Commit one record: its queried fields as columns, its workload once, and all of it as JSON."""
         assert phase in PHASES, phase
+        with self._writing():
+            self._add(run_id, record, target, experiment, phase)
+
+    def _add(self, run_id: int, record: Record, target: Target, experiment: str | None, phase: str) -> None:
         data = record.to_json()
         m = record.measurement
         kind, problem = record.workload()
