@@ -37,15 +37,22 @@ class Plot:
 
 
 def best_results(rows: list[dict], target: str | None = None) -> list[dict]:
-    """Per (hash, target, host) the most trustworthy verified row, else its latest failure."""
+    """Per (hash, target, host) the most trustworthy verified row, else its latest failure; and the wrong
+    answer whenever the latest verification of that hash was wrong."""
     chosen: dict[tuple, dict] = {}
+    latest_check: dict[tuple, dict] = {}  # the newest row that ran the verification, right or wrong
     for row in rows:
         if target is not None and row["target"] != target:
             continue
         key = (row.get("gemm_hash") or row["strategy_hash"], row["target"], row["host_cpu"])
+        if row["correct"] is not None and (key not in latest_check or row["id"] > latest_check[key]["id"]):
+            latest_check[key] = row
         old = chosen.get(key)
         rank = (row["status"] == "ok", PHASE_TRUST[row["phase"]], row["id"])
         if old is None or rank > (old["status"] == "ok", PHASE_TRUST[old["phase"]], old["id"]):
+            chosen[key] = row
+    for key, row in latest_check.items():  # a kernel that last verified wrong is wrong, whatever it did before
+        if not row["correct"]:
             chosen[key] = row
     results = list(chosen.values())
     for row in results:
