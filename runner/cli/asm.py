@@ -11,6 +11,7 @@ from pipelines.targets import Target
 from transforms.strategy import Strategy
 
 from runner.config.experiment import ConfigError
+from runner import files
 from runner.measure.lifecycle import Candidate, build_or_record
 from runner.measure.record import Record
 
@@ -39,10 +40,8 @@ def inspect(strategies: list[Strategy], target: Target, out: Path | None) -> Ite
         stages: dict[str, str] | None = {} if out is not None else None
         built = build_or_record(Candidate.microkernel(strategy, target), jit=False, stages=stages)
         if out is not None:  # as far as they got, when a step fails
-            folder = out / strategy.name
-            folder.mkdir(parents=True, exist_ok=True)
             for stage, text in stages.items():
-                (folder / stage).write_text(text)
+                files.write(out / strategy.name / stage, text)
         where = {"stages": None if out is None else str(out / strategy.name)}
         if isinstance(built, Record):
             yield {**header(strategy, target), "status": built.status, "error": built.error, **where}

@@ -21,6 +21,7 @@ from runner.cli.mca import predict_strategies
 from runner.cli.output import gemm_table, markdown_summary, mca_table, noise_line, peak_line, results_table
 from runner.config import experiment as config_mod
 from runner.config.experiment import ConfigError, runnable_target
+from runner import files
 from runner.measure import reproducer
 from runner.measure.lifecycle import build_or_record, check
 from runner.measure.peak import measure_peak
@@ -166,8 +167,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     summary = summary_line(records, len(source.rejected), len(source.resumed))
     print(f"sweep: {summary}; results: {args.db}", file=sys.stderr if args.json else sys.stdout)
     if args.markdown is not None:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(markdown_summary(f"Sweep {experiment.name} on {sweep.target.cpu}", records, summary))
+        files.write(args.markdown, markdown_summary(f"Sweep {experiment.name} on {sweep.target.cpu}", records, summary))
     return 1 if any(r.status in ("wrong_answer", "crash") for r in records) else 0
 
 
@@ -201,12 +201,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--db: {args.db}: no such results database")
     report = build_report(args.db, args.top, args.target, args.kind)
     if args.plots is not None:
-        args.plots.mkdir(parents=True, exist_ok=True)
         for plot in report.plots:
-            (args.plots / plot.file).write_bytes(plot.png)
+            files.write(args.plots / plot.file, plot.png)
     if args.html is not None:
-        args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(report.html())
+        files.write(args.html, report.html())
     if args.json:
         print(json.dumps({"summary": report.summary(), "statuses": dict(report.statuses),
                           "top": [dict(zip(TOP_HEADERS, row)) for row in report.top],
@@ -235,8 +233,7 @@ def _cmd_crossover(args: argparse.Namespace) -> int:
                               "ratio_ci": [point.ci_low, point.ci_high], "winner": point.winner}), flush=True)
     boundary = find_boundary(points, (names[0], names[1]))
     plot_path = args.plot or Path("results") / f"{experiment.name}-crossover.png"
-    plot_path.parent.mkdir(parents=True, exist_ok=True)
-    plot_path.write_bytes(crossover_plot(points, boundary, names, f"{experiment.name}: {names[0]} vs {names[1]}"))
+    files.write(plot_path, crossover_plot(points, boundary, names, f"{experiment.name}: {names[0]} vs {names[1]}"))
     if args.json:
         print(json.dumps({"boundary": boundary.verdict, "low": boundary.low, "high": boundary.high,
                           "estimate": boundary.estimate, "plot": str(plot_path)}))
@@ -285,8 +282,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad command-line input is one line (no usage block) and exit status 2, like bad config input."""
+
+    def error(self, message: str) -> None:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ukl", description="GEMM micro-kernel code-generation experiments.")
+    parser = _Parser(prog="ukl", description="GEMM micro-kernel code-generation experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="compile, verify and time every strategy of a config")
@@ -299,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     asm.add_argument("config", type=Path)
     asm.add_argument("--strategy", help="only this strategy (default: all)")
     asm.add_argument("--target", help="override the config's target (any name from the target table)")
-    asm.add_argument("--out", type=Path, help="write every stage (MLIR, LLVM IR, assembly) under DIR/<strategy>/")
+    asm.add_argument("--out", type=files.output_dir, help="write every stage (MLIR, LLVM IR, assembly) under DIR/<strategy>/")
     asm.add_argument("--json", action="store_true")
     asm.set_defaults(func=_cmd_asm)
 
@@ -321,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip candidates already measured for this target on this host")
     sweep.add_argument("--db", type=Path, default=DEFAULT_DB)
     sweep.add_argument("--top", type=int, default=10, help="rows in the final table")
-    sweep.add_argument("--markdown", type=Path, metavar="FILE", help="also write a Markdown summary")
+    sweep.add_argument("--markdown", type=files.output_file, metavar="FILE", help="also write a Markdown summary")
     sweep.add_argument("--json", action="store_true", help="one JSON object per candidate and phase on stdout")
     sweep.set_defaults(func=_cmd_sweep)
 
@@ -338,8 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="top strategies, failures and plots from a results database")
     rep.add_argument("--db", type=Path, default=DEFAULT_DB)
-    rep.add_argument("--html", type=Path, help="write a self-contained HTML report (plots embedded)")
-    rep.add_argument("--plots", type=Path, metavar="DIR", help="write the plots as PNG files")
+    rep.add_argument("--html", type=files.output_file, help="write a self-contained HTML report (plots embedded)")
+    rep.add_argument("--plots", type=files.output_dir, metavar="DIR", help="write the plots as PNG files")
     rep.add_argument("--target", help="only results for this target")
     rep.add_argument("--top", type=_positive_int, default=10)
     rep.add_argument("--kind", choices=("microkernel", "gemm"), default="microkernel",
@@ -349,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cross = sub.add_parser("crossover", help="where one route starts beating another over a grid of shapes")
     cross.add_argument("config", type=Path)
-    cross.add_argument("--plot", type=Path, help="PNG to write (default results/<name>-crossover.png)")
+    cross.add_argument("--plot", type=files.output_file, help="PNG to write (default results/<name>-crossover.png)")
     cross.add_argument("--json", action="store_true", help="one JSON object per shape, then the boundary")
     cross.set_defaults(func=_cmd_crossover)
 
@@ -371,10 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or bad command-line input (2): argparse has said it
+        return int(exc.code or 0)
     try:
         return args.func(args)
-    except (ConfigError, StoreError) as exc:
+    except (ConfigError, StoreError, files.OutputError) as exc:
         print(f"ukl: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

@@ -19,6 +19,7 @@ from pipelines.targets import get_target
 from transforms.steps import PLUGINS_ENV, load_plugins
 from transforms.strategy import Strategy
 
+from runner import files
 from runner.measure.lifecycle import BUILD_ERRORS, Candidate, build
 from runner.measure.record import Record
 
@@ -35,13 +36,12 @@ def folder_for(root: Path, record: Record) -> Path:
 def write(root: Path, candidate: Candidate, record: Record) -> Path:
     """Write the reproducer of a failed `record` under `root`; returns its folder."""
     folder = folder_for(root, record)
-    (folder / "stages").mkdir(parents=True, exist_ok=True)
     problem = {"kind": candidate.problem.kind, **dataclasses.asdict(candidate.problem)}
-    files = {"strategy.json": candidate.strategy.to_dict(), "problem.json": problem,
+    contents = {"strategy.json": candidate.strategy.to_dict(), "problem.json": problem,
              "target.json": {"name": candidate.target.name, "cpu": candidate.target.cpu},
              "outcome.json": {"status": record.status, "error": record.error}}
-    for name, data in files.items():
-        (folder / name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    for name, data in contents.items():
+        files.write(folder / name, json.dumps(data, indent=2, sort_keys=True) + "\n")
     if record.status in ("compile_error", "wrong_answer"):
         # Rebuild here, keeping every stage: compilation is deterministic, so it fails (or builds the
         # wrong code) the same way. A crash or timeout may have been the compiler's: not redone here.
@@ -51,8 +51,8 @@ def write(root: Path, candidate: Candidate, record: Record) -> Path:
         except BUILD_ERRORS:
             pass
         for stage, text in stages.items():
-            (folder / "stages" / stage).write_text(text)
-    (folder / "command.txt").write_text(command(folder) + "\n")
+            files.write(folder / "stages" / stage, text)
+    files.write(folder / "command.txt", command(folder) + "\n")
     return folder
 
 

@@ -1,0 +1,58 @@
+"""Writing output files without following symbolic links, and command-line types for output paths.
+
+A file option must not name a directory or a symbolic link; a folder option must not name a file or
+a link; files go into folders with O_NOFOLLOW, so a link planted inside an output folder is refused
+instead of followed out of it.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+from pathlib import Path
+
+
+class OutputError(ValueError):
+    """An output path that cannot be written as asked; str() is the one line the CLI prints."""
+
+
+def _refuse(path: Path, why: str) -> None:
+    raise argparse.ArgumentTypeError(f"{path}: {why}")
+
+
+def output_file(text: str) -> Path:
+    """argparse type of a file to write (created with its folder when written)."""
+    path = Path(text)
+    if path.is_symlink():
+        _refuse(path, "is a symbolic link (not followed): name the file itself")
+    if path.is_dir():
+        _refuse(path, "is a directory: name a file to write")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            _refuse(path, f"{parent} is not a directory")
+    return path
+
+
+def output_dir(text: str) -> Path:
+    """argparse type of a folder to write files into (created when written)."""
+    path = Path(text)
+    if path.is_symlink():
+        _refuse(path, "is a symbolic link (not followed): name the folder itself")
+    if path.exists() and not path.is_dir():
+        _refuse(path, "is a file: name a folder to write into")
+    return path
+
+
+def write(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` (its folders made), refusing to follow a symbolic link at `path`."""
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        if path.parent.is_symlink():  # e.g. DIR/<strategy>/ planted as a link out of DIR
+            raise OutputError(f"{path.parent}: is a symbolic link inside the output folder (not followed)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        why = "is a symbolic link (not followed)" if exc.errno == errno.ELOOP else exc.strerror
+        raise OutputError(f"{path}: cannot write: {why}") from None
+    with os.fdopen(fd, "wb") as out:
+        out.write(raw)
