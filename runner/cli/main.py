@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -282,6 +283,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _interrupted(signum: int, frame) -> None:
+    """SIGTERM stops a command the way ^C does: workers killed, what was measured kept."""
+    raise KeyboardInterrupt(signum)
+
+
 class _Parser(argparse.ArgumentParser):
     """Bad command-line input is one line (no usage block) and exit status 2, like bad config input."""
 
@@ -375,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or bad command-line input (2): argparse has said it
@@ -388,6 +395,6 @@ def main(argv: list[str] | None = None) -> int:
         # The reader (e.g. `| head`) went away; results are already in the database.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("ukl: interrupted (results measured so far are in the database)", file=sys.stderr)
-        return 130
+        return 128 + (exc.args[0] if exc.args else signal.SIGINT)

@@ -143,9 +143,11 @@ class Sweep:
         lock = threading.Lock()
         stop = threading.Event()
         cpus = compile_cpus(self.jobs)
+        workers: list[Worker] = []
 
         def work() -> None:
             worker = Worker(self.target.name, cpus, measurement_cpu())
+            workers.append(worker)
             try:
                 while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                     strategy = next_candidate()
@@ -174,8 +176,10 @@ class Sweep:
                     if tell is not None:
                         tell(item)
                     yield item
-        finally:
+        finally:  # done, or interrupted (^C, SIGTERM): kill the workers, so no thread waits on one
             stop.set()
+            for worker in workers:
+                worker.kill()
             for thread in threads:
                 thread.join()
 

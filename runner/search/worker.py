@@ -7,6 +7,7 @@ FMA peak at the kernel's width sampled in alternation, in the same process.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -23,6 +24,10 @@ from runner.measure.record import Record
 from runner.measure.timing import TimingPolicy
 
 
+#: prctl option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
 class HarnessBug(RuntimeError):
     """An exception in a worker that is not a candidate's failure: the sweep stops and shows it."""
 
@@ -32,6 +37,10 @@ class _Raised:
     """What a worker sends back instead of a result when its code raised (with the traceback)."""
 
     text: str
+
+
+class WorkerStopped(Exception):
+    """The sweep is stopping and killed the worker: no record, no restart."""
 
 
 class WorkerDied(Exception):
@@ -62,7 +71,19 @@ class _Server:
         return verify_and_measure(self.built, policy, self.measure_cpu)
 
 
-def _serve(conn, target_name: str, compile_cpus: set[int] | None, measure_cpu: int | None) -> None:
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (even by SIGKILL): no orphan keeps compiling."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent's own cleanup is all there is
+        pass
+
+
+def _serve(conn, target_name: str, compile_cpus: set[int] | None, measure_cpu: int | None,
+           parent: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the request above was made
+        os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and stops us
     if compile_cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, compile_cpus)
@@ -83,7 +104,8 @@ class Worker:
     """The parent side of one worker process. Not thread-safe: one thread owns a worker."""
 
     def __init__(self, target_name: str, compile_cpus: set[int] | None, measure_cpu: int | None):
-        self._args = (target_name, compile_cpus, measure_cpu)
+        self._args = (target_name, compile_cpus, measure_cpu, os.getpid())
+        self._stopping = False
         self._context = multiprocessing.get_context("spawn")
         self._start()
 
@@ -99,10 +121,25 @@ class Worker:
         self._conn.close()
         self._start()
 
+    def kill(self) -> None:
+        """Stop now (the sweep is ending or interrupted): the process dies, a call in progress returns."""
+        self._stopping = True
+        self._process.kill()
+
     def call(self, request: str, argument: Any, timeout: float) -> Any:
         """Run `request` in the worker; WorkerDied if it crashes or exceeds `timeout` seconds."""
-        self._conn.send((request, argument))
-        if not self._conn.poll(timeout):
+        if self._stopping:
+            raise WorkerStopped()
+        try:
+            self._conn.send((request, argument))
+        except (BrokenPipeError, OSError):
+            if self._stopping:
+                raise WorkerStopped() from None
+            raise
+        ready = self._conn.poll(timeout)
+        if self._stopping:
+            raise WorkerStopped()
+        if not ready:
             self._restart()
             raise WorkerDied("timeout", f"{request}: no answer within {timeout:g} s (killed)")
         try:
@@ -111,6 +148,8 @@ class Worker:
                 raise HarnessBug(f"{request} raised in a sweep worker:\n{reply.text}")
             return reply
         except (EOFError, ConnectionResetError):
+            if self._stopping:
+                raise WorkerStopped() from None
             self._process.join()
             code = self._process.exitcode
             self._restart()

@@ -6,6 +6,9 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
+
 import pytest
 
 from pipelines.targets import get_target
@@ -237,3 +240,63 @@ def test_a_harness_bug_in_a_worker_stops_the_sweep_instead_of_being_a_crash_reco
     assert "HarnessBug: compile raised in a sweep worker" in proc.stderr and "NotImplementedError: a harness bug" in \
         proc.stderr
     assert not [r for r in records(proc.stdout) if r["name"] == "crashes"]
+
+
+HANGING = SABOTAGED.replace("timeout_seconds = 4", "timeout_seconds = 100")
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if f"\nPPid:\t{pid}\n" in text:
+            found.add(int(status.parent.name))
+    return found
+
+
+def _gone(pids: set[int], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{p}").exists() and "State:\tZ" not in Path(f"/proc/{p}/status").read_text()
+                   for p in pids if Path(f"/proc/{p}/status").exists()):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _start_hanging_sweep(tmp_path):
+    config = tmp_path / "h.toml"
+    config.write_text(HANGING)
+    env = {**os.environ, "UKL_PLUGINS": PLUGIN, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "sweep", str(config), "--db", str(tmp_path / "r.sqlite"),
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:  # the crashing candidate comes back; the hanging one then holds a worker
+        if '"crashes"' in line:
+            break
+    time.sleep(1.5)
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_sweep_stops_within_seconds_and_kills_its_workers(tmp_path, how):
+    proc = _start_hanging_sweep(tmp_path)
+    workers = _children(proc.pid)
+    started = time.monotonic()
+    proc.send_signal(how)
+    proc.wait(timeout=20)
+    assert time.monotonic() - started < 5, "stopped within a couple of seconds, not the 100 s timeout"
+    assert proc.returncode == 128 + how and "interrupted" in proc.stderr.read()
+    assert workers and _gone(workers, 5)
+
+
+@pytest.mark.slow
+def test_the_workers_of_a_killed_sweep_die_with_it(tmp_path):
+    proc = _start_hanging_sweep(tmp_path)
+    workers = _children(proc.pid)
+    proc.kill()  # SIGKILL: no cleanup in the parent at all
+    proc.wait()
+    assert workers and _gone(workers, 5)
