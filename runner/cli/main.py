@@ -27,10 +27,11 @@ from runner.measure import reproducer
 from runner.measure.lifecycle import build_or_record, check
 from runner.measure.peak import measure_peak
 from runner.measure.record import Record
-from runner.measure.timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
+from runner.measure.timing import (MAX_SAMPLES, MIN_ROUNDS, MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy,
+                                   check_count, check_sample_seconds, check_seconds)
 from runner.report.display import terminal
 from runner.report.report import TOP_HEADERS, build_report
-from runner.search.space import METHODS
+from runner.search.space import MAX_BUDGET, MAX_SWEEP_SECONDS, METHODS, max_jobs
 from runner.search.sweep import Sweep, summary_line
 from runner.store.results import DEFAULT_DB, FINAL, Store, StoreError
 from runner.studies.compare import COPIES, compare
@@ -276,11 +277,26 @@ def get_target_or_fail(name: str):
         raise ConfigError(f"--target: {exc}") from None
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _checked(parse, check):
+    """An argparse type: `parse` the text, then `check` it (its ValueError is the one-line message)."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {'number' if parse is float else 'whole number'}: {text!r}")
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
+    return convert
+
+
+def _count(low: int, high) -> object:
+    return _checked(int, lambda v: check_count(v, low, high() if callable(high) else high, "value"))
+
+
+_SAMPLE_SECONDS = _checked(float, lambda v: check_sample_seconds(v, "value"))
+MAX_ROWS = 1_000_000
 
 
 def _interrupted(signum: int, frame) -> None:
@@ -324,13 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("config", type=Path)
     sweep.add_argument("--method", choices=METHODS, help="override [sweep] method (default grid)")
     limit = sweep.add_mutually_exclusive_group()
-    limit.add_argument("--budget", type=_positive_int, help="at most N candidates")
-    limit.add_argument("--time", type=float, metavar="S", help="stop starting new candidates after S seconds")
-    sweep.add_argument("--jobs", type=_positive_int, help="compile workers (default: one per CPU)")
+    limit.add_argument("--budget", type=_count(1, MAX_BUDGET), help="at most N candidates")
+    limit.add_argument("--time", type=_checked(float, lambda v: check_seconds(v, MAX_SWEEP_SECONDS, "value")),
+                       metavar="S", help="stop starting new candidates after S seconds")
+    sweep.add_argument("--jobs", type=_count(1, max_jobs), help="compile workers (default: one per CPU; "
+                       "at most four per CPU)")
     sweep.add_argument("--resume", action="store_true",
                        help="skip candidates already measured for this target on this host")
     sweep.add_argument("--db", type=Path, default=DEFAULT_DB)
-    sweep.add_argument("--top", type=int, default=10, help="rows in the final table")
+    sweep.add_argument("--top", type=_count(1, MAX_ROWS), default=10, help="rows in the final table")
     sweep.add_argument("--markdown", type=files.output_file, metavar="FILE", help="also write a Markdown summary")
     sweep.add_argument("--json", action="store_true", help="one JSON object per candidate and phase on stdout")
     sweep.set_defaults(func=_cmd_sweep)
@@ -341,8 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--config", type=Path, help="take A and B by name from this config")
     cmp.add_argument("--db", type=Path, default=DEFAULT_DB, help="else take them by hash from this database")
     cmp.add_argument("--target", help="default: the config's target, else host")
-    cmp.add_argument("--rounds", type=_positive_int, default=40)
-    cmp.add_argument("--min-sample-seconds", type=float, default=0.01)
+    cmp.add_argument("--rounds", type=_count(MIN_ROUNDS, 10_000), default=40,
+                     help=f"alternated rounds (at least {MIN_ROUNDS}: fewer give no meaningful interval)")
+    cmp.add_argument("--min-sample-seconds", type=_SAMPLE_SECONDS, default=0.01)
     cmp.add_argument("--json", action="store_true")
     cmp.set_defaults(func=_cmd_compare)
 
@@ -351,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--html", type=files.output_file, help="write a self-contained HTML report (plots embedded)")
     rep.add_argument("--plots", type=files.output_dir, metavar="DIR", help="write the plots as PNG files")
     rep.add_argument("--target", help="only results for this target")
-    rep.add_argument("--top", type=_positive_int, default=10)
+    rep.add_argument("--top", type=_count(1, MAX_ROWS), default=10)
     rep.add_argument("--kind", choices=("microkernel", "gemm"), default="microkernel",
                      help="which results: micro-kernels (default) or full GEMMs")
     rep.add_argument("--json", action="store_true")
@@ -373,8 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="any target whose code runs here (the host has every feature it needs)")
     peak.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
     peak.add_argument("--vector-bits", type=int, help="vector width of the FMAs (default: the target's widest)")
-    peak.add_argument("--min-sample-seconds", type=float, default=MIN_SAMPLE_SECONDS)
-    peak.add_argument("--samples", type=int, default=SAMPLES)
+    peak.add_argument("--min-sample-seconds", type=_SAMPLE_SECONDS, default=MIN_SAMPLE_SECONDS)
+    peak.add_argument("--samples", type=_count(SAMPLES, MAX_SAMPLES), default=SAMPLES)
     peak.add_argument("--json", action="store_true")
     peak.set_defaults(func=_cmd_peak)
     return parser

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ from transforms.llvm_options import LLVMOptions
 from transforms.steps import load_plugins, step_from_config
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
-from runner.measure.timing import MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy
+from runner.measure.timing import (MAX_SAMPLES, MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy, check_count,
+                                   check_sample_seconds)
 from runner.search.space import SearchSpace, SweepSettings, knobs
 
 
@@ -103,16 +105,40 @@ class GemmSettings:
         return gemm_spec(strategy, shape, self.mc, self.nc, self.traversal, self.accumulate)
 
 
-def load(path: str | Path) -> Experiment:
-    path = Path(path)
+#: A config is a few kilobytes; anything this large is not one (and /dev/zero never ends).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The TOML of a config file: a regular file, bounded in size, UTF-8; every problem one line."""
     try:
-        raw = tomllib.loads(path.read_text())
+        info = path.stat()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{path}: not a regular file (a config is a TOML file)")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {info.st_size} bytes; a config is at most {MAX_CONFIG_BYTES} bytes")
+    try:
+        text = path.read_bytes()[:MAX_CONFIG_BYTES + 1].decode("utf-8")
+        return tomllib.loads(text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: malformed TOML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise ConfigError(f"{path}: malformed TOML: {' '.join(str(exc).split())[:200]}") from None
+
+
+def load(path: str | Path) -> Experiment:
+    path = Path(path)
+    raw = read_config(path)
     try:
         load_plugins()
         experiment = _parse(path, raw)
@@ -162,12 +188,13 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
 
     timing_raw = _table(raw, "timing")
     _known(timing_raw, TIMING_KEYS, "timing.")
-    min_seconds = _typed(timing_raw, "min_sample_seconds", (int, float), "timing.", MIN_SAMPLE_SECONDS)
-    if not 0 < min_seconds <= 10:
-        raise StrategyError(f"timing.min_sample_seconds: must be in (0, 10], got {min_seconds}")
-    samples = _typed(timing_raw, "samples", int, "timing.", SAMPLES)
-    if not SAMPLES <= samples <= 1000:
-        raise StrategyError(f"timing.samples: must be between {SAMPLES} and 1000, got {samples}")
+    try:
+        min_seconds = check_sample_seconds(_typed(timing_raw, "min_sample_seconds", (int, float), "timing.",
+                                                  MIN_SAMPLE_SECONDS), "timing.min_sample_seconds")
+        samples = check_count(_typed(timing_raw, "samples", int, "timing.", SAMPLES), SAMPLES, MAX_SAMPLES,
+                              "timing.samples")
+    except ValueError as exc:
+        raise StrategyError(str(exc)) from None
 
     defaults = _table(raw, "defaults")
     _known(defaults, STRATEGY_KEYS - {"name", "target"}, "defaults.")
@@ -286,16 +313,14 @@ def _sweep(table: dict[str, Any]) -> SweepSettings:
     _known(table, SWEEP_KEYS, "sweep.")
     p = "sweep."
     default = SweepSettings()
-    screen = TimingPolicy(float(_typed(table, "screen_min_sample_seconds", (int, float), p,
-                                       default.screen.min_sample_seconds)),
+    screen = TimingPolicy(_typed(table, "screen_min_sample_seconds", (int, float), p,
+                                 default.screen.min_sample_seconds),
                           _typed(table, "screen_samples", int, p, default.screen.samples))
-    if screen.samples < 5:
-        raise StrategyError(f"sweep.screen_samples: must be >= 5, got {screen.samples}")
     return SweepSettings(
         method=_typed(table, "method", str, p, default.method), budget=_typed(table, "budget", int, p, None),
         time_seconds=_typed(table, "time_seconds", (int, float), p, None), seed=_typed(table, "seed", int, p, 0),
         jobs=_typed(table, "jobs", int, p, None),
-        timeout_seconds=float(_typed(table, "timeout_seconds", (int, float), p, default.timeout_seconds)),
+        timeout_seconds=_typed(table, "timeout_seconds", (int, float), p, default.timeout_seconds),
         screen=screen, leaders=_typed(table, "leaders", int, p, default.leaders))
 
 

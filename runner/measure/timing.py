@@ -5,6 +5,7 @@ A sample's duration includes one ctypes call (about 1 us), under 0.01% of the de
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import statistics
 import time
@@ -13,9 +14,35 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-#: Defaults of the [timing] section of a config.
+#: Defaults of the [timing] section of a config, and the bounds of every sample length and count.
 MIN_SAMPLE_SECONDS = 0.05
 SAMPLES = 10
+MAX_SAMPLE_SECONDS = 10.0
+MIN_SAMPLE_FLOOR = 0.001
+MAX_SAMPLES = 1000
+#: Fewer alternated rounds than this and a bootstrap interval means nothing.
+MIN_ROUNDS = 10
+
+
+def check_seconds(value: float, high: float, where: str, low: float = 0.0) -> float:
+    """A duration: finite, above `low` (or equal to it when low > 0), at most `high` seconds
+    (ValueError naming `where`)."""
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and (low < value or 0 < low == value) and value <= high):
+        bounds = f"[{low:g}, {high:g}]" if low else f"(0, {high:g}]"
+        raise ValueError(f"{where}: must be a number of seconds in {bounds}, got {value!r}")
+    return float(value)
+
+
+def check_sample_seconds(value: float, where: str) -> float:
+    """A sample length: long enough that the one ctypes call per sample (about 1 us) stays below 0.1%."""
+    return check_seconds(value, MAX_SAMPLE_SECONDS, where, low=MIN_SAMPLE_FLOOR)
+
+
+def check_count(value: int, low: int, high: int, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{where}: must be an integer from {low} to {high}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)

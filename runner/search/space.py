@@ -7,6 +7,7 @@ equivalent points build the same strategy and the sweep runs it once (same hash)
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -20,7 +21,8 @@ from transforms.llvm_options import LLVMOptions
 from transforms.steps import STEP_TYPES, Step
 from transforms.strategy import Strategy
 
-from runner.measure.timing import TimingPolicy
+from runner.measure.timing import (MAX_SAMPLES, TimingPolicy, check_count, check_sample_seconds,
+                                   check_seconds)
 
 
 def sweep_steps() -> list[type[Step]]:
@@ -159,18 +161,32 @@ class SweepSettings:
     leaders: int = 5
 
     def __post_init__(self) -> None:
+        """Every number finite and bounded: a huge value would hang or exhaust the machine."""
         if self.method not in METHODS:
             raise StrategyError(f"sweep.method: must be one of {list(METHODS)}, got {self.method!r}")
-        for name in ("budget", "jobs"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise StrategyError(f"sweep.{name}: must be >= 1, got {value}")
-        if self.time_seconds is not None and self.time_seconds <= 0:
-            raise StrategyError(f"sweep.time_seconds: must be > 0, got {self.time_seconds}")
-        if self.timeout_seconds <= 0:
-            raise StrategyError(f"sweep.timeout_seconds: must be > 0, got {self.timeout_seconds}")
-        if self.leaders < 0:
-            raise StrategyError(f"sweep.leaders: must be >= 0, got {self.leaders}")
+        try:
+            for name, low, high in (("budget", 1, MAX_BUDGET), ("jobs", 1, max_jobs()), ("leaders", 0, 1000),
+                                    ("seed", 0, 2 ** 32 - 1)):
+                if getattr(self, name) is not None:
+                    check_count(getattr(self, name), low, high, f"sweep.{name}")
+            check_count(self.screen.samples, 5, MAX_SAMPLES, "sweep.screen_samples")
+            check_sample_seconds(self.screen.min_sample_seconds, "sweep.screen_min_sample_seconds")
+            check_seconds(self.timeout_seconds, MAX_TIMEOUT_SECONDS, "sweep.timeout_seconds")
+            if self.time_seconds is not None:
+                check_seconds(self.time_seconds, MAX_SWEEP_SECONDS, "sweep.time_seconds")
+        except ValueError as exc:
+            raise StrategyError(str(exc)) from None
+
+
+#: Upper bounds of a sweep's numbers: beyond them a typo, not a plan.
+MAX_BUDGET = 1_000_000
+MAX_TIMEOUT_SECONDS = 3600.0
+MAX_SWEEP_SECONDS = 30 * 24 * 3600.0
+
+
+def max_jobs() -> int:
+    """At most four compile workers per CPU this process may use."""
+    return 4 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def knobs_of(strategy: dict[str, Any]) -> Point:

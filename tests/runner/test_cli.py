@@ -77,7 +77,7 @@ BAD = [
      r"steps\[0\] \(tile_k\)\.size: must be a positive divisor of kc=64"),
     ("unknown-target", GOOD.replace('name = "tiny"', 'name = "tiny"\ntarget = "cray-1"'),
      r"experiment\.target: unknown target 'cray-1'"),
-    ("bad-samples", GOOD.replace("samples = 10", "samples = 3"), r"timing\.samples: must be between 10 and 1000"),
+    ("bad-samples", GOOD.replace("samples = 10", "samples = 3"), r"timing\.samples: must be an integer from 10 to 1000"),
     ("bad-opt", GOOD.replace("kc = 64", 'kc = 64\nllvm = { opt = "O9" }'), r"\.llvm\.opt: must be one of"),
     ("no-strategy", "[experiment]\nname = 'x'\n", r"strategy: needs at least one \[\[strategy\]\] table"),
     ("not-native-width", GOOD.replace('"vectorize", "hoist', '"vectorize", "legalize", "hoist').replace("nr = 16", "nr = 6"),
