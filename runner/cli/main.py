@@ -188,6 +188,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 raise ConfigError(exc.args[0]) from None
         target = runnable_target(args.target or "host")
     config_mod.check_for_target((a, b), target, "--target: ")
+    for strategy in (a, b):
+        if config_mod.features_lacking(strategy):
+            raise ConfigError(f"{strategy.name}: its llvm.features enable "
+                              f"{', '.join(config_mod.features_lacking(strategy))}, which this host lacks")
     result = compare(a, b, target, args.rounds, args.min_sample_seconds)
     if args.json:
         print(json.dumps(result.to_json()))

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, GemmSpec
 from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
+from pipelines.llvm_catalog import known_cpus, known_features
 from pipelines.targets import Target, UnknownTarget, get_target, host_target, missing_features
 from transforms.errors import StrategyError
 from transforms.llvm_options import LLVMOptions
@@ -163,10 +164,32 @@ def not_here(target: Target) -> str:
     return f"{host_target().label} lacks {', '.join(missing_features(target, host_target()))}"
 
 
+def check_llvm_names(strategy: Strategy, target: Target) -> None:
+    """llvm.cpu and llvm.features must be names LLVM knows for the target (it ignores others with a warning)."""
+    cpu, features = strategy.llvm.cpu, strategy.llvm.features
+    if cpu is not None and cpu not in known_cpus(target.triple):
+        hint = _closest(cpu, set(known_cpus(target.triple)))
+        raise StrategyError(f"llvm.cpu: {cpu!r} is not a CPU LLVM knows for {target.triple.split('-')[0]}"
+                            + (f" (did you mean {hint!r}?)" if hint else ""))
+    for item in filter(None, (f.strip() for f in (features or "").split(","))):
+        name = item.lstrip("+-")
+        if item[0] not in "+-" or name not in known_features(target.triple):
+            raise StrategyError(f"llvm.features: {item!r} is not '+name' or '-name' with a feature LLVM knows "
+                                f"for {target.triple.split('-')[0]}")
+
+
+def features_lacking(strategy: Strategy) -> list[str]:
+    """Features a strategy's llvm.features switch on that this host lacks: its code cannot run here."""
+    host = {f[1:] for f in host_target().features.split(",") if f.startswith("+")}
+    asked = (f.strip() for f in (strategy.llvm.features or "").split(","))
+    return [f[1:] for f in asked if f.startswith("+") and f[1:] not in host]
+
+
 def check_for_target(strategies: Iterable[Strategy], target: Target, where: str = "") -> None:
-    """The checks that depend on the target (vector widths), for every strategy before any work."""
+    """The checks that depend on the target (vector widths, LLVM's names), for every strategy before any work."""
     for strategy in strategies:
         try:
+            check_llvm_names(strategy, target)
             strategy.validate_for(strategy_lanes(strategy, target))
         except StrategyError as exc:
             raise ConfigError(f"{where}strategy {strategy.name!r} cannot target {target.name}: {exc}") from None

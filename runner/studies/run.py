@@ -5,17 +5,17 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from pipelines.targets import Target, get_target
+from pipelines.targets import Target, get_target, host_target
 
-from runner.config.experiment import Experiment, not_here, runnable_target
+from runner.config.experiment import Experiment, features_lacking, not_here, runnable_target
 from runner.measure import reproducer
 from runner.measure.lifecycle import Candidate, evaluate
 from runner.measure.record import Record
 from runner.store.results import Store
 
 
-def skipped(strategy, target: Target) -> Record:
-    return Record(strategy, target.name, "skipped", error=f"target {target.name} does not run here: {not_here(target)}")
+def skipped(strategy, target: Target, why: str) -> Record:
+    return Record(strategy, target.name, "skipped", error=why)
 
 
 def _candidates(experiment: Experiment, target: Target) -> Iterator[Candidate]:
@@ -38,7 +38,13 @@ def run_experiment(experiment: Experiment, store: Store) -> Iterator[Record]:
     for candidate in progress:
         progress.set_postfix_str(candidate.strategy.name)
         if not candidate.target.runs_here:
-            yield skipped(candidate.strategy, candidate.target)
+            yield skipped(candidate.strategy, candidate.target,
+                          f"target {candidate.target.name} does not run here: {not_here(candidate.target)}")
+            continue
+        lacking = features_lacking(candidate.strategy)
+        if lacking:  # compiled and inspected elsewhere (ukl asm, ukl mca), never run here
+            yield skipped(candidate.strategy, candidate.target, f"its llvm.features enable {', '.join(lacking)}, "
+                          f"which {host_target().label} lacks")
             continue
         record = reproducer.attach(store.repro_root, candidate, evaluate(candidate, experiment.timing))
         store.add(run_id, record, candidate.target, experiment.name)

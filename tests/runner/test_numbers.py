@@ -81,3 +81,37 @@ def test_a_config_that_is_not_a_small_utf8_file_is_refused_without_reading_forev
     expected = {"bytes": "not UTF-8 text (byte 0xff", "fifo": "not a regular file", "device": "not a regular file",
                 "huge": "a config is at most 1048576 bytes"}[kind]
     assert err.count("\n") == 1 and expected in err, err
+
+
+@pytest.mark.parametrize("llvm,message", [
+    ('{ cpu = "not-a-cpu" }', "llvm.cpu: 'not-a-cpu' is not a CPU LLVM knows for x86_64"),
+    ('{ cpu = "znver44" }', "(did you mean 'znver4'?)"),
+    ('{ features = "+notafeature" }', "llvm.features: '+notafeature' is not '+name' or '-name' with a feature"),
+    ('{ features = "avx2" }', "llvm.features: 'avx2' is not '+name' or '-name'"),
+])
+def test_llvm_names_must_be_ones_llvm_knows_for_the_target(tmp_path, capsys, llvm, message):
+    config = tmp_path / "c.toml"
+    config.write_text(f'[experiment]\nname = "c"\n[[strategy]]\nname = "a"\nmr = 4\nnr = 8\nkc = 16\nllvm = {llvm}\n')
+    assert main(["run", str(config), "--db", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_features_the_host_lacks_make_a_strategy_non_native_instead_of_crashing(tmp_path):
+    """With the host capped to AVX2, a strategy asking for AVX-512 is skipped in one line, not run (SIGILL)."""
+    import os
+    import subprocess
+    import sys
+    config = tmp_path / "c.toml"
+    config.write_text('[experiment]\nname = "c"\n[timing]\nmin_sample_seconds = 0.002\n[[strategy]]\nname = "plain"\n'
+                      'mr = 4\nnr = 8\nkc = 16\n[[strategy]]\nname = "wide"\nmr = 4\nnr = 8\nkc = 16\n'
+                      'llvm = { features = "+avx512f" }\n')
+    proc = subprocess.run([sys.executable, "-m", "runner.cli", "run", str(config), "--db", str(tmp_path / "r.sqlite")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd(),
+                                                               "UKL_HOST_ISA": "avx2"})
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped wide: its llvm.features enable avx512f, which host (" in proc.stdout
+    asm = subprocess.run([sys.executable, "-m", "runner.cli", "asm", str(config), "--strategy", "wide", "--json"],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd(),
+                                                              "UKL_HOST_ISA": "avx2"})
+    assert asm.returncode == 0 and '"status": "ok"' in asm.stdout  # still compiled and inspected
