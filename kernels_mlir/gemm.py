@@ -88,6 +88,12 @@ class GemmSpec:
         return 2 * self.m * self.n * self.k
 
     @property
+    def bytes_needed(self) -> int:
+        """Memory one measurement takes: A, B, C and the baseline's output, plus the packing buffers."""
+        mc, nc, kc = self.blocks
+        return (self.m * self.k + self.k * self.n + 2 * self.m * self.n + mc * kc + kc * nc) * DTYPES[self.dtype].bytes
+
+    @property
     def np_dtype(self) -> type:
         return DTYPES[self.dtype].numpy
 

@@ -32,7 +32,7 @@ from runner.measure.timing import (MAX_SAMPLES, MIN_ROUNDS, MIN_SAMPLE_SECONDS, 
 from runner.report.display import terminal
 from runner.report.report import TOP_HEADERS, build_report
 from runner.search.space import MAX_BUDGET, MAX_SWEEP_SECONDS, METHODS, max_jobs
-from runner.search.sweep import Sweep, summary_line
+from runner.search.sweep import GIVE_UP_AFTER, Sweep, summary_line
 from runner.store.results import DEFAULT_DB, FINAL, Store, StoreError
 from runner.studies.compare import COPIES, compare
 from runner.studies.crossover import find_boundary, plot as crossover_plot
@@ -166,7 +166,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.json:
         finals = [r for r in records if r.extra["phase"] == FINAL] or records
         print(results_table(sorted(finals, key=lambda r: -(r.measurement.median if r.measurement else 0))[:args.top]))
-    summary = summary_line(records, len(source.rejected), len(source.resumed))
+    summary = summary_line(records, sum(source.rejected.values()), len(source.resumed))
+    if source.gave_up:
+        summary += f"; stopped after {GIVE_UP_AFTER} points in a row were invalid or already measured"
     print(f"sweep: {summary}; results: {args.db}", file=sys.stderr if args.json else sys.stdout)
     if args.markdown is not None:
         files.write(args.markdown, markdown_summary(f"Sweep {experiment.name} on {sweep.target.cpu}", records, summary))

@@ -18,6 +18,7 @@ from transforms.llvm_options import LLVMOptions
 from transforms.steps import load_plugins, step_from_config
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
+from runner.measure.environment import available_memory
 from runner.measure.timing import (MAX_SAMPLES, MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy, check_count,
                                    check_sample_seconds)
 from runner.search.space import SearchSpace, SweepSettings, knobs
@@ -267,6 +268,9 @@ def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> Crossov
     p = "crossover."
     _known(table, CROSSOVER_KEYS, p)
     dims = [_int_list(table, key, p) for key in ("m", "n", "k")]
+    count = len(dims[0]) * len(dims[1]) * len(dims[2])
+    if count > MAX_SHAPES:
+        raise StrategyError(f"{p}m, n, k: a grid of {count} shapes; at most {MAX_SHAPES}")
     shapes = tuple((m, n, k) for m in dims[0] for n in dims[1] for k in dims[2])
     by_name = {s.name: s for s in strategies}
     raw_routes = table.get("routes")
@@ -293,7 +297,7 @@ def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> Crossov
         if strategy is not None:
             for shape in shapes:
                 try:
-                    route.spec(shape)
+                    _fits_in_memory(route.spec(shape), f"{where}shape {list(shape)}")
                 except SpecError as exc:
                     raise StrategyError(f"{where}{exc}") from None
         routes.append(route)
@@ -301,6 +305,18 @@ def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> Crossov
     if len(dtypes) > 1:
         raise StrategyError(f"{p}routes: all routes must use one dtype, got {sorted(dtypes)}")
     return CrossoverSettings(shapes, tuple(routes), dtypes.pop())
+
+
+#: Shapes a GEMM or crossover config may list (each is compiled, verified and timed).
+MAX_SHAPES = 10_000
+
+
+def _fits_in_memory(spec: GemmSpec, where: str) -> None:
+    """A shape must leave half the machine's available memory free: refused before allocating."""
+    available = available_memory()
+    if available is not None and spec.bytes_needed > available // 2:
+        raise StrategyError(f"{where}: needs {spec.bytes_needed / 2**30:.1f} GiB for its operands and packing "
+                            f"buffers; this machine has {available / 2**30:.1f} GiB available")
 
 
 def _gemm(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> GemmSettings:
@@ -311,6 +327,8 @@ def _gemm(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> GemmSettings
             isinstance(s, list) and len(s) == 3 and all(isinstance(d, int) and not isinstance(d, bool) for d in s)
             for s in shapes):
         raise StrategyError(f"gemm.shapes: must be a list of [M, N, K] integer triples, got {shapes!r}")
+    if len(shapes) > MAX_SHAPES:
+        raise StrategyError(f"gemm.shapes: {len(shapes)} shapes; at most {MAX_SHAPES}")
     default = GemmSettings(())
     settings = GemmSettings(tuple(tuple(s) for s in shapes), _typed(table, "mc", int, "gemm.", default.mc),
                             _typed(table, "nc", int, "gemm.", default.nc),
@@ -319,7 +337,7 @@ def _gemm(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> GemmSettings
     for strategy in strategies:
         for shape in settings.shapes:
             try:
-                settings.spec(strategy, shape)
+                _fits_in_memory(settings.spec(strategy, shape), f"gemm.shapes {list(shape)}")
             except SpecError as exc:
                 raise StrategyError(f"gemm ({strategy.name}, shape {list(shape)}).{exc}") from None
     return settings

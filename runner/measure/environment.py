@@ -20,6 +20,17 @@ def host_cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def available_memory() -> int | None:
+    """Bytes of memory the machine can still give (MemAvailable), or None when it does not say."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 @lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
     found = {"llvmlite_llvm": ".".join(map(str, llvm.llvm_version_info)), "python": platform.python_version()}

@@ -7,6 +7,8 @@ a strategy already measured here (same hash, target and host) is skipped under -
 from __future__ import annotations
 
 import threading
+from collections import Counter
+import time
 from typing import Iterable
 
 from pipelines.targets import Target
@@ -31,7 +33,12 @@ class CandidateSource:
         self.budget = budget
         self.done = done  # hash -> score, for --resume
         self.seen: set[str] = set()
-        self.rejected: list[str] = []
+        #: Why points were rejected before compiling, with how many each time.
+        self.rejected: Counter[str] = Counter()
+        #: time.monotonic() past which a scan through rejected points stops (set by the sweep).
+        self.deadline: float | None = None
+        #: True when a search stopped because it met only invalid or measured points for a long while.
+        self.gave_up = False
         self.resumed: set[str] = set()
         self.lock = threading.Lock()
 
@@ -53,7 +60,7 @@ class CandidateSource:
         try:
             return space.admit(point, self.target)
         except StrategyError as exc:
-            self.rejected.append(str(exc))
+            self.rejected[str(exc)] += 1
             return None
 
     def next(self) -> Strategy | None:
@@ -64,31 +71,49 @@ class CandidateSource:
 
 
 class ListSource(CandidateSource):
-    """Listed strategies first, then points in the given order, cut at the budget."""
+    """Listed strategies first, then points in the given order, cut at the budget.
+
+    Points are read lazily, as workers ask: a grid of millions of points starts at once, and a scan
+    through invalid points stops at the sweep's deadline. With `give_up_after`, a search that meets
+    that many invalid or already-measured points in a row concludes the space holds nothing new.
+    """
 
     def __init__(self, strategies: list[Strategy], points: Iterable[Point], space: SearchSpace | None,
-                 target: Target, budget: int | None, done: dict[str, float]):
+                 target: Target, budget: int | None, done: dict[str, float], give_up_after: int | None = None):
         super().__init__(target, budget, done)
-        chosen: list[Strategy] = [s for s in strategies if self._fresh(s)]
-        for point in points:
-            if budget is not None and len(chosen) >= budget:
-                break
-            strategy = self._admit(space, point)
-            if strategy is not None and self._fresh(strategy):
-                chosen.append(strategy)
-        self._queue = chosen[:budget] if budget is not None else chosen
-        self._next = 0
+        self._listed = iter(strategies)
+        self._points = iter(points)
+        self._space = space
+        self._given = 0
+        self.give_up_after = give_up_after
+        self._total = None if budget is None and space is not None else \
+            budget if space is None or budget is not None and budget <= space.size else None
 
     @property
-    def total(self) -> int:
-        return len(self._queue)
+    def total(self) -> int | None:
+        return self._total
 
     def next(self) -> Strategy | None:
         with self.lock:
-            if self._next >= len(self._queue):
+            if self.budget is not None and self._given >= self.budget:
                 return None
-            self._next += 1
-            return self._queue[self._next - 1]
+            strategy = next((s for s in self._listed if self._fresh(s)), None) or self._next_point()
+            self._given += strategy is not None
+            return strategy
+
+    def _next_point(self) -> Strategy | None:
+        misses = 0
+        for point in self._points:
+            strategy = self._admit(self._space, point)
+            if strategy is not None and self._fresh(strategy):
+                return strategy
+            misses += 1
+            if self.give_up_after is not None and misses >= self.give_up_after:
+                self.gave_up = True
+                return None
+            if self.deadline is not None and misses % 256 == 0 and time.monotonic() > self.deadline:
+                return None
+        return None
 
 
 class TunerSource(CandidateSource):

@@ -85,13 +85,15 @@ class Sweep:
                 raise StrategyError("sweep.method: the tuner needs a [space] and a budget")
             return TunerSource(space, self.target, s.seed, s.budget, listed, done)
         points = [] if space is None else (space.grid() if s.method == "grid" else space.shuffled(s.seed))
-        return ListSource(listed, points, space, self.target, s.budget, done)
+        return ListSource(listed, points, space, self.target, s.budget, done,
+                          give_up_after=GIVE_UP_AFTER if s.method == "random" else None)
 
     def run(self) -> Iterator[Record]:
         """Screen every candidate, then re-measure the leaders at full length; yields every record."""
         source = self.source
         run_id = self.store.start_run("sweep", self.target, str(self.experiment.path), self.experiment.name)
         deadline = None if self.settings.time_seconds is None else time.monotonic() + self.settings.time_seconds
+        source.deadline = deadline
         screened: list[Record] = []
         bar = tqdm(total=source.total, desc=f"{self.experiment.name} screen", unit="cand", disable=None,
                    leave=False)
@@ -193,6 +195,10 @@ def _feeder(items: list[Strategy]):
         with lock:
             return next(pending, None)
     return next_item
+
+
+#: A random search that draws this many invalid or already-measured points in a row stops.
+GIVE_UP_AFTER = 10_000
 
 
 def summary_line(records: list[Record], rejected: int, resumed: int) -> str:

@@ -115,3 +115,30 @@ def test_features_the_host_lacks_make_a_strategy_non_native_instead_of_crashing(
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd(),
                                                               "UKL_HOST_ISA": "avx2"})
     assert asm.returncode == 0 and '"status": "ok"' in asm.stdout  # still compiled and inspected
+
+
+@pytest.mark.parametrize("section,message", [
+    ("[gemm]\nshapes = [[32768, 32768, 32768]]", "needs 16.0 GiB for its operands and packing buffers; this machine"),
+    ("[gemm]\nshapes = [" + ", ".join(["[8, 8, 8]"] * 10_001) + "]", "gemm.shapes: 10001 shapes; at most 10000"),
+])
+def test_gemm_configs_are_bounded_by_memory_and_size(tmp_path, capsys, section, message):
+    from runner.measure.environment import available_memory
+    if "GiB" in message:
+        assert available_memory() < 40 * 2 ** 30, "a machine of our kind (24 GiB) cannot hold it"
+    config = tmp_path / "g.toml"
+    config.write_text(f'[experiment]\nname = "g"\nkind = "gemm"\n{section}\n'
+                      '[[strategy]]\nname = "k"\nmr = 6\nnr = 16\nkc = 256\n')
+    assert main(["run", str(config), "--db", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_crossover_grid_is_bounded(tmp_path, capsys):
+    config = tmp_path / "x.toml"
+    grid = "[" + ", ".join(str(i) for i in range(1, 1001)) + "]"
+    config.write_text(f'[experiment]\nname = "x"\nkind = "crossover"\n[crossover]\nm = {grid}\nn = {grid}\nk = {grid}\n'
+                      'routes = [{ name = "a", numpy = true }, { name = "b", numpy = true }]\n'
+                      '[[strategy]]\nname = "k"\nmr = 6\nnr = 16\nkc = 64\n')
+    assert main(["crossover", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a grid of 1000000000 shapes; at most 10000" in err, err

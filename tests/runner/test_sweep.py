@@ -111,7 +111,8 @@ def admitted_on_host(text: str) -> int:
     from runner.config.experiment import _space
     import tomllib
     space, host = _space(tomllib.loads(text)), get_target("host")
-    return len(ListSource([], space.grid(), space, host, None, {})._queue)
+    source = ListSource([], space.grid(), space, host, None, {})
+    return sum(1 for _ in iter(source.next, None))
 
 
 @pytest.mark.slow
@@ -155,7 +156,7 @@ def test_space_points_build_distinct_valid_strategies():
     target = get_target("znver3")
     source = ListSource([], space.grid(), space, target, None, {})
     # as-built ignores the distance: 4 tiles x (1 + 2) schedules, the duplicates run once
-    assert source.total == 12 and len(source.seen) == 12
+    assert len(list(iter(source.next, None))) == 12 and len(source.seen) == 12
     assert strategy_for({"mr": 6, "nr": 16, "unroll": 4}).hash == "7e30c592494b1373"  # the BLIS-shaped default
 
 
@@ -300,3 +301,16 @@ def test_the_workers_of_a_killed_sweep_die_with_it(tmp_path):
     proc.kill()  # SIGKILL: no cleanup in the parent at all
     proc.wait()
     assert workers and _gone(workers, 5)
+
+
+def test_a_huge_grid_starts_at_once_and_a_random_search_of_invalid_points_ends():
+    """The candidate list is read lazily; a random search meeting only invalid points gives up."""
+    big = SearchSpace({"mr": tuple(range(1, 65)), "nr": tuple(range(1, 257)), "kc": tuple(range(1, 1001))})
+    assert big.size > 10 ** 7
+    started = time.monotonic()
+    source = ListSource([], big.grid(), big, get_target("znver3"), None, {})
+    assert source.next() is not None and time.monotonic() - started < 2
+    invalid = SearchSpace({"mr": tuple(range(10, 65)), "nr": tuple(range(17, 257)), "kc": (64,)})
+    source = ListSource([], invalid.shuffled(0), invalid, get_target("znver3"), None, {}, give_up_after=500)
+    assert source.next() is None and source.gave_up and sum(source.rejected.values()) == 500
+

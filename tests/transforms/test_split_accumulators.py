@@ -13,7 +13,7 @@ from transforms import ir_query as q
 from transforms.apply import apply_strategy
 from transforms.errors import StrategyError
 from transforms.split_accumulators import SplitAccumulators, _longest_chain
-from transforms.steps import CAfterLoop, Legalize, ScalarLoads, UnrollK
+from transforms.steps import CAfterLoop, ScalarLoads, UnrollK
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
 from ..conftest import LEGAL
