@@ -407,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupted)
+    # Every Python child (sweep workers start as `python -c`) runs without the working directory on its
+    # path: a folder there named like a module (multiprocessing/, runner/) is never imported.
+    os.environ["PYTHONSAFEPATH"] = "1"
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or bad command-line input (2): argparse has said it

@@ -314,3 +314,19 @@ def test_a_huge_grid_starts_at_once_and_a_random_search_of_invalid_points_ends()
     source = ListSource([], invalid.shuffled(0), invalid, get_target("znver3"), None, {}, give_up_after=500)
     assert source.next() is None and source.gave_up and sum(source.rejected.values()) == 500
 
+
+
+def test_no_child_imports_code_from_the_working_directory(tmp_path):
+    """`ukl sweep` run from a folder holding modules named like the harness's own imports none of them."""
+    marker = tmp_path / "imported"
+    for name in ("multiprocessing", "runner", "pipelines", "transforms"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write({name!r})\n")
+    config = tmp_path / "s.toml"
+    config.write_text(SPACE.replace("mr = [2, 4, 6, 8]", "mr = [4]").replace("nr = [8, 16]", "nr = [8]"))
+    ukl_script = Path(sys.executable).parent / "ukl"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    proc = subprocess.run([str(ukl_script), "sweep", str(config), "--db", str(tmp_path / "r.sqlite"), "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists(), marker.read_text()
