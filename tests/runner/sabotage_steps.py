@@ -111,6 +111,13 @@ class StoreIntoA(StrayStore):
 
 @register_step
 @dataclass(frozen=True)
+class StoreIntoB(StrayStore):
+    kind: ClassVar[str] = "test_store_into_b"
+    operand: ClassVar[int] = 1
+
+
+@register_step
+@dataclass(frozen=True)
 class StoreBesideC(StrayStore):
     kind: ClassVar[str] = "test_store_beside_c"
     operand: ClassVar[int] = 2

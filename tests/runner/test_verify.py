@@ -65,6 +65,7 @@ def test_a_nan_written_into_an_input_is_seen():
 
 @pytest.mark.parametrize("step,message", [
     ("test_store_into_a", "wrote into its input A"),
+    ("test_store_into_b", "wrote into its input B"),
     ("test_store_beside_c", "wrote outside the C block: beside it (row 0, column 16"),
     ("test_store_below_c", "wrote outside the C block: after its last row")])
 def test_a_compiled_kernel_that_writes_where_it_must_not_is_a_wrong_answer(host, step, message):
@@ -78,3 +79,24 @@ def test_a_compiled_kernel_that_writes_where_it_must_not_is_a_wrong_answer(host,
     record = evaluate(Candidate.microkernel(strategy, host), FAST_TIMING)
     assert record.status == "wrong_answer" and record.measurement is None
     assert record.error.startswith(message)
+
+
+@pytest.mark.parametrize("step,message", [
+    ("test_store_below_c", "wrote outside the C block: after its last row"),
+    ("test_store_beside_c", "C[1,0] = "),  # column nr of a row is the next row's first element when ldc = N
+])
+def test_a_compiled_gemm_whose_kernel_writes_where_it_must_not_is_a_wrong_answer(host, step, message):
+    """One tile (M = mr, N = nr): the micro-kernel's C view is the user's C, so its stray store lands
+    past C's last row (in the guard) or on the next row's first element."""
+    from kernels_mlir.gemm import GemmSpec
+    from runner.measure.lifecycle import Candidate, evaluate
+    from transforms.steps import STEP_TYPES
+    from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
+    from ..conftest import FAST_TIMING
+    from . import sabotage_steps  # noqa: F401  (registers the steps)
+    strategy = Strategy("stray", KernelSpec(6, 16, 32), REGISTER_RESIDENT_STEPS + (STEP_TYPES[step](),))
+    spec = GemmSpec(6, 16, 64, mr=6, nr=16, kc=32, mc=6, nc=16)
+    record = evaluate(Candidate(strategy, spec, host), FAST_TIMING)
+    assert record.status == "wrong_answer" and record.measurement is None
+    assert record.error.startswith(message), record.error
+
