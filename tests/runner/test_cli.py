@@ -171,10 +171,17 @@ def test_mca_for_a_target_narrower_than_a_strategy_is_bad_input(capsys):
 
 @pytest.mark.timing
 def test_compare_a_strategy_with_itself_is_below_the_noise_floor(capsys):
-    assert main(["compare", "6x16-u4", "6x16-u4", "--config", "experiments/default.toml", "--json",
-                 "--rounds", "20", "--min-sample-seconds", "0.005"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["verdict"].startswith("difference below the noise floor") and not result["significant"]
+    """The placement floor is a 95% bound, so one A/A comparison is called different 5% of the time by
+    construction: two independent ones both called different (0.25%) fail the test."""
+    results = []
+    for _ in range(2):
+        assert main(["compare", "6x16-u4", "6x16-u4", "--config", "experiments/default.toml", "--json",
+                     "--rounds", "20", "--min-sample-seconds", "0.005"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+        if not results[-1]["significant"]:
+            break
+    result = results[-1]
+    assert result["verdict"].startswith("difference below the noise floor") and not result["significant"], results
     assert result["ci_low"] <= result["ratio"] <= result["ci_high"] and result["noise_floor"] >= 0.01
 
 
