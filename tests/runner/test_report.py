@@ -41,12 +41,15 @@ def test_report_json_and_failures(tmp_path, capsys):
     assert float(data["top"][0]["of peak"].rstrip("%")) >= float(data["top"][1]["of peak"].rstrip("%"))
 
 
+#: A stored row of one strategy, as report reads it (id, status, phase and correct vary per test).
+BASE = {"strategy_hash": "h", "target": "host", "host_cpu": "cpu", "strategy_json": json.dumps(
+    {"name": "x", "kernel": {"mr": 4, "nr": 8, "kc": 64, "dtype": "f32"}, "steps": [], "llvm": {}})}
+
+
 def test_best_result_prefers_full_length_figures():
-    base = {"strategy_hash": "h", "target": "host", "host_cpu": "cpu", "strategy_json": json.dumps(
-        {"name": "x", "kernel": {"mr": 4, "nr": 8, "kc": 64, "dtype": "f32"}, "steps": [], "llvm": {}})}
-    rows = [{**base, "id": 1, "status": "ok", "phase": "screen", "correct": 1},
-            {**base, "id": 2, "status": "ok", "phase": "final", "correct": 1},
-            {**base, "id": 3, "status": "crash", "phase": "screen", "correct": None}]
+    rows = [{**BASE, "id": 1, "status": "ok", "phase": "screen", "correct": 1},
+            {**BASE, "id": 2, "status": "ok", "phase": "final", "correct": 1},
+            {**BASE, "id": 3, "status": "crash", "phase": "screen", "correct": None}]
     (best,) = best_results(rows)
     assert best["id"] == 2 and best["knobs"]["mr"] == 4
 
@@ -68,13 +71,11 @@ def test_gemm_results_are_reported_apart_from_micro_kernels(tmp_path, capsys):
 
 
 def test_a_hash_whose_latest_verification_was_wrong_is_never_shown_ok():
-    base = {"strategy_hash": "h", "target": "host", "host_cpu": "cpu", "strategy_json": json.dumps(
-        {"name": "x", "kernel": {"mr": 4, "nr": 8, "kc": 64, "dtype": "f32"}, "steps": [], "llvm": {}})}
-    rows = [{**base, "id": 1, "status": "ok", "phase": "final", "correct": 1},
-            {**base, "id": 2, "status": "wrong_answer", "phase": "full", "correct": 0},
-            {**base, "id": 3, "status": "crash", "phase": "screen", "correct": None}]
+    rows = [{**BASE, "id": 1, "status": "ok", "phase": "final", "correct": 1},
+            {**BASE, "id": 2, "status": "wrong_answer", "phase": "full", "correct": 0},
+            {**BASE, "id": 3, "status": "crash", "phase": "screen", "correct": None}]
     (best,) = best_results(rows)
     assert best["id"] == 2 and best["status"] == "wrong_answer"
-    rows.append({**base, "id": 4, "status": "ok", "phase": "screen", "correct": 1})  # verified right again since
+    rows.append({**BASE, "id": 4, "status": "ok", "phase": "screen", "correct": 1})  # verified right again since
     (best,) = best_results(rows)
     assert best["status"] == "ok"
