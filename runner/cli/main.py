@@ -406,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # ^C and SIGTERM stop a command cleanly, even when started with SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, _interrupted)
     signal.signal(signal.SIGTERM, _interrupted)
     # Every Python child (sweep workers start as `python -c`) runs without the working directory on its
     # path: a folder there named like a module (multiprocessing/, runner/) is never imported.
