@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= experiments/default.toml
-# AArch64 kernels are verified under emulation: Debian's cross GCC (to link) and qemu-user (to run).
-CROSS_TOOLS    := aarch64-linux-gnu-gcc qemu-aarch64
-CROSS_PACKAGES := gcc-aarch64-linux-gnu qemu-user
+# Debian packages the tests need: AArch64 kernels are verified under emulation (cross GCC to link,
+# qemu-user to run); GEMMs are timed against BLIS (the serial build) as well as NumPy's OpenBLAS.
+SYSTEM_PACKAGES := gcc-aarch64-linux-gnu qemu-user libblis4-serial
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test check test-avx2 ci-sweep venv cross-tools clean
+.PHONY: run test check test-avx2 ci-sweep venv system-packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,18 +18,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-cross-tools:
-	@for tool in $(CROSS_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing $(CROSS_PACKAGES) (for emulated AArch64 verification)"; \
+system-packages:
+	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+		echo "installing $(SYSTEM_PACKAGES) (emulated AArch64 verification, the BLIS baseline)"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(CROSS_PACKAGES) >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
 run: $(STAMP)
 	$(BIN)/ukl run $(CONFIG)
 
-test: $(STAMP) cross-tools
+test: $(STAMP) system-packages
 	$(BIN)/pytest -q
 
 # The quick tier while developing: everything but slow, timing-sensitive and emulated tests
@@ -39,7 +38,7 @@ check: $(STAMP)
 
 # The suite as an AVX2-only host runs it: the detected host ISA is capped (no AVX-512, AMX, AVX10),
 # so an AVX-512 machine checks that nothing it changes breaks the other kind. .ci/run does this.
-test-avx2: $(STAMP) cross-tools
+test-avx2: $(STAMP) system-packages
 	UKL_HOST_ISA=avx2 $(BIN)/pytest -q
 
 # The CI sweep: fails on any wrong_answer or crash; writes a Markdown summary next to its database.

@@ -61,22 +61,28 @@ def mca_table(records: Iterable[dict]) -> str:
 
 
 def gemm_table(records: Iterable[Record]) -> str:
-    """GEMM records: our GFLOP/s next to OpenBLAS's, measured in alternation, and their ratio."""
+    """GEMM records: our GFLOP/s next to each baseline's (OpenBLAS, BLIS), measured in alternation, and
+    the ratio of ours to each with its 95% interval."""
+    records = list(records)
+    names = list(dict.fromkeys(b["name"] for r in records for b in r.extra.get("baselines", [])))
     rows = []
     for r in records:
         m, x = r.measurement, r.extra
-        ci = x.get("ratio_ci")
+        by_name = {b["name"]: b for b in x.get("baselines", [])}
+        cells = []
+        for name in names:
+            b = by_name.get(name)
+            cells += ["", ""] if b is None else [f"{b['gflops']:.2f}",
+                                                 f"{b['ratio']:.3f} [{b['ratio_ci'][0]:.3f}, {b['ratio_ci'][1]:.3f}]"]
         rows.append([
             terminal(r.strategy.name), x["gemm_hash"][:8], "x".join(map(str, x["shape"])), r.strategy.kernel.dtype,
             f"{x['gemm']['mc']}/{x['gemm']['nc']}/{x['gemm']['kc']}", r.status,
-            "" if m is None else f"{m.median:.2f}",
-            "" if x["baseline_gflops"] is None else f"{x['baseline_gflops']:.2f}",
-            "" if ci is None else f"{x['ratio_to_baseline']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]",
-            _cv(r), _peak(r), _pct(r.fraction_of_peak),
+            "" if m is None else f"{m.median:.2f}", *cells, _cv(r), _peak(r), _pct(r.fraction_of_peak),
         ])
-    headers = ["strategy", "hash", "M x N x K", "dtype", "mc/nc/kc", "status", "GFLOP/s", "OpenBLAS",
-               "ratio [95% CI]", "cv", "peak", "of peak"]
-    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 6 + ("right",) * 6)
+    headers = ["strategy", "hash", "M x N x K", "dtype", "mc/nc/kc", "status", "GFLOP/s",
+               *[h for name in names for h in (name, f"ours/{name} [95% CI]")], "cv", "peak", "of peak"]
+    return tabulate(rows, headers=headers, disable_numparse=True,
+                    colalign=("left",) * 6 + ("right",) * (4 + 2 * len(names)))
 
 
 def peak_line(dtype: str, bits: int, lanes: int, chains: int, m: Measurement) -> str:

@@ -132,14 +132,20 @@ def measure(built: Built, policy: TimingPolicy, check_result: Verification, cpu:
     (mine, theirs, peak_m, bases), disturbed = until_plausible(
         once, lambda result: fraction(result[0].median, result[2].gflops_samples))
     extra: dict[str, Any] = {}
-    if bases:  # the first baseline's figures, and the ratio of ours to it per alternated round
-        base = theirs[0]
-        ratio, low, high = ratio_with_ci(np.column_stack([mine.gflops_samples, base.gflops_samples]))
+    figures = []
+    for base, theirs_m in zip(bases, theirs):  # each baseline, and ours over it per alternated round
+        ratio, low, high = ratio_with_ci(np.column_stack([mine.gflops_samples, theirs_m.gflops_samples]))
         with pinned_to_one_cpu(cpu):
-            overhead = bases[0].call_overhead()
-        extra = {"baseline": bases[0].name, "baseline_gflops": base.median, "baseline_gflops_min": base.minimum,
-                 "baseline_gflops_max": base.maximum, "ratio_to_baseline": ratio, "ratio_ci": [low, high],
-                 "baseline_call_overhead_us": overhead * 1e6}
+            overhead = base.call_overhead()
+        figures.append({"name": base.name, "configuration": base.configuration, "gflops": theirs_m.median,
+                        "gflops_min": theirs_m.minimum, "gflops_max": theirs_m.maximum, "ratio": ratio,
+                        "ratio_ci": [low, high], "call_overhead_us": overhead * 1e6})
+    if figures:  # the first (OpenBLAS) also under the names the store's columns have
+        first = figures[0]
+        extra = {"baselines": figures, "baseline": first["configuration"], "baseline_gflops": first["gflops"],
+                 "baseline_gflops_min": first["gflops_min"], "baseline_gflops_max": first["gflops_max"],
+                 "ratio_to_baseline": first["ratio"], "ratio_ci": first["ratio_ci"],
+                 "baseline_call_overhead_us": first["call_overhead_us"]}
     return candidate.record("disturbed" if disturbed else "ok", compile_seconds=built.seconds,
                             verification=check_result, measurement=mine, peak=peak_m,
                             error=DISTURBED if disturbed else "", vector_bits=built.vector_bits, extra=extra)

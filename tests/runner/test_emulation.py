@@ -17,7 +17,7 @@ pytestmark = pytest.mark.emulation
 
 
 def test_cross_tools_are_installed():
-    assert missing_tools() == [], "run `make cross-tools` (the test target does)"
+    assert missing_tools() == [], "run `make system-packages` (the test target does)"
 
 
 @pytest.mark.parametrize("target, s", [

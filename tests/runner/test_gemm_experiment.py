@@ -37,6 +37,11 @@ def test_gemm_run_records_ours_and_openblas(tmp_path, capsys):
     for r in records:
         assert r["status"] == "ok" and r["correct"] is True
         assert r["gflops"] > 0 and r["baseline_gflops"] > 0
+        assert [b["name"] for b in r["baselines"]] == ["OpenBLAS", "BLIS"]
+        for b in r["baselines"]:  # every baseline: its figures, ours over it with an interval, what ran
+            assert b["gflops_min"] <= b["gflops"] <= b["gflops_max"] and b["ratio_ci"][0] <= b["ratio"] <= b["ratio_ci"][1]
+        assert r["baselines"][0]["configuration"].startswith("numpy.matmul, OpenBLAS 0.")
+        assert r["baselines"][1]["configuration"].startswith("BLIS ")
         assert abs(r["ratio_to_baseline"] - r["gflops"] / r["baseline_gflops"]) < 0.5 * r["ratio_to_baseline"]
         assert r["ratio_ci"][0] <= r["ratio_to_baseline"] <= r["ratio_ci"][1]
     assert records[0]["gemm_hash"] != records[1]["gemm_hash"]  # the shape is part of the GEMM's identity
@@ -47,7 +52,7 @@ def test_gemm_table(tmp_path, capsys):
     assert main(["run", str(write(tmp_path, GEMM.replace("[64, 64, 64]", "[1, 1, 1]"))),
                  "--db", str(tmp_path / "r.sqlite")]) == 0
     out = capsys.readouterr().out
-    assert "OpenBLAS" in out and "ratio [95% CI]" in out and "6x16@1x1x1" in out
+    assert "ours/OpenBLAS [95% CI]" in out and "ours/BLIS [95% CI]" in out and "6x16@1x1x1" in out
 
 
 def test_impossible_blocking_is_bad_input(tmp_path, capsys):

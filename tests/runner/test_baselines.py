@@ -1,0 +1,35 @@
+"""The GEMM baselines: BLIS (Debian's serial build, installed by `make test`) is loaded, computes the
+right product, and names its configuration; OpenBLAS names its kernel family."""
+import numpy as np
+import pytest
+
+from kernels_mlir.gemm import GemmSpec
+from runner.measure import baselines
+from runner.measure.verify import check_call
+
+
+def test_blis_is_installed_and_names_its_configuration():
+    assert baselines.blis_library() is not None, "run `make system-packages` (the test target does)"
+    configuration = baselines.blis_configuration()
+    assert configuration.startswith("BLIS 0.") and configuration.endswith(", serial)")
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (13, 17, 19), (97, 131, 77)])
+def test_blis_computes_the_product_numpy_does(shape, dtype):
+    spec = GemmSpec(*shape, dtype=dtype, mr=1, nr=1, kc=1, mc=1, nc=1)
+    result = check_call(lambda ops: baselines._blis_call(ops.a, ops.b, ops.c)(), spec, seed=sum(shape))
+    assert result.correct, result.message
+
+
+def test_a_gemm_is_measured_against_both_baselines():
+    spec = GemmSpec(32, 48, 64)
+    ops = spec.operands(1)
+    names = [b.name for b in baselines.baselines_for(spec, ops)]
+    assert names == ["OpenBLAS", "BLIS"]
+    assert baselines.openblas_configuration().startswith("OpenBLAS ")
+    assert baselines.baselines_for(__import__("kernels_mlir.spec").spec.KernelSpec(4, 8, 16), ops) == []
+    for baseline in baselines.baselines_for(spec, ops):
+        baseline.run(2)
+        assert 0 < baseline.call_overhead() < 1e-3
+        assert np.isfinite(ops.c).all()
