@@ -166,7 +166,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.json:
         finals = [r for r in records if r.extra["phase"] == FINAL] or records
         print(results_table(sorted(finals, key=lambda r: -(r.measurement.median if r.measurement else 0))[:args.top]))
-    summary = summary_line(records, sum(source.rejected.values()), len(source.resumed))
+    summary = summary_line(records, source.rejected, len(source.resumed))
     if source.gave_up:
         summary += f"; stopped after {GIVE_UP_AFTER} points in a row were invalid or already measured"
     print(f"sweep: {summary}; results: {args.db}", file=sys.stderr if args.json else sys.stdout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import statistics
 import threading
 import time
@@ -201,7 +202,19 @@ def _feeder(items: list[Strategy]):
 GIVE_UP_AFTER = 10_000
 
 
-def summary_line(records: list[Record], rejected: int, resumed: int) -> str:
+def rejection_reasons(rejected: Counter, shown: int = 3) -> str:
+    """`N points rejected before compiling (n1: reason, n2: reason, ...)`, reasons that differ only in
+    their numbers counted together."""
+    grouped: Counter = Counter()
+    for reason, count in rejected.items():
+        grouped[re.sub(r"\d+", "N", reason)] += count
+    top = [f"{n}: {reason}" for reason, n in grouped.most_common(shown)]
+    more = len(grouped) - shown
+    return (f"{sum(rejected.values())} points rejected before compiling (" + "; ".join(top)
+            + (f"; {more} other reasons" if more > 0 else "") + ")")
+
+
+def summary_line(records: list[Record], rejected: Counter, resumed: int) -> str:
     parts = []
     for phase, label in ((SCREEN, "screened"), (FINAL, "leaders re-measured")):
         mine = [r for r in records if r.extra.get("phase") == phase]
@@ -213,7 +226,7 @@ def summary_line(records: list[Record], rejected: int, resumed: int) -> str:
             parts.append(f"{len(again)} noisy screens (cv > {100 * trust.NOISY_CV:.0f}%) re-screened, "
                          f"{sum(r.noisy for r in again)} still noisy")
     if rejected:
-        parts.append(f"{rejected} points rejected before compiling")
+        parts.append(rejection_reasons(rejected))
     if resumed:
         parts.append(f"{resumed} already measured (--resume)")
     finals = [r for r in records if r.extra.get("phase") == FINAL and r.status == "ok"]

@@ -330,3 +330,13 @@ def test_no_child_imports_code_from_the_working_directory(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists(), marker.read_text()
+
+
+def test_rejections_are_explained_by_reason():
+    from collections import Counter
+    from runner.search.sweep import rejection_reasons
+    rejected = Counter({"needs 19 vector registers, the target has 16": 3,
+                        "needs 21 vector registers, the target has 16": 2,
+                        "steps[2] (legalize).mr: legalize needs an even mr, got 5": 1})
+    assert rejection_reasons(rejected) == ("6 points rejected before compiling (5: needs N vector registers, the "
+                                           "target has N; 1: steps[N] (legalize).mr: legalize needs an even mr, got N)")

@@ -2,6 +2,7 @@
 each kernel at the kernel's width, a fraction above 1.0 is re-measured and otherwise `disturbed`,
 and a busy measuring CPU changes none of that."""
 import os
+from collections import Counter
 import sqlite3
 import subprocess
 import sys
@@ -86,7 +87,7 @@ def test_noisy_screens_are_rescreened_before_leaders_are_chosen(tmp_path, monkey
     assert screened and sorted(r.strategy.hash for r in again) == sorted(screened)
     finals = [r for r in records if r.extra["phase"] == "final"]
     assert len(finals) == 2 and all(r.noisy for r in finals)  # marked wherever they are shown
-    assert f"{len(again)} noisy screens (cv > -100%) re-screened" in summary_line(records, 0, 0)
+    assert f"{len(again)} noisy screens (cv > -100%) re-screened" in summary_line(records, Counter(), 0)
 
 
 @pytest.mark.slow
