@@ -176,8 +176,40 @@ def classify(inst: Instruction) -> str:
     return "other"
 
 
+def reads_memory_operand(inst: Instruction) -> bool:
+    """An arithmetic instruction with a memory source (x86 folds a load or broadcast into the FMA:
+    `vfmadd231ps (%rax){1to16}, %zmm1, %zmm0`): it loads as well as computes."""
+    return classify(inst) in ("fma", "other") and bool(inst.operands) and any(
+        _is_memory(o) for o in inst.operands[:-1]) and not inst.mnemonic.startswith("lea")
+
+
 def instruction_mix(body: list[Instruction]) -> Counter:
-    return Counter(classify(i) for i in body)
+    """Instructions per class, plus `folded load`: memory operands of FMAs and other arithmetic, which
+    occupy a load port as a separate load would."""
+    mix = Counter(classify(i) for i in body)
+    folded = sum(reads_memory_operand(i) for i in body)
+    if folded:
+        mix["folded load"] = folded
+    return mix
+
+
+def annotated_lines(body: list[Instruction], aarch64: bool) -> list[str]:
+    """The loop as a person reads it: each instruction tagged (FMA, LOAD, FMA+LOAD, BCAST, SPILL, ...),
+    and each vector load with how many instructions later its register is first used."""
+    distances = iter(load_use_distances(body, aarch64))
+    lines = []
+    for inst in body:
+        kind = classify(inst)
+        stack = is_vector(inst) and any(_STACK.search(o) for o in inst.operands)
+        tag = ("SPILL" if kind == "store" and stack else "RELOAD" if kind == "load" and stack else
+               "FMA+LOAD" if kind == "fma" and reads_memory_operand(inst) else
+               {"fma": "FMA", "load": "LOAD", "broadcast": "BCAST", "prefetch": "PREF", "store": "STORE"}.get(kind, ""))
+        note = ""
+        if kind in ("load", "broadcast") and is_vector(inst):
+            distance = next(distances)
+            note = "  # first use: never in the loop" if distance is None else f"  # first use {distance} later"
+        lines.append(f"{tag:>8}  {inst.text}{note}")
+    return lines
 
 
 def vector_registers(body: list[Instruction]) -> set[str]:

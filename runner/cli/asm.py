@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from kernels_mlir.names import KERNEL
-from pipelines.asm_analysis import annotate, hot_loop
+from pipelines.asm_analysis import annotate, annotated_lines, hot_loop
 from pipelines.codegen import MachineCode
 from pipelines.targets import Target
 from transforms.strategy import Strategy
@@ -29,9 +29,11 @@ def header(strategy: Strategy, target: Target) -> dict:
             "cpu": strategy.llvm.cpu or target.cpu}
 
 
-def annotated_loop(code: MachineCode, target: Target) -> dict:
+def annotated_loop(code: MachineCode, target: Target, with_lines: bool = False) -> dict:
+    """The hot loop's annotation; with `with_lines`, also the loop itself, tagged (for `ukl asm`)."""
     loop = hot_loop(code.assembly, KERNEL)
-    return annotate(loop, target.vector_registers, target.is_aarch64).to_json()
+    note = annotate(loop, target.vector_registers, target.is_aarch64).to_json()
+    return {**note, "loop": annotated_lines(loop, target.is_aarch64)} if with_lines else note
 
 
 def inspect(strategies: list[Strategy], target: Target, out: Path | None) -> Iterator[dict]:
@@ -46,4 +48,4 @@ def inspect(strategies: list[Strategy], target: Target, out: Path | None) -> Ite
         if isinstance(built, Record):
             yield {**header(strategy, target), "status": built.status, "error": built.error, **where}
             continue
-        yield {**header(strategy, target), "status": "ok", **annotated_loop(built.code, target), **where}
+        yield {**header(strategy, target), "status": "ok", **annotated_loop(built.code, target, with_lines=True), **where}

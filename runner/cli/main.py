@@ -127,6 +127,7 @@ def _cmd_asm(args: argparse.Namespace) -> int:
               f"spills {record['spill_stores']} stores / {record['spill_reloads']} reloads; {mix}; "
               f"load-to-use distance min {min(known, default=0)}, max {max(known, default=0)}"
               + (f"; stages in {record['stages']}" if record["stages"] else ""))
+        print("\n".join(f"    {line}" for line in record["loop"]))
     return 0 if all(status == "ok" for status in statuses) else 1
 
 

@@ -58,3 +58,14 @@ def test_fma_flops_read_off_the_registers(text, flops):
     mnemonic, rest = text.split(None, 1)
     inst = Instruction(mnemonic, tuple(o.strip() for o in rest.split(", ")))
     assert is_fma(inst) and fma_flops(inst) == flops
+
+
+def test_loads_folded_into_fmas_are_counted_and_the_loop_is_printed_tagged(capsys):
+    """On AVX-512 LLVM folds each A broadcast into its FMA ({1to16}): 24 more loads than `load` says."""
+    from runner.cli.main import main
+    assert main(["asm", "experiments/default.toml", "--strategy", "6x16-u4", "--target", "skylake-avx512"]) == 0
+    out = capsys.readouterr().out
+    assert "fma 24, folded load 24, load 4" in out
+    lines = [line.split() for line in out.splitlines()[1:] if line.strip()]
+    assert sum(words[0] == "FMA+LOAD" for words in lines) == 24 and sum(words[0] == "LOAD" for words in lines) == 4
+    assert all("{1to16}" in " ".join(words) for words in lines if words[0] == "FMA+LOAD")
