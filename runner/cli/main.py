@@ -24,6 +24,7 @@ from runner.config import experiment as config_mod
 from runner.config.experiment import ConfigError, runnable_target
 from runner import files
 from runner.measure import reproducer
+from runner.measure.baselines import BaselineUnavailable
 from runner.measure.lifecycle import build_or_record, check
 from runner.measure.peak import measure_peak
 from runner.measure.record import Record
@@ -419,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return args.func(args)
-    except (ConfigError, StoreError, files.OutputError) as exc:
+    except (ConfigError, StoreError, files.OutputError, BaselineUnavailable) as exc:
         print(f"ukl: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

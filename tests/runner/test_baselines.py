@@ -33,3 +33,17 @@ def test_a_gemm_is_measured_against_both_baselines():
         baseline.run(2)
         assert 0 < baseline.call_overhead() < 1e-3
         assert np.isfinite(ops.c).all()
+
+
+def test_a_gemm_run_without_blis_says_what_to_install_in_one_line(tmp_path, capsys, monkeypatch):
+    from runner.cli.main import main
+    from .test_cli import write
+    from .test_gemm_experiment import GEMM
+    monkeypatch.setattr(baselines, "BLIS_SERIAL", str(tmp_path / "missing" / "libblis.so.4"))
+    baselines.blis_library.cache_clear()
+    try:
+        assert main(["run", str(write(tmp_path, GEMM)), "--db", str(tmp_path / "r.sqlite")]) == 2
+    finally:
+        baselines.blis_library.cache_clear()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "install Debian's libblis4-serial" in err
