@@ -276,7 +276,12 @@ class LoopAnnotation:
         return self.spill_stores + self.spill_reloads
 
     def to_json(self) -> dict:
-        return {**self.__dict__, "spills": self.spills}
+        """As JSON, with the load-to-use distances summarised (a total unroll has thousands)."""
+        known = sorted(d for d in self.load_use_distances if d is not None)
+        summary = {"count": len(self.load_use_distances), "unused": len(self.load_use_distances) - len(known),
+                   "min": known[0] if known else None, "median": known[len(known) // 2] if known else None,
+                   "max": known[-1] if known else None}
+        return {**self.__dict__, "load_use_distances": summary, "spills": self.spills}
 
 
 def annotate(body: list[Instruction], registers_available: int, aarch64: bool) -> LoopAnnotation:

@@ -122,11 +122,11 @@ def _cmd_asm(args: argparse.Namespace) -> int:
             print(terminal(f"{record['name']} on {target.name}: {record['status']}: {record['error']}"))
             continue
         mix = ", ".join(f"{k} {v}" for k, v in sorted(record["mix"].items()))
-        known = [d for d in record["load_use_distances"] if d is not None]
+        distances = record["load_use_distances"]
         print(f"{record['name']} on {target.name} ({record['cpu']}): hot loop {record['instructions']} instructions; "
               f"vector registers {record['vector_registers_used']}/{record['vector_registers_available']}; "
               f"spills {record['spill_stores']} stores / {record['spill_reloads']} reloads; {mix}; "
-              f"load-to-use distance min {min(known, default=0)}, max {max(known, default=0)}"
+              f"load-to-use distance min {distances['min']}, median {distances['median']}, max {distances['max']}"
               + (f"; stages in {record['stages']}" if record["stages"] else ""))
         print("\n".join(f"    {line}" for line in record["loop"]))
     return 0 if all(status == "ok" for status in statuses) else 1

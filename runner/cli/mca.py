@@ -18,7 +18,7 @@ from runner.emulation.qemu import EmulatedFailure
 from runner.measure.lifecycle import Candidate, build_or_record, check, one_line
 from runner.measure.record import Record
 
-_PREDICTION_KEYS = ("model", "cycles_per_iteration", "bounds", "bottleneck", "uops_per_iteration",
+_PREDICTION_KEYS = ("model", "cycles_per_iteration", "cycles_per_k_step", "bounds", "bottleneck", "uops_per_iteration",
                     "flops_per_iteration", "predicted_flops_per_cycle", "predicted_fraction_of_peak",
                     "model_ceiling")
 
@@ -47,6 +47,9 @@ def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[d
         try:
             loop = hot_loop(built.code.assembly, KERNEL)
             record.update(predict(loop, target, strategy.kernel.dtype, strategy.llvm.cpu).to_json())
+            # One k-step is 2 x mr x nr flops whatever the vectors: cycles per k-step compare across unrolls.
+            k_steps = record["flops_per_iteration"] / (2 * strategy.kernel.mr * strategy.kernel.nr)
+            record["cycles_per_k_step"] = round(record["cycles_per_iteration"] / k_steps, 3) if k_steps else None
             record["model_ceiling"] = model_ceiling(target, strategy.kernel.dtype, built.vector_bits)
         except McaError as exc:  # the kernel is fine; only the prediction is missing
             record.update(error=one_line(exc))

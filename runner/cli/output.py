@@ -50,12 +50,12 @@ def mca_table(records: Iterable[dict]) -> str:
         rows.append([
             terminal(r["name"]), r["strategy_hash"][:8], r["status"],
             f"{verified} ({r['verification']})" if r["verification"] else verified,
-            "" if r["cycles_per_iteration"] is None else f"{r['cycles_per_iteration']:.1f}",
+            "" if r["cycles_per_k_step"] is None else f"{r['cycles_per_k_step']:.2f}",
             _pct(r["predicted_fraction_of_peak"]), _pct(r["model_ceiling"]),
             f"{r['vector_registers_used']}/{r['vector_registers_available']}" if "vector_registers_used" in r else "",
             r.get("spills", ""), terminal(r["bottleneck"] or r["error"]),
         ])
-    headers = ["strategy", "hash", "status", "verified", "cycles/iter", "predicted of peak", "model max", "vregs",
+    headers = ["strategy", "hash", "status", "verified", "cycles/k-step", "predicted of peak", "model max", "vregs",
                "spills", "bottleneck"]
     return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 4 + ("right",) * 5 + ("left",))
 

@@ -54,3 +54,17 @@ def test_llvm_mca_errors_are_reported():
 def test_the_models_own_ceiling_is_its_prediction_for_the_peak_kernel(name, bits, ceiling):
     """LLVM's Sapphire Rapids model issues zmm FMAs on one port: it cannot predict more than half the datapath."""
     assert model_ceiling(get_target(name), "f32", bits) == pytest.approx(ceiling, abs=0.01)
+
+
+def test_cycles_per_k_step_compare_across_unroll_factors(capsys):
+    """8x8 f32 on Neoverse N1: 16 fmla per k-step at two per cycle is 8 cycles, whatever the unroll."""
+    import json
+    from runner.cli.main import main
+    assert main(["mca", "experiments/seed_table_arm.toml", "--target", "neoverse-n1", "--strategy", "8x8-u32",
+                 "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["cycles_per_k_step"] == pytest.approx(8.0, abs=0.1)
+    assert record["cycles_per_iteration"] == pytest.approx(32 * record["cycles_per_k_step"], rel=0.01)
+    distances = record["load_use_distances"]
+    assert set(distances) == {"count", "unused", "min", "median", "max"}
+    assert distances["min"] <= distances["median"] <= distances["max"] and distances["count"] > 0

@@ -141,6 +141,7 @@ def test_asm_unknown_strategy_is_bad_input(tmp_path, capsys):
 
 
 MCA_KEYS = {"predicted_fraction_of_peak", "vector_registers_used", "spills", "verified", "cycles_per_iteration",
+            "cycles_per_k_step",
             "bottleneck", "model", "status"}
 
 
