@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from tabulate import tabulate
+from tqdm import tqdm
 
 from kernels_mlir.spec import DTYPES, SpecError
 from pipelines.targets import Target, UnknownTarget, get_target, target_names
@@ -19,7 +20,8 @@ from transforms.strategy import Strategy
 
 from runner.cli.asm import inspect, select
 from runner.cli.mca import predict_strategies
-from runner.cli.output import gemm_table, markdown_summary, mca_table, noise_line, peak_line, results_table
+from runner.cli.output import (gemm_table, markdown_summary, mca_table, noise_line, peak_line, progress_line,
+                               results_table)
 from runner.config import experiment as config_mod
 from runner.config.experiment import ConfigError, runnable_target
 from runner import files
@@ -64,8 +66,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             records.append(record)
             if args.json:
                 print(json.dumps(record.to_json()), flush=True)
-            elif record.status == "skipped":
-                print(f"skipped {record.strategy.name}: {record.error}", flush=True)
+            elif record.status == "skipped" or _progress(args):
+                tqdm.write(progress_line(record))
     if not args.json:
         print(gemm_table(records) if experiment.kind == "gemm" else results_table(records))
         noise = noise_line(records)
@@ -76,6 +78,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 print(f"{r.status} {r.strategy.name}: reproduce with `{r.extra['reproduce']}`")
         print(f"results: {args.db}")
     return 0 if all(r.status in ("ok", "skipped") for r in records) else 1
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """A line per finished candidate: on a terminal, or when asked (--progress)."""
+    return args.progress or sys.stdout.isatty()
 
 
 def _cmd_peak(args: argparse.Namespace) -> int:
@@ -162,6 +169,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 records.append(record)
                 if args.json:
                     print(json.dumps(record.to_json()), flush=True)
+                elif _progress(args):
+                    tqdm.write(progress_line(record))
     except StrategyError as exc:
         raise ConfigError(f"{args.config}: {exc}") from None
     source = sweep.source
@@ -327,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", type=Path)
     run.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
     run.add_argument("--json", action="store_true", help="one JSON object per strategy on stdout")
+    run.add_argument("--progress", action="store_true",
+                     help="a line per finished candidate even when stdout is not a terminal")
     run.set_defaults(func=_cmd_run)
 
     asm = sub.add_parser("asm", help="dump every stage and annotate the micro-kernel's hot loop")
@@ -359,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--top", type=_count(1, MAX_ROWS), default=10, help="rows in the final table")
     sweep.add_argument("--markdown", type=files.output_file, metavar="FILE", help="also write a Markdown summary")
     sweep.add_argument("--json", action="store_true", help="one JSON object per candidate and phase on stdout")
+    sweep.add_argument("--progress", action="store_true",
+                       help="a line per finished candidate even when stdout is not a terminal")
     sweep.set_defaults(func=_cmd_sweep)
 
     cmp = sub.add_parser("compare", help="paired, interleaved A/B timing with a bootstrap confidence interval")

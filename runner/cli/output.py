@@ -85,6 +85,15 @@ def gemm_table(records: Iterable[Record]) -> str:
                     colalign=("left",) * 6 + ("right",) * (4 + 2 * len(names)))
 
 
+def progress_line(r: Record) -> str:
+    """One finished candidate, as it finishes: status, name, GFLOP/s, fraction of peak, noise flag."""
+    phase = r.extra.get("phase", FULL)
+    head = f"{r.status:<13} {terminal(r.strategy.name)}" + ("" if phase == FULL else f" [{phase}]")
+    if r.measurement is None:
+        return head + ("" if not r.error else f": {terminal(r.error)[:100]}")
+    return (head + f": {r.measurement.median:.2f} GFLOP/s, {_pct(r.fraction_of_peak)} of peak, cv {_cv(r)}")
+
+
 def peak_line(dtype: str, bits: int, lanes: int, chains: int, m: Measurement) -> str:
     return (f"FMA peak ({dtype}, {bits}-bit, {chains} chains x {lanes} lanes): {m.median:.2f} GFLOP/s "
             f"(min {m.minimum:.2f}, max {m.maximum:.2f}, cv {100 * m.cv:.1f}%)")

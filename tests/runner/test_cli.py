@@ -248,3 +248,14 @@ def test_mca_on_the_host_says_when_its_datapath_is_unknown(capsys):
         assert "theoretical peak from the FMA datapath, unknown: no predicted fraction" in out
     else:
         assert f"{host_target().fma.pipes} FMA pipes x {host_target().fma.bits_per_pipe} bits" in out
+
+
+def test_a_line_per_finished_candidate_when_asked_and_quiet_otherwise_off_a_terminal(tmp_path, capsys):
+    config = write(tmp_path, GOOD)
+    assert main(["run", str(config), "--db", str(tmp_path / "r.sqlite"), "--progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    progress = [line for line in lines if line.startswith("ok ")]
+    assert [line.split()[1].rstrip(":") for line in progress] == ["4x8", "6x16-u2"]
+    assert all("GFLOP/s" in line and "of peak" in line and "cv" in line for line in progress)
+    assert main(["run", str(config), "--db", str(tmp_path / "r.sqlite")]) == 0  # not a terminal: the table only
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("ok ")]
