@@ -90,7 +90,7 @@ def progress_line(r: Record) -> str:
     phase = r.extra.get("phase", FULL)
     head = f"{r.status:<13} {terminal(r.strategy.name)}" + ("" if phase == FULL else f" [{phase}]")
     if r.measurement is None:
-        return head + ("" if not r.error else f": {terminal(r.error)[:100]}")
+        return head + ("" if not r.error else f": {terminal(r.error)[:300]}")
     return (head + f": {r.measurement.median:.2f} GFLOP/s, {_pct(r.fraction_of_peak)} of peak, cv {_cv(r)}")
 
 
