@@ -69,7 +69,10 @@ def main() -> int:
     compile_times = sorted(r["compile_seconds"] for r in screened if r["compile_seconds"] is not None)
     statuses = {s: sum(r["status"] == s for r in screened) for s in sorted({r["status"] for r in screened})}
     rate = len(screened) / wall * 60
-    print(f"candidates: {len(screened)} screened ({statuses}), {len(records) - len(screened)} leaders re-measured")
+    finals = sum(r["phase"] == "final" for r in records)
+    rescreens = sum(r["phase"] == "rescreen" for r in records)
+    print(f"candidates: {len(screened)} screened ({statuses}), {rescreens} noisy screens re-screened, "
+          f"{finals} leaders re-measured")
     print(f"wall time: {wall:.1f} s end to end -> {rate:.0f} candidates/min "
           f"(target >= 120; XTC's MLIR backend: about {XTC_PER_MINUTE}/min)")
     p10, p90 = compile_times[len(compile_times) // 10], compile_times[9 * len(compile_times) // 10]
