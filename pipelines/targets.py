@@ -81,6 +81,11 @@ class Target:
     row: str | None = None
     isa_cap: str | None = None
 
+    @property
+    def enabled(self) -> frozenset[str]:
+        """The features its feature string switches on (the host's: everything LLVM detected, less any cap)."""
+        return frozenset(f[1:] for f in self.features.split(",") if f.startswith("+"))
+
     def datapath(self, dtype: str) -> Datapath | None:
         return dict(self.fma_by_dtype).get(dtype, self.fma)
 
@@ -215,8 +220,7 @@ def missing_features(target: Target, host: Target) -> list[str]:
     arch = target.triple.split("-")[0]
     if arch != host.triple.split("-")[0]:
         return [arch]
-    host_has = {f[1:] for f in host.features.split(",") if f.startswith("+")}
-    return [f for f in target.isa if f not in host_has]
+    return [f for f in target.isa if f not in host.enabled]
 
 
 def runnable_as(target: Target, host: Target) -> Target:

@@ -181,9 +181,8 @@ def check_llvm_names(strategy: Strategy, target: Target) -> None:
 
 def features_lacking(strategy: Strategy) -> list[str]:
     """Features a strategy's llvm.features switch on that this host lacks: its code cannot run here."""
-    host = {f[1:] for f in host_target().features.split(",") if f.startswith("+")}
     asked = (f.strip() for f in (strategy.llvm.features or "").split(","))
-    return [f[1:] for f in asked if f.startswith("+") and f[1:] not in host]
+    return [f[1:] for f in asked if f.startswith("+") and f[1:] not in host_target().enabled]
 
 
 def check_for_target(strategies: Iterable[Strategy], target: Target, where: str = "") -> None:
