@@ -2,28 +2,26 @@
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, func, linalg
+from mlir.dialects import arith, func, linalg, memref
 
 from .mlir_types import c_block_type, mark_entry_point, panel_type
 from .names import KERNEL
-from .spec import KernelSpec
+from .spec import DTYPES, Element, KernelSpec
 
 
 def build_microkernel(spec: KernelSpec) -> ir.Module:
     """C[i, j] += sum_k A[k, i] * B[k, j] over memrefs A: kc x mr, B: kc x nr, C: mr x nr (ldc >= nr).
 
     A and B are packed panels at any offset into a packing buffer (the full GEMM passes views).
+    Low-precision dtypes take their panels with k in groups (see build_grouped_body).
 
-    Iteration space (i, j, k): i and j parallel, k the reduction. Must be called inside
-    `with ir.Context(), ir.Location.unknown()`.
+    Must be called inside `with ir.Context(), ir.Location.unknown()`.
     """
-    a_type = panel_type(spec.kc, spec.mr, spec.dtype)
-    b_type = panel_type(spec.kc, spec.nr, spec.dtype)
-    c_type = c_block_type(spec.mr, spec.nr, spec.dtype)
-    i, j, k = (ir.AffineDimExpr.get(d) for d in range(3))
-    maps = [ir.AffineMap.get(3, 0, dims) for dims in ([k, i], [k, j], [i, j])]
-    iterators = [linalg.IteratorType.parallel, linalg.IteratorType.parallel, linalg.IteratorType.reduction]
-
+    d = DTYPES[spec.dtype]
+    g = spec.group
+    a_type = panel_type(spec.kc // g, spec.mr * g, d.a)
+    b_type = panel_type(spec.kc // g, spec.nr * g, d.b)
+    c_type = c_block_type(spec.mr, spec.nr, d.acc)
     module = ir.Module.create()
     with ir.InsertionPoint(module.body):
         fn = func.FuncOp(KERNEL, ir.FunctionType.get([a_type, b_type, c_type], []))
@@ -31,10 +29,66 @@ def build_microkernel(spec: KernelSpec) -> ir.Module:
         entry = fn.add_entry_block()
         with ir.InsertionPoint(entry):
             a, b, c = entry.arguments
-            generic = linalg.GenericOp_([a, b], [c], maps, iterators)
-            body = generic.regions[0].blocks[0]
-            with ir.InsertionPoint(body):
-                a_elt, b_elt, c_elt = body.arguments
-                linalg.YieldOp([arith.addf(c_elt, arith.mulf(a_elt, b_elt))])
+            if g == 1:
+                _plain_body(a, b, c)
+            else:
+                _grouped_body(spec, a, b, c)
             func.ReturnOp([])
     return module
+
+
+def _plain_body(a: ir.Value, b: ir.Value, c: ir.Value) -> None:
+    """Iteration space (i, j, k): i and j parallel, k the reduction."""
+    i, j, k = (ir.AffineDimExpr.get(d) for d in range(3))
+    maps = [ir.AffineMap.get(3, 0, dims) for dims in ([k, i], [k, j], [i, j])]
+    iterators = [linalg.IteratorType.parallel, linalg.IteratorType.parallel, linalg.IteratorType.reduction]
+    generic = linalg.GenericOp_([a, b], [c], maps, iterators)
+    body = generic.regions[0].blocks[0]
+    with ir.InsertionPoint(body):
+        a_elt, b_elt, c_elt = body.arguments
+        linalg.YieldOp([arith.addf(c_elt, arith.mulf(a_elt, b_elt))])
+
+
+def _grouped_body(spec: KernelSpec, a: ir.Value, b: ir.Value, c: ir.Value) -> None:
+    """Iteration space (i, j, ko, v), k = ko * g + v: the panels' rows are k groups, each holding
+    every column's g values side by side (as vdpbf16ps, vpdpbusd and smmla read them).
+
+    A is viewed as mr x (kc/g) x g (m before k: the x86 dot-product patterns match that order),
+    B as (kc/g) x nr x g. Inputs are widened to the accumulator type before the multiply, so the
+    body states the exact semantics (u8 widens unsigned, s8 signed, bf16 exactly to f32).
+    """
+    d = DTYPES[spec.dtype]
+    g = spec.group
+    groups = spec.kc // g
+    a_view = _grouped_view(a, [spec.mr, groups, g], [g, spec.mr * g, 1])
+    b_view = _grouped_view(b, [groups, spec.nr, g], [spec.nr * g, g, 1])
+    i, j, ko, v = (ir.AffineDimExpr.get(x) for x in range(4))
+    maps = [ir.AffineMap.get(4, 0, dims) for dims in ([i, ko, v], [ko, j, v], [i, j])]
+    par, red = linalg.IteratorType.parallel, linalg.IteratorType.reduction
+    generic = linalg.GenericOp_([a_view, b_view], [c], maps, [par, par, red, red])
+    acc_type = ir.Type.parse(d.acc.mlir)
+    body = generic.regions[0].blocks[0]
+    with ir.InsertionPoint(body):
+        a_elt, b_elt, c_elt = body.arguments
+        x, y = _widen(a_elt, d.a, acc_type), _widen(b_elt, d.b, acc_type)
+        if d.acc.exact:
+            linalg.YieldOp([arith.addi(c_elt, arith.muli(x, y))])
+        else:
+            linalg.YieldOp([arith.addf(c_elt, arith.mulf(x, y))])
+
+
+def _widen(value: ir.Value, element: Element, to: ir.Type) -> ir.Value:
+    if not element.exact:
+        return arith.extf(to, value)
+    return arith.extsi(to, value) if element.signed else arith.extui(to, value)
+
+
+def _grouped_view(panel: ir.Value, shape: list[int], strides: list[int]) -> ir.Value:
+    """The same memory as a 3-D strided view at the panel's run-time offset. (A reinterpret_cast
+    rather than expand_shape + transpose: memref alias folding loops forever on that chain.)"""
+    source = ir.MemRefType(panel.type)
+    dyn = ir.ShapedType.get_dynamic_stride_or_offset()
+    layout = ir.StridedLayoutAttr.get(offset=dyn, strides=strides)
+    result = ir.MemRefType.get(shape, source.element_type, layout=layout)
+    metadata = memref.ExtractStridedMetadataOp(panel)
+    return memref.reinterpret_cast(result, metadata.base_buffer, [metadata.offset], [], [], [dyn], shape, strides)

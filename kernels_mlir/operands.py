@@ -17,6 +17,11 @@ GUARD = 64
 SENTINEL = -1.2345e30
 
 
+def sentinel(dtype: np.dtype) -> float | int:
+    """SENTINEL, or for integers a value near the top of their range."""
+    return int(np.iinfo(dtype).max) - 3 if np.issubdtype(dtype, np.integer) else SENTINEL
+
+
 @dataclass
 class Guarded:
     """`view` (rows x cols of a rows x ld block) inside `buffer`, with GUARD sentinels on each side."""
@@ -30,7 +35,7 @@ class Guarded:
     def around(cls, values: np.ndarray, cols: int | None = None) -> "Guarded":
         """A guarded copy of `values` (rows x ld); the view is its first `cols` columns (default all)."""
         rows, ld = values.shape
-        buffer = np.full(rows * ld + 2 * GUARD, SENTINEL, dtype=values.dtype)
+        buffer = np.full(rows * ld + 2 * GUARD, sentinel(values.dtype), dtype=values.dtype)
         buffer[GUARD:GUARD + rows * ld] = values.ravel()
         return cls(buffer, rows, ld if cols is None else cols, ld)
 

@@ -2,32 +2,93 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from .names import BENCH, KERNEL
 from .operands import Guarded, Operands
-from .reference import LDC_PADDING, error_bound, reference, uniform
+from .reference import LDC_PADDING, draw, error_bound, pack_k_groups, reference, unpack_k_groups
 
 @dataclass(frozen=True)
-class DType:
-    """An element type, everything the harness needs to know about it in one place. Its name is
-    also its MLIR spelling (`ir.Type.parse(name)`)."""
+class Element:
+    """One scalar type of an operand: its MLIR spelling, NumPy type, C type (for the emulation
+    driver) and how verification treats it."""
 
-    name: str
-    numpy: type
-    bytes: int
-    #: The C type of the emulation driver's operands.
+    mlir: str
+    numpy: Any
     c_type: str
+    bytes: int
+    #: Integers are compared exactly; floats within a rounding-error bound.
+    exact: bool = False
+    #: For 8-bit integers: how the kernel widens it (extsi / extui), i.e. its signedness.
+    signed: bool = True
 
     @property
     def bits(self) -> int:
         return 8 * self.bytes
 
 
-#: Element types the payload builders support.
-DTYPES: dict[str, DType] = {d.name: d for d in (DType("f32", np.float32, 4, "float"),
-                                                 DType("f64", np.float64, 8, "double"))}
+ELEMENTS: dict[str, Element] = {e: Element(*row) for e, row in {
+    "f32": ("f32", np.float32, "float", 4),
+    "f64": ("f64", np.float64, "double", 8),
+    "bf16": ("bf16", ml_dtypes.bfloat16, "unsigned short", 2),
+    "s8": ("i8", np.int8, "signed char", 1, True, True),
+    "u8": ("i8", np.uint8, "unsigned char", 1, True, False),
+    "i32": ("i32", np.int32, "int", 4, True, True),
+}.items()}
+
+
+@dataclass(frozen=True)
+class DType:
+    """A kernel's element types, everything the harness needs to know about them in one place.
+
+    `a` and `b` are the input panels' elements, `acc` is C's (the accumulator). Low-precision
+    dtypes pack groups of consecutive k values of one row or column together, as the
+    dot-product instructions read them (VNNI pairs for bf16, quads for int8).
+    """
+
+    name: str
+    a: Element
+    b: Element
+    acc: Element
+    #: The k groupings its panels can have, the default first (what a kernel's k_group may be).
+    groups: tuple[int, ...] = (1,)
+    #: How results are counted: "flop" for floating point, "op" (multiply-adds x 2) for integers.
+    unit: str = "flop"
+
+    @property
+    def numpy(self) -> Any:
+        return self.a.numpy
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of one input element (what packing buffers and bandwidth are made of)."""
+        return self.a.bytes
+
+    @property
+    def bits(self) -> int:
+        """Bits of one accumulator lane: what sets lanes per vector register."""
+        return self.acc.bits
+
+
+
+def _dtype(name: str, a: str, b: str, acc: str, groups: tuple[int, ...] = (1,), unit: str = "flop") -> DType:
+    return DType(name, ELEMENTS[a], ELEMENTS[b], ELEMENTS[acc], groups, unit)
+
+
+#: Element types the payload builders support: f32/f64 (plain FMA kernels); bf16 inputs with f32
+#: accumulation, k in pairs (as vdpbf16ps reads them) or fours (bfmmla); u8 x s8 with i32
+#: accumulation, k in fours (as VNNI's vpdpbusd computes it); s8 x s8, k in eights (Arm's smmla
+#: reads 2x8 operands) or fours (sdot, vpdpbssd).
+DTYPES: dict[str, DType] = {d.name: d for d in (
+    _dtype("f32", "f32", "f32", "f32"),
+    _dtype("f64", "f64", "f64", "f64"),
+    _dtype("bf16", "bf16", "bf16", "f32", (2, 4)),
+    _dtype("u8s8", "u8", "s8", "i32", (4,), "op"),
+    _dtype("s8s8", "s8", "s8", "i32", (8, 4), "op"),
+)}
 
 #: Upper bounds that catch typos (a kc of 2560000) before they reach the compiler.
 MAX_MR, MAX_NR, MAX_KC = 64, 256, 1 << 16
@@ -49,6 +110,9 @@ class KernelSpec:
     nr: int
     kc: int
     dtype: str = "f32"
+    #: How many consecutive k values the panels pack together (low-precision dtypes); None: the
+    #: dtype's default. Left out of to_dict when None, so f32 strategies keep their hashes.
+    k_group: int | None = None
 
     def __post_init__(self) -> None:
         for name, bound in (("mr", MAX_MR), ("nr", MAX_NR), ("kc", MAX_KC)):
@@ -59,6 +123,23 @@ class KernelSpec:
                 raise SpecError(f"{name}: must be between 1 and {bound}, got {value}")
         if self.dtype not in DTYPES:
             raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        groups = DTYPES[self.dtype].groups
+        if self.k_group is not None and self.k_group not in groups:
+            raise SpecError(f"k_group: {self.dtype} panels group k by {' or '.join(map(str, groups))}, "
+                            f"got {self.k_group!r}")
+        group = self.group
+        if self.kc % group:
+            raise SpecError(f"kc: must be a multiple of {group} for {self.dtype} (its panels pack k in groups "
+                            f"of {group}), got {self.kc}")
+
+    @property
+    def group(self) -> int:
+        """k values packed together in a panel row (1 for f32/f64)."""
+        return self.k_group or DTYPES[self.dtype].groups[0]
+
+    @property
+    def element(self) -> DType:
+        return DTYPES[self.dtype]
 
     @property
     def np_dtype(self) -> type:
@@ -70,11 +151,14 @@ class KernelSpec:
 
     @property
     def flops(self) -> int:
-        """Floating-point operations of one call (a multiply and an add per term)."""
+        """Operations of one call, a multiply and an add per term (flop, or integer ops for int8)."""
         return 2 * self.mr * self.nr * self.kc
 
     def to_dict(self) -> dict:
-        return {"mr": self.mr, "nr": self.nr, "kc": self.kc, "dtype": self.dtype}
+        data = {"mr": self.mr, "nr": self.nr, "kc": self.kc, "dtype": self.dtype}
+        if self.k_group is not None:
+            data["k_group"] = self.k_group
+        return data
 
     # --- the Problem protocol (kernels_mlir.problem) ---
     kind = "microkernel"
@@ -84,11 +168,18 @@ class KernelSpec:
         return self.to_dict()
 
     def operands(self, seed: int) -> Operands:
-        """Packed panels A (kc x mr), B (kc x nr) and C (mr x nr) inside rows of ldc = nr + LDC_PADDING."""
+        """Packed panels A (kc x mr), B (kc x nr) and C (mr x nr) inside rows of ldc = nr + LDC_PADDING.
+
+        A low-precision dtype's panels hold k in groups: A is stored (kc/g) x (mr*g) (see pack_k_groups).
+        """
         rng = np.random.default_rng(seed)
-        a, b = uniform(rng, self.np_dtype, self.kc, self.mr), uniform(rng, self.np_dtype, self.kc, self.nr)
-        c = uniform(rng, self.np_dtype, self.mr, self.nr + LDC_PADDING)
+        d = self.element
+        a, b = draw(rng, d.a, self.kc, self.mr), draw(rng, d.b, self.kc, self.nr)
+        c = draw(rng, d.acc, self.mr, self.nr + LDC_PADDING)
+        a, b = pack_k_groups(a, self.group), pack_k_groups(b, self.group)
         return Operands({"A": Guarded.around(a), "B": Guarded.around(b), "C": Guarded.around(c, self.nr)})
 
     def expected(self, ops: Operands) -> tuple[np.ndarray, np.ndarray]:
-        return reference(ops.a, ops.b, ops.c), error_bound(ops.a, ops.b, ops.c)
+        d = self.element
+        a, b = unpack_k_groups(ops.a, self.group), unpack_k_groups(ops.b, self.group)
+        return reference(a, b, ops.c, d.acc.exact), error_bound(a, b, ops.c, d.acc)

@@ -7,7 +7,8 @@ from mlir.passmanager import PassManager
 
 # Order matters: expand-strided-metadata before lower-affine (else affine.apply is left
 # behind), vector-to-scf with full unroll (else n-D transfers go through a memref<vector>
-# alloca), ub-to-llvm last (ub.poison from vectorization).
+# alloca), ub-to-llvm last (ub.poison from vectorization). The x86vector and arm_neon ops that the
+# dot-product routes produce are lowered with the vector dialect.
 TO_LLVM_DIALECT = ",".join([
     "func.func(llvm-request-c-wrappers)",
     "convert-vector-to-scf{full-unroll=true}",
@@ -15,7 +16,7 @@ TO_LLVM_DIALECT = ",".join([
     "expand-strided-metadata",
     "lower-affine",
     "convert-scf-to-cf",
-    "convert-vector-to-llvm",
+    "convert-vector-to-llvm{enable-x86vector=true enable-arm-neon=true}",
     "finalize-memref-to-llvm",
     "convert-func-to-llvm",
     "convert-index-to-llvm",

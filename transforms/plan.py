@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from kernels_mlir.spec import KernelSpec
+from kernels_mlir.spec import DTYPES, KernelSpec
 
 #: The narrowest vector every target has (SSE, NEON).
 MIN_VECTOR_BITS = 128
@@ -24,6 +24,13 @@ class Plan:
     k_per_iteration: int = 1
     #: Vector lanes for spec.dtype at the strategy's width on the target; None while the target is unknown.
     lanes: int | None = None
+    #: (rows, cols) of the pieces 'tile_registers' cut the contraction into; None before it.
+    register_tile: tuple[int, int] | None = None
+
+    @property
+    def bits(self) -> int | None:
+        """The strategy's vector width on the target (None while the target is unknown)."""
+        return None if self.lanes is None else self.lanes * DTYPES[self.spec.dtype].bits
 
     @property
     def k_trips(self) -> int:
@@ -39,3 +46,7 @@ class StepContext:
 
     spec: KernelSpec
     lanes: int
+
+    @property
+    def bits(self) -> int:
+        return self.lanes * DTYPES[self.spec.dtype].bits

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from mlir import ir
 from mlir.dialects.transform import gpu as tgpu
 from mlir.dialects.transform import loop, structured
+from mlir.dialects.transform import memref as tmemref
 from mlir.dialects.transform import vector as tvec
 
 from . import ir_query as q
@@ -148,12 +149,17 @@ class TileK(Step):
     def validate(self, plan: Plan) -> None:
         if self.size < 1 or plan.spec.kc % self.size:
             raise StrategyError(f"size: must be a positive divisor of kc={plan.spec.kc}, got {self.size}")
+        if self.size % plan.spec.group:
+            raise StrategyError(f"size: must be a multiple of the kernel's k group ({plan.spec.group} for "
+                                f"{plan.spec.dtype}): one k-step is one group, got {self.size}")
 
     def after(self, plan: Plan) -> Plan:
         return super().after(plan).with_(k_per_iteration=self.size)
 
     def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
-        structured.TileUsingForOp(match(kernel, "linalg.generic"), sizes=[0, 0, self.size])
+        group = ctx.spec.group  # a grouped kernel's k is (ko, v): the loop steps over groups
+        sizes = [0, 0, self.size] if group == 1 else [0, 0, self.size // group, 0]
+        structured.TileUsingForOp(match(kernel, "linalg.generic"), sizes=sizes)
 
     def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
         single_k_loop(kernel)
@@ -242,8 +248,12 @@ class HoistAccumulators(Step):
     sweep_rank: ClassVar[int | None] = 40
 
     def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
-        # Canonicalization folds the full-size subview of C, which hoisting refuses to look through.
-        apply_patterns(kernel, canonicalize)
+        # Canonicalization folds the full-size subview of C, which hoisting refuses to look through;
+        # after 'tile_registers' each piece's C is a partial subview, which only alias folding removes.
+        if ctx.spec.group > 1:
+            apply_patterns(kernel, canonicalize, tmemref.ApplyFoldMemrefAliasOpsPatternsOp)
+        else:
+            apply_patterns(kernel, canonicalize)
         structured.HoistRedundantVectorTransfersOp(any_op(), kernel, verify_non_zero_trip=True)
 
     def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
@@ -612,4 +622,4 @@ def _check_type(value: Any, annotation: Any, where: str) -> None:
 
 
 # Steps in modules of their own register themselves when imported (after the registry exists).
-from . import split_accumulators  # noqa: E402,F401
+from . import dot_product, split_accumulators  # noqa: E402,F401

@@ -19,6 +19,8 @@ from kernels_mlir.spec import DTYPES, KernelSpec
 
 GCC = "aarch64-linux-gnu-gcc"
 QEMU = "qemu-aarch64"
+#: The emulated CPU: "max" has every extension qemu implements (dotprod, i8mm, bf16, SVE).
+QEMU_CPU = "max"
 #: Debian packages that provide GCC and QEMU; the Makefile installs them when missing.
 PACKAGES = "qemu-user gcc-aarch64-linux-gnu"
 DRIVER_SOURCE = Path(__file__).with_name("emulation_driver.c")
@@ -66,7 +68,9 @@ def _run(command: list[str], what: str, timeout: float | None = None) -> None:
 def _driver_object(dtype: str) -> Path:
     require_tools()
     out = _workdir() / f"driver-{dtype}.o"
-    _run([GCC, "-O1", "-c", f"-DELT={DTYPES[dtype].c_type}", str(DRIVER_SOURCE), "-o", str(out)], "compiling the driver")
+    d = DTYPES[dtype]
+    types = [f"-DELT_{name}={element.c_type}" for name, element in (("A", d.a), ("B", d.b), ("C", d.acc))]
+    _run([GCC, "-O1", "-c", *types, str(DRIVER_SOURCE), "-o", str(out)], "compiling the driver")
     return out
 
 
@@ -81,6 +85,7 @@ def run_emulated(object_code: bytes, spec: KernelSpec, ops: Operands) -> None:
         _run([GCC, "-static", str(driver), str(kernel), "-o", str(program)], "linking the kernel")
         inputs.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in (ops.a, ops.b, ops.c_block)))
         ldc = ops.c_block.shape[1]
-        _run([QEMU, str(program), *map(str, (spec.mr, spec.nr, spec.kc, ldc)), str(inputs), str(outputs)],
+        sizes = (spec.mr, spec.nr, spec.kc, spec.group, ldc)
+        _run([QEMU, "-cpu", QEMU_CPU, str(program), *map(str, sizes), str(inputs), str(outputs)],
              "the kernel under qemu-aarch64", RUN_TIMEOUT_SECONDS)
         ops.c_block[...] = np.fromfile(outputs, dtype=ops.c_block.dtype).reshape(ops.c_block.shape)

@@ -19,7 +19,8 @@ class NativeFunction:
     """
 
     def __init__(self, code: MachineCode, symbol: str, arrays: Sequence[np.ndarray], n_scalars: int = 0):
-        self._arrays = list(arrays)  # keep the buffers alive while descriptors point at them
+        # NumPy extension dtypes (ml_dtypes' bfloat16) have no ctypes equivalent: pass their bits.
+        self._arrays = [a.view(f"u{a.dtype.itemsize}") if a.dtype.kind == "V" else a for a in arrays]
         self._descriptors = [get_ranked_memref_descriptor(a) for a in self._arrays]
         self._pointers = [ctypes.addressof(d) for d in self._descriptors]
         signature = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * len(arrays) + [ctypes.c_int64] * n_scalars))

@@ -54,9 +54,11 @@ def check_call(call: Callable[[Operands], None], problem: Problem, seed: int = 0
 
 
 def judge(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray) -> Verification:
-    """Element-wise |actual - expected| <= bound, with the worst offender named when it fails."""
-    error = np.abs(actual.astype(np.float64) - expected)
-    ratio = error / bound
+    """Element-wise |actual - expected| <= bound, with the worst offender named when it fails. A zero
+    bound (integers) demands exact equality; integer errors are computed in int64, so a kernel whose
+    int32 accumulators wrapped differs from the reference by about 2^32."""
+    error = np.abs(actual.astype(expected.dtype) - expected).astype(np.float64)
+    ratio = np.divide(error, bound, out=np.where(error == 0, 0.0, np.inf), where=bound > 0)
     worst = float(np.nanmax(ratio)) if np.isfinite(ratio).all() else float("inf")
     max_err = float(np.max(error))
     if not worst <= 1.0:

@@ -1,0 +1,269 @@
+"""Steps that take a low-precision kernel to dot-product instructions (vdpbf16ps, vpdpbusd, smmla, ...).
+
+`tile_registers` cuts the contraction into the pieces one instruction computes (upstream vector
+unrolling only splits 3-D contractions; a grouped kernel's is 4-D), `dot_product` rewrites every
+piece into the instruction: through the upstream x86vector / arm_neon patterns where MLIR 22 has
+one, else through a Python rewrite that emits the LLVM intrinsic.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from mlir import ir
+from mlir.dialects import llvm, vector
+from mlir.dialects.transform import loop, structured
+from mlir.dialects.transform import memref as tmemref
+from mlir.dialects.transform import vector as tvec
+
+from . import ir_query as q
+from .errors import StepFailed, StrategyError
+from .instructions import INSTRUCTIONS, Instruction, instruction
+from .plan import Plan, StepContext
+from .script import any_op, apply_patterns, canonicalize, match, run_script
+from .steps import Step, _mark_lowered, register_step
+
+
+@register_step
+@dataclass(frozen=True)
+class TileRegisters(Step):
+    """Tile the contraction inside the k loop into rows x cols pieces and unroll them completely.
+
+    Each piece becomes its own small contraction after `vectorize`, reading its own C block: after
+    `hoist_accumulators` every piece's accumulator is a register carried by the k loop, in the
+    layout the instruction produces (a 2x2 tile for smmla), so no shuffles run inside the loop.
+    """
+
+    kind: ClassVar[str] = "tile_registers"
+    needs: ClassVar[frozenset[str]] = frozenset({"linalg", "k_loop"})
+    adds: ClassVar[frozenset[str]] = frozenset({"register_tiles"})
+    not_after: ClassVar[frozenset[str]] = frozenset({"tile_registers"})
+    rows: int = 1
+    cols: int = 16
+
+    def validate(self, plan: Plan) -> None:
+        for name, size, extent in (("rows", self.rows, plan.spec.mr), ("cols", self.cols, plan.spec.nr)):
+            if size < 1 or extent % size:
+                raise StrategyError(f"{name}: must be a positive divisor of {'mr' if name == 'rows' else 'nr'}="
+                                    f"{extent}, got {size}")
+
+    def after(self, plan: Plan) -> Plan:
+        return super().after(plan).with_(register_tile=(self.rows, self.cols))
+
+    def apply(self, module: ir.Module, ctx: StepContext) -> str:
+        trips = (ctx.spec.mr // self.rows, ctx.spec.nr // self.cols)
+        rank = 4 if ctx.spec.group > 1 else 3
+
+        def emit(kernel: ir.Value) -> None:
+            sizes = [self.rows, self.cols] + [0] * (rank - 2)
+            tiled = structured.TileUsingForOp(match(kernel, "linalg.generic"), sizes=sizes)
+            # Innermost first, so the outer loop's body is a single block when it is unrolled.
+            for handle, count in reversed(list(zip(tiled.loops, trips))):
+                if count > 1:
+                    loop.LoopUnrollOp(handle, factor=count)
+            apply_patterns(kernel, canonicalize)
+
+        script = run_script(module, emit)
+        self.check(q.kernel_function(module), ctx)
+        return script
+
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
+        loops = q.ops_named(kernel, "scf.for")
+        if len(loops) != 1:
+            raise StepFailed(f"tile_registers: expected the k loop alone, found {len(loops)} loops")
+        pieces = q.ops_named(kernel, "linalg.generic")
+        if len(pieces) != (ctx.spec.mr // self.rows) * (ctx.spec.nr // self.cols):
+            raise StepFailed(f"tile_registers: {len(pieces)} pieces, expected "
+                             f"{(ctx.spec.mr // self.rows) * (ctx.spec.nr // self.cols)}")
+
+
+@register_step
+@dataclass(frozen=True)
+class FoldUnitDims(Step):
+    """Drop the contraction's unit dims (upstream fold_unit_extent_dims_via_slices).
+
+    A k-step of one group leaves the (ko, v) reduction with ko = 1: folding it gives the plain
+    (m, k) x (n, k) contraction the arm_neon matrix patterns match. The x86 patterns match the
+    4-D form, so the step is the strategy's to choose (dot_product checks it).
+    """
+
+    kind: ClassVar[str] = "fold_unit_dims"
+    needs: ClassVar[frozenset[str]] = frozenset({"linalg"})
+    adds: ClassVar[frozenset[str]] = frozenset({"unit_dims_folded"})
+    not_after: ClassVar[frozenset[str]] = frozenset({"fold_unit_dims"})
+
+    def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
+        apply_patterns(kernel, structured.ApplyFoldUnitExtentDimsViaSlicesPatternsOp, canonicalize)
+
+
+@register_step
+@dataclass(frozen=True)
+class DotProduct(Step):
+    """Lower every contraction piece to one dot-product instruction (a strategy chooses which)."""
+
+    kind: ClassVar[str] = "dot_product"
+    needs: ClassVar[frozenset[str]] = frozenset({"contract"})
+    removes: ClassVar[frozenset[str]] = frozenset({"contract"})
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"instruction": tuple(INSTRUCTIONS)}
+    instruction: str = "vdpbf16ps"
+
+    @property
+    def spec(self) -> Instruction:
+        return instruction(self.instruction)
+
+    def validate(self, plan: Plan) -> None:
+        inst, kernel = self.spec, plan.spec
+        if inst.dtype != kernel.dtype:
+            raise StrategyError(f"instruction: {inst.name} computes {inst.dtype}, the kernel is {kernel.dtype}")
+        if inst.k_group != kernel.group:
+            raise StrategyError(f"instruction: {inst.name} reads k in groups of {inst.k_group}, the kernel's "
+                                f"panels group {kernel.group} (set the kernel's k_group = {inst.k_group})")
+        folded = "unit_dims_folded" in plan.facts
+        if inst.matrix_tile and not folded:
+            raise StrategyError(f"instruction: {inst.name}'s pattern matches a 3-D (m, k) x (n, k) contraction: "
+                                "needs 'fold_unit_dims' before 'vectorize'")
+        if inst.pattern and not inst.matrix_tile and folded:
+            raise StrategyError(f"instruction: {inst.name}'s pattern matches the 4-D (i, j, ko, v) contraction: "
+                                "remove 'fold_unit_dims'")
+        if plan.bits is not None:
+            inst.check_width(plan.bits)
+            rows, cols = inst.tile(plan.bits)
+            if plan.register_tile != (rows, cols):
+                raise StrategyError(f"instruction: {inst.name} at {plan.bits} bits updates a {rows}x{cols} C tile: "
+                                    f"needs 'tile_registers' with rows = {rows}, cols = {cols} before 'vectorize'")
+
+    def after(self, plan: Plan) -> Plan:
+        return _mark_lowered(super().after(plan))
+
+    def apply(self, module: ir.Module, ctx: StepContext) -> str:
+        inst = self.spec
+
+        def emit(kernel: ir.Value) -> None:
+            apply_patterns(kernel, canonicalize, tmemref.ApplyFoldMemrefAliasOpsPatternsOp)
+            if inst.pattern:
+                if inst.narrow_operands:
+                    apply_patterns(kernel, tvec.ApplyFoldArithExtensionPatternsOp)
+                apply_patterns(kernel, lambda: ir.Operation.create(inst.pattern), canonicalize)
+
+        script = run_script(module, emit)
+        with module.context, ir.Location.unknown():
+            kernel = q.kernel_function(module)
+            summary = ""
+            if inst.intrinsic:
+                summary = f"\n// python rewrite: {emit_broadcast_dot(kernel, inst, ctx.bits)} pieces -> {inst.name}"
+            flattened = flatten_contiguous_reads(kernel)
+        self.check(q.kernel_function(module), ctx)
+        return f"{script}{summary}\n// python rewrite: {flattened} reads flattened to 1-D"
+
+    def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
+        if q.ops_named(kernel, "vector.contract"):
+            raise StepFailed(f"dot_product: a vector.contract remains: the pieces do not have the shape "
+                             f"{self.instruction} computes")
+        if not any(op.name in _INSTRUCTION_OPS for op in q.walk(single_loop(kernel))):
+            raise StepFailed(f"dot_product: no {self.instruction} inside the k loop")
+
+
+#: Ops that stand for a dot-product instruction once a route has run.
+_INSTRUCTION_OPS = frozenset({"x86vector.avx512.dot", "x86vector.avx.dot.i8", "arm_neon.intr.smmla",
+                              "arm_neon.intr.bfmmla", "llvm.call_intrinsic"})
+
+
+def single_loop(kernel: ir.Operation) -> ir.Operation:
+    loops = q.ops_named(kernel, "scf.for")
+    return loops[0] if len(loops) == 1 else kernel
+
+
+def _elements(vector_type: ir.Type) -> int:
+    return math.prod(ir.VectorType(vector_type).shape)
+
+
+def _narrow(value: ir.Value, unsigned: bool) -> ir.Value | None:
+    """The 8-bit vector an extsi (or extui when `unsigned`) widened into `value`, else None."""
+    owner = value.owner
+    if isinstance(owner, ir.Block) or owner.operation.name != ("arith.extui" if unsigned else "arith.extsi"):
+        return None
+    return owner.operation.operands[0]
+
+
+def emit_broadcast_dot(kernel: ir.Operation, inst: Instruction, bits: int) -> int:
+    """Rewrite every 1 x lanes x group integer contraction piece into `inst`'s intrinsic.
+
+    The piece's A values (one row's `group` bytes) are broadcast to every 32-bit lane, B's lanes x
+    group bytes are read as they lie, and the intrinsic adds each lane's dot product into the
+    accumulator. vpdpbusd takes A unsigned and B signed; sdot both signed: the widening ops the
+    payload states must agree, else the piece is left alone (and the step's check fails).
+    """
+    rows, lanes = inst.tile(bits)
+    unsigned_a = inst.dtype == "u8s8"
+    i32, i8 = ir.IntegerType.get_signless(32), ir.IntegerType.get_signless(8)
+    word_vec, byte_vec = ir.VectorType.get([lanes], i32), ir.VectorType.get([lanes * inst.k_group], i8)
+    name = inst.intrinsic.format(bits=bits)
+    rewritten = 0
+    for contract in q.ops_named(kernel, "vector.contract"):
+        lhs, rhs, acc = list(contract.operands)[:3]
+        a, b = _narrow(lhs, unsigned_a), _narrow(rhs, False)
+        if a is None or b is None or _elements(acc.type) != lanes:
+            continue
+        if _elements(a.type) != inst.k_group or _elements(b.type) != \
+                lanes * inst.k_group:
+            continue
+        with ir.InsertionPoint(contract), contract.location:
+            group = vector.shape_cast(ir.VectorType.get([inst.k_group], i8), a)
+            word = vector.extract(vector.bitcast(ir.VectorType.get([1], i32), group), [], [0])
+            a_all = vector.bitcast(byte_vec, vector.broadcast(word_vec, word))
+            b_all = vector.shape_cast(byte_vec, b)
+            acc_flat = vector.shape_cast(word_vec, acc)
+            result = llvm.call_intrinsic(word_vec, name, [acc_flat, a_all, b_all], [], [])
+            reshaped = vector.shape_cast(contract.results[0].type, result)
+        contract.results[0].replace_all_uses_with(reshaped)
+        contract.erase()
+        rewritten += 1
+    return rewritten
+
+
+def flatten_contiguous_reads(kernel: ir.Operation) -> int:
+    """vector.transfer_read of an n-D vector that covers contiguous memory -> one 1-D vector.load.
+
+    The dot-product routes read B as lanes x group (and smmla's A as 2 x 8): contiguous bytes
+    that the n-D transfer lowering would fetch in `group`-element pieces and reassemble. Upstream
+    has the rewrite (FlattenContiguousRowMajorTransferReadPattern) but exposes no transform op
+    for it in MLIR 22. Only in-bounds reads at minor-identity maps are touched; their users get
+    a vector.shape_cast back, which folds away against the shape_casts the routes emit.
+    """
+    rewritten = 0
+    for read in q.ops_named(kernel, "vector.transfer_read"):
+        result_type = ir.VectorType(read.results[0].type)
+        source = read.operands[0]
+        if result_type.rank < 2 or not isinstance(source.type, ir.MemRefType):
+            continue
+        memref_type = ir.MemRefType(source.type)
+        minor_identity = ir.AffineMap.get_minor_identity(memref_type.rank, result_type.rank)
+        if ir.AffineMapAttr(read.attributes["permutation_map"]).value != minor_identity:
+            continue
+        if not _contiguous(result_type.shape, memref_type):
+            continue
+        indices = list(read.operands)[1:1 + memref_type.rank]
+        flat = ir.VectorType.get([_elements(result_type)], result_type.element_type)
+        with ir.InsertionPoint(read), read.location:
+            loaded = vector.load(flat, source, indices)
+            reshaped = vector.shape_cast(result_type, loaded)
+        read.results[0].replace_all_uses_with(reshaped)
+        read.erase()
+        rewritten += 1
+    return rewritten
+
+
+def _contiguous(shape: list[int], memref_type: ir.MemRefType) -> bool:
+    """Whether a vector of `shape` read from the innermost dims of `memref_type` is one run of memory:
+    below its outermost non-unit dim, every dim spans its memref dim fully and strides are dense."""
+    strides, _ = memref_type.get_strides_and_offset()
+    dims = memref_type.shape[memref_type.rank - len(shape):]
+    strides = strides[memref_type.rank - len(shape):]
+    if strides[-1] != 1:
+        return False
+    outer = next((i for i, n in enumerate(shape) if n != 1), len(shape) - 1)
+    for d in range(outer + 1, len(shape)):
+        if shape[d] != dims[d] or strides[d - 1] != strides[d] * dims[d]:
+            return False
+    return True
