@@ -5,8 +5,11 @@ amortised over a whole sample instead of being paid per kernel call.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from mlir import ir
-from mlir.dialects import arith, func, scf, vector
+from mlir.dialects import arith, func, llvm, scf, vector
 
 from .mlir_types import element_type, mark_entry_point
 from .names import BENCH, KERNEL, PEAK
@@ -43,11 +46,44 @@ def build_fma_peak(dtype: str, lanes: int, accumulators: int) -> ir.Module:
     independent chains to cover FMA latency x issue width, this measures the FMA
     throughput of the core for the native vector width.
     """
-    elt = element_type(dtype)
-    vec = ir.VectorType.get([lanes], elt)
+    return _build_peak(element_type(dtype), lanes, element_type(dtype), lanes, accumulators,
+                       lambda x, y, acc: vector.fma(x, y, acc))
+
+
+@dataclass(frozen=True)
+class DotOp:
+    """How to emit one dot-product instruction: its MLIR op (operands acc, x, y) or LLVM intrinsic."""
+
+    op: str
+    intrinsic: str
+    #: MLIR type of the multiplicands' elements and how many one register holds; the accumulator's.
+    input_type: str
+    inputs: int
+    acc_type: str
+    lanes: int
+
+
+def build_dot_peak(dot: DotOp, accumulators: int) -> ir.Module:
+    """`ukl_fma_peak(xy, acc, n)` for a dot-product instruction: the same loop of independent
+    chains, each step one instruction (vdpbf16ps, vpdpbusd, smmla, ...) instead of an FMA."""
+    acc_vec = ir.VectorType.get([dot.lanes], ir.Type.parse(dot.acc_type))
+
+    def step(x: ir.Value, y: ir.Value, acc: ir.Value) -> ir.Value:
+        if dot.op:
+            return ir.Operation.create(dot.op, results=[acc_vec], operands=[acc, x, y]).result
+        return llvm.call_intrinsic(acc_vec, dot.intrinsic, [acc, x, y], [], [])
+
+    return _build_peak(ir.Type.parse(dot.input_type), dot.inputs, ir.Type.parse(dot.acc_type), dot.lanes,
+                       accumulators, step)
+
+
+def _build_peak(in_elt: ir.Type, inputs: int, acc_elt: ir.Type, lanes: int, accumulators: int,
+                step: Callable[[ir.Value, ir.Value, ir.Value], ir.Value]) -> ir.Module:
+    vec = ir.VectorType.get([inputs], in_elt)
+    acc_vec = ir.VectorType.get([lanes], acc_elt)
     index = ir.IndexType.get()
-    xy_type = ir.MemRefType.get([2, lanes], elt)
-    acc_type = ir.MemRefType.get([accumulators, lanes], elt)
+    xy_type = ir.MemRefType.get([2, inputs], in_elt)
+    acc_type = ir.MemRefType.get([accumulators, lanes], acc_elt)
     module = ir.Module.create()
     with ir.InsertionPoint(module.body):
         fn = func.FuncOp(PEAK, ir.FunctionType.get([xy_type, acc_type, index], []))
@@ -59,12 +95,12 @@ def build_fma_peak(dtype: str, lanes: int, accumulators: int) -> ir.Module:
             zero, one = consts[0], consts[1]
             x = vector.load(vec, xy, [zero, zero])
             y = vector.load(vec, xy, [one, zero])
-            init = [vector.load(vec, acc, [consts[r], zero]) for r in range(accumulators)]
+            init = [vector.load(acc_vec, acc, [consts[r], zero]) for r in range(accumulators)]
             loop = scf.ForOp(zero, count, one, init)
             with ir.InsertionPoint(loop.body):
                 chains = list(loop.inner_iter_args)
                 for _ in range(PEAK_UNROLL):
-                    chains = [vector.fma(x, y, c) for c in chains]
+                    chains = [step(x, y, c) for c in chains]
                 scf.YieldOp(chains)
             for r, value in enumerate(loop.results):
                 vector.store(value, acc, [consts[r], zero])
@@ -72,5 +108,7 @@ def build_fma_peak(dtype: str, lanes: int, accumulators: int) -> ir.Module:
     return module
 
 
-def peak_flops_per_iteration(lanes: int, accumulators: int) -> int:
-    return 2 * lanes * accumulators * PEAK_UNROLL
+def peak_flops_per_iteration(macs_per_step: int, accumulators: int) -> int:
+    """Operations of one peak-loop iteration: 2 per multiply-add (an FMA's lanes, or a dot product's
+    multiply-adds), over every chain and unrolled step."""
+    return 2 * macs_per_step * accumulators * PEAK_UNROLL

@@ -8,6 +8,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from transforms.instructions import INSTRUCTIONS
+
 _LABEL = re.compile(r"^([.\w$]+):")
 #: Comments: `//` (AArch64) or `#` followed by a space (x86); AArch64 immediates are `#imm`.
 _COMMENT = re.compile(r"//.*$|(?:^|\s)#(?:\s.*)?$")
@@ -97,8 +99,10 @@ def _is_branch(mnemonic: str) -> bool:
 
 
 def is_fma(inst: Instruction) -> bool:
+    """A multiply-accumulate: an FMA, or a dot-product instruction (vdpbf16ps, vpdpbusd, sdot, smmla, ...)."""
     m = inst.mnemonic
-    return m.startswith(("vfmadd", "vfmsub", "vfnmadd", "vfnmsub")) or m in ("fmla", "fmls", "fmadd")
+    return m.startswith(("vfmadd", "vfmsub", "vfnmadd", "vfnmsub")) or m in ("fmla", "fmls", "fmadd") or \
+        m in INSTRUCTIONS
 
 
 _X86_REG_BYTES = {"x": 16, "y": 32, "z": 64}
@@ -106,7 +110,10 @@ _ARM_ARRANGEMENT = re.compile(r"^v\d+\.(\d+)[bhsd]$")
 
 
 def fma_flops(inst: Instruction) -> int:
-    """Flops of one FMA instruction: 2 x lanes, lanes read off its registers and element type."""
+    """Operations of one multiply-accumulate instruction: 2 x lanes for an FMA (lanes read off its
+    registers and element type); 2 x multiply-adds for a dot product (at its register width)."""
+    if inst.mnemonic in INSTRUCTIONS:
+        return 2 * INSTRUCTIONS[inst.mnemonic].macs(fma_bits(inst))
     if inst.mnemonic.startswith("v"):  # x86: vfmadd231ps %ymm.. (packed) or ..ss/..sd (scalar)
         m = _X86_VREG.search(inst.operands[-1])
         suffix = inst.mnemonic[-2:]
@@ -118,7 +125,7 @@ def fma_flops(inst: Instruction) -> int:
 
 
 def fma_bits(inst: Instruction) -> int:
-    """Vector width of one FMA in bits (a scalar FMA counts as the 128-bit register it uses)."""
+    """Vector width of one multiply-accumulate in bits (a scalar FMA counts as the 128-bit register it uses)."""
     if inst.mnemonic.startswith("v"):
         m = _X86_VREG.search(inst.operands[-1])
         return 8 * _X86_REG_BYTES[m.group(1)[0]] if m else 128

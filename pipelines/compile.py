@@ -8,10 +8,12 @@ from typing import Callable
 
 from mlir import ir
 
-from kernels_mlir.harness import add_bench_loop, build_fma_peak
+from kernels_mlir.harness import DotOp, add_bench_loop, build_dot_peak, build_fma_peak
 from kernels_mlir.microkernel import build_microkernel
 from kernels_mlir.names import KERNEL
+from kernels_mlir.spec import DTYPES
 from transforms.apply import apply_strategy
+from transforms.instructions import INSTRUCTIONS, Instruction
 from transforms.llvm_options import LLVMOptions
 from transforms.strategy import Strategy
 
@@ -106,12 +108,23 @@ def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = N
     return Compiled(strategy, target, code, time.perf_counter() - started, {} if stages is None else stages)
 
 
+def dot_op(inst: Instruction, bits: int) -> DotOp:
+    """How the peak kernel emits `inst` at `bits`-wide vectors."""
+    rows, cols = inst.tile(bits)
+    d = DTYPES[inst.dtype]
+    return DotOp(inst.op, inst.intrinsic_at(bits) if inst.intrinsic else "", d.a.mlir, inst.input_count(bits),
+                 d.acc.mlir, rows * cols)
+
+
 @lru_cache(maxsize=None)
-def compile_peak(target: Target, dtype: str, bits: int) -> MachineCode:
-    """The FMA-throughput kernel for `target` at `bits`-wide vectors, through the same codegen
-    (compiled once per process and width)."""
+def compile_peak(target: Target, dtype: str, bits: int, instruction: str | None = None) -> MachineCode:
+    """The throughput kernel for `target` at `bits`-wide vectors, through the same codegen (compiled
+    once per process, width and instruction): FMAs, or the dot-product `instruction` a kernel uses."""
     with ir.Context(), ir.Location.unknown():
-        module = build_fma_peak(dtype, target.lanes(dtype, bits), target.peak_accumulators)
+        if instruction is None:
+            module = build_fma_peak(dtype, target.lanes(dtype, bits), target.peak_accumulators)
+        else:
+            module = build_dot_peak(dot_op(INSTRUCTIONS[instruction], bits), target.peak_accumulators)
         limit_vector_width(module, bits)
         lower_to_llvm_dialect(module)
         llvm_ir = translate_to_llvm_ir(module)

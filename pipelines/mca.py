@@ -56,13 +56,13 @@ class McaPrediction:
 
 
 @lru_cache(maxsize=None)
-def model_ceiling(target: Target, dtype: str, bits: int) -> float | None:
+def model_ceiling(target: Target, dtype: str, bits: int, instruction: str | None = None) -> float | None:
     """The fraction of the theoretical peak the scheduling model predicts for the FMA-peak kernel itself:
     the most it can predict for any kernel at that width. Below 1.0 when the model gives the core fewer
     FMA units than the datapath has (LLVM's Ice Lake and Sapphire Rapids models: one 512-bit port)."""
     from .compile import compile_peak  # compile imports this module's neighbours; keep the edge one-way
-    loop = hot_loop(compile_peak(target, dtype, bits).assembly, PEAK)
-    return predict(loop, target, dtype).predicted_fraction_of_peak
+    loop = hot_loop(compile_peak(target, dtype, bits, instruction).assembly, PEAK)
+    return predict(loop, target, dtype, instruction=instruction).predicted_fraction_of_peak
 
 
 def _resource_name(raw: str) -> str:
@@ -70,8 +70,10 @@ def _resource_name(raw: str) -> str:
     return "".join(str(ord(ch)) if ord(ch) < 32 else ch for ch in raw)
 
 
-def predict(loop: list[Instruction], target: Target, dtype: str, cpu: str | None = None) -> McaPrediction:
-    """Run llvm-mca on `loop` (one iteration of the hot loop) with the target's scheduling model."""
+def predict(loop: list[Instruction], target: Target, dtype: str, cpu: str | None = None,
+            instruction: str | None = None) -> McaPrediction:
+    """Run llvm-mca on `loop` (one iteration of the hot loop) with the target's scheduling model;
+    the fraction is of the FMA peak, or of the dot-product `instruction`'s."""
     if not loop:
         raise McaError("empty loop: nothing to analyse")
     source = "\n".join(inst.text for inst in loop) + "\n"
@@ -101,6 +103,6 @@ def predict(loop: list[Instruction], target: Target, dtype: str, cpu: str | None
     fmas = [inst for inst in loop if is_fma(inst)]
     flops = sum(fma_flops(inst) for inst in fmas)
     per_cycle = flops / cycles
-    peak = target.peak_flops_per_cycle(dtype, max((fma_bits(i) for i in fmas), default=None))
+    peak = target.peak_flops_per_cycle(dtype, max((fma_bits(i) for i in fmas), default=None), instruction)
     return McaPrediction(model, round(cycles, 3), bounds, bottleneck, round(uops, 3), flops, round(per_cycle, 3),
                          None if peak is None else round(per_cycle / peak, 4))

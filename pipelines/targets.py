@@ -22,6 +22,7 @@ import llvmlite.binding as llvm
 
 from kernels_mlir.spec import DTYPES
 from transforms.errors import StrategyError
+from transforms.instructions import INSTRUCTIONS
 from transforms.plan import MIN_VECTOR_BITS
 
 
@@ -80,6 +81,9 @@ class Target:
     #: For `host`: the table row its CPU resolved to (None: not in the table), and any ISA cap.
     row: str | None = None
     isa_cap: str | None = None
+    #: Dot-product instructions the core has (transforms.instructions), each with its datapath, or
+    #: None where the table has no cited throughput. The host has what its features allow.
+    dots: tuple[tuple[str, Datapath | None], ...] = ()
 
     @property
     def enabled(self) -> frozenset[str]:
@@ -107,10 +111,26 @@ class Target:
     def lanes(self, dtype: str, bits: int | None = None) -> int:
         return (bits or self.vector_bits) // DTYPES[dtype].bits
 
-    def peak_flops_per_cycle(self, dtype: str, bits: int | None = None) -> float | None:
-        """Theoretical flop/cycle at `bits` (default the widest), or None when the datapath is unknown."""
+    def peak_flops_per_cycle(self, dtype: str, bits: int | None = None, instruction: str | None = None
+                             ) -> float | None:
+        """Theoretical flop/cycle at `bits` (default the widest) of FMAs, or of a dot-product instruction
+        (2 x its multiply-adds per issue); None when the datapath is unknown."""
+        bits = bits or self.vector_bits
+        if instruction is not None:
+            path = dict(self.dots).get(instruction)
+            return None if path is None else 2 * INSTRUCTIONS[instruction].macs(bits) * path.ops_per_cycle(bits)
         path = self.datapath(dtype)
-        return None if path is None else path.flops_per_cycle(dtype, bits or self.vector_bits)
+        return None if path is None else path.flops_per_cycle(dtype, bits)
+
+    def lacks(self, instruction: str) -> list[str]:
+        """Why this target cannot execute `instruction`: its architecture, or the features it lacks
+        (the host: the features LLVM detected; a row: the instructions the table gives the core)."""
+        inst = INSTRUCTIONS[instruction]
+        if not self.triple.startswith(inst.arch):
+            return [inst.arch]
+        if self.name == "host":
+            return [f for f in inst.features if f not in self.enabled]
+        return [] if instruction in dict(self.dots) else list(inst.features)
 
     @property
     def peak_accumulators(self) -> int:
@@ -142,13 +162,22 @@ def target_from_dict(data: dict) -> Target:
     """Inverse of Target.to_dict."""
     fma = None if data["fma"] is None else Datapath(**data["fma"])
     by_dtype = tuple((dtype, Datapath(**path)) for dtype, path in data["fma_by_dtype"])
-    return Target(**{**data, "fma": fma, "isa": tuple(data["isa"]), "fma_by_dtype": by_dtype})
+    dots = tuple((name, None if path is None else Datapath(**path)) for name, path in data.get("dots", ()))
+    return Target(**{**data, "fma": fma, "isa": tuple(data["isa"]), "fma_by_dtype": by_dtype, "dots": dots})
 
 
 _X86 = "x86_64-unknown-linux-gnu"
 _ARM = "aarch64-unknown-linux-gnu"
 
 # Each datapath cites where its numbers come from. "SOG" = the vendor's software optimization guide.
+# Dot-product rows (`dots`): which instructions the core has comes from the vendor's ISA documentation;
+# a throughput is given only where it is cited, else None (the measured peak is still available).
+_VNNI_BF16 = (("vdpbf16ps", None), ("vpdpbusd", None))
+# The Arm throughputs are LLVM 22's scheduling models for those cores (AArch64SchedNeoverseN1.td,
+# V1.td, V2.td, transcribed from each core's SOG; `llvm-mca -instruction-info` prints them):
+# reciprocal throughput 0.25 = four 128-bit pipes, 0.5 = two. Cortex-A76 (modelled as A57) and
+# Apple M1 have no cited figure. LLVM's x86 models are not used for dot products: its Sapphire
+# Rapids model disagrees with what this harness measures for FMAs (one 512-bit port, not two).
 TARGETS: dict[str, Target] = {t.name: t for t in (
     # ISA levels, not cores: for a strategy tied to an ISA (it runs on any host that has it). A
     # level has no FMA datapath, so its theoretical peak is unknown; its measured peak is the host's.
@@ -158,28 +187,35 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("znver3", _X86, "znver3", "", 256, 16, Datapath(2, 256, 4), _AVX2),
     # AMD SOG for Family 19h Zen 4 (doc 57647), 2.11: 512-bit ops execute on the two 256-bit FMA
     # pipes (one 512-bit FMA per cycle), latency 4; measured here: 32 flop/cycle ymm and zmm.
-    Target("znver4", _X86, "znver4", "", 512, 32, Datapath(2, 256, 4), _AVX512),
+    Target("znver4", _X86, "znver4", "", 512, 32, Datapath(2, 256, 4), _AVX512, dots=_VNNI_BF16),
     # AMD SOG for Family 1Ah (doc 58455), 2.11: a full 512-bit datapath, two FMA pipes, latency 4
     # (desktop and server parts; some mobile parts keep the 256-bit datapath).
-    Target("znver5", _X86, "znver5", "", 512, 32, Datapath(2, 512, 4), _AVX512),
+    Target("znver5", _X86, "znver5", "", 512, 32, Datapath(2, 512, 4), _AVX512, dots=_VNNI_BF16),
     # Intel Optimization Reference Manual (248966), Skylake Server: FMA units on ports 0+1 (fused)
     # and 5, latency 4 (two 512-bit units on Gold 6100 / Platinum; one on some SKUs).
     Target("skylake-avx512", _X86, "skylake-avx512", "", 512, 32, Datapath(2, 512, 4), _AVX512),
     # Same manual, Ice Lake Server (Sunny Cove): two 512-bit FMA units (ports 0+1 and 5), latency 4.
-    Target("icelake-server", _X86, "icelake-server", "", 512, 32, Datapath(2, 512, 4), _AVX512),
+    Target("icelake-server", _X86, "icelake-server", "", 512, 32, Datapath(2, 512, 4), _AVX512,
+           dots=(("vpdpbusd", None),)),
     # Same manual, Sapphire Rapids (Golden Cove server): two 512-bit FMA units, latency 4.
-    Target("sapphirerapids", _X86, "sapphirerapids", "", 512, 32, Datapath(2, 512, 4), _AVX512),
+    Target("sapphirerapids", _X86, "sapphirerapids", "", 512, 32, Datapath(2, 512, 4), _AVX512,
+           dots=_VNNI_BF16),
     # Arm Neoverse N1 SOG, 3.15: FMLA (vector) on pipes V0/V1, throughput 2, latency 4.
-    Target("neoverse-n1", _ARM, "neoverse-n1", "+neon", 128, 32, Datapath(2, 128, 4), ("neon",)),
+    Target("neoverse-n1", _ARM, "neoverse-n1", "+neon", 128, 32, Datapath(2, 128, 4), ("neon",),
+           dots=(("sdot", Datapath(2, 128, 2)),)),
     # Arm Neoverse V1 SOG, 3.15: four 128-bit FP pipes V0-V3 take FMLA, latency 4.
-    Target("neoverse-v1", _ARM, "neoverse-v1", "+neon", 128, 32, Datapath(4, 128, 4), ("neon",)),
+    Target("neoverse-v1", _ARM, "neoverse-v1", "+neon", 128, 32, Datapath(4, 128, 4), ("neon",),
+           dots=(("sdot", Datapath(4, 128, 3)), ("smmla", Datapath(4, 128, 3)), ("bfmmla", Datapath(4, 128, 5)))),
     # Arm Neoverse V2 SOG, 3.15: four 128-bit FP pipes V0-V3 take FMLA, latency 4.
-    Target("neoverse-v2", _ARM, "neoverse-v2", "+neon", 128, 32, Datapath(4, 128, 4), ("neon",)),
+    Target("neoverse-v2", _ARM, "neoverse-v2", "+neon", 128, 32, Datapath(4, 128, 4), ("neon",),
+           dots=(("sdot", Datapath(4, 128, 3)), ("smmla", Datapath(4, 128, 3)), ("bfmmla", Datapath(4, 128, 6)))),
     # Arm Cortex-A76 SOG, 3.15: FMLA on pipes V0/V1, latency 4.
-    Target("cortex-a76", _ARM, "cortex-a76", "+neon", 128, 32, Datapath(2, 128, 4), ("neon",)),
+    Target("cortex-a76", _ARM, "cortex-a76", "+neon", 128, 32, Datapath(2, 128, 4), ("neon",),
+           dots=(("sdot", None),)),
     # Apple M1 Firestorm, measured by Dougall Johnson (dougallj.github.io/applecpu/firestorm-simd.html):
     # four 128-bit FP/SIMD pipes take FMLA, latency 3 as used for the peak kernel's chains.
-    Target("apple-m1", _ARM, "apple-m1", "+neon", 128, 32, Datapath(4, 128, 3), ("neon",)),
+    Target("apple-m1", _ARM, "apple-m1", "+neon", 128, 32, Datapath(4, 128, 3), ("neon",),
+           dots=(("sdot", None),)),
 )}
 
 
@@ -203,9 +239,11 @@ def resolve_host(cpu: str, feature_map: Mapping[str, bool], triple: str, cap: st
     else:
         bits, registers = 128, 16
     isa = tuple(f for f in (_AVX512 if bits == 512 else _AVX2 if bits == 256 else ()) if f in enabled)
+    dots = tuple((name, path) for name, path in (() if row is None else row.dots)
+                 if all(f in enabled for f in INSTRUCTIONS[name].features))
     return Target("host", triple, cpu, features, bits, registers, None if row is None else row.fma, isa,
                   () if row is None else row.fma_by_dtype, runs_here=True,
-                  row=None if row is None else row.name, isa_cap=cap)
+                  row=None if row is None else row.name, isa_cap=cap, dots=dots)
 
 
 @lru_cache(maxsize=1)

@@ -160,13 +160,16 @@ class DotProduct(Step):
         if q.ops_named(kernel, "vector.contract"):
             raise StepFailed(f"dot_product: a vector.contract remains: the pieces do not have the shape "
                              f"{self.instruction} computes")
-        if not any(op.name in _INSTRUCTION_OPS for op in q.walk(single_loop(kernel))):
+        if not any(is_instruction(op, self.spec, ctx.bits) for op in q.walk(single_loop(kernel))):
             raise StepFailed(f"dot_product: no {self.instruction} inside the k loop")
 
 
-#: Ops that stand for a dot-product instruction once a route has run.
-_INSTRUCTION_OPS = frozenset({"x86vector.avx512.dot", "x86vector.avx.dot.i8", "arm_neon.intr.smmla",
-                              "arm_neon.intr.bfmmla", "llvm.call_intrinsic"})
+def is_instruction(op: ir.Operation, inst: Instruction, bits: int) -> bool:
+    """Whether `op` is `inst` (its MLIR op, or the call of its intrinsic)."""
+    if inst.op:
+        return op.name == inst.op
+    return op.name == "llvm.call_intrinsic" and \
+        ir.StringAttr(op.attributes["intrin"]).value == inst.intrinsic_at(bits)
 
 
 def single_loop(kernel: ir.Operation) -> ir.Operation:
@@ -198,7 +201,7 @@ def emit_broadcast_dot(kernel: ir.Operation, inst: Instruction, bits: int) -> in
     unsigned_a = inst.dtype == "u8s8"
     i32, i8 = ir.IntegerType.get_signless(32), ir.IntegerType.get_signless(8)
     word_vec, byte_vec = ir.VectorType.get([lanes], i32), ir.VectorType.get([lanes * inst.k_group], i8)
-    name = inst.intrinsic.format(bits=bits)
+    name = inst.intrinsic_at(bits)
     rewritten = 0
     for contract in q.ops_named(kernel, "vector.contract"):
         lhs, rhs, acc = list(contract.operands)[:3]

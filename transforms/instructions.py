@@ -28,6 +28,8 @@ class Instruction:
     features: tuple[str, ...]
     #: Upstream transform pattern that produces it ("" when a Python rewrite emits the intrinsic).
     pattern: str = ""
+    #: The MLIR op the pattern produces (what the peak kernel is built from, and what checks look for).
+    op: str = ""
     #: LLVM intrinsic for the rewrite, with "{bits}" for the vector width ("" when `pattern` is used).
     intrinsic: str = ""
     #: For the matrix forms: the C tile of one instruction; None for the broadcast forms (1 x lanes).
@@ -47,6 +49,14 @@ class Instruction:
         rows, cols = self.tile(bits)
         return rows * cols * self.k_group
 
+    def intrinsic_at(self, bits: int) -> str:
+        return self.intrinsic.format(bits=bits)
+
+    def input_count(self, bits: int) -> int:
+        """8-bit or 16-bit input elements in one operand register of `bits`."""
+        element_bits = 16 if self.dtype == "bf16" else 8
+        return bits // element_bits
+
     def check_width(self, bits: int) -> None:
         if bits not in self.widths:
             raise StrategyError(f"instruction: {self.name} exists at {'/'.join(map(str, self.widths))} bits, "
@@ -55,24 +65,29 @@ class Instruction:
 
 _X86_PACKED = "transform.apply_patterns.x86vector.vector_contract_to_packed_type_dot_product"
 
+#: By name, which is also the assembly mnemonic (how analyses of generated code recognise them).
 INSTRUCTIONS: dict[str, Instruction] = {i.name: i for i in (
     # AVX512-BF16: pairs of bf16 products summed into f32 lanes.
-    Instruction("vdpbf16ps", "bf16", 2, "x86_64", ("avx512bf16",), pattern=_X86_PACKED, widths=(256, 512)),
+    Instruction("vdpbf16ps", "bf16", 2, "x86_64", ("avx512bf16",), pattern=_X86_PACKED, op="x86vector.avx512.dot",
+                widths=(256, 512)),
     # AVX512-VNNI: quads of u8 x s8 products summed into i32 lanes. MLIR 22 has no pattern for it
     # (its x86vector int8 pattern emits AVX-VNNI-INT8's vpdpbssd), so a rewrite emits the intrinsic.
     Instruction("vpdpbusd", "u8s8", 4, "x86_64", ("avx512vnni",),
                 intrinsic="llvm.x86.avx512.vpdpbusd.{bits}", widths=(256, 512)),
     # AVX-VNNI-INT8 (Sierra Forest, Arrow Lake, Granite Rapids-D): quads of s8 x s8, VEX only.
-    Instruction("vpdpbssd", "s8s8", 4, "x86_64", ("avxvnniint8",), pattern=_X86_PACKED, widths=(256,)),
+    Instruction("vpdpbssd", "s8s8", 4, "x86_64", ("avxvnniint8",), pattern=_X86_PACKED, op="x86vector.avx.dot.i8",
+                widths=(256,)),
     # Armv8.2 DotProd: quads of s8 x s8 per 32-bit lane.
     Instruction("sdot", "s8s8", 4, "aarch64", ("dotprod",), intrinsic="llvm.aarch64.neon.sdot.v4i32.v16i8"),
     # Armv8.6 I8MM: a 2x8 by 8x2 s8 product into a 2x2 i32 tile.
     Instruction("smmla", "s8s8", 8, "aarch64", ("i8mm",),
-                pattern="transform.apply_patterns.arm_neon.vector_contract_to_i8mm", matrix_tile=(2, 2),
+                pattern="transform.apply_patterns.arm_neon.vector_contract_to_i8mm", op="arm_neon.intr.smmla",
+                matrix_tile=(2, 2),
                 narrow_operands=False),
     # Armv8.6 BF16: a 2x4 by 4x2 bf16 product into a 2x2 f32 tile.
     Instruction("bfmmla", "bf16", 4, "aarch64", ("bf16",),
-                pattern="transform.apply_patterns.arm_neon.vector_contract_to_bfmmla", matrix_tile=(2, 2)),
+                pattern="transform.apply_patterns.arm_neon.vector_contract_to_bfmmla", op="arm_neon.intr.bfmmla",
+                matrix_tile=(2, 2)),
 )}
 
 

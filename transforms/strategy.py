@@ -75,6 +75,11 @@ class Strategy:
         return data
 
     @property
+    def instruction(self) -> str | None:
+        """The dot-product instruction its kernel is built on (None: FMAs)."""
+        return next((step.instruction for step in self.steps if step.kind == "dot_product"), None)
+
+    @property
     def hash(self) -> str:
         return strategy_hash(self.to_dict())
 

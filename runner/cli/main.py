@@ -202,9 +202,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         target = runnable_target(args.target or "host")
     config_mod.check_for_target((a, b), target, "--target: ")
     for strategy in (a, b):
-        if config_mod.features_lacking(strategy):
-            raise ConfigError(f"{strategy.name}: its llvm.features enable "
-                              f"{', '.join(config_mod.features_lacking(strategy))}, which this host lacks")
+        why = config_mod.why_not_here(strategy)
+        if why:
+            raise ConfigError(f"{strategy.name}: {why}")
     result = compare(a, b, target, args.rounds, args.min_sample_seconds)
     if args.json:
         print(json.dumps(result.to_json()))

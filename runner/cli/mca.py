@@ -33,7 +33,8 @@ def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[d
             yield {**record, "status": built.status, "error": built.error}
             continue
         record.update(annotated_loop(built.code, target))
-        record["theoretical_flops_per_cycle"] = target.peak_flops_per_cycle(strategy.kernel.dtype, built.vector_bits)
+        record["theoretical_flops_per_cycle"] = target.peak_flops_per_cycle(strategy.kernel.dtype, built.vector_bits,
+                                                                            strategy.instruction)
         try:
             result, how = check(built)
         except EmulatedFailure as exc:
@@ -46,11 +47,13 @@ def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[d
             continue
         try:
             loop = hot_loop(built.code.assembly, KERNEL)
-            record.update(predict(loop, target, strategy.kernel.dtype, strategy.llvm.cpu).to_json())
+            record.update(predict(loop, target, strategy.kernel.dtype, strategy.llvm.cpu,
+                                  strategy.instruction).to_json())
             # One k-step is 2 x mr x nr flops whatever the vectors: cycles per k-step compare across unrolls.
             k_steps = record["flops_per_iteration"] / (2 * strategy.kernel.mr * strategy.kernel.nr)
             record["cycles_per_k_step"] = round(record["cycles_per_iteration"] / k_steps, 3) if k_steps else None
-            record["model_ceiling"] = model_ceiling(target, strategy.kernel.dtype, built.vector_bits)
+            record["model_ceiling"] = model_ceiling(target, strategy.kernel.dtype, built.vector_bits,
+                                                    strategy.instruction)
         except McaError as exc:  # the kernel is fine; only the prediction is missing
             record.update(error=one_line(exc))
         yield record

@@ -13,6 +13,7 @@ from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.llvm_catalog import known_cpus, known_features
 from pipelines.targets import Target, UnknownTarget, get_target, host_target, missing_features
+from transforms.instructions import INSTRUCTIONS
 from transforms.errors import StrategyError
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import load_plugins, step_from_config
@@ -35,7 +36,7 @@ GEMM_KEYS = {"shapes", "mc", "nc", "traversal", "accumulate"}
 CROSSOVER_KEYS = {"m", "n", "k", "routes", "mc", "nc", "traversal"}
 ROUTE_KEYS = {"name", "strategy", "numpy", "mc", "nc", "traversal"}
 TIMING_KEYS = {"min_sample_seconds", "samples"}
-STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "steps", "llvm", "vector_bits", "target"}
+STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "k_group", "steps", "llvm", "vector_bits", "target"}
 SWEEP_KEYS = {"method", "budget", "time_seconds", "seed", "jobs", "timeout_seconds", "screen_min_sample_seconds",
               "screen_samples", "leaders", "fit_registers"}
 #: A strategy must say at least these (directly or through [defaults]).
@@ -179,10 +180,31 @@ def check_llvm_names(strategy: Strategy, target: Target) -> None:
                                 f"for {target.triple.split('-')[0]}")
 
 
-def features_lacking(strategy: Strategy) -> list[str]:
-    """Features a strategy's llvm.features switch on that this host lacks: its code cannot run here."""
+def why_not_here(strategy: Strategy) -> str | None:
+    """Why this host cannot run a strategy's code although its target runs here, or None: features its
+    llvm.features switch on, or that its dot-product instruction needs, which the host lacks."""
+    host = host_target()
     asked = (f.strip() for f in (strategy.llvm.features or "").split(","))
-    return [f[1:] for f in asked if f.startswith("+") and f[1:] not in host_target().enabled]
+    lacking = [f[1:] for f in asked if f.startswith("+") and f[1:] not in host.enabled]
+    if lacking:
+        return f"its llvm.features enable {', '.join(lacking)}, which {host.label} lacks"
+    if strategy.instruction is not None and host.lacks(strategy.instruction):
+        return (f"its dot_product step uses {strategy.instruction}, which needs "
+                f"{', '.join(host.lacks(strategy.instruction))}: {host.label} lacks it")
+    return None
+
+
+def check_instruction(strategy: Strategy, target: Target) -> None:
+    """A dot-product instruction the target cannot have is an error; one the host merely lacks is not
+    (the strategy is skipped on this host, and compiles for a target that has it)."""
+    inst = strategy.instruction
+    if inst is None:
+        return
+    lacking = target.lacks(inst)
+    if lacking and (target.name != "host" or not target.triple.startswith(INSTRUCTIONS[inst].arch)):
+        index = next(i for i, step in enumerate(strategy.steps) if step.kind == "dot_product")
+        raise StrategyError(f"steps[{index}] (dot_product): {inst} needs {', '.join(lacking)}, which "
+                            f"{target.label} does not have")
 
 
 def check_for_target(strategies: Iterable[Strategy], target: Target, where: str = "") -> None:
@@ -190,6 +212,7 @@ def check_for_target(strategies: Iterable[Strategy], target: Target, where: str 
     for strategy in strategies:
         try:
             check_llvm_names(strategy, target)
+            check_instruction(strategy, target)
             strategy.validate_for(strategy_lanes(strategy, target))
         except StrategyError as exc:
             raise ConfigError(f"{where}strategy {strategy.name!r} cannot target {target.name}: {exc}") from None
@@ -377,7 +400,8 @@ def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str) -> St
     name = _plain_name(name, f"{where}.name")
     where = f"{where} ({name})"
     try:
-        kernel = KernelSpec(merged["mr"], merged["nr"], merged["kc"], merged.get("dtype", "f32"))
+        kernel = KernelSpec(merged["mr"], merged["nr"], merged["kc"], merged.get("dtype", "f32"),
+                            merged.get("k_group"))
     except SpecError as exc:
         raise StrategyError(f"{where}.{exc}") from None
     raw_steps = merged.get("steps")

@@ -118,7 +118,7 @@ def measure(built: Built, policy: TimingPolicy, check_result: Verification, cpu:
     """Time the verified candidate, its baselines and the FMA peak at its width in rotating alternation.
     A fraction of peak above 1.0 is measured again, and recorded `disturbed` if it stays."""
     candidate, problem = built.candidate, built.candidate.problem
-    peak = peak_kernel(candidate.target, problem.dtype, built.vector_bits)
+    peak = peak_kernel(candidate.target, problem.dtype, built.vector_bits, candidate.strategy.instruction)
 
     def once():
         ops = problem.operands(seed=1)

@@ -12,6 +12,7 @@ from kernels_mlir.names import PEAK
 from kernels_mlir.spec import DTYPES
 from pipelines.compile import compile_peak
 from pipelines.targets import Target
+from transforms.instructions import INSTRUCTIONS
 
 from runner.measure.native import NativeFunction
 from runner.measure.timing import Measurement, TimingPolicy, alternated_rates, measure, pinned_to_one_cpu
@@ -29,22 +30,31 @@ class PeakKernel:
     chains: int
 
 
-def peak_kernel(target: Target, dtype: str, bits: int | None = None) -> PeakKernel:
+def peak_kernel(target: Target, dtype: str, bits: int | None = None, instruction: str | None = None) -> PeakKernel:
+    """The peak of FMAs at `bits`, or of the dot-product `instruction` a low-precision kernel uses."""
     bits = bits or target.vector_bits
-    code = compile_peak(target, dtype, bits)
-    lanes, chains = target.lanes(dtype, bits), target.peak_accumulators
-    np_dtype = DTYPES[dtype].numpy
-    # x * y stays small so the accumulators neither overflow nor go denormal over billions of FMAs.
-    xy = np.stack([np.full(lanes, 1.0), np.full(lanes, 1e-6)]).astype(np_dtype)
-    acc = np.zeros((chains, lanes), dtype=np_dtype)
+    code = compile_peak(target, dtype, bits, instruction)
+    chains = target.peak_accumulators
+    d = DTYPES[dtype]
+    if instruction is None:
+        inputs = lanes = macs = target.lanes(dtype, bits)
+    else:
+        inst = INSTRUCTIONS[instruction]
+        inputs, macs = inst.input_count(bits), inst.macs(bits)
+        lanes = inst.tile(bits)[0] * inst.tile(bits)[1]
+    # x * y stays small so the accumulators neither overflow nor go denormal over billions of FMAs
+    # (integers wrap harmlessly).
+    xy = np.stack([np.full(inputs, 1.0), np.full(inputs, 0.0 if d.a.exact else 1e-6)]).astype(d.a.numpy)
+    acc = np.zeros((chains, lanes), dtype=d.acc.numpy)
     run = NativeFunction(code, PEAK, [xy, acc], n_scalars=1)
-    return PeakKernel(run, peak_flops_per_iteration(lanes, chains), dtype, bits, lanes, chains)
+    return PeakKernel(run, peak_flops_per_iteration(macs, chains), dtype, bits, lanes, chains)
 
 
 def measure_peak(target: Target, dtype: str, policy: TimingPolicy, cpu: int | None = None,
-                 bits: int | None = None) -> Measurement:
-    """FMA throughput of this core at `bits` (default: the target's widest), measured alone (`ukl peak`)."""
-    peak = peak_kernel(target, dtype, bits)
+                 bits: int | None = None, instruction: str | None = None) -> Measurement:
+    """FMA (or dot-product `instruction`) throughput of this core at `bits` (default: the target's
+    widest), measured alone (`ukl peak`)."""
+    peak = peak_kernel(target, dtype, bits, instruction)
     return measure(peak.run, peak.flops_per_iteration, policy, cpu)
 
 

@@ -5,9 +5,9 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from pipelines.targets import Target, get_target, host_target
+from pipelines.targets import Target, get_target
 
-from runner.config.experiment import Experiment, features_lacking, not_here, runnable_target
+from runner.config.experiment import Experiment, not_here, runnable_target, why_not_here
 from runner.measure import reproducer
 from runner.measure.lifecycle import Candidate, evaluate
 from runner.measure.record import Record
@@ -41,10 +41,9 @@ def run_experiment(experiment: Experiment, store: Store) -> Iterator[Record]:
             yield skipped(candidate.strategy, candidate.target,
                           f"target {candidate.target.name} does not run here: {not_here(candidate.target)}")
             continue
-        lacking = features_lacking(candidate.strategy)
-        if lacking:  # compiled and inspected elsewhere (ukl asm, ukl mca), never run here
-            yield skipped(candidate.strategy, candidate.target, f"its llvm.features enable {', '.join(lacking)}, "
-                          f"which {host_target().label} lacks")
+        why = why_not_here(candidate.strategy)
+        if why:  # compiled and inspected elsewhere (ukl asm, ukl mca), never run here
+            yield skipped(candidate.strategy, candidate.target, why)
             continue
         record = reproducer.attach(store.repro_root, candidate, evaluate(candidate, experiment.timing))
         store.add(run_id, record, candidate.target, experiment.name)
