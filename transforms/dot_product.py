@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mlir import ir
-from mlir.dialects import llvm, vector
+from mlir.dialects import arith, llvm, memref, vector
 from mlir.dialects.transform import loop, structured
 from mlir.dialects.transform import memref as tmemref
 from mlir.dialects.transform import vector as tvec
@@ -153,8 +153,11 @@ class DotProduct(Step):
             if inst.intrinsic:
                 summary = f"\n// python rewrite: {emit_broadcast_dot(kernel, inst, ctx.bits)} pieces -> {inst.name}"
             flattened = flatten_contiguous_reads(kernel)
+            loops = q.ops_named(kernel, "scf.for")
+            carried = flatten_carried_vectors(loops[0]) if len(loops) == 1 else 0
         self.check(q.kernel_function(module), ctx)
-        return f"{script}{summary}\n// python rewrite: {flattened} reads flattened to 1-D"
+        return (f"{script}{summary}\n// python rewrite: {flattened} reads flattened to 1-D, "
+                f"{carried} accumulators carried as 1-D vectors")
 
     def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
         if q.ops_named(kernel, "vector.contract"):
@@ -231,8 +234,9 @@ def flatten_contiguous_reads(kernel: ir.Operation) -> int:
     The dot-product routes read B as lanes x group (and smmla's A as 2 x 8): contiguous bytes
     that the n-D transfer lowering would fetch in `group`-element pieces and reassemble. Upstream
     has the rewrite (FlattenContiguousRowMajorTransferReadPattern) but exposes no transform op
-    for it in MLIR 22. Only in-bounds reads at minor-identity maps are touched; their users get
-    a vector.shape_cast back, which folds away against the shape_casts the routes emit.
+    for it in MLIR 22. An in-bounds read whose map keeps memref dims in order is rewritten into a
+    subview of exactly the elements read, collapsed to 1-D, and a vector.load of it; its users get a
+    vector.shape_cast back, which folds away against the shape_casts the routes emit.
     """
     rewritten = 0
     for read in q.ops_named(kernel, "vector.transfer_read"):
@@ -241,15 +245,16 @@ def flatten_contiguous_reads(kernel: ir.Operation) -> int:
         if result_type.rank < 2 or not isinstance(source.type, ir.MemRefType):
             continue
         memref_type = ir.MemRefType(source.type)
-        minor_identity = ir.AffineMap.get_minor_identity(memref_type.rank, result_type.rank)
-        if ir.AffineMapAttr(read.attributes["permutation_map"]).value != minor_identity:
-            continue
-        if not _contiguous(result_type.shape, memref_type):
+        dims = _read_dims(ir.AffineMapAttr(read.attributes["permutation_map"]).value)
+        in_bounds = all(ir.BoolAttr(b).value for b in ir.ArrayAttr(read.attributes["in_bounds"]))
+        if dims is None or not in_bounds or not _contiguous(result_type.shape, memref_type, dims):
             continue
         indices = list(read.operands)[1:1 + memref_type.rank]
-        flat = ir.VectorType.get([_elements(result_type)], result_type.element_type)
+        count = _elements(result_type)
         with ir.InsertionPoint(read), read.location:
-            loaded = vector.load(flat, source, indices)
+            flat_view = _contiguous_view(source, memref_type, indices, dims, result_type.shape)
+            loaded = vector.load(ir.VectorType.get([count], result_type.element_type), flat_view,
+                                 [arith.constant(ir.IndexType.get(), 0)])
             reshaped = vector.shape_cast(result_type, loaded)
         read.results[0].replace_all_uses_with(reshaped)
         read.erase()
@@ -257,16 +262,76 @@ def flatten_contiguous_reads(kernel: ir.Operation) -> int:
     return rewritten
 
 
-def _contiguous(shape: list[int], memref_type: ir.MemRefType) -> bool:
-    """Whether a vector of `shape` read from the innermost dims of `memref_type` is one run of memory:
-    below its outermost non-unit dim, every dim spans its memref dim fully and strides are dense."""
+def _read_dims(permutation: ir.AffineMap) -> list[int] | None:
+    """The memref dim each vector dim reads along, when they are in increasing order (else None)."""
+    dims = []
+    for expr in permutation.results:
+        if not isinstance(expr, ir.AffineDimExpr):
+            return None
+        dims.append(expr.position)
+    return dims if dims == sorted(set(dims)) else None
+
+
+def _contiguous(shape: list[int], memref_type: ir.MemRefType, dims: list[int]) -> bool:
+    """Whether a vector of `shape`, its dims read along memref `dims`, is one dense run of memory."""
     strides, _ = memref_type.get_strides_and_offset()
-    dims = memref_type.shape[memref_type.rank - len(shape):]
-    strides = strides[memref_type.rank - len(shape):]
-    if strides[-1] != 1:
+    if strides[dims[-1]] != 1:  # (a dynamic stride is a sentinel that equals no static one)
         return False
     outer = next((i for i, n in enumerate(shape) if n != 1), len(shape) - 1)
-    for d in range(outer + 1, len(shape)):
-        if shape[d] != dims[d] or strides[d - 1] != strides[d] * dims[d]:
-            return False
-    return True
+    return all(strides[dims[d - 1]] == strides[dims[d]] * shape[d] for d in range(outer + 1, len(shape)))
+
+
+def _contiguous_view(source: ir.Value, memref_type: ir.MemRefType, indices: list[ir.Value], dims: list[int],
+                     shape: list[int]) -> ir.Value:
+    """The elements a contiguous read covers, as a 1-D memref (a subview, then collapse_shape)."""
+    strides, _ = memref_type.get_strides_and_offset()
+    sizes = [1] * memref_type.rank
+    for d, n in zip(dims, shape):
+        sizes[d] = n
+    dyn = ir.ShapedType.get_dynamic_stride_or_offset()
+    view_type = ir.MemRefType.get(shape, memref_type.element_type,
+                                  layout=ir.StridedLayoutAttr.get(offset=dyn, strides=[strides[d] for d in dims]))
+    view = memref.subview(source, indices, sizes, [1] * memref_type.rank, result_type=view_type)
+    flat_type = ir.MemRefType.get([math.prod(shape)], memref_type.element_type,
+                                  layout=ir.StridedLayoutAttr.get(offset=dyn, strides=[1]))
+    return memref.collapse_shape(flat_type, view, [list(range(len(shape)))])
+
+
+def flatten_carried_vectors(loop: ir.Operation) -> int:
+    """Carry n-D accumulators through the k loop as the 1-D vectors the instructions use.
+
+    LLVM lowers an n-D vector to an array of 1-D vectors, so a 2x2 smmla tile carried as
+    vector<2x2xi32> is split and rebuilt around every instruction (ext/mov shuffles in the loop).
+    When every use of a carried value is a shape_cast to one 1-D type and what the body yields is a
+    shape_cast from it, the loop carries the 1-D value; the casts move outside the loop.
+    """
+    body = loop.regions[0].blocks[0]
+    yield_op = body.operations[len(body.operations) - 1].operation
+    changed = 0
+    for index, arg in enumerate(list(body.arguments)[1:]):
+        if not isinstance(arg.type, ir.VectorType) or ir.VectorType(arg.type).rank < 2:
+            continue
+        users = [use.owner.operation for use in arg.uses]
+        flat_types = {str(u.results[0].type) for u in users if u.name == "vector.shape_cast"}
+        yielded = yield_op.operands[index].owner
+        if not users or len(flat_types) != 1 or any(u.name != "vector.shape_cast" for u in users) or \
+                isinstance(yielded, ir.Block) or yielded.operation.name != "vector.shape_cast":
+            continue
+        flat = users[0].results[0].type
+        if ir.VectorType(flat).rank != 1 or yielded.operation.operands[0].type != flat:
+            continue
+        nd = arg.type
+        with ir.InsertionPoint(loop), loop.location:
+            loop.operands[3 + index] = vector.shape_cast(flat, loop.operands[3 + index])
+        yield_op.operands[index] = yielded.operation.operands[0]
+        arg.set_type(flat)
+        for user in users:
+            user.results[0].replace_all_uses_with(arg)
+            user.erase()
+        result = loop.results[index]
+        result.set_type(flat)
+        with ir.InsertionPoint.after(loop), loop.location:
+            restored = vector.shape_cast(nd, result)
+        result.replace_all_uses_except(restored, restored.owner.operation)
+        changed += 1
+    return changed

@@ -27,6 +27,10 @@ class LLVMOptions:
     pre_ra_scheduler: str | None = None
     post_ra_scheduler: bool | None = None
     fast_math: str = "none"
+    #: AArch64: whether the load/store optimizer pairs loads into ldp (None: LLVM's default, on).
+    #: Neoverse V2 dispatches `ldp q` as 3 micro-ops and two `ldr q` as 2, which matters in a
+    #: dispatch-bound kernel.
+    load_pairs: bool | None = None
 
     def __post_init__(self) -> None:
         if self.opt not in OPT_LEVELS:
@@ -37,7 +41,7 @@ class LLVMOptions:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise StrategyError(f"llvm.{name}: must be a string, got {value!r}")
-        for name in ("machine_scheduler", "post_ra_scheduler"):
+        for name in ("machine_scheduler", "post_ra_scheduler", "load_pairs"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 raise StrategyError(f"llvm.{name}: must be true or false, got {value!r}")
@@ -58,6 +62,8 @@ class LLVMOptions:
             flags.append(f"-pre-RA-sched={self.pre_ra_scheduler}")
         if self.post_ra_scheduler is not None:
             flags.append(f"-enable-post-misched={str(self.post_ra_scheduler).lower()}")
+        if self.load_pairs is not None:
+            flags.append(f"-aarch64-enable-ldst-opt={str(self.load_pairs).lower()}")
         return flags
 
     @classmethod

@@ -59,8 +59,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     target = runnable_target(experiment.target)
     records = []
     if not args.json:
-        print(f"target {target.label}; each kernel is timed in alternation with the FMA peak at its own width",
-              flush=True)
+        print(f"target {target.label}; each kernel is timed in alternation with the peak of its own instruction "
+              "(FMA or dot product) at its own width", flush=True)
     with Store(args.db) as store:
         for record in run_experiment(experiment, store):
             records.append(record)

@@ -5,6 +5,8 @@ from typing import Iterable
 
 from tabulate import tabulate
 
+from kernels_mlir.spec import DTYPES
+
 from runner.measure.record import Record
 from runner.report.display import markdown_cell, terminal
 from runner.measure.timing import Measurement
@@ -22,11 +24,20 @@ def _cv(r: Record) -> str:
 
 
 def _peak(r: Record) -> str:
-    """The FMA peak the fraction is against: the percentile of samples alternated with the kernel, its width."""
-    return "" if r.peak_gflops is None else f"{r.peak_gflops:.1f} @{r.vector_bits}b"
+    """The peak the fraction is against: the percentile of samples alternated with the kernel, its width,
+    and the dot-product instruction when it is not FMAs."""
+    if r.peak_gflops is None:
+        return ""
+    return f"{r.peak_gflops:.1f} @{r.vector_bits}b" + (f" {r.strategy.instruction}" if r.strategy.instruction else "")
+
+
+def rate_header(dtypes: Iterable[str]) -> str:
+    """GFLOP/s, or GOP/s once integer kernels are in the table (both count a multiply-add as 2)."""
+    return "GOP/s" if any(DTYPES[d].unit == "op" for d in dtypes) else "GFLOP/s"
 
 
 def results_table(records: Iterable[Record]) -> str:
+    records = list(records)
     rows = []
     for r in records:
         k, m = r.strategy.kernel, r.measurement
@@ -37,8 +48,8 @@ def results_table(records: Iterable[Record]) -> str:
             _cv(r), _peak(r), _pct(r.fraction_of_peak),
             "" if r.compile_seconds is None else f"{r.compile_seconds:.2f}",
         ])
-    headers = ["strategy", "hash", "mr x nr x kc", "dtype", "opt", "status", "GFLOP/s",
-               "min-max", "cv", "peak", "of peak", "compile s"]
+    headers = ["strategy", "hash", "mr x nr x kc", "dtype", "opt", "status",
+               rate_header(r.strategy.kernel.dtype for r in records), "min-max", "cv", "peak", "of peak", "compile s"]
     return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 6 + ("right",) * 6)
 
 
