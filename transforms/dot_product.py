@@ -70,7 +70,7 @@ class TileRegisters(Step):
 
     def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
         loops = q.ops_named(kernel, "scf.for")
-        if len(loops) != 1:
+        if len(loops) > 1:  # (a k loop of one iteration is folded away)
             raise StepFailed(f"tile_registers: expected the k loop alone, found {len(loops)} loops")
         pieces = q.ops_named(kernel, "linalg.generic")
         if len(pieces) != (ctx.spec.mr // self.rows) * (ctx.spec.nr // self.cols):

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from kernels_mlir.spec import DTYPES, SpecError
 from pipelines.targets import Target, UnknownTarget, get_target, target_names
 from transforms.errors import StrategyError
+from transforms.instructions import INSTRUCTIONS
 from transforms.strategy import Strategy
 
 from runner.cli.asm import inspect, select
@@ -92,19 +93,31 @@ def _cmd_peak(args: argparse.Namespace) -> int:
         bits = target.width(args.vector_bits)
     except StrategyError as exc:
         raise ConfigError(f"--{exc}") from None
-    m = measure_peak(target, args.dtype, policy, bits=bits)
-    theory = target.peak_flops_per_cycle(args.dtype, bits)
+    inst = args.instruction
+    dtype = args.dtype if inst is None else INSTRUCTIONS[inst].dtype
+    if inst is not None:
+        lacking = target.lacks(inst)
+        if lacking:
+            raise ConfigError(f"--instruction: {inst} needs {', '.join(lacking)}, which {target.label} lacks")
+        try:
+            INSTRUCTIONS[inst].check_width(bits)
+        except StrategyError as exc:
+            raise ConfigError(f"--{exc}") from None
+    m = measure_peak(target, dtype, policy, bits=bits, instruction=inst)
+    theory = target.peak_flops_per_cycle(dtype, bits, inst)
+    unit = "op" if DTYPES[dtype].unit == "op" else "flop"
     if args.json:
-        print(json.dumps({"target": target.name, "cpu": target.cpu, "row": target.row, "dtype": args.dtype,
-                          "vector_bits": bits, "lanes": target.lanes(args.dtype, bits),
+        print(json.dumps({"target": target.name, "cpu": target.cpu, "row": target.row, "dtype": dtype,
+                          "instruction": inst or "fma", "vector_bits": bits, "lanes": target.lanes(dtype, bits),
                           "accumulators": target.peak_accumulators, "theoretical_flops_per_cycle": theory,
                           "gflops": m.median, "gflops_min": m.minimum, "gflops_max": m.maximum, "cv": m.cv,
                           "samples": list(m.gflops_samples)}))
     else:
-        print(f"{target.label}: " + peak_line(args.dtype, bits, target.lanes(args.dtype, bits),
-                                              target.peak_accumulators, m))
-        print(f"theoretical: {'unknown' if theory is None else f'{theory:g} flop/cycle'}"
-              + ("" if target.fma is None else f" ({target.fma.pipes} FMA pipes x {target.fma.bits_per_pipe} bits)"))
+        print(f"{target.label}: " + peak_line(dtype, bits, target.lanes(dtype, bits), target.peak_accumulators, m,
+                                              inst))
+        path = target.fma if inst is None else dict(target.dots).get(inst)
+        print(f"theoretical: {'unknown' if theory is None else f'{theory:g} {unit}/cycle'}"
+              + ("" if path is None else f" ({path.pipes} pipes x {path.bits_per_pipe} bits)"))
     return 0
 
 
@@ -413,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="any target whose code runs here (the host has every feature it needs)")
     peak.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
     peak.add_argument("--vector-bits", type=int, help="vector width of the FMAs (default: the target's widest)")
+    peak.add_argument("--instruction", choices=sorted(INSTRUCTIONS),
+                      help="a dot-product instruction instead of FMAs (its dtype replaces --dtype)")
     peak.add_argument("--min-sample-seconds", type=_SAMPLE_SECONDS, default=MIN_SAMPLE_SECONDS)
     peak.add_argument("--samples", type=_count(SAMPLES, MAX_SAMPLES), default=SAMPLES)
     peak.add_argument("--json", action="store_true")

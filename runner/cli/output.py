@@ -105,8 +105,10 @@ def progress_line(r: Record) -> str:
     return (head + f": {r.measurement.median:.2f} GFLOP/s, {_pct(r.fraction_of_peak)} of peak, cv {_cv(r)}")
 
 
-def peak_line(dtype: str, bits: int, lanes: int, chains: int, m: Measurement) -> str:
-    return (f"FMA peak ({dtype}, {bits}-bit, {chains} chains x {lanes} lanes): {m.median:.2f} GFLOP/s "
+def peak_line(dtype: str, bits: int, lanes: int, chains: int, m: Measurement, instruction: str | None = None) -> str:
+    what = f"{instruction} peak ({dtype}, {bits}-bit, {chains} chains)" if instruction else \
+        f"FMA peak ({dtype}, {bits}-bit, {chains} chains x {lanes} lanes)"
+    return (f"{what}: {m.median:.2f} {rate_header([dtype])} "
             f"(min {m.minimum:.2f}, max {m.maximum:.2f}, cv {100 * m.cv:.1f}%)")
 
 
