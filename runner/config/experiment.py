@@ -213,6 +213,8 @@ def check_for_target(strategies: Iterable[Strategy], target: Target, where: str 
         try:
             check_llvm_names(strategy, target)
             check_instruction(strategy, target)
+            if strategy.instruction is not None and target.lacks(strategy.instruction):
+                continue  # the host lacks it: skipped at run time, with its reason, so not checked against it
             strategy.validate_for(strategy_lanes(strategy, target))
         except StrategyError as exc:
             raise ConfigError(f"{where}strategy {strategy.name!r} cannot target {target.name}: {exc}") from None

@@ -158,3 +158,21 @@ def test_missing_feature_is_named():
     assert get_target("znver3").lacks("vdpbf16ps") == ["avx512bf16"]
     assert get_target("neoverse-n1").lacks("smmla") == ["i8mm"]
     assert get_target("neoverse-v1").lacks("vpdpbusd") == ["x86_64"]
+
+
+@pytest.mark.emulation
+def test_a_real_int32_overflow_is_caught_under_qemu():
+    """Operands chosen to overflow: the smmla kernel's i32 accumulators wrap, the int64 reference does not."""
+    from runner.emulation.qemu import run_emulated
+    from runner.measure.verify import judge
+    s = dot_strategy("s8s8", "smmla", 2, 2, 16)
+    code = compile_strategy(s, get_target("neoverse-v1"), jit=False).code
+    ops = s.kernel.operands(seed=0)
+    ops.c_block[...] = 2 ** 31 - 100
+    ops.guarded["A"].view[...] = -128
+    ops.guarded["B"].view[...] = -128
+    expected, bound = s.kernel.expected(ops)
+    run_emulated(code.object_code, s.kernel, ops)
+    assert (expected > 2 ** 31 - 1).all()
+    assert (ops.c.astype("int64") == expected - 2 ** 32).all()  # the hardware wrapped
+    assert not judge(ops.c, expected, bound).correct
