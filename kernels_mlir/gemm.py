@@ -24,7 +24,7 @@ from .harness import add_bench_loop
 from .mlir_types import c_block_type, element_type, mark_entry_point, panel_type
 from .names import GEMM, GEMM_BENCH
 from .operands import Guarded, Operands
-from .reference import error_bound, reference, uniform
+from .reference import draw, error_bound, reference
 from .spec import DTYPES, SpecError
 
 TRAVERSALS = ("blis", "tiles", "direct")
@@ -52,6 +52,8 @@ class GemmSpec:
     traversal: str = DEFAULT_TRAVERSAL
     #: C += A.B when True; C = A.B (C zeroed first) when False.
     accumulate: bool = False
+    #: The micro-kernel's k grouping (low-precision dtypes); None: the dtype's default.
+    k_group: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("m", "n", "k", "mr", "nr", "kc", "mc", "nc"):
@@ -62,9 +64,19 @@ class GemmSpec:
             raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.traversal not in TRAVERSALS:
             raise SpecError(f"traversal: must be one of {list(TRAVERSALS)}, got {self.traversal!r}")
+        groups = DTYPES[self.dtype].groups
+        if self.k_group is not None and self.k_group not in groups:
+            raise SpecError(f"k_group: {self.dtype} panels group k by {' or '.join(map(str, groups))}, "
+                            f"got {self.k_group!r}")
+        if self.traversal != "direct" and self.kc % self.group:
+            raise SpecError(f"kc: must be a multiple of {self.group} for {self.dtype}, got {self.kc}")
         if self.traversal == "blis" and (self.mc % self.mr or self.nc % self.nr):
             raise SpecError(f"mc and nc: must be multiples of mr={self.mr} and nr={self.nr}, "
                             f"got mc={self.mc}, nc={self.nc}")
+
+    @property
+    def group(self) -> int:
+        return self.k_group or DTYPES[self.dtype].groups[0]
 
     @property
     def blocks(self) -> tuple[int, int, int]:
@@ -81,7 +93,8 @@ class GemmSpec:
         if self.traversal == "direct":
             return ()
         kc = self.blocks[2]
-        return (kc,) if self.k % kc == 0 else (kc, self.k % kc)
+        return (padded(kc, self.group),) if self.k % kc == 0 else (padded(kc, self.group),
+                                                                  padded(self.k % kc, self.group))
 
     @property
     def flops(self) -> int:
@@ -91,7 +104,8 @@ class GemmSpec:
     def bytes_needed(self) -> int:
         """Memory one measurement takes: A, B, C and the baseline's output, plus the packing buffers."""
         mc, nc, kc = self.blocks
-        return (self.m * self.k + self.k * self.n + 2 * self.m * self.n + mc * kc + kc * nc) * DTYPES[self.dtype].bytes
+        d = DTYPES[self.dtype]
+        return (self.m * self.k + self.k * self.n + mc * kc + kc * nc) * d.bytes + 2 * self.m * self.n * d.acc.bytes
 
     @property
     def np_dtype(self) -> type:
@@ -106,17 +120,24 @@ class GemmSpec:
 
     def operands(self, seed: int) -> Operands:
         rng = np.random.default_rng(seed)
-        a, b, c = (uniform(rng, self.np_dtype, *shape) for shape in ((self.m, self.k), (self.k, self.n),
-                                                                       (self.m, self.n)))
+        d = DTYPES[self.dtype]
+        a, b, c = (draw(rng, element, *shape) for element, shape in (
+            (d.a, (self.m, self.k)), (d.b, (self.k, self.n)), (d.acc, (self.m, self.n))))
         return Operands({"A": Guarded.around(a), "B": Guarded.around(b), "C": Guarded.around(c)})
 
     def expected(self, ops: Operands) -> tuple[np.ndarray, np.ndarray]:
+        acc = DTYPES[self.dtype].acc
         start = ops.c if self.accumulate else np.zeros_like(ops.c)
-        return reference(ops.a.T, ops.b, start), error_bound(ops.a.T, ops.b, start)
+        return reference(ops.a.T, ops.b, start, acc.exact), error_bound(ops.a.T, ops.b, start, acc)
 
 
 def kernel_symbol(kc: int) -> str:
     return f"ukernel_k{kc}"
+
+
+def padded(depth: int, group: int) -> int:
+    """A k depth rounded up to whole groups: panels of grouped dtypes are zero-padded in k."""
+    return -(-depth // group) * group
 
 
 class _Builder:
@@ -125,7 +146,15 @@ class _Builder:
     def __init__(self, spec: GemmSpec):
         self.s = spec
         self.index = ir.IndexType.get()
-        self.elt = element_type(spec.dtype)
+        d = DTYPES[spec.dtype]
+        #: C's (accumulator) element, and A's and B's (they differ for low-precision dtypes).
+        self.elt, self.a_elt, self.b_elt = element_type(d.acc), element_type(d.a), element_type(d.b)
+        self.g = spec.group
+
+    def zero(self, elt: ir.Type) -> ir.Value:
+        if isinstance(elt, ir.IntegerType):
+            return arith.constant(elt, 0)
+        return arith.constant(elt, 0.0)
 
     def c(self, value: int) -> ir.Value:
         return arith.constant(self.index, value)
@@ -133,7 +162,7 @@ class _Builder:
     def zero_or_c(self, vec: ir.VectorType, c: ir.Value, row: ir.Value, col: ir.Value, accumulate: bool) -> ir.Value:
         if accumulate:
             return vector.load(vec, c, [row, col])
-        return arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, ir.FloatAttr.get(self.elt, 0.0)))
+        return vector.broadcast(vec, self.zero(self.elt))
 
     def min(self, a: ir.Value, b: ir.Value) -> ir.Value:
         return arith.minsi(a, b)
@@ -149,7 +178,15 @@ class _Builder:
         inside = arith.andi(arith.cmpi(arith.CmpIPredicate.slt, row, self.c(rows)),
                             arith.cmpi(arith.CmpIPredicate.slt, col, self.c(cols)))
         value = memref.load(source, [self.min(row, self.c(rows - 1)), self.min(col, self.c(cols - 1))])
-        return arith.select(inside, value, arith.constant(self.elt, 0.0))
+        return arith.select(inside, value, self.zero(ir.MemRefType(source.type).element_type))
+
+    def store_packed(self, value: ir.Value, buffer: ir.Value, p: ir.Value, k: ir.Value, w: ir.Value) -> None:
+        """buffer[p, k, w], or for grouped dtypes buffer[p, k / g, w * g + k % g] (the VNNI layout)."""
+        if self.g == 1:
+            memref.store(value, buffer, [p, k, w])
+            return
+        g = self.c(self.g)
+        memref.store(value, buffer, [p, arith.divui(k, g), self.add(arith.muli(w, g), arith.remui(k, g))])
 
     def pack(self, buffer: ir.Value, source: ir.Value, outer0: ir.Value, k0: ir.Value, extent: ir.Value,
              kc: int, width: int, a_side: bool) -> None:
@@ -158,8 +195,18 @@ class _Builder:
         Panels that lie inside the matrix are plain copies: A panel by panel, each k-step's
         `width` elements stored contiguously; B row by row (B's rows are contiguous in memory,
         while a panel of B strides over kc rows). The panel that sticks out of the matrix is
-        zero-padded.
+        zero-padded, and so is a grouped dtype's last group of k when K does not fill it.
         """
+        depth = padded(kc, self.g)
+        if depth != kc:  # every panel needs the k guard: the generic, guarded copy
+            whole = arith.divsi(arith.addi(extent, self.c(width - 1)), self.c(width))
+            p_loop = self.loop(self.c(0), whole, 1)
+            with ir.InsertionPoint(p_loop.body):
+                p = p_loop.induction_variable
+                self._copy_panel(buffer, source, p, self._panel_base(outer0, p, width), k0, depth, width, a_side,
+                                 guarded=True)
+                scf.YieldOp([])
+            return
         inside = arith.divsi(extent, self.c(width))  # extent never passes the matrix's edge
         if a_side:
             p_loop = self.loop(self.c(0), inside, 1)
@@ -179,7 +226,7 @@ class _Builder:
                     w_loop = self.loop(self.c(0), self.c(width), 1)
                     with ir.InsertionPoint(w_loop.body):
                         w = w_loop.induction_variable
-                        memref.store(memref.load(source, [self.add(k0, k), self.add(base, w)]), buffer, [p, k, w])
+                        self.store_packed(memref.load(source, [self.add(k0, k), self.add(base, w)]), buffer, p, k, w)
                         scf.YieldOp([])
                     scf.YieldOp([])
                 scf.YieldOp([])
@@ -205,14 +252,15 @@ class _Builder:
                     value = self.guarded_load(source, row, col, *((s.m, s.k) if a_side else (s.k, s.n)))
                 else:
                     value = memref.load(source, [row, col])
-                memref.store(value, buffer, [p, k, w])
+                self.store_packed(value, buffer, p, k, w)
                 scf.YieldOp([])
             scf.YieldOp([])
 
     def panel(self, buffer: ir.Value, index: ir.Value, kc: int, width: int) -> ir.Value:
-        """buffer[index] as the kc x width panel type the micro-kernel takes."""
-        return memref.subview(buffer, [index, 0, 0], [1, kc, width], [1, 1, 1],
-                              result_type=panel_type(kc, width, self.s.dtype))
+        """buffer[index] as the panel type the micro-kernel takes: kc x width, or (kc/g) x (width*g)."""
+        rows, cols = padded(kc, self.g) // self.g, width * self.g
+        return memref.subview(buffer, [index, 0, 0], [1, rows, cols], [1, 1, 1],
+                              result_type=panel_type(rows, cols, ir.MemRefType(buffer.type).element_type))
 
     def tile(self, matrix: ir.Value, row: ir.Value, col: ir.Value) -> ir.Value:
         """The mr x nr view of C at (row, col), cast to the micro-kernel's C type."""
@@ -220,7 +268,7 @@ class _Builder:
         view_type = ir.MemRefType.get([s.mr, s.nr], self.elt, layout=ir.StridedLayoutAttr.get(
             offset=dyn, strides=[s.n, 1]))
         view = memref.subview(matrix, [row, col], [s.mr, s.nr], [1, 1], result_type=view_type)
-        return memref.cast(c_block_type(s.mr, s.nr, s.dtype), view)
+        return memref.cast(c_block_type(s.mr, s.nr, DTYPES[s.dtype].acc), view)
 
     def edge_tile(self, c: ir.Value, local: ir.Value, row: ir.Value, col: ir.Value, call) -> None:
         """A C tile that sticks out of C: copy in (zeros outside), compute, copy the valid part back."""
@@ -234,7 +282,7 @@ class _Builder:
                 memref.store(value, local, [i, j])
                 scf.YieldOp([])
             scf.YieldOp([])
-        call(memref.cast(c_block_type(s.mr, s.nr, s.dtype), local))
+        call(memref.cast(c_block_type(s.mr, s.nr, DTYPES[s.dtype].acc), local))
         rows = self.min(self.c(s.mr), arith.subi(self.c(s.m), row))
         cols = self.min(self.c(s.nr), arith.subi(self.c(s.n), col))
         i_loop = self.loop(self.c(0), rows, 1)
@@ -269,7 +317,8 @@ class _Builder:
                     row = self.add(ic, ir_)
 
                     def call(c_tile: ir.Value) -> None:
-                        func.CallOp([], ir.FlatSymbolRefAttr.get(kernel_symbol(kc)), [a_panel, b_panel, c_tile])
+                        func.CallOp([], ir.FlatSymbolRefAttr.get(kernel_symbol(padded(kc, self.g))),
+                                    [a_panel, b_panel, c_tile])
 
                     full = arith.andi(
                         arith.cmpi(arith.CmpIPredicate.sle, self.add(row, self.c(s.mr)), self.c(s.m)),
@@ -295,16 +344,17 @@ def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
         return _build_direct(spec, lanes)
     b_ = _Builder(spec)
     mc, nc, kc = spec.blocks
+    d, g = DTYPES[spec.dtype], spec.group
     elt = b_.elt
-    a_type = ir.MemRefType.get([spec.m, spec.k], elt)
-    b_type = ir.MemRefType.get([spec.k, spec.n], elt)
+    a_type = ir.MemRefType.get([spec.m, spec.k], b_.a_elt)
+    b_type = ir.MemRefType.get([spec.k, spec.n], b_.b_elt)
     c_type = ir.MemRefType.get([spec.m, spec.n], elt)
     module = ir.Module.create()
     with ir.InsertionPoint(module.body):
         for depth in spec.kernel_kcs:
             decl = func.FuncOp(kernel_symbol(depth), ir.FunctionType.get(
-                [panel_type(depth, spec.mr, spec.dtype), panel_type(depth, spec.nr, spec.dtype),
-                 c_block_type(spec.mr, spec.nr, spec.dtype)], []), visibility="private")
+                [panel_type(depth // g, spec.mr * g, d.a), panel_type(depth // g, spec.nr * g, d.b),
+                 c_block_type(spec.mr, spec.nr, d.acc)], []), visibility="private")
             decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
         fn = func.FuncOp(GEMM, ir.FunctionType.get([a_type, b_type, c_type], []))
         mark_entry_point(fn, noinline=True)
@@ -312,8 +362,11 @@ def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
         with ir.InsertionPoint(entry):
             a, b, c = entry.arguments
             align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
-            a_pack = memref.alloc(ir.MemRefType.get([mc // spec.mr, kc, spec.mr], elt), [], [], alignment=align)
-            b_pack = memref.alloc(ir.MemRefType.get([nc // spec.nr, kc, spec.nr], elt), [], [], alignment=align)
+            depth = padded(kc, g)
+            a_pack = memref.alloc(ir.MemRefType.get([mc // spec.mr, depth // g, spec.mr * g], b_.a_elt), [], [],
+                                  alignment=align)
+            b_pack = memref.alloc(ir.MemRefType.get([nc // spec.nr, depth // g, spec.nr * g], b_.b_elt), [], [],
+                                  alignment=align)
             local = memref.alloca(ir.MemRefType.get([spec.mr, spec.nr], elt), [], [], alignment=align)
             if not spec.accumulate:
                 _zero(b_, c)
@@ -338,10 +391,28 @@ def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
 
 
 def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
+    """The plain loop: C's row i in blocks of DIRECT_VECTORS vectors, each k adding A[i, k] times B's row
+    (widened to the accumulator type first for low-precision dtypes: no dot-product instruction)."""
     b_ = _Builder(spec)
     elt = b_.elt
+    d = DTYPES[spec.dtype]
     vec = ir.VectorType.get([lanes], elt)
-    types = [ir.MemRefType.get(shape, elt) for shape in ([spec.m, spec.k], [spec.k, spec.n], [spec.m, spec.n])]
+    b_vec = ir.VectorType.get([lanes], b_.b_elt)
+    types = [ir.MemRefType.get(shape, e) for shape, e in (([spec.m, spec.k], b_.a_elt), ([spec.k, spec.n], b_.b_elt),
+                                                          ([spec.m, spec.n], elt))]
+
+    def widen(value: ir.Value, element, to: ir.Type) -> ir.Value:
+        if value.type == to:
+            return value
+        if not element.exact:
+            return arith.extf(to, value)
+        return arith.extsi(to, value) if element.signed else arith.extui(to, value)
+
+    def multiply_add(x: ir.Value, y: ir.Value, acc: ir.Value) -> ir.Value:
+        if d.acc.exact:
+            return arith.addi(acc, arith.muli(x, y))
+        return vector.fma(x, y, acc) if isinstance(acc.type, ir.VectorType) else arith.addf(acc, arith.mulf(x, y))
+
     width = lanes * DIRECT_VECTORS
     full = spec.n - spec.n % width
     module = ir.Module.create()
@@ -362,8 +433,8 @@ def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
                         k_loop = scf.ForOp(b_.c(0), b_.c(spec.k), b_.c(1), init)
                         with ir.InsertionPoint(k_loop.body):
                             k = k_loop.induction_variable
-                            a_k = vector.broadcast(vec, memref.load(a, [i, k]))
-                            scf.YieldOp([vector.fma(a_k, vector.load(vec, b, [k, col]), acc)
+                            a_k = vector.broadcast(vec, widen(memref.load(a, [i, k]), d.a, elt))
+                            scf.YieldOp([multiply_add(a_k, widen(vector.load(b_vec, b, [k, col]), d.b, vec), acc)
                                          for col, acc in zip(cols, k_loop.inner_iter_args)])
                         for col, acc in zip(cols, k_loop.results):
                             vector.store(acc, c, [i, col])
@@ -372,12 +443,13 @@ def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
                     j_loop = b_.loop(b_.c(full), b_.c(spec.n), 1)
                     with ir.InsertionPoint(j_loop.body):
                         j = j_loop.induction_variable
-                        init = memref.load(c, [i, j]) if spec.accumulate else arith.constant(elt, 0.0)
+                        init = memref.load(c, [i, j]) if spec.accumulate else b_.zero(elt)
                         k_loop = scf.ForOp(b_.c(0), b_.c(spec.k), b_.c(1), [init])
                         with ir.InsertionPoint(k_loop.body):
                             k = k_loop.induction_variable
-                            product = arith.mulf(memref.load(a, [i, k]), memref.load(b, [k, j]))
-                            scf.YieldOp([arith.addf(k_loop.inner_iter_args[0], product)])
+                            x = widen(memref.load(a, [i, k]), d.a, elt)
+                            y = widen(memref.load(b, [k, j]), d.b, elt)
+                            scf.YieldOp([multiply_add(x, y, k_loop.inner_iter_args[0])])
                         memref.store(k_loop.results[0], c, [i, j])
                         scf.YieldOp([])
                 scf.YieldOp([])
@@ -392,6 +464,6 @@ def _zero(b_: _Builder, c: ir.Value) -> None:
     with ir.InsertionPoint(i_loop.body):
         j_loop = b_.loop(b_.c(0), b_.c(s.n), 1)
         with ir.InsertionPoint(j_loop.body):
-            memref.store(arith.constant(b_.elt, 0.0), c, [i_loop.induction_variable, j_loop.induction_variable])
+            memref.store(b_.zero(b_.elt), c, [i_loop.induction_variable, j_loop.induction_variable])
             scf.YieldOp([])
         scf.YieldOp([])

@@ -10,7 +10,6 @@ from mlir import ir
 
 from kernels_mlir.gemm import GemmSpec, build_gemm, kernel_symbol
 from kernels_mlir.names import KERNEL
-from kernels_mlir.spec import KernelSpec
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
@@ -45,7 +44,7 @@ class CompiledGemm:
 
 def strategy_for_depth(strategy: Strategy, kc: int, lanes: int) -> Strategy:
     """The micro-kernel strategy at depth kc: the same, or without the steps that depth cannot take."""
-    kernel = KernelSpec(strategy.kernel.mr, strategy.kernel.nr, kc, strategy.kernel.dtype)
+    kernel = dataclasses.replace(strategy.kernel, kc=kc)
     try:
         candidate = dataclasses.replace(strategy, kernel=kernel)
         candidate.validate_for(lanes)

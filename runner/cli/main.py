@@ -22,6 +22,7 @@ from transforms.strategy import Strategy
 from runner.cli.asm import inspect, select
 from runner.cli.mca import predict_strategies
 from runner.cli.output import (gemm_table, markdown_summary, mca_table, noise_line, peak_line, progress_line,
+                               rate_header,
                                results_table)
 from runner.config import experiment as config_mod
 from runner.config.experiment import ConfigError, runnable_target
@@ -273,7 +274,8 @@ def _cmd_crossover(args: argparse.Namespace) -> int:
     rows = [["x".join(map(str, p.shape)), p.work, *(f"{g:.2f}" for g in p.gflops),
              f"{p.ratio:.3f} [{p.ci_low:.3f}, {p.ci_high:.3f}]", {"A": names[0], "B": names[1]}.get(p.winner, "tie"),
              names[int(np.argmax(p.gflops))]] for p in points]
-    print(tabulate(rows, headers=["M x N x K", "work", *(f"{n} GFLOP/s" for n in names),
+    unit = rate_header([experiment.crossover.dtype])
+    print(tabulate(rows, headers=["M x N x K", "work", *(f"{n} {unit}" for n in names),
                                   f"{names[0]}/{names[1]} [95% CI]", "winner", "fastest route"],
                    disable_numparse=True))
     print(f"boundary: {boundary.verdict}")

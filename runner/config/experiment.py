@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, GemmSpec
-from kernels_mlir.spec import KernelSpec, SpecError
+from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.llvm_catalog import known_cpus, known_features
 from pipelines.targets import Target, UnknownTarget, get_target, host_target, missing_features
@@ -93,7 +93,7 @@ def gemm_spec(strategy: Strategy, shape: tuple[int, int, int], mc: int, nc: int,
     """The GEMM around `strategy`'s micro-kernel (whose kc is the k-blocking)."""
     k = strategy.kernel
     return GemmSpec(*shape, dtype=k.dtype, mr=k.mr, nr=k.nr, kc=k.kc, mc=mc, nc=nc, traversal=traversal,
-                    accumulate=accumulate)
+                    accumulate=accumulate, k_group=k.k_group)
 
 
 @dataclass(frozen=True)
@@ -328,7 +328,11 @@ def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> Crossov
     dtypes = {r.strategy.kernel.dtype for r in routes if r.strategy is not None} or {"f32"}
     if len(dtypes) > 1:
         raise StrategyError(f"{p}routes: all routes must use one dtype, got {sorted(dtypes)}")
-    return CrossoverSettings(shapes, tuple(routes), dtypes.pop())
+    dtype = dtypes.pop()
+    if DTYPES[dtype].groups != (1,) and any(r.strategy is None for r in routes):
+        raise StrategyError(f"{p}routes: numpy has no BLAS routine for {dtype} (its integer and bf16 "
+                            "products are plain loops): it is no baseline there")
+    return CrossoverSettings(shapes, tuple(routes), dtype)
 
 
 #: Shapes a GEMM or crossover config may list (each is compiled, verified and timed).
