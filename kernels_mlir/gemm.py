@@ -93,8 +93,9 @@ class GemmSpec:
         if self.traversal == "direct":
             return ()
         kc = self.blocks[2]
-        return (padded(kc, self.group),) if self.k % kc == 0 else (padded(kc, self.group),
-                                                                  padded(self.k % kc, self.group))
+        depths = (kc,) if self.k % kc == 0 else (kc, self.k % kc)
+        # A remainder rounded up to whole groups may reach the block's own depth: one kernel then.
+        return tuple(dict.fromkeys(padded(depth, self.group) for depth in depths))
 
     @property
     def flops(self) -> int:

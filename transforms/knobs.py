@@ -60,7 +60,8 @@ STRATEGY_KNOBS: tuple[Knob, ...] = (
     Knob("mr", 6, maximum=MAX_MR, effect=False),
     Knob("nr", 16, maximum=MAX_NR, effect=False),
     Knob("kc", 256, maximum=MAX_KC),
-    Knob("dtype", "f32", tuple(DTYPES)),
+    # Sweeps generate FMA strategies; low-precision kernels (grouped panels) are written as configs.
+    Knob("dtype", "f32", tuple(name for name, d in DTYPES.items() if d.groups == (1,))),
     Knob("vector_bits", None, (None, 128, 256, 512)),
     Knob("opt", LLVMOptions().opt, OPT_LEVELS),
     Knob("codegen_opt", LLVMOptions().codegen_opt, (0, 1, 2, 3)),

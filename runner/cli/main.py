@@ -22,8 +22,7 @@ from transforms.strategy import Strategy
 from runner.cli.asm import inspect, select
 from runner.cli.mca import predict_strategies
 from runner.cli.output import (gemm_table, markdown_summary, mca_table, noise_line, peak_line, progress_line,
-                               rate_header,
-                               results_table)
+                               rate_header, results_table)
 from runner.config import experiment as config_mod
 from runner.config.experiment import ConfigError, runnable_target
 from runner import files

@@ -77,3 +77,38 @@ def test_each_panel_is_packed_once_per_block_outside_the_tile_loops():
                  and not isinstance(op.operands[1].owner, ir.Block) and op.operands[1].owner.name == "memref.alloc"]
         shared = sorted({len([l for l in _enclosing_loops(p) if l in tile_loops]) for p in packs})
         assert shared == [1, 2, 3]  # B: jc (tail), jc+pc; A: jc+pc+ic -- never inside jr or ir
+
+
+def _int8_kernel(kc: int) -> "Strategy":
+    from kernels_mlir.spec import KernelSpec
+    from transforms.dot_product import DotProduct, TileRegisters
+    from transforms.steps import HoistAccumulators, LowerTransfers, TileK, Vectorize
+    from transforms.strategy import Strategy
+    return Strategy("u8s8-2x16", KernelSpec(2, 16, kc, "u8s8"),
+                    (TileK(4), TileRegisters(1, 16), Vectorize(), HoistAccumulators(), DotProduct("vpdpbusd"),
+                     LowerTransfers()))
+
+
+@pytest.mark.parametrize("m, n, k", SHAPES)
+@pytest.mark.parametrize("traversal", ["blis", "tiles"])
+def test_int8_gemm_is_exact(host, m, n, k, traversal):
+    """K need not be a multiple of 4: the last group is zero-padded in the packed panels."""
+    if host.lacks("vpdpbusd"):
+        pytest.skip("host lacks AVX512-VNNI; test_int8_gemm_uses_vpdpbusd checks the code for znver4")
+    spec = GemmSpec(m, n, k, "u8s8", mr=2, nr=16, kc=16, mc=6, nc=32, traversal=traversal, accumulate=m % 2 == 1)
+    check = verify(compile_gemm(spec, _int8_kernel(16), host).code, spec, seed=m + k)
+    assert check.correct and check.max_abs_error == 0, check.message
+
+
+@pytest.mark.parametrize("m, n, k", SHAPES)
+def test_int8_plain_loop_is_exact(host, m, n, k):
+    spec = GemmSpec(m, n, k, "u8s8", mr=2, nr=16, kc=16, traversal="direct", accumulate=True)
+    check = verify(compile_gemm(spec, _int8_kernel(16), host).code, spec, seed=k)
+    assert check.correct and check.max_abs_error == 0, check.message
+
+
+def test_int8_gemm_uses_vpdpbusd():
+    from pipelines.targets import get_target
+    spec = GemmSpec(37, 53, 101, "u8s8", mr=2, nr=16, kc=16, mc=6, nc=32)
+    code = compile_gemm(spec, _int8_kernel(16), get_target("znver4"), jit=False).code
+    assert "vpdpbusd" in code.assembly
