@@ -204,10 +204,11 @@ def annotated_lines(body: list[Instruction], aarch64: bool) -> list[str]:
     """The loop as a person reads it: each instruction tagged (FMA, LOAD, FMA+LOAD, BCAST, SPILL, ...),
     and each vector load with how many instructions later its register is first used."""
     distances = iter(load_use_distances(body, aarch64))
+    slot = _stack_slot(body)
     lines = []
     for inst in body:
         kind = classify(inst)
-        stack = is_vector(inst) and any(_STACK.search(o) for o in inst.operands)
+        stack = _on_stack(inst, slot)
         tag = ("SPILL" if kind == "store" and stack else "RELOAD" if kind == "load" and stack else
                "FMA+LOAD" if kind == "fma" and reads_memory_operand(inst) else
                {"fma": "FMA", "load": "LOAD", "broadcast": "BCAST", "prefetch": "PREF", "store": "STORE"}.get(kind, ""))
@@ -225,6 +226,20 @@ def vector_registers(body: list[Instruction]) -> set[str]:
 
 
 _STACK = re.compile(r"\(%rsp\)|\(%rbp\)|\[sp\b|\[x29\b")
+#: The same without the frame-pointer registers, for loops that use them as ordinary pointers.
+_STACK_POINTER_ONLY = re.compile(r"\(%rsp\)|\[sp\b")
+
+
+def _stack_slot(body: list[Instruction]) -> re.Pattern:
+    """What addresses a stack slot in `body`: %rbp / x29 count as the frame pointer unless the loop
+    writes them (frame-pointer elimination frees them as a panel pointer, stepped in the loop)."""
+    written = {inst.operands[-1] for inst in body if inst.operands} | {inst.operands[0] for inst in body
+                                                                       if inst.operands}
+    return _STACK_POINTER_ONLY if written & {"%rbp", "x29"} else _STACK
+
+
+def _on_stack(inst: Instruction, slot: re.Pattern) -> bool:
+    return is_vector(inst) and any(slot.search(o) for o in inst.operands)
 
 
 def _written_register(inst: Instruction, aarch64: bool) -> str | None:
@@ -242,9 +257,9 @@ def _register_names(operand: str) -> set[str]:
 
 def spills(body: list[Instruction]) -> tuple[int, int]:
     """(stores, reloads) of vector registers to/from the stack frame inside `body`."""
-    stores = sum(1 for i in body if is_store(i) and is_vector(i) and any(_STACK.search(o) for o in i.operands))
-    reloads = sum(1 for i in body if is_load(i) and is_vector(i) and any(_STACK.search(o) for o in i.operands))
-    return stores, reloads
+    slot = _stack_slot(body)
+    return sum(1 for i in body if is_store(i) and _on_stack(i, slot)), sum(1 for i in body if is_load(i) and
+                                                                           _on_stack(i, slot))
 
 
 def load_use_distances(body: list[Instruction], aarch64: bool) -> list[int | None]:

@@ -56,13 +56,19 @@ class McaPrediction:
 
 
 @lru_cache(maxsize=None)
-def model_ceiling(target: Target, dtype: str, bits: int, instruction: str | None = None) -> float | None:
-    """The fraction of the theoretical peak the scheduling model predicts for the FMA-peak kernel itself:
-    the most it can predict for any kernel at that width. Below 1.0 when the model gives the core fewer
-    FMA units than the datapath has (LLVM's Ice Lake and Sapphire Rapids models: one 512-bit port)."""
+def model_peak(target: Target, dtype: str, bits: int, instruction: str | None = None) -> float:
+    """Flop (or op) per cycle the scheduling model predicts for the peak kernel itself (FMAs, or the
+    dot-product `instruction`) at `bits`: the most it can predict for any kernel built on it."""
     from .compile import compile_peak  # compile imports this module's neighbours; keep the edge one-way
     loop = hot_loop(compile_peak(target, dtype, bits, instruction).assembly, PEAK)
-    return predict(loop, target, dtype, instruction=instruction).predicted_fraction_of_peak
+    return predict(loop, target, dtype, instruction=instruction).predicted_flops_per_cycle
+
+
+def model_ceiling(target: Target, dtype: str, bits: int, instruction: str | None = None) -> float | None:
+    """model_peak as a fraction of the theoretical peak. Below 1.0 when the model gives the core fewer
+    units than the datapath has (LLVM's Ice Lake and Sapphire Rapids models: one 512-bit FMA port)."""
+    theoretical = target.peak_flops_per_cycle(dtype, bits, instruction)
+    return None if theoretical is None else round(model_peak(target, dtype, bits, instruction) / theoretical, 4)
 
 
 def _resource_name(raw: str) -> str:

@@ -9,7 +9,7 @@ from typing import Iterator
 
 from kernels_mlir.names import KERNEL
 from pipelines.asm_analysis import hot_loop
-from pipelines.mca import McaError, model_ceiling, predict
+from pipelines.mca import McaError, model_ceiling, model_peak, predict
 from pipelines.targets import Target
 from transforms.strategy import Strategy
 
@@ -20,7 +20,7 @@ from runner.measure.record import Record
 
 _PREDICTION_KEYS = ("model", "cycles_per_iteration", "cycles_per_k_step", "bounds", "bottleneck", "uops_per_iteration",
                     "flops_per_iteration", "predicted_flops_per_cycle", "predicted_fraction_of_peak",
-                    "model_ceiling")
+                    "model_ceiling", "predicted_fraction_of_model_peak")
 
 
 def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[dict]:
@@ -54,6 +54,9 @@ def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[d
             record["cycles_per_k_step"] = round(record["cycles_per_iteration"] / k_steps, 3) if k_steps else None
             record["model_ceiling"] = model_ceiling(target, strategy.kernel.dtype, built.vector_bits,
                                                     strategy.instruction)
+            # Against the model's own prediction for the peak kernel: defined where the table has no figure.
+            record["predicted_fraction_of_model_peak"] = round(record["predicted_flops_per_cycle"] / model_peak(
+                target, strategy.kernel.dtype, built.vector_bits, strategy.instruction), 4)
         except McaError as exc:  # the kernel is fine; only the prediction is missing
             record.update(error=one_line(exc))
         yield record

@@ -63,12 +63,13 @@ def mca_table(records: Iterable[dict]) -> str:
             f"{verified} ({r['verification']})" if r["verification"] else verified,
             "" if r["cycles_per_k_step"] is None else f"{r['cycles_per_k_step']:.2f}",
             _pct(r["predicted_fraction_of_peak"]), _pct(r["model_ceiling"]),
+            _pct(r["predicted_fraction_of_model_peak"]),
             f"{r['vector_registers_used']}/{r['vector_registers_available']}" if "vector_registers_used" in r else "",
             r.get("spills", ""), terminal(r["bottleneck"] or r["error"]),
         ])
-    headers = ["strategy", "hash", "status", "verified", "cycles/k-step", "predicted of peak", "model max", "vregs",
-               "spills", "bottleneck"]
-    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 4 + ("right",) * 5 + ("left",))
+    headers = ["strategy", "hash", "status", "verified", "cycles/k-step", "predicted of peak", "model max",
+               "of model peak", "vregs", "spills", "bottleneck"]
+    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 4 + ("right",) * 6 + ("left",))
 
 
 def gemm_table(records: Iterable[Record]) -> str:

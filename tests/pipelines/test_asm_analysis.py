@@ -69,3 +69,14 @@ def test_loads_folded_into_fmas_are_counted_and_the_loop_is_printed_tagged(capsy
     lines = [line.split() for line in out.splitlines()[1:] if line.strip()]
     assert sum(words[0] == "FMA+LOAD" for words in lines) == 24 and sum(words[0] == "LOAD" for words in lines) == 4
     assert all("{1to16}" in " ".join(words) for words in lines if words[0] == "FMA+LOAD")
+
+
+def test_rbp_stepped_in_the_loop_is_a_panel_pointer_not_a_frame():
+    """With frame-pointer elimination %rbp is an ordinary register: loads through it are not reloads."""
+    from pipelines.asm_analysis import _parse, spills
+    body = [_parse(line) for line in ("\tvmovups -64(%rbp), %zmm1", "\tvdpbf16ps %zmm1, %zmm2, %zmm0",
+                                      "\taddq $128, %rbp", "\tjne .LBB0_1")]
+    assert spills(body) == (0, 0)
+    framed = [_parse(line) for line in ("\tvmovups -64(%rbp), %zmm1", "\tvmovups %zmm3, -128(%rbp)",
+                                        "\taddq $128, %rsi", "\tjne .LBB0_1")]
+    assert spills(framed) == (1, 1)
