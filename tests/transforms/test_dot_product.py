@@ -99,10 +99,13 @@ def test_arm_kernel_agrees_with_numpy_under_qemu(dtype, instruction, mr, nr, kc)
 
 
 @pytest.mark.emulation
-def test_a_sabotaged_int8_kernel_is_wrong_under_qemu():
+def test_a_sabotaged_int8_kernel_is_reported_wrong_answer_under_qemu():
+    """What `ukl mca` reports for an Arm kernel that runs, under qemu, to a wrong answer."""
+    from runner.cli.mca import predict_strategies
     s = dot_strategy("s8s8", "smmla", 4, 4, 32, unroll=False, sabotage=True)
-    check = verify_emulated(compile_strategy(s, get_target("neoverse-v1"), jit=False).code, s.kernel)
-    assert not check.correct and "expected" in check.message
+    (record,) = predict_strategies([s], get_target("neoverse-v1"))
+    assert record["status"] == "wrong_answer" and record["verification"] == "qemu-aarch64"
+    assert "expected" in record["error"] and record["predicted_fraction_of_peak"] is None
 
 
 def test_a_sabotaged_low_precision_kernel_is_reported_wrong_answer(host):
@@ -110,7 +113,7 @@ def test_a_sabotaged_low_precision_kernel_is_reported_wrong_answer(host):
     from ..conftest import FAST_TIMING
     instruction = "vpdpbusd" if not host.lacks("vpdpbusd") else None
     if instruction is None:
-        pytest.skip("host lacks AVX512-VNNI: test_a_sabotaged_int8_kernel_is_wrong_under_qemu covers it")
+        pytest.skip("host lacks AVX512-VNNI: test_a_sabotaged_int8_kernel_is_reported_wrong_answer_under_qemu covers it")
     record = evaluate(Candidate.microkernel(dot_strategy("u8s8", instruction, 4, 16, 32, unroll=False, sabotage=True), host),
                       FAST_TIMING)
     assert record.status == "wrong_answer" and record.measurement is None
