@@ -64,19 +64,16 @@ class GemmSpec:
             raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.traversal not in TRAVERSALS:
             raise SpecError(f"traversal: must be one of {list(TRAVERSALS)}, got {self.traversal!r}")
-        groups = DTYPES[self.dtype].groups
-        if self.k_group is not None and self.k_group not in groups:
-            raise SpecError(f"k_group: {self.dtype} panels group k by {' or '.join(map(str, groups))}, "
-                            f"got {self.k_group!r}")
-        if self.traversal != "direct" and self.kc % self.group:
-            raise SpecError(f"kc: must be a multiple of {self.group} for {self.dtype}, got {self.kc}")
+        group = self.group  # (checks k_group)
+        if self.traversal != "direct" and self.kc % group:
+            raise SpecError(f"kc: must be a multiple of {group} for {self.dtype}, got {self.kc}")
         if self.traversal == "blis" and (self.mc % self.mr or self.nc % self.nr):
             raise SpecError(f"mc and nc: must be multiples of mr={self.mr} and nr={self.nr}, "
                             f"got mc={self.mc}, nc={self.nc}")
 
     @property
     def group(self) -> int:
-        return self.k_group or DTYPES[self.dtype].groups[0]
+        return DTYPES[self.dtype].group_of(self.k_group)
 
     @property
     def blocks(self) -> tuple[int, int, int]:
@@ -199,23 +196,18 @@ class _Builder:
         zero-padded, and so is a grouped dtype's last group of k when K does not fill it.
         """
         depth = padded(kc, self.g)
-        if depth != kc:  # every panel needs the k guard: the generic, guarded copy
-            whole = arith.divsi(arith.addi(extent, self.c(width - 1)), self.c(width))
-            p_loop = self.loop(self.c(0), whole, 1)
+        guard_all = depth != kc  # a grouped dtype's padded k: every panel needs the k guard
+        inside = arith.divsi(extent, self.c(width))  # extent never passes the matrix's edge
+        if a_side or guard_all:
+            count = arith.divsi(arith.addi(extent, self.c(width - 1)), self.c(width)) if guard_all else inside
+            p_loop = self.loop(self.c(0), count, 1)
             with ir.InsertionPoint(p_loop.body):
                 p = p_loop.induction_variable
                 self._copy_panel(buffer, source, p, self._panel_base(outer0, p, width), k0, depth, width, a_side,
-                                 guarded=True)
+                                 guarded=guard_all)
                 scf.YieldOp([])
-            return
-        inside = arith.divsi(extent, self.c(width))  # extent never passes the matrix's edge
-        if a_side:
-            p_loop = self.loop(self.c(0), inside, 1)
-            with ir.InsertionPoint(p_loop.body):
-                p = p_loop.induction_variable
-                self._copy_panel(buffer, source, p, self._panel_base(outer0, p, width), k0, kc, width, a_side,
-                                 guarded=False)
-                scf.YieldOp([])
+            if guard_all:
+                return
         else:
             k_loop = self.loop(self.c(0), self.c(kc), 1)
             with ir.InsertionPoint(k_loop.body):

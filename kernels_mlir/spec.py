@@ -72,6 +72,13 @@ class DType:
         """Bits of one accumulator lane: what sets lanes per vector register."""
         return self.acc.bits
 
+    def group_of(self, k_group: int | None) -> int:
+        """The k grouping of a kernel that asks for `k_group` (None: the default); SpecError if it cannot."""
+        if k_group is not None and k_group not in self.groups:
+            raise SpecError(f"k_group: {self.name} panels group k by {' or '.join(map(str, self.groups))}, "
+                            f"got {k_group!r}")
+        return k_group or self.groups[0]
+
 
 
 def _dtype(name: str, a: str, b: str, acc: str, groups: tuple[int, ...] = (1,), unit: str = "flop") -> DType:
@@ -123,10 +130,6 @@ class KernelSpec:
                 raise SpecError(f"{name}: must be between 1 and {bound}, got {value}")
         if self.dtype not in DTYPES:
             raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
-        groups = DTYPES[self.dtype].groups
-        if self.k_group is not None and self.k_group not in groups:
-            raise SpecError(f"k_group: {self.dtype} panels group k by {' or '.join(map(str, groups))}, "
-                            f"got {self.k_group!r}")
         group = self.group
         if self.kc % group:
             raise SpecError(f"kc: must be a multiple of {group} for {self.dtype} (its panels pack k in groups "
@@ -135,7 +138,7 @@ class KernelSpec:
     @property
     def group(self) -> int:
         """k values packed together in a panel row (1 for f32/f64)."""
-        return self.k_group or DTYPES[self.dtype].groups[0]
+        return DTYPES[self.dtype].group_of(self.k_group)
 
     @property
     def element(self) -> DType:
