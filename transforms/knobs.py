@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, MAX_DIM, TRAVERSALS
 from kernels_mlir.spec import DTYPES, MAX_KC, MAX_MR, MAX_NR
 
 from .errors import StrategyError
@@ -67,6 +68,15 @@ STRATEGY_KNOBS: tuple[Knob, ...] = (
     Knob("codegen_opt", LLVMOptions().codegen_opt, (0, 1, 2, 3)),
     Knob("machine_scheduler", LLVMOptions().machine_scheduler, (None, True, False)),
     Knob("fast_math", LLVMOptions().fast_math, FAST_MATH),
+)
+
+
+#: Knobs of the GEMM around the micro-kernel (sweeps of kind = "gemm" configs only): its blocking
+#: (kc is the micro-kernel's) and its traversal (blis, tiles, direct).
+GEMM_KNOBS: tuple[Knob, ...] = (
+    Knob("mc", DEFAULT_MC, maximum=MAX_DIM),
+    Knob("nc", DEFAULT_NC, maximum=MAX_DIM),
+    Knob("traversal", DEFAULT_TRAVERSAL, TRAVERSALS),
 )
 
 

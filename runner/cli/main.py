@@ -170,7 +170,7 @@ def _cmd_mca(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    experiment = _load_kind(args.config, ("microkernel",), "sweep")
+    experiment = _load_kind(args.config, ("microkernel", "gemm"), "sweep")
     overrides = {k: v for k, v in (("method", args.method), ("budget", args.budget), ("time_seconds", args.time),
                                    ("jobs", args.jobs)) if v is not None}
     try:
@@ -189,7 +189,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     source = sweep.source
     if not args.json:
         finals = [r for r in records if r.extra["phase"] == FINAL] or records
-        print(results_table(sorted(finals, key=lambda r: -(r.measurement.median if r.measurement else 0))[:args.top]))
+        best = sorted(finals, key=lambda r: -(r.measurement.median if r.measurement else 0))[:args.top]
+        print(gemm_table(best) if experiment.kind == "gemm" else results_table(best))
     summary = summary_line(records, source.rejected, len(source.resumed))
     if source.gave_up:
         summary += f"; stopped after {GIVE_UP_AFTER} points in a row were invalid or already measured"

@@ -13,8 +13,9 @@ from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.llvm_catalog import known_cpus, known_features
 from pipelines.targets import Target, UnknownTarget, get_target, host_target, missing_features
-from transforms.instructions import INSTRUCTIONS
 from transforms.errors import StrategyError
+from transforms.instructions import INSTRUCTIONS
+from transforms.knobs import GEMM_KNOBS
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import load_plugins, step_from_config
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
@@ -246,7 +247,7 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
 
     defaults = _table(raw, "defaults")
     _known(defaults, STRATEGY_KEYS - {"name", "target"}, "defaults.")
-    space = _space(raw) if "space" in raw else None
+    space = _space(raw, kind) if "space" in raw else None
     sweep = _sweep(_table(raw, "sweep"))
     entries = raw.get("strategy", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries) or not (entries or space):
@@ -371,11 +372,11 @@ def _gemm(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> GemmSettings
     return settings
 
 
-def _space(raw: dict[str, Any]) -> SearchSpace:
+def _space(raw: dict[str, Any], kind: str = "microkernel") -> SearchSpace:
     table = _table(raw, "space")
-    _known(table, set(knobs()), "space.")
+    _known(table, set(knobs()) | {k.name for k in GEMM_KNOBS}, "space.")
     choices = {knob: tuple(values if isinstance(values, list) else [values]) for knob, values in table.items()}
-    return SearchSpace(choices, _typed(_table(raw, "sweep"), "fit_registers", bool, "sweep.", True))
+    return SearchSpace(choices, _typed(_table(raw, "sweep"), "fit_registers", bool, "sweep.", True), kind)
 
 
 def _sweep(table: dict[str, Any]) -> SweepSettings:

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from kernels_mlir.gemm import GemmSpec
 from kernels_mlir.problem import Problem
-from kernels_mlir.spec import SpecError
+from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.codegen import CodegenError, MachineCode
 from pipelines.compile import compile_strategy
 from pipelines.compile_gemm import compile_gemm
@@ -59,7 +59,8 @@ class Candidate:
         """The strategy under the name its records carry (a GEMM's says its shape)."""
         if isinstance(self.problem, GemmSpec):
             p = self.problem
-            return dataclasses.replace(self.strategy, name=f"{self.strategy.name}@{p.m}x{p.n}x{p.k}")
+            how = p.traversal + (f"-mc{p.mc}-nc{p.nc}" if p.traversal == "blis" else "")
+            return dataclasses.replace(self.strategy, name=f"{self.strategy.name}@{p.m}x{p.n}x{p.k}/{how}")
         return self.strategy
 
     def identity(self) -> dict[str, Any]:
@@ -67,14 +68,40 @@ class Candidate:
         ids: dict[str, Any] = {"kind": self.problem.kind, "problem": self.problem.workload()}
         if isinstance(self.problem, GemmSpec):
             spec = dataclasses.asdict(self.problem)
-            body = json.dumps({"kernel": self.strategy.hash, "gemm": spec}, sort_keys=True)
-            ids.update(gemm_hash=hashlib.sha256(body.encode()).hexdigest()[:16], gemm=spec,
-                       shape=[self.problem.m, self.problem.n, self.problem.k])
+            ids.update(gemm_hash=self._gemm_hash(), gemm=spec, shape=[self.problem.m, self.problem.n, self.problem.k])
         return ids
+
+    def _gemm_hash(self) -> str:
+        body = json.dumps({"kernel": self.strategy.hash, "gemm": dataclasses.asdict(self.problem)}, sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    @property
+    def key(self) -> str:
+        """What identifies the candidate's code and problem in the store: a GEMM's hash, or the strategy's."""
+        return self._gemm_hash() if isinstance(self.problem, GemmSpec) else self.strategy.hash
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (for sweep workers and reproducers): strategy, problem with its kind, target name."""
+        return {"strategy": self.strategy.to_dict(),
+                "problem": {"kind": self.problem.kind, **dataclasses.asdict(self.problem)},
+                "target": self.target.name}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], target: Target) -> "Candidate":
+        """Inverse of to_dict, on `target` (the caller resolves the name: it decides what runs here)."""
+        problem = dict(data["problem"])
+        kind = problem.pop("kind")
+        strategy = Strategy.from_dict(data["strategy"])
+        return cls(strategy, GemmSpec(**problem) if kind == "gemm" else KernelSpec(**problem), target)
 
     def record(self, status: str, **fields: Any) -> Record:
         extra = {**self.identity(), **fields.pop("extra", {})}
         return Record(self.named, self.target.name, status, extra=extra, **fields)
+
+
+def record_key(record: Record) -> str:
+    """The key (Candidate.key) of the candidate a record is about."""
+    return record.extra.get("gemm_hash") or record.strategy.hash
 
 
 @dataclass

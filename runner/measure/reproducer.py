@@ -6,18 +6,14 @@ a path), and lives where the results database is (`repro/` beside it).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shlex
 from pathlib import Path
 from typing import Any
 
-from kernels_mlir.gemm import GemmSpec
-from kernels_mlir.spec import KernelSpec
 from pipelines.targets import get_target
 from transforms.steps import PLUGINS_ENV, load_plugins
-from transforms.strategy import Strategy
 
 from runner import files
 from runner.measure.lifecycle import BUILD_ERRORS, Candidate, build
@@ -29,17 +25,17 @@ FAILURES = ("compile_error", "wrong_answer", "crash", "timeout")
 REPLAY_ENV = (PLUGINS_ENV, "UKL_HOST_ISA")
 
 
-def folder_for(root: Path, record: Record) -> Path:
-    return root / f"{record.strategy.hash}-{record.status}"
+def folder_for(root: Path, candidate: Candidate, record: Record) -> Path:
+    return root / f"{candidate.key}-{record.status}"
 
 
 def write(root: Path, candidate: Candidate, record: Record) -> Path:
     """Write the reproducer of a failed `record` under `root`; returns its folder."""
-    folder = folder_for(root, record)
-    problem = {"kind": candidate.problem.kind, **dataclasses.asdict(candidate.problem)}
-    contents = {"strategy.json": candidate.strategy.to_dict(), "problem.json": problem,
-             "target.json": {"name": candidate.target.name, "cpu": candidate.target.cpu},
-             "outcome.json": {"status": record.status, "error": record.error}}
+    folder = folder_for(root, candidate, record)
+    data = candidate.to_dict()
+    contents = {"strategy.json": data["strategy"], "problem.json": data["problem"],
+                "target.json": {"name": candidate.target.name, "cpu": candidate.target.cpu},
+                "outcome.json": {"status": record.status, "error": record.error}}
     for name, data in contents.items():
         files.write(folder / name, json.dumps(data, indent=2, sort_keys=True) + "\n")
     if record.status in ("compile_error", "wrong_answer"):
@@ -70,11 +66,8 @@ def load(folder: Path) -> Candidate:
         except (OSError, ValueError) as exc:
             raise ValueError(f"{folder / name}: cannot read the reproducer: {exc}") from None
     load_plugins()
-    strategy = Strategy.from_dict(read("strategy.json"))
-    problem = read("problem.json")
-    kind = problem.pop("kind")
-    spec = GemmSpec(**problem) if kind == "gemm" else KernelSpec(**problem)
-    return Candidate(strategy, spec, get_target(read("target.json")["name"]))
+    return Candidate.from_dict({"strategy": read("strategy.json"), "problem": read("problem.json")},
+                               get_target(read("target.json")["name"]))
 
 
 def attach(root: Path, candidate: Candidate, record: Record) -> Record:

@@ -1,22 +1,29 @@
 """Where a sweep's candidates come from: a list (grid or shuffled space) or a tuner (Optuna TPE).
 
 Both are thread-safe: worker threads call next() and the consumer calls tell() with results.
-Points that are invalid for the target, or break the register constraint, are never compiled;
-a strategy already measured here (same hash, target and host) is skipped under --resume.
+A point becomes a strategy, and the strategy one candidate per problem (`expand`: the kernel
+itself, or a GEMM around it at each of the config's shapes). Points that are invalid for the
+target, or break the register constraint, are never compiled; a candidate already measured here
+(same key, target and host) is skipped under --resume.
 """
 from __future__ import annotations
 
 import threading
 from collections import Counter
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
+from kernels_mlir.spec import SpecError
 from pipelines.targets import Target
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
+from runner.measure.lifecycle import Candidate, record_key
 from runner.measure.record import Record
 from runner.search.space import Point, SearchSpace
+
+#: A strategy (and the point it came from, None for a listed one) -> its candidates.
+Expand = Callable[[Strategy, Point | None], list[Candidate]]
 
 #: Tuner proposals per candidate before concluding the space holds nothing new.
 MAX_PROPOSALS = 200
@@ -27,11 +34,17 @@ def score(record: Record) -> float:
     return record.fraction_of_peak or 0.0
 
 
+def microkernel_only(target: Target) -> Expand:
+    """The expansion of a micro-kernel sweep: each strategy is its own kernel's candidate."""
+    return lambda strategy, point: [Candidate.microkernel(strategy, target)]
+
+
 class CandidateSource:
-    def __init__(self, target: Target, budget: int | None, done: dict[str, float]):
+    def __init__(self, target: Target, budget: int | None, done: dict[str, float], expand: Expand | None):
         self.target = target
         self.budget = budget
-        self.done = done  # hash -> score, for --resume
+        self.done = done  # candidate key -> score, for --resume
+        self.expand = expand or microkernel_only(target)
         self.seen: set[str] = set()
         #: Why points were rejected before compiling, with how many each time.
         self.rejected: Counter[str] = Counter()
@@ -46,24 +59,25 @@ class CandidateSource:
     def total(self) -> int | None:
         return self.budget
 
-    def _fresh(self, strategy: Strategy) -> bool:
+    def _fresh(self, candidate: Candidate) -> bool:
         """False for a repeat in this sweep, or (counted as resumed) one measured before."""
-        if strategy.hash in self.seen:
+        if candidate.key in self.seen:
             return False
-        self.seen.add(strategy.hash)
-        if strategy.hash in self.done:
-            self.resumed.add(strategy.hash)
+        self.seen.add(candidate.key)
+        if candidate.key in self.done:
+            self.resumed.add(candidate.key)
             return False
         return True
 
-    def _admit(self, space: SearchSpace, point: Point) -> Strategy | None:
+    def _admit(self, space: SearchSpace, point: Point) -> list[Candidate]:
+        """The point's candidates, or none (its rejection counted with the reason)."""
         try:
-            return space.admit(point, self.target)
-        except StrategyError as exc:
+            return self.expand(space.admit(point, self.target), point)
+        except (StrategyError, SpecError) as exc:
             self.rejected[str(exc)] += 1
-            return None
+            return []
 
-    def next(self) -> Strategy | None:
+    def next(self) -> Candidate | None:
         raise NotImplementedError
 
     def tell(self, record: Record) -> None:
@@ -79,9 +93,11 @@ class ListSource(CandidateSource):
     """
 
     def __init__(self, strategies: list[Strategy], points: Iterable[Point], space: SearchSpace | None,
-                 target: Target, budget: int | None, done: dict[str, float], give_up_after: int | None = None):
-        super().__init__(target, budget, done)
-        self._listed = iter(strategies)
+                 target: Target, budget: int | None, done: dict[str, float], expand: Expand | None = None,
+                 give_up_after: int | None = None):
+        super().__init__(target, budget, done, expand)
+        self._listed = (c for s in strategies for c in self.expand(s, None))
+        self._queued: list[Candidate] = []
         self._points = iter(points)
         self._space = space
         self._given = 0
@@ -93,27 +109,33 @@ class ListSource(CandidateSource):
     def total(self) -> int | None:
         return self._total
 
-    def next(self) -> Strategy | None:
+    def next(self) -> Candidate | None:
         with self.lock:
             if self.budget is not None and self._given >= self.budget:
                 return None
-            strategy = next((s for s in self._listed if self._fresh(s)), None) or self._next_point()
-            self._given += strategy is not None
-            return strategy
+            candidate = next((c for c in self._listed if self._fresh(c)), None) or self._next_point()
+            self._given += candidate is not None
+            return candidate
 
-    def _next_point(self) -> Strategy | None:
+    def _next_point(self) -> Candidate | None:
         misses = 0
-        for point in self._points:
-            strategy = self._admit(self._space, point)
-            if strategy is not None and self._fresh(strategy):
-                return strategy
+        while True:
+            while self._queued:  # the rest of the last point's candidates (a GEMM's other shapes)
+                candidate = self._queued.pop(0)
+                if self._fresh(candidate):
+                    return candidate
+            point = next(self._points, None)
+            if point is None:
+                return None
+            self._queued = self._admit(self._space, point)
+            if any(c.key not in self.seen and c.key not in self.done for c in self._queued):
+                continue
             misses += 1
             if self.give_up_after is not None and misses >= self.give_up_after:
                 self.gave_up = True
                 return None
             if self.deadline is not None and misses % 256 == 0 and time.monotonic() > self.deadline:
                 return None
-        return None
 
 
 class TunerSource(CandidateSource):
@@ -124,18 +146,18 @@ class TunerSource(CandidateSource):
     """
 
     def __init__(self, space: SearchSpace, target: Target, seed: int, budget: int, strategies: list[Strategy],
-                 done: dict[str, float]):
+                 done: dict[str, float], expand: Expand | None = None):
         import optuna
-        super().__init__(target, budget, done)
+        super().__init__(target, budget, done, expand)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
         self._space = space
-        self._listed = [s for s in strategies if self._fresh(s)]
+        self._listed = [c for s in strategies for c in self.expand(s, None) if self._fresh(c)]
         self._pending: dict[str, list] = {}
         self._scores: dict[str, float] = {}  # this sweep's results
         self._issued = 0
 
-    def next(self) -> Strategy | None:
+    def next(self) -> Candidate | None:
         with self.lock:
             if self._issued >= self.budget:
                 return None
@@ -146,26 +168,30 @@ class TunerSource(CandidateSource):
                 trial = self._study.ask()
                 point = {knob: trial.suggest_categorical(knob, list(values))
                          for knob, values in self._space.choices.items()}
-                strategy = self._admit(self._space, point)
-                if strategy is None:
+                candidates = self._admit(self._space, point)
+                if not candidates:
                     self._study.tell(trial, 0.0)
-                elif strategy.hash in self._pending:
-                    self._pending[strategy.hash].append(trial)
-                elif strategy.hash in self._scores:
-                    self._study.tell(trial, self._scores[strategy.hash])
-                elif strategy.hash in self.done:
-                    self.resumed.add(strategy.hash)
-                    self._study.tell(trial, self.done[strategy.hash])
+                    continue
+                (candidate,) = candidates  # the tuner tunes one problem (the config checks it)
+                key = candidate.key
+                if key in self._pending:
+                    self._pending[key].append(trial)
+                elif key in self._scores:
+                    self._study.tell(trial, self._scores[key])
+                elif key in self.done:
+                    self.resumed.add(key)
+                    self._study.tell(trial, self.done[key])
                 else:
-                    self.seen.add(strategy.hash)
-                    self._pending[strategy.hash] = [trial]
+                    self.seen.add(key)
+                    self._pending[key] = [trial]
                     self._issued += 1
-                    return strategy
+                    return candidate
             return None
 
     def tell(self, record: Record) -> None:
         with self.lock:
             value = score(record)
-            self._scores[record.strategy.hash] = value
-            for trial in self._pending.pop(record.strategy.hash, []):
+            key = record_key(record)
+            self._scores[key] = value
+            for trial in self._pending.pop(key, []):
                 self._study.tell(trial, value)

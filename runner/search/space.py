@@ -16,7 +16,7 @@ from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.targets import Target
 from transforms.errors import StrategyError
-from transforms.knobs import STRATEGY_KNOBS, Knob, Point, strategy_name
+from transforms.knobs import GEMM_KNOBS, STRATEGY_KNOBS, Knob, Point, strategy_name
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import STEP_TYPES, Step
 from transforms.strategy import Strategy
@@ -31,7 +31,7 @@ def sweep_steps() -> list[type[Step]]:
 
 
 def knobs() -> dict[str, Knob]:
-    """Every sweep knob by name: the kernel's, width and LLVM ones, then each step's."""
+    """Every strategy knob by name: the kernel's, width and LLVM ones, then each step's."""
     table = {k.name: k for k in STRATEGY_KNOBS}
     for cls in sweep_steps():
         for knob in cls.knobs:
@@ -55,8 +55,9 @@ def _normalized(point: Point) -> Point:
 
 
 def strategy_for(point: Point) -> Strategy:
-    """The strategy a point stands for (raises StrategyError/SpecError when it is not a valid one)."""
-    p = _normalized(point)
+    """The strategy a point stands for (raises StrategyError/SpecError when it is not a valid one);
+    GEMM knobs are not the strategy's."""
+    p = _normalized({k: v for k, v in point.items() if k in knobs()})
     steps, fragments = [], []
     for cls in sweep_steps():
         step = cls.from_point(p)
@@ -86,12 +87,18 @@ class SearchSpace:
     choices: dict[str, tuple[Any, ...]]
     #: Reject points whose registers_needed exceeds the register file (False: keep them to study spills).
     fit_registers: bool = True
+    #: The experiment's kind: only "gemm" spaces take the GEMM knobs.
+    kind: str = "microkernel"
 
     def __post_init__(self) -> None:
-        table = knobs()
+        gemm = {k.name: k for k in GEMM_KNOBS}
+        table = {**knobs(), **gemm}
         for knob, values in self.choices.items():
             if knob not in table:
                 raise StrategyError(f"space.{knob}: unknown knob (known: {', '.join(table)})")
+            if knob in gemm and self.kind != "gemm":
+                raise StrategyError(f"space.{knob}: a knob of the GEMM around the kernel: only for "
+                                    "experiment.kind = \"gemm\"")
             if not values:
                 raise StrategyError(f"space.{knob}: needs at least one choice")
             for value in values:
@@ -125,6 +132,11 @@ class SearchSpace:
                 seen.add(key)
                 yield point
 
+    @staticmethod
+    def gemm_blocking(point: Point) -> dict[str, Any]:
+        """The GEMM knobs a point sets (mc, nc, traversal): the others keep the config's [gemm] values."""
+        return {k.name: point[k.name] for k in GEMM_KNOBS if k.name in point}
+
     def admit(self, point: Point, target: Target) -> Strategy:
         """The point's strategy if it is valid for the target and meets the constraints; else raises."""
         try:
@@ -133,7 +145,7 @@ class SearchSpace:
             raise StrategyError(str(exc)) from None
         lanes = strategy_lanes(strategy, target)
         if self.fit_registers:
-            needed = vector_registers_needed(_normalized(point), lanes)
+            needed = vector_registers_needed(_normalized({k: v for k, v in point.items() if k in knobs()}), lanes)
             if needed > target.vector_registers:
                 raise StrategyError(f"needs {needed} vector registers, the target has {target.vector_registers}")
         strategy.validate_for(lanes)

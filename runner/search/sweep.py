@@ -6,6 +6,7 @@ is committed to the store as soon as it exists.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from tqdm import tqdm
 
+from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, GemmSpec
 from pipelines.targets import Target
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
@@ -49,12 +51,12 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
-def evaluate_in(worker: Worker, strategy: Strategy, target: Target, policy: TimingPolicy, lock: threading.Lock,
-                timeout: float, phase: str) -> Record:
+def evaluate_in(worker: Worker, candidate: Candidate, policy: TimingPolicy, lock: threading.Lock,
+                timeout: float, phase: str) -> tuple[Candidate, Record]:
     """Compile in the worker (in parallel with others), then verify and measure under `lock`."""
     seconds = None
     try:
-        compiled = worker.call("compile", strategy.to_dict(), timeout)
+        compiled = worker.call("compile", candidate.to_dict(), timeout)
         if isinstance(compiled, Record):
             record = compiled
         else:
@@ -62,9 +64,9 @@ def evaluate_in(worker: Worker, strategy: Strategy, target: Target, policy: Timi
             with lock:
                 record = worker.call("measure", policy, timeout)
     except WorkerDied as exc:
-        record = Record(strategy, target.name, exc.status, seconds, error=str(exc))
+        record = candidate.record(exc.status, compile_seconds=seconds, error=str(exc))
     record.extra["phase"] = phase
-    return record
+    return candidate, record
 
 
 class Sweep:
@@ -84,10 +86,25 @@ class Sweep:
         if s.method == "tuner":
             if space is None or s.budget is None:
                 raise StrategyError("sweep.method: the tuner needs a [space] and a budget")
-            return TunerSource(space, self.target, s.seed, s.budget, listed, done)
+            if self.experiment.kind == "gemm" and len(self.experiment.gemm.shapes) != 1:
+                raise StrategyError("sweep.method: the tuner tunes one problem: list one [gemm] shape "
+                                    "(or sweep the shapes with grid or random)")
+            return TunerSource(space, self.target, s.seed, s.budget, listed, done, self._expand)
         points = [] if space is None else (space.grid() if s.method == "grid" else space.shuffled(s.seed))
-        return ListSource(listed, points, space, self.target, s.budget, done,
+        return ListSource(listed, points, space, self.target, s.budget, done, self._expand,
                           give_up_after=GIVE_UP_AFTER if s.method == "random" else None)
+
+    def _expand(self, strategy: Strategy, point: dict | None) -> list[Candidate]:
+        """A strategy's candidates: its kernel, or a GEMM around it at each of the config's shapes,
+        blocked as the point says (knobs it does not set come from the [gemm] section)."""
+        if self.experiment.kind != "gemm":
+            return [Candidate.microkernel(strategy, self.target)]
+        settings = self.experiment.gemm
+        if point is not None:
+            settings = dataclasses.replace(settings, **self.experiment.space.gemm_blocking(point))
+        if settings.traversal != "blis":  # mc and nc block only BLIS's loops: equal points are one candidate
+            settings = dataclasses.replace(settings, mc=DEFAULT_MC, nc=DEFAULT_NC)
+        return [Candidate(strategy, settings.spec(strategy, shape), self.target) for shape in settings.shapes]
 
     def run(self) -> Iterator[Record]:
         """Screen every candidate, then re-measure the leaders at full length; yields every record."""
@@ -95,49 +112,66 @@ class Sweep:
         run_id = self.store.start_run("sweep", self.target, str(self.experiment.path), self.experiment.name)
         deadline = None if self.settings.time_seconds is None else time.monotonic() + self.settings.time_seconds
         source.deadline = deadline
-        screened: list[Record] = []
+        screened: list[tuple[Candidate, Record]] = []
         bar = tqdm(total=source.total, desc=f"{self.experiment.name} screen", unit="cand", disable=None,
                    leave=False)
-        for record in self._evaluate(source.next, self.settings.screen, SCREEN, deadline, source.tell):
-            self._keep(run_id, record, SCREEN)
-            screened.append(record)
+        for candidate, record in self._evaluate(source.next, self.settings.screen, SCREEN, deadline, source.tell):
+            self._keep(run_id, candidate, record, SCREEN)
+            screened.append((candidate, record))
             bar.update(1)
-            best = max((r for r in screened if r.status == "ok"), key=lambda r: r.measurement.median, default=None)
+            best = max((r for _, r in screened if r.status == "ok"), key=lambda r: r.measurement.median, default=None)
             if best is not None:
                 bar.set_postfix_str(f"best {best.measurement.median:.1f} GFLOP/s {best.strategy.name}")
             yield record
         bar.close()
-        noisy = [r.strategy for r in screened if r.status == "ok" and r.noisy]
+        noisy = [c for c, r in screened if r.status == "ok" and r.noisy]
         if noisy:  # a noisy screen is measured again before it can lead or be passed over
-            for record in self._evaluate(_feeder(noisy), self.settings.screen, RESCREEN, None, None):
-                self._keep(run_id, record, RESCREEN)
-                screened.append(record)
+            for candidate, record in self._evaluate(_feeder(noisy), self.settings.screen, RESCREEN, None, None):
+                self._keep(run_id, candidate, record, RESCREEN)
+                screened.append((candidate, record))
                 yield record
         leaders = self._leaders(screened, source.resumed)
         bar = tqdm(total=len(leaders), desc=f"{self.experiment.name} leaders", unit="cand", disable=None, leave=False)
-        for record in self._evaluate(_feeder(leaders), self.experiment.timing, FINAL, None, None):
-            self._keep(run_id, record, FINAL)
+        for candidate, record in self._evaluate(_feeder(leaders), self.experiment.timing, FINAL, None, None):
+            self._keep(run_id, candidate, record, FINAL)
             bar.update(1)
             yield record
         bar.close()
 
-    def _keep(self, run_id: int, record: Record, phase: str) -> None:
+    def _keep(self, run_id: int, candidate: Candidate, record: Record, phase: str) -> None:
         """A failure's reproducer, then the record into the store."""
-        reproducer.attach(self.store.repro_root, Candidate.microkernel(record.strategy, self.target), record)
+        reproducer.attach(self.store.repro_root, candidate, record)
         self.store.add(run_id, record, self.target, self.experiment.name, phase)
 
-    def _leaders(self, screened: list[Record], resumed: set[str]) -> list[Strategy]:
-        """The best screened candidates (this run's and, with --resume, earlier runs') without a final result."""
-        latest = {r.strategy.hash: r for r in screened}  # a re-screen replaces the first screen
-        ranked = {h: (r.measurement.median, r.strategy) for h, r in latest.items() if r.status == "ok"}
+    def _leaders(self, screened: list[tuple[Candidate, Record]], resumed: set[str]) -> list[Candidate]:
+        """The best screened candidates of each problem (this run's and, with --resume, earlier runs')
+        without a final result: `leaders` per GEMM shape, as GFLOP/s only compare on one problem."""
+        latest = {c.key: (c, r) for c, r in screened}  # a re-screen replaces the first screen
+        ranked = {key: (r.measurement.median, c) for key, (c, r) in latest.items() if r.status == "ok"}
         if resumed:
             for row in self.store.rows("WHERE target = ? AND host_cpu = ? AND phase IN ('screen', 'rescreen') AND status = 'ok'",
                                        (self.target.name, host_cpu_model())):
-                if row["strategy_hash"] in resumed and row["strategy_hash"] not in ranked:
-                    ranked[row["strategy_hash"]] = (row["gflops"], Strategy.from_dict(json.loads(row["strategy_json"])))
+                key = row["gemm_hash"] or row["strategy_hash"]
+                if key in resumed and key not in ranked:
+                    ranked[key] = (row["gflops"], self._stored_candidate(row))
         finals = self.store.measured(self.target.name, (FINAL,)) if self.resume else set()
-        order = sorted(ranked.items(), key=lambda item: -item[1][0])
-        return [s for h, (_, s) in order[:self.settings.leaders] if h not in finals]
+        by_problem: dict[str, list[tuple[float, Candidate]]] = {}
+        for key, (gflops, candidate) in ranked.items():
+            if key not in finals:  # micro-kernels all compete; GEMMs within their shape
+                problem = json.dumps(candidate.problem.workload(), sort_keys=True) \
+                    if isinstance(candidate.problem, GemmSpec) else ""
+                by_problem.setdefault(problem, []).append((gflops, candidate))
+        return [c for group in by_problem.values()
+                for _, c in sorted(group, key=lambda item: -item[0])[:self.settings.leaders]]
+
+    def _stored_candidate(self, row: dict) -> Candidate:
+        """The candidate a stored screening row measured (a GEMM's spec is in its record JSON)."""
+        strategy = Strategy.from_dict(json.loads(row["strategy_json"]))
+        if row["kind"] == "gemm":
+            gemm = json.loads(row["record_json"])["gemm"]
+            strategy = dataclasses.replace(strategy, name=strategy.name.split("@")[0])  # Candidate.named adds it
+            return Candidate(strategy, GemmSpec(**gemm), self.target)
+        return Candidate.microkernel(strategy, self.target)
 
     def _evaluate(self, next_candidate, policy: TimingPolicy, phase: str, deadline: float | None,
                   tell) -> Iterator[Record]:
@@ -153,11 +187,10 @@ class Sweep:
             workers.append(worker)
             try:
                 while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                    strategy = next_candidate()
-                    if strategy is None:
+                    candidate = next_candidate()
+                    if candidate is None:
                         break
-                    results.put(evaluate_in(worker, strategy, self.target, policy, lock,
-                                            self.settings.timeout_seconds, phase))
+                    results.put(evaluate_in(worker, candidate, policy, lock, self.settings.timeout_seconds, phase))
             except BaseException as exc:  # surfaced by the consumer below
                 results.put(exc)
             finally:
@@ -177,7 +210,7 @@ class Sweep:
                     raise item
                 else:
                     if tell is not None:
-                        tell(item)
+                        tell(item[1])
                     yield item
         finally:  # done, or interrupted (^C, SIGTERM): kill the workers, so no thread waits on one
             stop.set()
@@ -187,12 +220,12 @@ class Sweep:
                 thread.join()
 
 
-def _feeder(items: list[Strategy]):
+def _feeder(items: list[Candidate]):
     """A thread-safe next() over `items` for the worker threads (None when exhausted)."""
     pending = iter(items)
     lock = threading.Lock()
 
-    def next_item() -> Strategy | None:
+    def next_item() -> Candidate | None:
         with lock:
             return next(pending, None)
     return next_item

@@ -17,7 +17,6 @@ from typing import Any
 
 from pipelines.targets import get_target
 from transforms.steps import load_plugins
-from transforms.strategy import Strategy
 
 from runner.measure.lifecycle import Built, Candidate, build_or_record, verify_and_measure
 from runner.measure.record import Record
@@ -58,9 +57,9 @@ class _Server:
         self.measure_cpu = measure_cpu
         self.built: Built | None = None
 
-    def compile(self, strategy_dict: dict) -> float | Record:
-        """Compile seconds, or the compile_error record."""
-        built = build_or_record(Candidate.microkernel(Strategy.from_dict(strategy_dict), self.target))
+    def compile(self, candidate: dict) -> float | Record:
+        """Compile seconds, or the compile_error record (`candidate`: Candidate.to_dict)."""
+        built = build_or_record(Candidate.from_dict(candidate, self.target))
         if isinstance(built, Record):
             self.built = None
             return built

@@ -312,11 +312,11 @@ class Store:
         self._db.commit()
 
     def measured(self, target: str, phases: tuple[str, ...]) -> dict[str, float]:
-        """Strategy hash -> best fraction of peak (0 when never verified) over results of `phases`
-        for `target` on this host: what --resume skips."""
+        """Candidate key (a GEMM's hash, else the strategy's) -> best fraction of peak (0 when never
+        verified) over results of `phases` for `target` on this host: what --resume skips."""
         marks = ", ".join("?" * len(phases))
-        rows = self._db.execute(f"SELECT strategy_hash, MAX(COALESCE(fraction_of_peak, 0)) FROM results"
-                                f" WHERE target = ? AND host_cpu = ? AND phase IN ({marks}) GROUP BY strategy_hash",
+        rows = self._db.execute(f"SELECT COALESCE(gemm_hash, strategy_hash) AS k, MAX(COALESCE(fraction_of_peak, 0))"
+                                f" FROM results WHERE target = ? AND host_cpu = ? AND phase IN ({marks}) GROUP BY k",
                                 (target, host_cpu_model(), *phases))
         return {row[0]: row[1] for row in rows}
 

@@ -340,3 +340,68 @@ def test_rejections_are_explained_by_reason():
                         "steps[2] (legalize).mr: legalize needs an even mr, got 5": 1})
     assert rejection_reasons(rejected) == ("6 points rejected before compiling (5: needs N vector registers, the "
                                            "target has N; 1: steps[N] (legalize).mr: legalize needs an even mr, got N)")
+
+
+GEMM_SWEEP = textwrap.dedent("""
+    [experiment]
+    name = "gemm-sabotaged"
+    kind = "gemm"
+    [timing]
+    min_sample_seconds = 0.005
+    samples = 10
+    [gemm]
+    shapes = [[13, 37, 64], [40, 16, 64]]
+    mc = 8
+    nc = 16
+    [defaults]
+    kc = 32
+    [sweep]
+    timeout_seconds = 6
+    leaders = 1
+    jobs = 2
+    [space]
+    mr = [4]
+    nr = [8]
+    mc = [8, 16]
+    traversal = ["blis", "direct"]
+    [[strategy]]
+    name = "crashes"
+    mr = 4
+    nr = 8
+    steps = [{crash}]
+    [[strategy]]
+    name = "hangs"
+    mr = 4
+    nr = 8
+    steps = [{hang}]
+""").format(crash=BASE.format('"test_out_of_bounds_store", '), hang=BASE.format('"test_never_ending", '))
+
+
+@pytest.mark.slow
+def test_gemm_sweep_records_crash_and_hang_and_finishes(tmp_path):
+    """A GEMM sweep: the listed saboteurs and the space's blocking points, each at both shapes, each
+    verified and screened against the baselines; the best point per shape is re-measured."""
+    config = tmp_path / "g.toml"
+    config.write_text(GEMM_SWEEP)
+    proc = ukl("sweep", str(config), "--db", str(tmp_path / "r.sqlite"), "--json")
+    assert proc.returncode == 1, proc.stderr  # a crash fails the sweep, after finishing it
+    out = records(proc.stdout)
+    screened = [r for r in out if r["phase"] == "screen"]
+    statuses = sorted((r["name"].split("@")[0], r["status"]) for r in screened)
+    # Two saboteurs and 3 space points (blis mc 8, blis mc 16, direct), each at 2 shapes.
+    assert [s for s in statuses if s[0] in ("crashes", "hangs")] == [("crashes", "crash")] * 2 + [("hangs", "timeout")] * 2
+    good = [r for r in screened if r["status"] == "ok"]
+    assert len(good) == 6 and len({r["gemm_hash"] for r in good}) == 6
+    for r in good:
+        assert r["gflops"] > 0 and {b["name"] for b in r["baselines"]} == {"OpenBLAS", "BLIS"}
+        assert all(b["ratio"] > 0 and b["ratio_ci"][0] <= b["ratio"] <= b["ratio_ci"][1] for b in r["baselines"])
+    finals = [r for r in out if r["phase"] == "final"]
+    assert sorted(tuple(r["shape"]) for r in finals) == [(13, 37, 64), (40, 16, 64)]  # the best per shape
+    db = sqlite3.connect(tmp_path / "r.sqlite")
+    assert db.execute("SELECT COUNT(DISTINCT gemm_hash) FROM results WHERE phase = 'screen'").fetchone()[0] == 10
+
+
+def test_gemm_knobs_are_only_for_gemm_configs():
+    with pytest.raises(StrategyError, match=r'space\.mc: a knob of the GEMM around the kernel: only for '
+                                            r'experiment\.kind = "gemm"'):
+        SearchSpace({"mc": (48,)})
