@@ -94,5 +94,5 @@ def test_crossover_route_must_name_a_strategy(tmp_path, capsys):
 def test_each_command_takes_its_kind_only(tmp_path, capsys):
     assert main(["run", str(write(tmp_path, CROSSOVER))]) == 2
     assert "experiment.kind 'crossover' is not for ukl run (use ukl crossover)" in capsys.readouterr().err
-    assert main(["sweep", str(write(tmp_path, GEMM, "g.toml"))]) == 2
-    assert "is not for ukl sweep" in capsys.readouterr().err
+    assert main(["sweep", str(write(tmp_path, CROSSOVER, "c.toml"))]) == 2
+    assert "experiment.kind 'crossover' is not for ukl sweep" in capsys.readouterr().err
