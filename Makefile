@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= experiments/default.toml
 # Debian packages the tests need: AArch64 kernels are verified under emulation (cross GCC to link,
 # qemu-user to run); GEMMs are timed against BLIS (the serial build) as well as NumPy's OpenBLAS.
-SYSTEM_PACKAGES := gcc-aarch64-linux-gnu qemu-user libblis4-serial
+SYSTEM_PACKAGES := gcc-aarch64-linux-gnu qemu-user libblis4-serial libblis4-pthread
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test check test-avx2 ci-sweep venv system-packages clean
