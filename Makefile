@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= experiments/default.toml
 # Debian packages the tests need: AArch64 kernels are verified under emulation (cross GCC to link,
-# qemu-user to run); GEMMs are timed against BLIS (the serial build) as well as NumPy's OpenBLAS.
+# qemu-user to run); GEMMs are timed against BLIS (serial and pthread builds) and NumPy's OpenBLAS.
 SYSTEM_PACKAGES := gcc-aarch64-linux-gnu qemu-user libblis4-serial libblis4-pthread
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

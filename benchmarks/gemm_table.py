@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+import runner  # noqa: F401  (first: it configures OpenBLAS before NumPy loads it)
 from kernels_mlir.gemm import GemmSpec
 from kernels_mlir.spec import KernelSpec
 from pipelines.targets import host_target

@@ -29,6 +29,11 @@ from .spec import DTYPES, SpecError
 
 TRAVERSALS = ("blis", "tiles", "direct")
 DEFAULT_TRAVERSAL = "blis"
+#: Which loop threads split: jc (columns of C, each thread packs its own B block) or ic (rows, each
+#: packs its own A block and its own copy of B's). The direct traversal always splits rows.
+SPLITS = ("jc", "ic")
+#: A typo guard on the thread count (the config also bounds it by this machine's CPUs).
+MAX_THREADS = 256
 #: `direct`: vectors of C kept in registers per row block (this many), no packing, no micro-kernel.
 DIRECT_VECTORS = 8
 #: Blocking defaults, measured on Zen 3 with the 6x16 kernel at kc = 512: the packed A block
@@ -54,6 +59,9 @@ class GemmSpec:
     accumulate: bool = False
     #: The micro-kernel's k grouping (low-precision dtypes); None: the dtype's default.
     k_group: int | None = None
+    #: Threads computing the product, each on its share of the `split` loop, with its own packing buffers.
+    threads: int = 1
+    split: str = "jc"
 
     def __post_init__(self) -> None:
         for name in ("m", "n", "k", "mr", "nr", "kc", "mc", "nc"):
@@ -64,6 +72,10 @@ class GemmSpec:
             raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.traversal not in TRAVERSALS:
             raise SpecError(f"traversal: must be one of {list(TRAVERSALS)}, got {self.traversal!r}")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS:
+            raise SpecError(f"threads: must be an integer between 1 and {MAX_THREADS}, got {self.threads!r}")
+        if self.split not in SPLITS:
+            raise SpecError(f"split: must be one of {list(SPLITS)}, got {self.split!r}")
         group = self.group  # (checks k_group)
         if self.traversal != "direct" and self.kc % group:
             raise SpecError(f"kc: must be a multiple of {group} for {self.dtype}, got {self.kc}")
@@ -97,6 +109,18 @@ class GemmSpec:
     @property
     def flops(self) -> int:
         return 2 * self.m * self.n * self.k
+
+    @property
+    def splits_rows(self) -> bool:
+        return self.split == "ic" or self.traversal == "direct"
+
+    def partition(self) -> list[tuple[int, int]]:
+        """Each thread's [lo, hi) of the split dimension, in whole register tiles, so no C tile is
+        shared (a thread may get nothing when there are fewer tiles than threads)."""
+        extent, unit = (self.m, self.mr) if self.splits_rows else (self.n, self.nr)
+        tiles = -(-extent // unit)
+        bounds = [tiles * t // self.threads for t in range(self.threads + 1)]
+        return [(min(extent, lo * unit), min(extent, hi * unit)) for lo, hi in zip(bounds, bounds[1:])]
 
     @property
     def bytes_needed(self) -> int:
@@ -144,6 +168,8 @@ class _Builder:
     def __init__(self, spec: GemmSpec):
         self.s = spec
         self.index = ir.IndexType.get()
+        #: This call's share of C: rows [m_lo, m_hi) and columns [n_lo, n_hi) (set by the entry block).
+        self.m_lo = self.m_hi = self.n_lo = self.n_hi = None
         d = DTYPES[spec.dtype]
         #: C's (accumulator) element, and A's and B's (they differ for low-precision dtypes).
         self.elt, self.a_elt, self.b_elt = element_type(d.acc), element_type(d.a), element_type(d.b)
@@ -156,6 +182,13 @@ class _Builder:
 
     def c(self, value: int) -> ir.Value:
         return arith.constant(self.index, value)
+
+    def share(self, lo: ir.Value, hi: ir.Value) -> None:
+        """This call's rows or columns are [lo, hi); the other dimension is whole."""
+        if self.s.splits_rows:
+            self.m_lo, self.m_hi, self.n_lo, self.n_hi = lo, hi, self.c(0), self.c(self.s.n)
+        else:
+            self.m_lo, self.m_hi, self.n_lo, self.n_hi = self.c(0), self.c(self.s.m), lo, hi
 
     def zero_or_c(self, vec: ir.VectorType, c: ir.Value, row: ir.Value, col: ir.Value, accumulate: bool) -> ir.Value:
         if accumulate:
@@ -293,10 +326,10 @@ class _Builder:
         s = self.s
         mc = self.s.blocks[0]
         self.pack(b_pack, b, jc, pc, nc_cur, kc, s.nr, a_side=False)
-        ic_loop = self.loop(self.c(0), self.c(s.m), mc)
+        ic_loop = self.loop(self.m_lo, self.m_hi, mc)
         with ir.InsertionPoint(ic_loop.body):
             ic = ic_loop.induction_variable
-            mc_cur = self.min(self.c(mc), arith.subi(self.c(s.m), ic))
+            mc_cur = self.min(self.c(mc), arith.subi(self.m_hi, ic))
             self.pack(a_pack, a, ic, pc, mc_cur, kc, s.mr, a_side=True)
             jr_loop = self.loop(self.c(0), nc_cur, s.nr)
             with ir.InsertionPoint(jr_loop.body):
@@ -329,9 +362,12 @@ class _Builder:
 
 
 def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
-    """`ukl_gemm(A: M x K, B: K x N, C: M x N)` (row-major) and `ukl_gemm_bench(A, B, C, n)`.
+    """`ukl_gemm(A: M x K, B: K x N, C: M x N, lo, hi)` (row-major) and `ukl_gemm_bench(A, B, C, lo, hi, n)`.
 
-    `lanes` is the target's native vector length, used by the direct traversal.
+    A call computes the rows (split ic, or the direct traversal) or columns (split jc) [lo, hi) of C:
+    each thread of a parallel GEMM makes one such call on its share (GemmSpec.partition), with its
+    own packing buffers (allocated by the call). `lanes` is the target's native vector length,
+    used by the direct traversal.
     """
     if spec.traversal == "direct":
         return _build_direct(spec, lanes)
@@ -349,11 +385,12 @@ def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
                 [panel_type(depth // g, spec.mr * g, d.a), panel_type(depth // g, spec.nr * g, d.b),
                  c_block_type(spec.mr, spec.nr, d.acc)], []), visibility="private")
             decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
-        fn = func.FuncOp(GEMM, ir.FunctionType.get([a_type, b_type, c_type], []))
+        fn = func.FuncOp(GEMM, ir.FunctionType.get([a_type, b_type, c_type, b_.index, b_.index], []))
         mark_entry_point(fn, noinline=True)
         entry = fn.add_entry_block()
         with ir.InsertionPoint(entry):
-            a, b, c = entry.arguments
+            a, b, c, lo, hi = entry.arguments
+            b_.share(lo, hi)
             align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
             depth = padded(kc, g)
             a_pack = memref.alloc(ir.MemRefType.get([mc // spec.mr, depth // g, spec.mr * g], b_.a_elt), [], [],
@@ -363,10 +400,10 @@ def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
             local = memref.alloca(ir.MemRefType.get([spec.mr, spec.nr], elt), [], [], alignment=align)
             if not spec.accumulate:
                 _zero(b_, c)
-            jc_loop = b_.loop(b_.c(0), b_.c(spec.n), nc)
+            jc_loop = b_.loop(b_.n_lo, b_.n_hi, nc)
             with ir.InsertionPoint(jc_loop.body):
                 jc = jc_loop.induction_variable
-                nc_cur = b_.min(b_.c(nc), arith.subi(b_.c(spec.n), jc))
+                nc_cur = b_.min(b_.c(nc), arith.subi(b_.n_hi, jc))
                 full_k = spec.k - spec.k % kc
                 if full_k:
                     pc_loop = b_.loop(b_.c(0), b_.c(full_k), kc)
@@ -410,11 +447,12 @@ def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
     full = spec.n - spec.n % width
     module = ir.Module.create()
     with ir.InsertionPoint(module.body):
-        fn = func.FuncOp(GEMM, ir.FunctionType.get(types, []))
+        fn = func.FuncOp(GEMM, ir.FunctionType.get(types + [b_.index, b_.index], []))
         mark_entry_point(fn, noinline=True)
         with ir.InsertionPoint(fn.add_entry_block()):
-            a, b, c = fn.entry_block.arguments
-            i_loop = b_.loop(b_.c(0), b_.c(spec.m), 1)
+            a, b, c, lo, hi = fn.entry_block.arguments
+            b_.share(lo, hi)
+            i_loop = b_.loop(b_.m_lo, b_.m_hi, 1)
             with ir.InsertionPoint(i_loop.body):
                 i = i_loop.induction_variable
                 if full:
@@ -452,10 +490,10 @@ def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
 
 
 def _zero(b_: _Builder, c: ir.Value) -> None:
-    s = b_.s
-    i_loop = b_.loop(b_.c(0), b_.c(s.m), 1)
+    """Zero this call's share of C (each thread zeroes its own)."""
+    i_loop = b_.loop(b_.m_lo, b_.m_hi, 1)
     with ir.InsertionPoint(i_loop.body):
-        j_loop = b_.loop(b_.c(0), b_.c(s.n), 1)
+        j_loop = b_.loop(b_.n_lo, b_.n_hi, 1)
         with ir.InsertionPoint(j_loop.body):
             memref.store(b_.zero(b_.elt), c, [i_loop.induction_variable, j_loop.induction_variable])
             scf.YieldOp([])

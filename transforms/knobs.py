@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, MAX_DIM, TRAVERSALS
+from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, MAX_DIM, MAX_THREADS, SPLITS, TRAVERSALS
 from kernels_mlir.spec import DTYPES, MAX_KC, MAX_MR, MAX_NR
 
 from .errors import StrategyError
@@ -72,11 +72,13 @@ STRATEGY_KNOBS: tuple[Knob, ...] = (
 
 
 #: Knobs of the GEMM around the micro-kernel (sweeps of kind = "gemm" configs only): its blocking
-#: (kc is the micro-kernel's) and its traversal (blis, tiles, direct).
+#: (kc is the micro-kernel's), its traversal (blis, tiles, direct), its threads and the loop they split.
 GEMM_KNOBS: tuple[Knob, ...] = (
     Knob("mc", DEFAULT_MC, maximum=MAX_DIM),
     Knob("nc", DEFAULT_NC, maximum=MAX_DIM),
     Knob("traversal", DEFAULT_TRAVERSAL, TRAVERSALS),
+    Knob("threads", 1, maximum=MAX_THREADS),
+    Knob("split", "jc", SPLITS),
 )
 
 

@@ -1,6 +1,7 @@
 """Experiment configs (TOML) -> validated Experiment. Every problem is one line naming file and field."""
 from __future__ import annotations
 
+import os
 import re
 import stat
 import tomllib
@@ -33,7 +34,7 @@ class ConfigError(ValueError):
 SECTIONS = {"experiment", "timing", "defaults", "strategy", "space", "sweep", "gemm", "crossover"}
 EXPERIMENT_KEYS = {"name", "description", "target", "kind"}
 KINDS = ("microkernel", "gemm", "crossover")
-GEMM_KEYS = {"shapes", "mc", "nc", "traversal", "accumulate"}
+GEMM_KEYS = {"shapes", "mc", "nc", "traversal", "accumulate", "threads", "split"}
 CROSSOVER_KEYS = {"m", "n", "k", "routes", "mc", "nc", "traversal"}
 ROUTE_KEYS = {"name", "strategy", "numpy", "mc", "nc", "traversal"}
 TIMING_KEYS = {"min_sample_seconds", "samples"}
@@ -90,11 +91,11 @@ class CrossoverSettings:
 
 
 def gemm_spec(strategy: Strategy, shape: tuple[int, int, int], mc: int, nc: int, traversal: str,
-              accumulate: bool = False) -> GemmSpec:
+              accumulate: bool = False, threads: int = 1, split: str = "jc") -> GemmSpec:
     """The GEMM around `strategy`'s micro-kernel (whose kc is the k-blocking)."""
     k = strategy.kernel
     return GemmSpec(*shape, dtype=k.dtype, mr=k.mr, nr=k.nr, kc=k.kc, mc=mc, nc=nc, traversal=traversal,
-                    accumulate=accumulate, k_group=k.k_group)
+                    accumulate=accumulate, k_group=k.k_group, threads=threads, split=split)
 
 
 @dataclass(frozen=True)
@@ -104,9 +105,12 @@ class GemmSettings:
     nc: int = DEFAULT_NC
     traversal: str = DEFAULT_TRAVERSAL
     accumulate: bool = False
+    threads: int = 1
+    split: str = "jc"
 
     def spec(self, strategy: Strategy, shape: tuple[int, int, int]) -> GemmSpec:
-        return gemm_spec(strategy, shape, self.mc, self.nc, self.traversal, self.accumulate)
+        return gemm_spec(strategy, shape, self.mc, self.nc, self.traversal, self.accumulate, self.threads,
+                         self.split)
 
 
 #: A config is a few kilobytes; anything this large is not one (and /dev/zero never ends).
@@ -362,7 +366,10 @@ def _gemm(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> GemmSettings
     settings = GemmSettings(tuple(tuple(s) for s in shapes), _typed(table, "mc", int, "gemm.", default.mc),
                             _typed(table, "nc", int, "gemm.", default.nc),
                             _typed(table, "traversal", str, "gemm.", default.traversal),
-                            _typed(table, "accumulate", bool, "gemm.", default.accumulate))
+                            _typed(table, "accumulate", bool, "gemm.", default.accumulate),
+                            _typed(table, "threads", int, "gemm.", default.threads),
+                            _typed(table, "split", str, "gemm.", default.split))
+    check_threads(settings.threads, "gemm.threads")
     for strategy in strategies:
         for shape in settings.shapes:
             try:
@@ -372,11 +379,21 @@ def _gemm(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> GemmSettings
     return settings
 
 
+def check_threads(threads: int, where: str) -> None:
+    """A thread count this machine can run: 1 up to the CPUs this process may use."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not 1 <= threads <= cpus:
+        raise StrategyError(f"{where}: must be from 1 to {cpus} (the CPUs this process may use), got {threads}")
+
+
 def _space(raw: dict[str, Any], kind: str = "microkernel") -> SearchSpace:
     table = _table(raw, "space")
     _known(table, set(knobs()) | {k.name for k in GEMM_KNOBS}, "space.")
     choices = {knob: tuple(values if isinstance(values, list) else [values]) for knob, values in table.items()}
-    return SearchSpace(choices, _typed(_table(raw, "sweep"), "fit_registers", bool, "sweep.", True), kind)
+    space = SearchSpace(choices, _typed(_table(raw, "sweep"), "fit_registers", bool, "sweep.", True), kind)
+    for value in choices.get("threads", ()):  # (the knob's domain is checked above: integers)
+        check_threads(value, "space.threads")
+    return space
 
 
 def _sweep(table: dict[str, Any]) -> SweepSettings:

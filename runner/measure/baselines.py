@@ -1,7 +1,8 @@
 """Library baselines a problem is timed against, sample by sample in the same alternation as ours.
 
-A GEMM is compared with `numpy.matmul` (OpenBLAS, limited to one thread by threadpoolctl) and with
-Debian's BLIS (the serial build, `cblas_?gemm` through ctypes). Both are called from Python, so
+A GEMM is compared with `numpy.matmul` (OpenBLAS, limited to the GEMM's thread count by
+threadpoolctl) and with Debian's BLIS (`cblas_?gemm` through ctypes: the serial build for one
+thread, the pthread build set to the thread count otherwise). Both are called from Python, so
 their samples include one Python call per product (about 1-2 us, reported as the call overhead:
 negligible from a few hundred thousand flops up). Each baseline names what ran: OpenBLAS's
 kernel family (threadpoolctl) and BLIS's version and sub-configuration (`bli_arch_string`).
@@ -22,8 +23,8 @@ from kernels_mlir.problem import Problem
 
 from runner.measure.timing import seconds_for
 
-#: Debian's serial BLIS (libblis4-serial; the Makefile installs it).
-BLIS_SERIAL = "/usr/lib/*/blis-serial/libblis.so.4"
+#: Debian's serial and threaded BLIS (libblis4-serial, libblis4-pthread; the Makefile installs them).
+BLIS_BUILDS = {"serial": "/usr/lib/*/blis-serial/libblis.so.4", "pthread": "/usr/lib/*/blis-pthread/libblis.so.4"}
 #: CBLAS enum values (cblas.h).
 _ROW_MAJOR, _NO_TRANS = 101, 111
 
@@ -44,10 +45,15 @@ class Baseline:
 
 
 def baselines_for(problem: Problem, ops: Operands) -> list[Baseline]:
-    """What `problem` is measured against: nothing for a micro-kernel; OpenBLAS and BLIS for a GEMM."""
-    if problem.kind != "gemm":
+    """What `problem` is measured against: OpenBLAS and BLIS for an f32 or f64 GEMM, at its thread
+    count; nothing for a micro-kernel, or for a dtype neither library has (int8, bf16)."""
+    if problem.kind != "gemm" or problem.dtype not in ("f32", "f64"):
         return []
-    return [numpy_matmul(ops.a, ops.b, ops.c), blis_gemm(ops.a, ops.b, ops.c)]
+    return [numpy_matmul(ops.a, ops.b, ops.c, problem.threads), blis_gemm(ops.a, ops.b, ops.c, problem.threads)]
+
+
+def threads_word(threads: int) -> str:
+    return f"{threads} thread{'s' if threads > 1 else ''}"
 
 
 def _loop_overhead(call: Callable[[], None]) -> Callable[[], float]:
@@ -65,22 +71,23 @@ def openblas_configuration() -> str:
     return "unknown BLAS" if not found else f"OpenBLAS {found[0].get('version')} ({found[0].get('architecture')})"
 
 
-def numpy_matmul(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> Baseline:
+def numpy_matmul(a: np.ndarray, b: np.ndarray, c: np.ndarray, threads: int = 1) -> Baseline:
+    """numpy.matmul; its caller limits OpenBLAS to `threads` (threadpoolctl) around the timing."""
     out = np.empty_like(c)
     x, y, z = (np.ones((1, 1), dtype=a.dtype) for _ in range(3))
 
     def run(n: int) -> None:
         for _ in range(n):
             np.matmul(a, b, out=out)
-    return Baseline("OpenBLAS", f"numpy.matmul, {openblas_configuration()}, 1 thread", run,
+    return Baseline("OpenBLAS", f"numpy.matmul, {openblas_configuration()}, {threads_word(threads)}", run,
                     _loop_overhead(lambda: np.matmul(x, y, out=z)))
 
 
-@lru_cache(maxsize=1)
-def blis_library() -> ctypes.CDLL:
-    paths = sorted(glob.glob(BLIS_SERIAL))
+@lru_cache(maxsize=None)
+def blis_library(build: str = "serial") -> ctypes.CDLL:
+    paths = sorted(glob.glob(BLIS_BUILDS[build]))
     if not paths:
-        raise BaselineUnavailable(f"BLIS not found ({BLIS_SERIAL}): install Debian's libblis4-serial "
+        raise BaselineUnavailable(f"BLIS not found ({BLIS_BUILDS[build]}): install Debian's libblis4-{build} "
                                   "(`make test` does)")
     lib = ctypes.CDLL(paths[0])
     for name in ("cblas_sgemm", "cblas_dgemm"):
@@ -89,15 +96,25 @@ def blis_library() -> ctypes.CDLL:
     return lib
 
 
-def blis_configuration() -> str:
-    lib = blis_library()
+def _blis_build(threads: int) -> ctypes.CDLL:
+    """The serial build for one thread; the pthread build, set to `threads`, otherwise."""
+    if threads == 1:
+        return blis_library("serial")
+    lib = blis_library("pthread")
+    lib.bli_thread_set_num_threads(ctypes.c_long(threads))
+    return lib
+
+
+def blis_configuration(threads: int = 1) -> str:
+    lib = _blis_build(threads)
+    build = "serial" if threads == 1 else f"pthread, {threads_word(threads)}"
     return (f"BLIS {lib.bli_info_get_version_str().decode()} "
-            f"({lib.bli_arch_string(lib.bli_arch_query_id()).decode()}, serial)")
+            f"({lib.bli_arch_string(lib.bli_arch_query_id()).decode()}, {build})")
 
 
-def _blis_call(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> Callable[[], None]:
+def _blis_call(a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int = 1) -> Callable[[], None]:
     """out = a . b with BLIS's cblas_?gemm, row-major, on these arrays (C-contiguous)."""
-    lib = blis_library()
+    lib = _blis_build(threads)
     single = a.dtype == np.float32
     gemm, scalar = (lib.cblas_sgemm, ctypes.c_float) if single else (lib.cblas_dgemm, ctypes.c_double)
     (m, k), n = a.shape, b.shape[1]
@@ -106,12 +123,12 @@ def _blis_call(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> Callable[[], No
     return lambda: gemm(*args)
 
 
-def blis_gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> Baseline:
+def blis_gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, threads: int = 1) -> Baseline:
     out = np.empty_like(c)
-    call = _blis_call(a, b, out)
+    call = _blis_call(a, b, out, threads)
     x, y, z = (np.ones((1, 1), dtype=a.dtype) for _ in range(3))
 
     def run(n: int) -> None:
         for _ in range(n):
             call()
-    return Baseline("BLIS", blis_configuration(), run, _loop_overhead(_blis_call(x, y, z)))
+    return Baseline("BLIS", blis_configuration(threads), run, _loop_overhead(_blis_call(x, y, z, threads)))

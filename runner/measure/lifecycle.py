@@ -29,8 +29,8 @@ from transforms.errors import StepFailed, StrategyError
 from transforms.strategy import Strategy
 
 from runner.measure.baselines import baselines_for
-from runner.measure.native import NativeFunction
-from runner.measure.peak import alongside_peak, peak_kernel
+from runner.measure.parallel import launch, measurement_cpus
+from runner.measure.peak import alongside_peak, parallel_peak, peak_kernel
 from runner.measure.record import Record
 from runner.measure.stats import ratio_with_ci
 from runner.measure.timing import TimingPolicy, pinned_to_one_cpu
@@ -59,7 +59,8 @@ class Candidate:
         """The strategy under the name its records carry (a GEMM's says its shape)."""
         if isinstance(self.problem, GemmSpec):
             p = self.problem
-            how = p.traversal + (f"-mc{p.mc}-nc{p.nc}" if p.traversal == "blis" else "")
+            how = p.traversal + (f"-mc{p.mc}-nc{p.nc}" if p.traversal == "blis" else "") + \
+                (f"-t{p.threads}{p.split if p.traversal != 'direct' else ''}" if p.threads > 1 else "")
             return dataclasses.replace(self.strategy, name=f"{self.strategy.name}@{p.m}x{p.n}x{p.k}/{how}")
         return self.strategy
 
@@ -145,15 +146,18 @@ def measure(built: Built, policy: TimingPolicy, check_result: Verification, cpu:
     """Time the verified candidate, its baselines and the FMA peak at its width in rotating alternation.
     A fraction of peak above 1.0 is measured again, and recorded `disturbed` if it stays."""
     candidate, problem = built.candidate, built.candidate.problem
-    peak = peak_kernel(candidate.target, problem.dtype, built.vector_bits, candidate.strategy.instruction)
+    threads = getattr(problem, "threads", 1)
+    peak = parallel_peak([peak_kernel(candidate.target, problem.dtype, built.vector_bits,
+                                      candidate.strategy.instruction) for _ in range(threads)])
+    cpus = cpu if threads == 1 else set(measurement_cpus(threads))
 
     def once():
         ops = problem.operands(seed=1)
-        ours = NativeFunction(built.code, problem.bench, [ops.a, ops.b, ops.c], n_scalars=1)
+        ours = launch(built.code, problem, ops, bench=True)
         bases = baselines_for(problem, ops)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with threadpool_limits(limits=threads, user_api="blas"):
             (mine, *theirs), peak_m = alongside_peak([ours, *(b.run for b in bases)],
-                                                     [problem.flops] * (1 + len(bases)), peak, policy, cpu)
+                                                     [problem.flops] * (1 + len(bases)), peak, policy, cpus)
         return mine, theirs, peak_m, bases
 
     (mine, theirs, peak_m, bases), disturbed = until_plausible(
@@ -162,7 +166,7 @@ def measure(built: Built, policy: TimingPolicy, check_result: Verification, cpu:
     figures = []
     for base, theirs_m in zip(bases, theirs):  # each baseline, and ours over it per alternated round
         ratio, low, high = ratio_with_ci(np.column_stack([mine.gflops_samples, theirs_m.gflops_samples]))
-        with pinned_to_one_cpu(cpu):
+        with pinned_to_one_cpu(cpus):
             overhead = base.call_overhead()
         figures.append({"name": base.name, "configuration": base.configuration, "gflops": theirs_m.median,
                         "gflops_min": theirs_m.minimum, "gflops_max": theirs_m.maximum, "ratio": ratio,

@@ -2,6 +2,7 @@
 kernel's own width, so the fraction of peak compares two figures taken under the same conditions."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,6 +16,7 @@ from pipelines.targets import Target
 from transforms.instructions import INSTRUCTIONS
 
 from runner.measure.native import NativeFunction
+from runner.measure.parallel import Team
 from runner.measure.timing import Measurement, TimingPolicy, alternated_rates, measure, pinned_to_one_cpu
 
 
@@ -22,7 +24,7 @@ from runner.measure.timing import Measurement, TimingPolicy, alternated_rates, m
 class PeakKernel:
     """The FMA-throughput kernel of one (target, dtype, width), ready to time."""
 
-    run: NativeFunction
+    run: Callable[[int], None]
     flops_per_iteration: int
     dtype: str
     bits: int
@@ -50,6 +52,19 @@ def peak_kernel(target: Target, dtype: str, bits: int | None = None, instruction
     return PeakKernel(run, peak_flops_per_iteration(macs, chains), dtype, bits, lanes, chains)
 
 
+def parallel_peak(kernels: list[PeakKernel]) -> PeakKernel:
+    """The peak of as many cores as `kernels` (one each, own buffers), run together: what a
+    multi-threaded GEMM is compared with. One kernel is returned as it is."""
+    if len(kernels) == 1:
+        return kernels[0]
+    team = Team(len(kernels))
+    first = kernels[0]
+
+    def run(n: int) -> None:
+        team.run([lambda k=k: k.run(n) for k in kernels])
+    return dataclasses.replace(first, run=run, flops_per_iteration=first.flops_per_iteration * len(kernels))
+
+
 def measure_peak(target: Target, dtype: str, policy: TimingPolicy, cpu: int | None = None,
                  bits: int | None = None, instruction: str | None = None) -> Measurement:
     """FMA (or dot-product `instruction`) throughput of this core at `bits` (default: the target's
@@ -59,7 +74,7 @@ def measure_peak(target: Target, dtype: str, policy: TimingPolicy, cpu: int | No
 
 
 def alongside_peak(runs: list[Callable[[int], None]], flops: list[int], peak: PeakKernel, policy: TimingPolicy,
-                   cpu: int | None = None) -> tuple[list[Measurement], Measurement]:
+                   cpu: int | set[int] | None = None) -> tuple[list[Measurement], Measurement]:
     """Time `runs` and the peak kernel in rotating alternation, one sample of each per round."""
     with pinned_to_one_cpu(cpu):
         rates, counts = alternated_rates([*runs, peak.run], [*flops, peak.flops_per_iteration],

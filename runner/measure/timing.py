@@ -103,14 +103,15 @@ def measurement_cpu() -> int | None:
 
 
 @contextlib.contextmanager
-def pinned_to_one_cpu(cpu: int | None = None):
+def pinned_to_one_cpu(cpu: int | set[int] | None = None):
     """Keep the measuring thread on one CPU (default: measurement_cpu()): a migration mid-sample
-    would cost cold caches."""
+    would cost cold caches. A set of CPUs for a multi-threaded measurement: the threads a library
+    starts inherit it (ours pin themselves one per CPU, runner.measure.parallel)."""
     if not hasattr(os, "sched_setaffinity"):
         yield
         return
     allowed = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {measurement_cpu() if cpu is None else cpu})
+    os.sched_setaffinity(0, cpu if isinstance(cpu, set) else {measurement_cpu() if cpu is None else cpu})
     try:
         yield
     finally:

@@ -16,7 +16,7 @@ from kernels_mlir.problem import Problem
 from pipelines.codegen import MachineCode
 
 from runner.emulation.qemu import run_emulated
-from runner.measure.native import NativeFunction
+from runner.measure.parallel import launch
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Verification:
 
 def verify(code: MachineCode, problem: Problem, seed: int = 0) -> Verification:
     """Verify JIT-compiled code in this process."""
-    return check_call(lambda ops: NativeFunction(code, problem.entry, [ops.a, ops.b, ops.c])(), problem, seed)
+    return check_call(lambda ops: launch(code, problem, ops)(), problem, seed)
 
 
 def verify_emulated(code: MachineCode, problem: Problem, seed: int = 0) -> Verification:

@@ -104,6 +104,8 @@ class Sweep:
             settings = dataclasses.replace(settings, **self.experiment.space.gemm_blocking(point))
         if settings.traversal != "blis":  # mc and nc block only BLIS's loops: equal points are one candidate
             settings = dataclasses.replace(settings, mc=DEFAULT_MC, nc=DEFAULT_NC)
+        if settings.traversal == "direct" or settings.threads == 1:  # the split means nothing there
+            settings = dataclasses.replace(settings, split="jc")
         return [Candidate(strategy, settings.spec(strategy, shape), self.target) for shape in settings.shapes]
 
     def run(self) -> Iterator[Record]:

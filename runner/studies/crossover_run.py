@@ -13,7 +13,7 @@ from pipelines.targets import Target
 from runner.config.experiment import ConfigError, Experiment, Route
 from runner.measure.baselines import numpy_matmul
 from runner.measure.lifecycle import Candidate, build_or_record
-from runner.measure.native import NativeFunction
+from runner.measure.parallel import launch
 from runner.measure.record import Record
 from runner.measure.stats import ratio_with_ci
 from runner.measure.timing import alternated_rates, pinned_to_one_cpu
@@ -33,8 +33,7 @@ def _runner(route: Route, shape: tuple[int, int, int], dtype: str, target: Targe
     check = verify(built.code, spec)
     if not check.correct:
         raise ConfigError(f"route {route.name!r} computes a wrong answer at {shape}: {check.message}")
-    ops = spec.operands(seed=1)
-    return NativeFunction(built.code, spec.bench, [ops.a, ops.b, ops.c], n_scalars=1)
+    return launch(built.code, spec, spec.operands(seed=1), bench=True)
 
 
 def run_crossover(experiment: Experiment, target: Target) -> Iterator[ShapePoint]:

@@ -44,7 +44,7 @@ def test_c_is_overwritten_unless_accumulating(host):
     code = compile_gemm(spec, _kernel(2, 4, 8, "f64"), host).code
     a, b = np.ones((7, 5)), np.ones((5, 9))
     c = np.full((7, 9), 1e6)
-    NativeFunction(code, GEMM, [a, b, c])()
+    NativeFunction(code, GEMM, [a, b, c], n_scalars=2)(0, 9)  # one call on all the columns
     assert np.array_equal(c, np.full((7, 9), 5.0))
 
 
@@ -112,3 +112,23 @@ def test_int8_gemm_uses_vpdpbusd():
     spec = GemmSpec(37, 53, 101, "u8s8", mr=2, nr=16, kc=16, mc=6, nc=32)
     code = compile_gemm(spec, _int8_kernel(16), get_target("znver4"), jit=False).code
     assert "vpdpbusd" in code.assembly
+
+
+@pytest.mark.parametrize("m, n, k", [(1, 1, 1), (97, 131, 77), (13, 17, 19), (2, 1000, 3)])
+@pytest.mark.parametrize("traversal, split", [("blis", "jc"), ("blis", "ic"), ("tiles", "jc"), ("tiles", "ic"),
+                                              ("direct", "jc")])
+def test_two_threads_agree_with_numpy(host, m, n, k, traversal, split):
+    """Each thread computes its share (whole register tiles of C) with its own packing buffers; a
+    thread may get nothing (1x1x1). Accumulation and zeroing are per share too."""
+    spec = GemmSpec(m, n, k, "f32", mr=6, nr=16, kc=32, mc=12, nc=32, traversal=traversal, threads=2, split=split,
+                    accumulate=k % 2 == 1)
+    assert len(spec.partition()) == 2
+    check = verify(compile_gemm(spec, _kernel(6, 16, 32, "f32", UnrollK(2)), host).code, spec, seed=m * k)
+    assert check.correct, check.message
+
+
+def test_partition_is_in_whole_tiles():
+    spec = GemmSpec(40, 100, 8, "f32", mr=6, nr=16, kc=8, threads=2)
+    assert spec.partition() == [(0, 48), (48, 100)]  # 7 tiles of 16 columns: 3 and 4
+    assert GemmSpec(40, 100, 8, "f32", mr=6, nr=16, kc=8, threads=2, split="ic").partition() == [(0, 18), (18, 40)]
+    assert GemmSpec(1, 1, 1, threads=2).partition() == [(0, 0), (0, 1)]

@@ -39,7 +39,7 @@ def test_a_gemm_run_without_blis_says_what_to_install_in_one_line(tmp_path, caps
     from runner.cli.main import main
     from .test_cli import write
     from .test_gemm_experiment import GEMM
-    monkeypatch.setattr(baselines, "BLIS_SERIAL", str(tmp_path / "missing" / "libblis.so.4"))
+    monkeypatch.setitem(baselines.BLIS_BUILDS, "serial", str(tmp_path / "missing" / "libblis.so.4"))
     baselines.blis_library.cache_clear()
     try:
         assert main(["run", str(write(tmp_path, GEMM)), "--db", str(tmp_path / "r.sqlite")]) == 2

@@ -1,0 +1,64 @@
+"""Running a problem's compiled code on its threads: each thread one native call on its share.
+
+ctypes releases the GIL for the duration of a foreign call, so Python threads that each call
+generated code run truly in parallel; the timed loops stay in native code (each thread's bench
+call loops n times over its share). Thread t runs on its own CPU, the last `threads` of those
+this process may use (the last one alone for one thread, as every single-thread measurement).
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
+
+from kernels_mlir.gemm import GemmSpec
+from kernels_mlir.operands import Operands
+from kernels_mlir.problem import Problem
+from pipelines.codegen import MachineCode
+
+from runner.measure.native import NativeFunction
+
+
+def measurement_cpus(threads: int) -> list[int]:
+    """The CPUs a measurement with `threads` threads runs on (ValueError when there are fewer)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return []
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads > len(allowed):
+        raise ValueError(f"threads: {threads} threads, but this process may use {len(allowed)} CPUs")
+    return allowed[-threads:]
+
+
+class Team:
+    """`threads` worker threads; run(calls) runs calls[t] on thread t (pinned to its CPU), and waits."""
+
+    def __init__(self, threads: int):
+        self.cpus = measurement_cpus(threads)
+        self._pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+
+    def run(self, calls: Sequence[Callable[[], None]]) -> None:
+        if self._pool is None:
+            calls[0]()
+            return
+        for future in [self._pool.submit(self._pinned, t, call) for t, call in enumerate(calls)]:
+            future.result()
+
+    def _pinned(self, t: int, call: Callable[[], None]) -> None:
+        if self.cpus:
+            os.sched_setaffinity(0, {self.cpus[t]})
+        call()
+
+
+def launch(code: MachineCode, problem: Problem, ops: Operands, bench: bool = False) -> Callable[..., None]:
+    """The problem's entry (`f()`) or bench loop (`f(n)`) over operands `ops`, on all its threads."""
+    symbol = problem.bench if bench else problem.entry
+    arrays = [ops.a, ops.b, ops.c]
+    if not isinstance(problem, GemmSpec):
+        return NativeFunction(code, symbol, arrays, n_scalars=int(bench))
+    fn = NativeFunction(code, symbol, arrays, n_scalars=2 + int(bench))
+    shares = problem.partition()
+    team = Team(len(shares))
+
+    def run(*n: int) -> None:
+        team.run([lambda lo=lo, hi=hi: fn(lo, hi, *n) for lo, hi in shares])
+    return run
