@@ -1,15 +1,17 @@
-"""The GEMM table on this machine: our GEMM, OpenBLAS and BLIS (one thread each), ours over each
-baseline with its 95% interval, and the fraction of the FMA peak measured alongside, per size and dtype.
+"""The GEMM table on this machine: our GEMM, OpenBLAS and BLIS at 1 and all threads, ours over each
+baseline with its 95% interval, and the fraction of the FMA peak of as many cores measured alongside,
+per thread count, size and dtype.
 
 Everything is timed in rotating alternation in one process (the lifecycle's `measure`), so the
 ratios hold even when the machine's speed drifts. The micro-kernel defaults to the host's best
 register tile at its widest vectors (12 x 2 vectors with 32 registers, 6 x 2 with 16).
 
-    .venv/bin/python benchmarks/gemm_table.py --sizes 256 512 1024 2048 --dtypes f32 f64
+    .venv/bin/python benchmarks/gemm_table.py --sizes 256 512 1024 2048 --dtypes f32 f64 --threads 1 2
 """
 from __future__ import annotations
 
 import argparse
+import os
 
 import runner  # noqa: F401  (first: it configures OpenBLAS before NumPy loads it)
 from kernels_mlir.gemm import GemmSpec
@@ -39,19 +41,25 @@ def main() -> None:
     parser.add_argument("--nc", type=int, default=1024)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--min-sample-seconds", type=float, default=0.1)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, len(os.sched_getaffinity(0))],
+                        help="thread counts (default: 1 and every CPU this process may use)")
+    parser.add_argument("--split", choices=["jc", "ic"], default="jc", help="the loop threads split")
     args = parser.parse_args()
     policy = TimingPolicy(args.min_sample_seconds, args.samples)
     host = host_target()
-    print(f"{host.label}, 1 thread; each row times ours, OpenBLAS, BLIS and the FMA peak in alternation")
+    print(f"{host.label}; each row times ours, OpenBLAS, BLIS and the FMA peak of as many cores, all at the "
+          "row's thread count, in alternation")
     records = []
-    for dtype in args.dtypes:
-        strategy = best_kernel(dtype, args.kc)
-        for size in args.sizes:
-            k = strategy.kernel
-            spec = GemmSpec(size, size, size, dtype=dtype, mr=k.mr, nr=k.nr, kc=k.kc,
-                            mc=args.mc - args.mc % k.mr, nc=args.nc - args.nc % k.nr)
-            records.append(evaluate(Candidate(strategy, spec, host), policy))
-            print(f"  {records[-1].strategy.name}: {records[-1].status}", flush=True)
+    for threads in dict.fromkeys(args.threads):
+        for dtype in args.dtypes:
+            strategy = best_kernel(dtype, args.kc)
+            for size in args.sizes:
+                k = strategy.kernel
+                spec = GemmSpec(size, size, size, dtype=dtype, mr=k.mr, nr=k.nr, kc=k.kc,
+                                mc=args.mc - args.mc % k.mr, nc=args.nc - args.nc % k.nr, threads=threads,
+                                split=args.split)
+                records.append(evaluate(Candidate(strategy, spec, host), policy))
+                print(f"  {records[-1].strategy.name}: {records[-1].status}", flush=True)
     print(gemm_table(records))
 
 
