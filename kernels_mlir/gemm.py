@@ -62,6 +62,9 @@ class GemmSpec:
     #: Threads computing the product, each on its share of the `split` loop, with its own packing buffers.
     threads: int = 1
     split: str = "jc"
+    #: A bound in bytes on the packed B block (kc x nc), which caps nc: the chunked packing of the
+    #: seed's route-selection PR (2 MiB there). None: unbounded (nc as given).
+    pack_bytes: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("m", "n", "k", "mr", "nr", "kc", "mc", "nc"):
@@ -76,6 +79,14 @@ class GemmSpec:
             raise SpecError(f"threads: must be an integer between 1 and {MAX_THREADS}, got {self.threads!r}")
         if self.split not in SPLITS:
             raise SpecError(f"split: must be one of {list(SPLITS)}, got {self.split!r}")
+        if self.pack_bytes is not None:
+            panel = self.b_panel_bytes
+            if isinstance(self.pack_bytes, bool) or not isinstance(self.pack_bytes, int):
+                raise SpecError(f"pack_bytes: must be a whole number of bytes (or \"unbounded\"), "
+                                f"got {self.pack_bytes!r}")
+            if self.pack_bytes < panel:
+                raise SpecError(f"pack_bytes: {self.pack_bytes} bytes hold less than one packed B panel "
+                                f"(kc x nr = {self.kc} x {self.nr} {self.dtype} = {panel} bytes)")
         group = self.group  # (checks k_group)
         if self.traversal != "direct" and self.kc % group:
             raise SpecError(f"kc: must be a multiple of {group} for {self.dtype}, got {self.kc}")
@@ -88,13 +99,21 @@ class GemmSpec:
         return DTYPES[self.dtype].group_of(self.k_group)
 
     @property
+    def b_panel_bytes(self) -> int:
+        """One packed kc x nr panel of B: the least a packing bound must hold."""
+        return padded(self.kc, self.group) * self.nr * DTYPES[self.dtype].b.bytes
+
+    @property
     def blocks(self) -> tuple[int, int, int]:
         """(mc, nc, kc) as run: clipped to the (tile-rounded) matrix, or all of it for `tiles`."""
         m_tiles = -(-self.m // self.mr) * self.mr
         n_tiles = -(-self.n // self.nr) * self.nr
         if self.traversal == "tiles":
             return m_tiles, n_tiles, self.k
-        return min(self.mc, m_tiles), min(self.nc, n_tiles), min(self.kc, self.k)
+        nc = self.nc
+        if self.pack_bytes is not None:  # whole panels of B that fit the bound
+            nc = min(nc, self.pack_bytes // self.b_panel_bytes * self.nr)
+        return min(self.mc, m_tiles), min(nc, n_tiles), min(self.kc, self.k)
 
     @property
     def kernel_kcs(self) -> tuple[int, ...]:

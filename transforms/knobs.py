@@ -79,6 +79,7 @@ GEMM_KNOBS: tuple[Knob, ...] = (
     Knob("traversal", DEFAULT_TRAVERSAL, TRAVERSALS),
     Knob("threads", 1, maximum=MAX_THREADS),
     Knob("split", "jc", SPLITS),
+    Knob("pack_bytes", "unbounded", minimum=1, maximum=1 << 40, words=("unbounded",)),
 )
 
 

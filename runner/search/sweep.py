@@ -102,8 +102,8 @@ class Sweep:
         settings = self.experiment.gemm
         if point is not None:
             settings = dataclasses.replace(settings, **self.experiment.space.gemm_blocking(point))
-        if settings.traversal != "blis":  # mc and nc block only BLIS's loops: equal points are one candidate
-            settings = dataclasses.replace(settings, mc=DEFAULT_MC, nc=DEFAULT_NC)
+        if settings.traversal != "blis":  # mc, nc and the packing bound block only BLIS's loops
+            settings = dataclasses.replace(settings, mc=DEFAULT_MC, nc=DEFAULT_NC, pack_bytes="unbounded")
         if settings.traversal == "direct" or settings.threads == 1:  # the split means nothing there
             settings = dataclasses.replace(settings, split="jc")
         return [Candidate(strategy, settings.spec(strategy, shape), self.target) for shape in settings.shapes]

@@ -96,3 +96,39 @@ def test_each_command_takes_its_kind_only(tmp_path, capsys):
     assert "experiment.kind 'crossover' is not for ukl run (use ukl crossover)" in capsys.readouterr().err
     assert main(["sweep", str(write(tmp_path, CROSSOVER, "c.toml"))]) == 2
     assert "experiment.kind 'crossover' is not for ukl sweep" in capsys.readouterr().err
+
+
+def test_threads_beyond_this_machine_are_one_line_and_exit_2(tmp_path, capsys):
+    import os
+    cpus = len(os.sched_getaffinity(0))
+    path = write(tmp_path, GEMM.replace("nc = 64", f"nc = 64\nthreads = {cpus + 1}"))
+    assert main(["run", str(path), "--db", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"gemm.threads: must be from 1 to {cpus} (the CPUs this process may use), " \
+                                   f"got {cpus + 1}" in err
+
+
+def test_a_two_thread_gemm_run_names_its_threads_and_baselines(tmp_path, capsys):
+    path = write(tmp_path, GEMM.replace("nc = 64", "nc = 64\nthreads = 2\nsplit = \"ic\""))
+    assert main(["run", str(path), "--db", str(tmp_path / "r.sqlite"), "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for r in records:
+        assert r["status"] == "ok" and r["gemm"]["threads"] == 2 and r["name"].endswith("-t2ic")
+        configurations = [b["configuration"] for b in r["baselines"]]
+        assert "2 threads" in configurations[0] and "pthread, 2 threads" in configurations[1]
+
+
+def test_a_packing_bound_smaller_than_one_panel_is_one_line_and_exit_2(tmp_path, capsys):
+    path = write(tmp_path, GEMM.replace("nc = 64", "nc = 64\npack_bytes = 1000"))
+    assert main(["run", str(path), "--db", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pack_bytes: 1000 bytes hold less than one packed B panel " \
+                                   "(kc x nr = 64 x 16 f32 = 4096 bytes)" in err
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_a_packing_bound_caps_nc_in_whole_panels():
+    from kernels_mlir.gemm import GemmSpec
+    bounded = GemmSpec(512, 512, 512, mr=6, nr=16, kc=256, nc=1024, pack_bytes=2 << 20)  # the seed's 2 MiB
+    assert bounded.blocks[1] == 512  # 2 MiB / (256 x 16 x 4 B) = 128 panels -> nc 2048, capped by N = 512
+    assert GemmSpec(4096, 4096, 512, mr=6, nr=16, kc=256, nc=4096, pack_bytes=2 << 20).blocks[1] == 2048
