@@ -20,6 +20,20 @@ from .sabotage_steps import PLUGIN
 
 BASE = '"tile_k", "vectorize", "hoist_accumulators", {}"lower_contraction", "lower_transfers"'
 
+#: Two 4x8 strategies whose kernels segfault and loop forever (tests.runner.sabotage_steps).
+SABOTEURS = textwrap.dedent("""
+    [[strategy]]
+    name = "crashes"
+    mr = 4
+    nr = 8
+    steps = [{crash}]
+    [[strategy]]
+    name = "hangs"
+    mr = 4
+    nr = 8
+    steps = [{hang}]
+""").format(crash=BASE.format('"test_out_of_bounds_store", '), hang=BASE.format('"test_never_ending", '))
+
 SABOTAGED = textwrap.dedent("""
     [experiment]
     name = "sabotaged"
@@ -36,16 +50,7 @@ SABOTAGED = textwrap.dedent("""
     name = "good-4x8"
     mr = 4
     nr = 8
-    [[strategy]]
-    name = "crashes"
-    mr = 4
-    nr = 8
-    steps = [{crash}]
-    [[strategy]]
-    name = "hangs"
-    mr = 4
-    nr = 8
-    steps = [{hang}]
+""") + SABOTEURS + textwrap.dedent("""
     [[strategy]]
     name = "good-6x16"
     mr = 6
@@ -54,7 +59,7 @@ SABOTAGED = textwrap.dedent("""
     name = "good-8x8"
     mr = 8
     nr = 8
-""").format(crash=BASE.format('"test_out_of_bounds_store", '), hang=BASE.format('"test_never_ending", '))
+""")
 
 
 def ukl(*args, env_extra=None, **kwargs):
@@ -364,17 +369,7 @@ GEMM_SWEEP = textwrap.dedent("""
     nr = [8]
     mc = [8, 16]
     traversal = ["blis", "direct"]
-    [[strategy]]
-    name = "crashes"
-    mr = 4
-    nr = 8
-    steps = [{crash}]
-    [[strategy]]
-    name = "hangs"
-    mr = 4
-    nr = 8
-    steps = [{hang}]
-""").format(crash=BASE.format('"test_out_of_bounds_store", '), hang=BASE.format('"test_never_ending", '))
+""") + SABOTEURS
 
 
 @pytest.mark.slow
