@@ -8,8 +8,8 @@ of C is computed in a small local tile and only its valid part written back.
 
 `traversal = "tiles"` is the same code with nc >= N, kc >= K and mc >= M: A and B are packed
 once, whole, and one loop nest walks the (m, n) tiles with no k blocking (the ruy shape).
-`traversal = "direct"` is the plain vectorized loop that libraries fall back to for small
-problems: no packing, each row of C in blocks of DIRECT_VECTORS vectors held in registers over k.
+`traversal = "direct"` is the unpacked loop nest that libraries fall back to for small problems:
+no packing, C in mr x nr register tiles held in registers over k, read straight from A and B.
 The micro-kernels are external functions (`kernel_symbol(kc)`), compiled and linked separately.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ DEFAULT_TRAVERSAL = "blis"
 SPLITS = ("jc", "ic")
 #: A typo guard on the thread count (the config also bounds it by this machine's CPUs).
 MAX_THREADS = 256
-#: `direct`: vectors of C kept in registers per row block (this many), no packing, no micro-kernel.
+#: `direct`: vectors of C per row block beyond the whole register tiles (edges), kept in registers over k.
 DIRECT_VECTORS = 8
 #: Blocking defaults, measured on Zen 3 with the 6x16 kernel at kc = 512: the packed A block
 #: (mc x kc) stays in L2, the packed B block (kc x nc, 2 MiB in f32) in L3.
@@ -440,8 +440,11 @@ def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
 
 
 def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
-    """The plain loop: C's row i in blocks of DIRECT_VECTORS vectors, each k adding A[i, k] times B's row
-    (widened to the accumulator type first for low-precision dtypes: no dot-product instruction)."""
+    """The unpacked loop nest: C in mr x nr register tiles (the micro-kernel's shape) read straight from
+    A and B, each k adding an A column's mr values (broadcast) times B's nr-wide row; no packing.
+    Rows and columns beyond whole tiles go row by row, in blocks of DIRECT_VECTORS vectors and then
+    one element at a time. Low-precision inputs are widened to the accumulator type first (no
+    dot-product instruction: this is the plain loop libraries fall back to)."""
     b_ = _Builder(spec)
     elt = b_.elt
     d = DTYPES[spec.dtype]
@@ -462,8 +465,50 @@ def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
             return arith.addi(acc, arith.muli(x, y))
         return vector.fma(x, y, acc) if isinstance(acc.type, ir.VectorType) else arith.addf(acc, arith.mulf(x, y))
 
-    width = lanes * DIRECT_VECTORS
-    full = spec.n - spec.n % width
+    def vector_block(a, b, c, rows: list[ir.Value], cols: list[ir.Value]) -> None:
+        """C[rows, cols..cols+lanes) for every row and column vector, kept in registers over k."""
+        init = [b_.zero_or_c(vec, c, row, col, spec.accumulate) for row in rows for col in cols]
+        k_loop = scf.ForOp(b_.c(0), b_.c(spec.k), b_.c(1), init)
+        with ir.InsertionPoint(k_loop.body):
+            k = k_loop.induction_variable
+            b_k = [widen(vector.load(b_vec, b, [k, col]), d.b, vec) for col in cols]
+            accs = iter(k_loop.inner_iter_args)
+            out = []
+            for row in rows:
+                a_k = vector.broadcast(vec, widen(memref.load(a, [row, k]), d.a, elt))
+                out += [multiply_add(a_k, b_kv, next(accs)) for b_kv in b_k]
+            scf.YieldOp(out)
+        results = iter(k_loop.results)
+        for row in rows:
+            for col in cols:
+                vector.store(next(results), c, [row, col])
+
+    def row_strip(a, b, c, i: ir.Value, start: int) -> None:
+        """Row i of C from column `start` on: vector blocks, then one element at a time."""
+        width = lanes * DIRECT_VECTORS
+        full = start + (spec.n - start) // width * width
+        if full > start:
+            j_loop = b_.loop(b_.c(start), b_.c(full), width)
+            with ir.InsertionPoint(j_loop.body):
+                j = j_loop.induction_variable
+                vector_block(a, b, c, [i], [b_.add(j, b_.c(u * lanes)) for u in range(DIRECT_VECTORS)])
+                scf.YieldOp([])
+        if full < spec.n:
+            j_loop = b_.loop(b_.c(full), b_.c(spec.n), 1)
+            with ir.InsertionPoint(j_loop.body):
+                j = j_loop.induction_variable
+                init = memref.load(c, [i, j]) if spec.accumulate else b_.zero(elt)
+                k_loop = scf.ForOp(b_.c(0), b_.c(spec.k), b_.c(1), [init])
+                with ir.InsertionPoint(k_loop.body):
+                    k = k_loop.induction_variable
+                    x = widen(memref.load(a, [i, k]), d.a, elt)
+                    y = widen(memref.load(b, [k, j]), d.b, elt)
+                    scf.YieldOp([multiply_add(x, y, k_loop.inner_iter_args[0])])
+                memref.store(k_loop.results[0], c, [i, j])
+                scf.YieldOp([])
+
+    tile_vectors = spec.nr // lanes if spec.nr % lanes == 0 else 0  # 0: no register tiles, rows only
+    n_tiles = spec.n - spec.n % spec.nr if tile_vectors else 0
     module = ir.Module.create()
     with ir.InsertionPoint(module.body):
         fn = func.FuncOp(GEMM, ir.FunctionType.get(types + [b_.index, b_.index], []))
@@ -471,37 +516,25 @@ def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
         with ir.InsertionPoint(fn.add_entry_block()):
             a, b, c, lo, hi = fn.entry_block.arguments
             b_.share(lo, hi)
-            i_loop = b_.loop(b_.m_lo, b_.m_hi, 1)
-            with ir.InsertionPoint(i_loop.body):
-                i = i_loop.induction_variable
-                if full:
-                    j_loop = b_.loop(b_.c(0), b_.c(full), width)
+            # Whole mr-row tiles of this share, then its last rows one by one.
+            tiles_end = b_.add(b_.m_lo, arith.muli(arith.divui(arith.subi(b_.m_hi, b_.m_lo), b_.c(spec.mr)),
+                                                   b_.c(spec.mr)))
+            if n_tiles:
+                i_loop = b_.loop(b_.m_lo, tiles_end, spec.mr)
+                with ir.InsertionPoint(i_loop.body):
+                    i = i_loop.induction_variable
+                    rows = [b_.add(i, b_.c(r)) for r in range(spec.mr)]
+                    j_loop = b_.loop(b_.c(0), b_.c(n_tiles), spec.nr)
                     with ir.InsertionPoint(j_loop.body):
                         j = j_loop.induction_variable
-                        cols = [b_.add(j, b_.c(u * lanes)) for u in range(DIRECT_VECTORS)]
-                        init = [b_.zero_or_c(vec, c, i, col, spec.accumulate) for col in cols]
-                        k_loop = scf.ForOp(b_.c(0), b_.c(spec.k), b_.c(1), init)
-                        with ir.InsertionPoint(k_loop.body):
-                            k = k_loop.induction_variable
-                            a_k = vector.broadcast(vec, widen(memref.load(a, [i, k]), d.a, elt))
-                            scf.YieldOp([multiply_add(a_k, widen(vector.load(b_vec, b, [k, col]), d.b, vec), acc)
-                                         for col, acc in zip(cols, k_loop.inner_iter_args)])
-                        for col, acc in zip(cols, k_loop.results):
-                            vector.store(acc, c, [i, col])
+                        vector_block(a, b, c, rows, [b_.add(j, b_.c(v * lanes)) for v in range(tile_vectors)])
                         scf.YieldOp([])
-                if full < spec.n:  # the last columns, one at a time
-                    j_loop = b_.loop(b_.c(full), b_.c(spec.n), 1)
-                    with ir.InsertionPoint(j_loop.body):
-                        j = j_loop.induction_variable
-                        init = memref.load(c, [i, j]) if spec.accumulate else b_.zero(elt)
-                        k_loop = scf.ForOp(b_.c(0), b_.c(spec.k), b_.c(1), [init])
-                        with ir.InsertionPoint(k_loop.body):
-                            k = k_loop.induction_variable
-                            x = widen(memref.load(a, [i, k]), d.a, elt)
-                            y = widen(memref.load(b, [k, j]), d.b, elt)
-                            scf.YieldOp([multiply_add(x, y, k_loop.inner_iter_args[0])])
-                        memref.store(k_loop.results[0], c, [i, j])
-                        scf.YieldOp([])
+                    for row in rows:
+                        row_strip(a, b, c, row, n_tiles)
+                    scf.YieldOp([])
+            rest = b_.loop(tiles_end if n_tiles else b_.m_lo, b_.m_hi, 1)
+            with ir.InsertionPoint(rest.body):
+                row_strip(a, b, c, rest.induction_variable, 0)
                 scf.YieldOp([])
             func.ReturnOp([])
     add_bench_loop(module, GEMM, GEMM_BENCH)
