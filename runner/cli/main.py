@@ -14,11 +14,12 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from kernels_mlir.spec import DTYPES, SpecError
-from pipelines.targets import Target, UnknownTarget, get_target, target_names
+from pipelines.targets import TARGETS, Target, UnknownTarget, get_target, target_names
 from transforms.errors import StrategyError
 from transforms.instructions import INSTRUCTIONS
 from transforms.strategy import Strategy
 
+from runner.cli import json_lines
 from runner.cli.asm import inspect, select
 from runner.cli.mca import predict_strategies
 from runner.cli.output import (gemm_table, markdown_summary, mca_table, noise_line, peak_line, progress_line,
@@ -30,7 +31,7 @@ from runner.measure import reproducer
 from runner.measure.baselines import BaselineUnavailable
 from runner.measure.lifecycle import build_or_record, check
 from runner.measure.peak import measure_peak
-from runner.measure.record import Record
+from runner.measure.record import Record, rank
 from runner.measure.timing import (MAX_SAMPLES, MIN_ROUNDS, MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy,
                                    check_count, check_sample_seconds, check_seconds)
 from runner.report.display import terminal
@@ -62,11 +63,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"target {target.label}; each kernel is timed in alternation with the peak of its own instruction "
               "(FMA or dot product) at its own width", flush=True)
+    if args.json:
+        json_lines.emit(json_lines.context("run", target))
     with Store(args.db) as store:
         for record in run_experiment(experiment, store):
             records.append(record)
             if args.json:
-                print(json.dumps(record.to_json()), flush=True)
+                json_lines.emit(json_lines.result(record.to_json()))
             elif record.status == "skipped" or _progress(args):
                 tqdm.write(progress_line(record))
     if not args.json:
@@ -178,10 +181,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         with Store(args.db) as store:
             sweep = Sweep(experiment, runnable_target(experiment.target), store, settings, args.resume)
             records = []
+            if args.json:
+                json_lines.emit(json_lines.context("sweep", sweep.target))
             for record in sweep.run():
                 records.append(record)
                 if args.json:
-                    print(json.dumps(record.to_json()), flush=True)
+                    json_lines.emit(json_lines.result(record.to_json()))
                 elif _progress(args):
                     tqdm.write(progress_line(record))
     except StrategyError as exc:
@@ -189,7 +194,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     source = sweep.source
     if not args.json:
         finals = [r for r in records if r.extra["phase"] == FINAL] or records
-        best = sorted(finals, key=lambda r: -(r.measurement.median if r.measurement else 0))[:args.top]
+        best = sorted(finals, key=lambda r: rank(r.to_json()))[:args.top]
         print(gemm_table(best) if experiment.kind == "gemm" else results_table(best))
     summary = summary_line(records, source.rejected, len(source.resumed))
     if source.gave_up:
@@ -239,9 +244,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.html is not None:
         files.write(args.html, report.html())
     if args.json:
-        print(json.dumps({"summary": report.summary(), "statuses": dict(report.statuses),
-                          "top": [dict(zip(TOP_HEADERS, row)) for row in report.top],
-                          "plots": [p.title for p in report.plots]}))
+        json_lines.emit(json_lines.context("report", get_target(args.target) if args.target in TARGETS else None))
+        for data in report.ranked_records(args.top):
+            json_lines.emit(json_lines.result(data))
+        json_lines.emit({"type": "summary", "schema": json_lines.SCHEMA, "summary": report.summary(),
+                         "statuses": dict(report.statuses), "plots": [p.title for p in report.plots]})
     else:
         print(terminal(report.summary()))
         print(tabulate([[terminal(cell) for cell in row] for row in report.top], headers=TOP_HEADERS,

@@ -78,3 +78,9 @@ class Record:
             "strategy": self.strategy.to_dict(),
             **self.extra,
         }
+
+
+def rank(data: dict[str, Any]) -> tuple[float, float]:
+    """The one order every listing uses (a record's JSON, or a stored row): fraction of the peak measured
+    alongside (which cancels the machine's drift between candidates), then GFLOP/s; unmeasured last."""
+    return (-(data.get("fraction_of_peak") or 0.0), -(data.get("gflops") or 0.0))

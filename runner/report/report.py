@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 from matplotlib.figure import Figure
 
+from runner.measure.record import rank
 from runner.measure.trust import is_noisy
 from runner.search.space import knobs, knobs_of
 from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
@@ -60,10 +61,14 @@ def best_results(rows: list[dict], target: str | None = None) -> list[dict]:
     return results
 
 
+def ranked(results: list[dict]) -> list[dict]:
+    """The verified results, full-length figures (final, full) above screening ones, each group in the
+    order every listing uses (runner.measure.record.rank: fraction of peak, then GFLOP/s)."""
+    return sorted((r for r in results if r["status"] == "ok"), key=lambda r: (r["phase"] in SCREENING, *rank(r)))
+
+
 def top_rows(results: list[dict], n: int) -> list[list[str]]:
-    """Full-length figures (final, full) rank above screening ones, then by fraction of peak."""
-    ok = sorted((r for r in results if r["status"] == "ok"),
-                key=lambda r: (r["phase"] in SCREENING, -r["fraction_of_peak"]))[:n]
+    ok = ranked(results)[:n]
     return [[r["name"], (r.get("gemm_hash") or r["strategy_hash"])[:8], r["target"], r["phase"], f"{r['gflops']:.2f}",
              f"{r['gflops_min']:.1f}-{r['gflops_max']:.1f}",
              f"{100 * r['cv']:.1f}%" + (" noisy" if is_noisy(r["cv"]) else ""),
@@ -151,6 +156,15 @@ def knob_effects(ok: list[dict]) -> Plot | None:
                 "for that).", _png(fig))
 
 
+def _record(row: dict) -> dict:
+    """A stored result's record JSON; rows from before the store kept it get their columns."""
+    if row.get("record_json"):
+        return json.loads(row["record_json"])
+    keys = ("name", "strategy_hash", "target", "status", "correct", "max_abs_error", "gflops", "gflops_min",
+            "gflops_max", "cv", "peak_gflops", "fraction_of_peak", "vector_bits", "compile_seconds", "error", "phase")
+    return {k: row.get(k) for k in keys}
+
+
 @dataclass
 class Report:
     db: Path
@@ -164,6 +178,12 @@ class Report:
 
     def summary(self) -> str:
         return (f"{len(self.results)} strategies: " + ", ".join(f"{n} {s}" for s, n in self.statuses) + ".")
+
+    def ranked_records(self, limit: int | None = None) -> list[dict]:
+        """Results as their records (the JSON `ukl run` printed when it measured them, as stored): the
+        best `limit` verified ones in rank order, then every failure."""
+        failed = [r for r in self.results if r["status"] != "ok"]
+        return [_record(r) for r in ranked(self.results)[:limit] + failed]
 
     def html(self) -> str:
         env = jinja2.Environment(loader=jinja2.PackageLoader("runner.report", "templates"), autoescape=True)

@@ -9,6 +9,8 @@ import pytest
 
 from runner.cli.main import main
 
+from .jsonl import parse, results
+
 GOOD = textwrap.dedent("""
     [experiment]
     name = "tiny"
@@ -42,7 +44,7 @@ def write(tmp_path, text, name="exp.toml"):
 def test_run_json_records_and_database(tmp_path, capsys):
     db = tmp_path / "r.sqlite"
     assert main(["run", str(write(tmp_path, GOOD)), "--db", str(db), "--json"]) == 0
-    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    lines = results(capsys.readouterr().out)
     assert [r["name"] for r in lines] == ["4x8", "6x16-u2"]
     for r in lines:
         assert REQUIRED_KEYS <= set(r)
@@ -208,7 +210,7 @@ def test_compare_names_a_gemm_hash_for_what_it_is(tmp_path, capsys):
     config = write(tmp_path, GOOD.replace('name = "tiny"', 'name = "tiny"\nkind = "gemm"')
                    + "[gemm]\nshapes = [[13, 17, 19]]\nmc = 12\nnc = 32\n")
     assert main(["run", str(config), "--db", str(db), "--json"]) == 0
-    gemm_hash = json.loads(capsys.readouterr().out.splitlines()[0])["gemm_hash"]
+    gemm_hash = results(capsys.readouterr().out)[0]["gemm_hash"]
     assert main(["compare", gemm_hash, gemm_hash, "--db", str(db)]) == 2
     assert f"{gemm_hash!r} is a GEMM's hash" in capsys.readouterr().err
 

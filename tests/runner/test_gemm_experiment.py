@@ -5,6 +5,7 @@ import textwrap
 from runner.cli.main import main
 
 from .test_cli import write
+from .jsonl import parse, results
 
 KERNEL = textwrap.dedent("""
     [[strategy]]
@@ -32,7 +33,7 @@ GEMM = textwrap.dedent("""
 
 def test_gemm_run_records_ours_and_openblas(tmp_path, capsys):
     assert main(["run", str(write(tmp_path, GEMM)), "--db", str(tmp_path / "r.sqlite"), "--json"]) == 0
-    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    records = results(capsys.readouterr().out)
     assert [r["shape"] for r in records] == [[97, 131, 77], [64, 64, 64]]
     for r in records:
         assert r["status"] == "ok" and r["correct"] is True
@@ -111,7 +112,7 @@ def test_threads_beyond_this_machine_are_one_line_and_exit_2(tmp_path, capsys):
 def test_a_two_thread_gemm_run_names_its_threads_and_baselines(tmp_path, capsys):
     path = write(tmp_path, GEMM.replace("nc = 64", "nc = 64\nthreads = 2\nsplit = \"ic\""))
     assert main(["run", str(path), "--db", str(tmp_path / "r.sqlite"), "--json"]) == 0
-    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    records = results(capsys.readouterr().out)
     for r in records:
         assert r["status"] == "ok" and r["gemm"]["threads"] == 2 and r["name"].endswith("-t2ic")
         configurations = [b["configuration"] for b in r["baselines"]]

@@ -9,6 +9,8 @@ import textwrap
 
 from runner.cli.main import main
 
+from .jsonl import parse, results
+
 LOWP = textwrap.dedent("""
     [experiment]
     name = "lowp"
@@ -56,7 +58,7 @@ def test_host_without_the_feature_skips_each_strategy_and_succeeds(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "runner.cli", "run", str(path), "--json", "--db",
                            str(tmp_path / "r.sqlite")], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    records = results(proc.stdout)
     assert [r["status"] for r in records] == ["skipped", "skipped"]
     assert "uses vdpbf16ps, which needs avx512bf16" in records[0]["error"]
     assert "uses vpdpbusd, which needs avx512vnni" in records[1]["error"]

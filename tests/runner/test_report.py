@@ -6,6 +6,7 @@ import re
 from runner.cli.main import main
 from runner.report.report import best_results
 
+from .jsonl import parse, results
 from .test_cli import GOOD, write
 
 
@@ -36,9 +37,28 @@ def test_html_report_has_the_tables_and_the_images(tmp_path, capsys):
 def test_report_json_and_failures(tmp_path, capsys):
     db = _store(tmp_path, capsys)
     assert main(["report", "--db", str(db), "--json", "--top", "2"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["statuses"] == {"ok": 4} and len(data["top"]) == 2
-    assert float(data["top"][0]["of peak"].rstrip("%")) >= float(data["top"][1]["of peak"].rstrip("%"))
+    context, top, (summary,) = parse(capsys.readouterr().out)
+    assert context["command"] == "report" and summary["statuses"] == {"ok": 4} and len(top) == 2
+    assert top[0]["fraction_of_peak"] >= top[1]["fraction_of_peak"]
+
+
+def test_run_and_report_json_share_keys_and_numeric_types(tmp_path, capsys):
+    """One schema: a result reads the same from `ukl run --json` and `ukl report --json` (raw numbers,
+    full hashes), after one context header each."""
+    db = tmp_path / "r.sqlite"
+    assert main(["run", str(write(tmp_path, GOOD)), "--db", str(db), "--json"]) == 0
+    run_context, ran, _ = parse(capsys.readouterr().out)
+    assert main(["report", "--db", str(db), "--json"]) == 0
+    report_context, reported, _ = parse(capsys.readouterr().out)
+    assert set(run_context) == set(report_context) and run_context["host_cpu"] == report_context["host_cpu"]
+    by_name = {r["name"]: r for r in reported}
+    for r in ran:
+        other = by_name[r["name"]]
+        assert set(other) == set(r) | {"phase"}
+        for key, value in r.items():
+            assert type(other[key]) is type(value), key
+        assert len(r["strategy_hash"]) == 16 and other["strategy_hash"] == r["strategy_hash"]
+        assert isinstance(r["gflops"], float) and isinstance(r["cv"], float) and 0 < r["fraction_of_peak"] <= 1
 
 
 #: A stored row of one strategy, as report reads it (id, status, phase and correct vary per test).
@@ -65,9 +85,10 @@ def test_gemm_results_are_reported_apart_from_micro_kernels(tmp_path, capsys):
     assert main(["run", str(write(tmp_path, GEMM, "g.toml")), "--db", str(db)]) == 0
     capsys.readouterr()
     assert main(["report", "--db", str(db), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["statuses"] == {"ok": 4}  # the micro-kernels only
+    assert parse(capsys.readouterr().out)[2][-1]["statuses"] == {"ok": 4}  # the micro-kernels only
     assert main(["report", "--db", str(db), "--json", "--kind", "gemm"]) == 0
-    assert all("@" in row["strategy"] for row in json.loads(capsys.readouterr().out)["top"])
+    gemms = results(capsys.readouterr().out)
+    assert gemms and all("@" in r["name"] and len(r["gemm_hash"]) == 16 for r in gemms)
 
 
 def test_a_hash_whose_latest_verification_was_wrong_is_never_shown_ok():

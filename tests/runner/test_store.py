@@ -22,6 +22,7 @@ def test_sigkill_after_first_result_keeps_it(tmp_path):
     db = tmp_path / "r.sqlite"
     proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "run", str(config), "--db", str(db), "--json"],
                             stdout=subprocess.PIPE, text=True)
+    assert json.loads(proc.stdout.readline())["type"] == "context"
     first = json.loads(proc.stdout.readline())
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -17,6 +17,7 @@ from runner.search.space import SearchSpace, defaults, knobs_of, strategy_for, v
 from transforms.errors import StrategyError
 
 from .sabotage_steps import PLUGIN
+from .jsonl import parse, results
 
 BASE = '"tile_k", "vectorize", "hoist_accumulators", {}"lower_contraction", "lower_transfers"'
 
@@ -69,7 +70,7 @@ def ukl(*args, env_extra=None, **kwargs):
 
 
 def records(stdout):
-    return [json.loads(line) for line in stdout.splitlines()]
+    return results(stdout)
 
 
 @pytest.mark.slow
@@ -127,6 +128,7 @@ def test_sigkill_then_resume_measures_only_what_was_missing(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "sweep", str(config), "--db", str(db), "--json"],
                             stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    assert json.loads(proc.stdout.readline())["type"] == "context"
     first = [json.loads(proc.stdout.readline()) for _ in range(5)]
     os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its workers, mid-run
     proc.wait()

@@ -1,0 +1,46 @@
+"""The JSON that `ukl run`, `ukl sweep` and `ukl report` print: one schema, versioned, one object per line.
+
+The first line is a context header (tool and library versions, the host's CPU and features, the
+target); then one `result` per measured candidate, with raw numbers (GFLOP/s, fractions, seconds)
+and full hashes, exactly as the store keeps it, so a result reads the same from every command.
+`report` ends with a `summary` line.
+"""
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from pipelines.targets import Target, host_target
+
+from runner.measure.environment import host_cpu_model, versions
+
+#: Bumped whenever a key is renamed or removed, or a value changes type or unit.
+SCHEMA = "ukl/1"
+
+
+def tool_version() -> str:
+    try:
+        return version("ukernel-lab")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def context(command: str, target: Target | None) -> dict[str, Any]:
+    """The header: what produced the lines that follow, on which machine, for which target."""
+    host = host_target()
+    return {"type": "context", "schema": SCHEMA, "command": command, "tool_version": tool_version(),
+            "host_cpu": host_cpu_model(), "host_llvm_cpu": host.cpu, "host_row": host.row,
+            "host_isa_cap": host.isa_cap, "host_features": sorted(host.enabled),
+            "target": None if target is None else target.name,
+            "target_label": None if target is None else target.label, "versions": versions()}
+
+
+def result(data: dict[str, Any]) -> dict[str, Any]:
+    """One result line: a record's JSON (Record.to_json, or the store's record_json)."""
+    return {"type": "result", "schema": SCHEMA, **data}
+
+
+def emit(line: dict[str, Any]) -> None:
+    print(json.dumps(line), flush=True)
+
