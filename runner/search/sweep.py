@@ -27,7 +27,7 @@ from transforms.strategy import Strategy
 from runner.measure import reproducer, trust
 from runner.measure.environment import host_cpu_model
 from runner.measure.lifecycle import Candidate
-from runner.measure.record import Record
+from runner.measure.record import Record, rank
 from runner.measure.timing import TimingPolicy, measurement_cpu
 from runner.search.candidates import CandidateSource, ListSource, TunerSource
 from runner.search.space import SweepSettings
@@ -147,24 +147,24 @@ class Sweep:
 
     def _leaders(self, screened: list[tuple[Candidate, Record]], resumed: set[str]) -> list[Candidate]:
         """The best screened candidates of each problem (this run's and, with --resume, earlier runs')
-        without a final result: `leaders` per GEMM shape, as GFLOP/s only compare on one problem."""
+        without a final result, in the order every listing uses (record.rank): `leaders` per GEMM shape."""
         latest = {c.key: (c, r) for c, r in screened}  # a re-screen replaces the first screen
-        ranked = {key: (r.measurement.median, c) for key, (c, r) in latest.items() if r.status == "ok"}
+        ranked = {key: (rank(r.to_json()), c) for key, (c, r) in latest.items() if r.status == "ok"}
         if resumed:
             for row in self.store.rows("WHERE target = ? AND host_cpu = ? AND phase IN ('screen', 'rescreen') AND status = 'ok'",
                                        (self.target.name, host_cpu_model())):
                 key = row["gemm_hash"] or row["strategy_hash"]
                 if key in resumed and key not in ranked:
-                    ranked[key] = (row["gflops"], self._stored_candidate(row))
+                    ranked[key] = (rank(row), self._stored_candidate(row))
         finals = self.store.measured(self.target.name, (FINAL,)) if self.resume else set()
-        by_problem: dict[str, list[tuple[float, Candidate]]] = {}
-        for key, (gflops, candidate) in ranked.items():
+        by_problem: dict[str, list[tuple[tuple, Candidate]]] = {}
+        for key, (order, candidate) in ranked.items():
             if key not in finals:  # micro-kernels all compete; GEMMs within their shape
                 problem = json.dumps(candidate.problem.workload(), sort_keys=True) \
                     if isinstance(candidate.problem, GemmSpec) else ""
-                by_problem.setdefault(problem, []).append((gflops, candidate))
+                by_problem.setdefault(problem, []).append((order, candidate))
         return [c for group in by_problem.values()
-                for _, c in sorted(group, key=lambda item: -item[0])[:self.settings.leaders]]
+                for _, c in sorted(group, key=lambda item: item[0])[:self.settings.leaders]]
 
     def _stored_candidate(self, row: dict) -> Candidate:
         """The candidate a stored screening row measured (a GEMM's spec is in its record JSON)."""
