@@ -1,9 +1,11 @@
-"""The JSON that `ukl run`, `ukl sweep` and `ukl report` print: one schema, versioned, one object per line.
+"""The JSON every `ukl` command prints with --json: one schema, versioned, one object per line.
 
 The first line is a context header (tool and library versions, the host's CPU and features, the
-target); then one `result` per measured candidate, with raw numbers (GFLOP/s, fractions, seconds)
-and full hashes, exactly as the store keeps it, so a result reads the same from every command.
-`report` ends with a `summary` line.
+target); every line has a `type` and the `schema`. `run`, `sweep` and `report` print one `result`
+per candidate, with raw numbers (GFLOP/s, fractions, seconds) and full hashes, exactly as the store
+keeps it, so a result reads the same from each of them (`report` ends with a `summary`). The other
+commands print their own types: `inspection` (asm), `prediction` (mca), `comparison` (compare),
+`crossover_point` and `boundary` (crossover), `peak`, `replay` (repro).
 """
 from __future__ import annotations
 
@@ -36,9 +38,14 @@ def context(command: str, target: Target | None) -> dict[str, Any]:
             "target_label": None if target is None else target.label, "versions": versions()}
 
 
+def line(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One line of type `kind` carrying `data`."""
+    return {"type": kind, "schema": SCHEMA, **data}
+
+
 def result(data: dict[str, Any]) -> dict[str, Any]:
     """One result line: a record's JSON (Record.to_json, or the store's record_json)."""
-    return {"type": "result", "schema": SCHEMA, **data}
+    return line("result", data)
 
 
 def emit(line: dict[str, Any]) -> None:

@@ -110,11 +110,13 @@ def _cmd_peak(args: argparse.Namespace) -> int:
     theory = target.peak_flops_per_cycle(dtype, bits, inst)
     unit = "op" if DTYPES[dtype].unit == "op" else "flop"
     if args.json:
-        print(json.dumps({"target": target.name, "cpu": target.cpu, "row": target.row, "dtype": dtype,
-                          "instruction": inst or "fma", "vector_bits": bits, "lanes": target.lanes(dtype, bits),
-                          "accumulators": target.peak_accumulators, "theoretical_flops_per_cycle": theory,
-                          "gflops": m.median, "gflops_min": m.minimum, "gflops_max": m.maximum, "cv": m.cv,
-                          "samples": list(m.gflops_samples)}))
+        json_lines.emit(json_lines.context("peak", target))
+        json_lines.emit(json_lines.line("peak", {
+            "target": target.name, "cpu": target.cpu, "row": target.row, "dtype": dtype,
+            "instruction": inst or "fma", "vector_bits": bits, "lanes": target.lanes(dtype, bits),
+            "accumulators": target.peak_accumulators, "theoretical_flops_per_cycle": theory,
+            "gflops": m.median, "gflops_min": m.minimum, "gflops_max": m.maximum, "cv": m.cv,
+            "samples": list(m.gflops_samples)}))
     else:
         print(f"{target.label}: " + peak_line(dtype, bits, target.lanes(dtype, bits), target.peak_accumulators, m,
                                               inst))
@@ -136,10 +138,12 @@ def _chosen(args: argparse.Namespace) -> tuple[Target, list[Strategy]]:
 def _cmd_asm(args: argparse.Namespace) -> int:
     target, strategies = _chosen(args)
     statuses = []
+    if args.json:
+        json_lines.emit(json_lines.context("asm", target))
     for record in inspect(strategies, target, args.out):
         statuses.append(record["status"])
         if args.json:
-            print(json.dumps(record), flush=True)
+            json_lines.emit(json_lines.line("inspection", record))
             continue
         if record["status"] != "ok":
             print(terminal(f"{record['name']} on {target.name}: {record['status']}: {record['error']}"))
@@ -158,10 +162,12 @@ def _cmd_asm(args: argparse.Namespace) -> int:
 def _cmd_mca(args: argparse.Namespace) -> int:
     target, strategies = _chosen(args)
     records = []
+    if args.json:
+        json_lines.emit(json_lines.context("mca", target))
     for record in predict_strategies(strategies, target):
         records.append(record)
         if args.json:
-            print(json.dumps(record), flush=True)
+            json_lines.emit(json_lines.line("prediction", record))
     if not args.json:
         models = sorted({r["model"] for r in records if r["model"]})
         datapath = "unknown: no predicted fraction" if target.fma is None else \
@@ -226,7 +232,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             raise ConfigError(f"{strategy.name}: {why}")
     result = compare(a, b, target, args.rounds, args.min_sample_seconds)
     if args.json:
-        print(json.dumps(result.to_json()))
+        json_lines.emit(json_lines.context("compare", target))
+        json_lines.emit(json_lines.line("comparison", result.to_json()))
     else:
         print(f"{result.a}: {result.gflops_a:.2f} GFLOP/s, {result.b}: {result.gflops_b:.2f} GFLOP/s "
               f"(medians of {result.rounds} interleaved rounds of {COPIES} copies of each)")
@@ -265,18 +272,21 @@ def _cmd_crossover(args: argparse.Namespace) -> int:
     routes = experiment.crossover.routes
     names = tuple(r.name for r in routes)
     points = []
+    if args.json:
+        json_lines.emit(json_lines.context("crossover", target))
     for point in run_crossover(experiment, target):
         points.append(point)
         if args.json:
-            print(json.dumps({"shape": list(point.shape), "work": point.work,
-                              "gflops": dict(zip(names, point.gflops)), "ratio": point.ratio,
-                              "ratio_ci": [point.ci_low, point.ci_high], "winner": point.winner}), flush=True)
+            json_lines.emit(json_lines.line("crossover_point", {
+                "shape": list(point.shape), "work": point.work, "gflops": dict(zip(names, point.gflops)),
+                "ratio": point.ratio, "ratio_ci": [point.ci_low, point.ci_high], "winner": point.winner}))
     boundary = find_boundary(points, (names[0], names[1]))
     plot_path = args.plot or Path("results") / f"{experiment.name}-crossover.png"
     files.write(plot_path, crossover_plot(points, boundary, names, f"{experiment.name}: {names[0]} vs {names[1]}"))
     if args.json:
-        print(json.dumps({"boundary": boundary.verdict, "low": boundary.low, "high": boundary.high,
-                          "estimate": boundary.estimate, "plot": str(plot_path)}))
+        json_lines.emit(json_lines.line("boundary", {
+            "boundary": boundary.verdict, "low": boundary.low, "high": boundary.high,
+            "estimate": boundary.estimate, "plot": str(plot_path)}))
         return 0
     rows = [["x".join(map(str, p.shape)), p.work, *(f"{g:.2f}" for g in p.gflops),
              f"{p.ratio:.3f} [{p.ci_low:.3f}, {p.ci_high:.3f}]", {"A": names[0], "B": names[1]}.get(p.winner, "tie"),
@@ -304,8 +314,11 @@ def _cmd_repro(args: argparse.Namespace) -> int:
         result, how = check(built)
         status = "ok" if result is None or result.correct else "wrong_answer"
         detail = how if result is None or result.correct else result.message
-    print(json.dumps({"status": status, "was": was, "error": detail}) if args.json else
-          f"{candidate.strategy.name} on {candidate.target.name}: {status} ({detail}); recorded as {was}")
+    if args.json:
+        json_lines.emit(json_lines.context("repro", candidate.target))
+        json_lines.emit(json_lines.line("replay", {"status": status, "was": was, "error": detail}))
+    else:
+        print(f"{candidate.strategy.name} on {candidate.target.name}: {status} ({detail}); recorded as {was}")
     return 0 if status == "ok" else 1
 
 

@@ -9,6 +9,7 @@ from pipelines.targets import get_target
 from transforms.steps import ScalarLoads, UnrollK
 
 from ..conftest import legal_strategy, strategy
+from ..runner.jsonl import one
 
 
 def _predict(s, target_name):
@@ -58,11 +59,10 @@ def test_the_models_own_ceiling_is_its_prediction_for_the_peak_kernel(name, bits
 
 def test_cycles_per_k_step_compare_across_unroll_factors(capsys):
     """8x8 f32 on Neoverse N1: 16 fmla per k-step at two per cycle is 8 cycles, whatever the unroll."""
-    import json
     from runner.cli.main import main
     assert main(["mca", "experiments/seed_table_arm.toml", "--target", "neoverse-n1", "--strategy", "8x8-u32",
                  "--json"]) == 0
-    record = json.loads(capsys.readouterr().out)
+    record = one(capsys.readouterr().out, "prediction")
     assert record["cycles_per_k_step"] == pytest.approx(8.0, abs=0.1)
     assert record["cycles_per_iteration"] == pytest.approx(32 * record["cycles_per_k_step"], rel=0.01)
     distances = record["load_use_distances"]

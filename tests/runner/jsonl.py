@@ -14,3 +14,13 @@ def parse(text: str) -> tuple[dict, list[dict], list[dict]]:
 
 def results(text: str) -> list[dict]:
     return parse(text)[1]
+
+
+def of_type(text: str, kind: str) -> list[dict]:
+    """The lines of one type (after the context header every command prints first)."""
+    return [x for x in parse(text)[2] if x["type"] == kind]
+
+
+def one(text: str, kind: str) -> dict:
+    (only,) = of_type(text, kind)
+    return only

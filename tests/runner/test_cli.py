@@ -9,7 +9,7 @@ import pytest
 
 from runner.cli.main import main
 
-from .jsonl import parse, results
+from .jsonl import of_type, one, parse, results
 
 GOOD = textwrap.dedent("""
     [experiment]
@@ -122,7 +122,7 @@ def test_console_script_exit_status_and_no_traceback(tmp_path):
 
 def test_peak_json(capsys):
     assert main(["peak", "--json", "--min-sample-seconds", "0.002"]) == 0
-    record = json.loads(capsys.readouterr().out)
+    record = one(capsys.readouterr().out, "peak")
     assert record["gflops"] > 0 and len(record["samples"]) == 10
 
 
@@ -130,7 +130,7 @@ def test_asm_writes_every_stage_and_annotates(tmp_path, capsys):
     out = tmp_path / "dump"
     assert main(["asm", str(write(tmp_path, GOOD)), "--strategy", "6x16-u2", "--target", "znver3",
                  "--out", str(out), "--json"]) == 0
-    (record,) = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    record = one(capsys.readouterr().out, "inspection")
     assert record["name"] == "6x16-u2" and record["spill_stores"] == 0 and record["mix"]["fma"] == 24
     stages = sorted(p.name for p in (out / "6x16-u2").iterdir())
     assert stages[0] == "00-payload.mlir" and "93-assembly.s" in stages and "92-llvm-ir-O1.ll" in stages
@@ -150,7 +150,7 @@ MCA_KEYS = {"predicted_fraction_of_peak", "vector_registers_used", "spills", "ve
 @pytest.mark.emulation
 def test_mca_seed_table_on_neoverse_n1_json(capsys):
     assert main(["mca", "experiments/seed_table_arm.toml", "--target", "neoverse-n1", "--json"]) == 0
-    records = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    records = of_type(capsys.readouterr().out, "prediction")
     assert [r["name"] for r in records][:4] == ["8x8-u32", "4x16-total", "12x8-u2-pipe-legal-sched",
                                                  "12x8-u2-pipe-legal-sched-pf"]
     for r in records:
@@ -180,7 +180,7 @@ def test_compare_a_strategy_with_itself_is_below_the_noise_floor(capsys):
     for _ in range(2):
         assert main(["compare", "6x16-u4", "6x16-u4", "--config", "experiments/default.toml", "--json",
                      "--rounds", "20", "--min-sample-seconds", "0.005"]) == 0
-        results.append(json.loads(capsys.readouterr().out))
+        results.append(one(capsys.readouterr().out, "comparison"))
         if not results[-1]["significant"]:
             break
     result = results[-1]
@@ -232,14 +232,14 @@ def test_peak_of_another_core_that_runs_here(capsys):
     runnable = [name for name in ("znver3", "x86-64-v3") if get_target(name).runs_here]
     assert runnable, "every x86 host of ours runs AVX2 code"
     assert main(["peak", "--target", runnable[0], "--samples", "10", "--min-sample-seconds", "0.005", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = one(capsys.readouterr().out, "peak")
     assert result["vector_bits"] == 256 and result["gflops"] > 0
 
 
 def test_mca_predicts_against_the_fma_datapath(capsys):
     """Zen 4 runs 512-bit FMAs on two 256-bit pipes: the 6x16 kernel is near its peak, not at half of it."""
     assert main(["mca", "experiments/default.toml", "--target", "znver4", "--strategy", "6x16-u4", "--json"]) == 0
-    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    record = one(capsys.readouterr().out, "prediction")
     assert record["theoretical_flops_per_cycle"] == 32
     assert 0.9 <= record["predicted_fraction_of_peak"] <= 1.0
 

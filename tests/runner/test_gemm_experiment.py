@@ -1,11 +1,10 @@
 """`ukl run` on a gemm config and `ukl crossover` end to end (small shapes, fast timing)."""
-import json
 import textwrap
 
 from runner.cli.main import main
 
 from .test_cli import write
-from .jsonl import parse, results
+from .jsonl import of_type, one, results
 
 KERNEL = textwrap.dedent("""
     [[strategy]]
@@ -80,7 +79,8 @@ CROSSOVER = textwrap.dedent("""
 def test_crossover_json_and_plot(tmp_path, capsys):
     plot = tmp_path / "x.png"
     assert main(["crossover", str(write(tmp_path, CROSSOVER)), "--json", "--plot", str(plot)]) == 0
-    *points, boundary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out = capsys.readouterr().out
+    points, boundary = of_type(out, "crossover_point"), one(out, "boundary")
     assert [p["shape"] for p in points] == [[1, 256, 64], [64, 256, 64]]
     assert all(set(p["gflops"]) == {"packed", "direct", "openblas"} for p in points)
     assert points[0]["winner"] == "B"  # one row: packing B costs more than the whole product

@@ -1,7 +1,6 @@
 """Low-precision configs through the CLI: an instruction the target cannot have is exit 2 with one line
 naming the step and the feature; on a host that lacks the feature each strategy is skipped with one
 line and the run succeeds (the AVX2 cap stands in for such a host on any CI machine)."""
-import json
 import os
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import textwrap
 
 from runner.cli.main import main
 
-from .jsonl import parse, results
+from .jsonl import of_type, results
 
 LOWP = textwrap.dedent("""
     [experiment]
@@ -66,7 +65,7 @@ def test_host_without_the_feature_skips_each_strategy_and_succeeds(tmp_path):
 
 def test_arm_config_predicts_and_verifies_under_qemu(capsys):
     assert main(["mca", "experiments/lowp_arm.toml", "--json"]) == 0
-    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    records = of_type(capsys.readouterr().out, "prediction")
     assert {r["status"] for r in records} == {"ok"} and {r["verification"] for r in records} == {"qemu-aarch64"}
     best = {r["name"]: r["predicted_fraction_of_peak"] for r in records}
     assert best["smmla-8x8"] > 0.9 and best["bfmmla-8x8"] > 0.9  # neoverse-v1, against the instruction's peak
