@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
+import numpy as np
 from matplotlib.figure import Figure
 
 from runner.measure.record import rank
@@ -129,31 +130,74 @@ def gflops_vs_kc(ok: list[dict]) -> Plot | None:
                 "k-panel.", _png(fig))
 
 
-def knob_effects(ok: list[dict]) -> Plot | None:
-    effect_knobs = [name for name, knob in knobs().items() if knob.effect]
-    varied = [k for k in effect_knobs if len({str(r["knobs"][k]) for r in ok}) > 1]
-    if not varied:
-        return None
-    fig = Figure(figsize=(3.2 * min(len(varied), 3), 3.0 * (1 + (len(varied) - 1) // 3)))
-    axes = fig.subplots(1 + (len(varied) - 1) // 3, min(len(varied), 3), squeeze=False).ravel()
-    for ax, knob in zip(axes, varied):
-        groups: dict[str, list[float]] = defaultdict(list)
+@dataclass(frozen=True)
+class KnobEffect:
+    """A controlled comparison: pairs of verified results identical in every knob but `knob` (same
+    tile, same target and host), one at `baseline`, one at `value`; each pair's fraction of peak at
+    `value` over the one at `baseline`."""
+
+    knob: str
+    baseline: str
+    value: str
+    ratios: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.ratios))
+
+
+def paired_effects(ok: list[dict]) -> list[KnobEffect]:
+    """Every knob the results vary, as paired ratios against its default value (or, when no pair has
+    the default, its most common value). A knob that only ever changes together with another (legalize
+    with the tile, say) has no pairs, and so no effect is claimed for it."""
+    table = knobs()
+    effects = []
+    for name, knob in table.items():
+        if not knob.effect or len({str(r["knobs"][name]) for r in ok}) < 2:
+            continue
+        by_rest: dict[tuple, dict[str, float]] = defaultdict(dict)
         for r in ok:
-            groups[str(r["knobs"][knob])].append(r["fraction_of_peak"])
-        labels = sorted(groups, key=lambda v: (len(v), v))
-        ax.boxplot([groups[v] for v in labels], tick_labels=labels)
-        ax.set_title(knob, fontsize="medium")
-        ax.set_ylim(0, 1.05)
-        ax.tick_params(axis="x", labelsize="small", rotation=30)
+            rest = (r["target"], r["host_cpu"], *sorted((k, str(v)) for k, v in r["knobs"].items() if k != name))
+            value = str(r["knobs"][name])
+            by_rest[rest][value] = max(by_rest[rest].get(value, 0.0), r["fraction_of_peak"])
+        paired = [values for values in by_rest.values() if len(values) > 1]
+        if not paired:
+            continue
+        counts = Counter(v for values in paired for v in values)
+        baseline = str(knob.default) if str(knob.default) in counts else counts.most_common(1)[0][0]
+        for value in sorted(counts, key=lambda v: (len(v), v)):
+            ratios = tuple(values[value] / values[baseline] for values in paired
+                           if value != baseline and value in values and baseline in values and values[baseline] > 0)
+            if ratios:
+                effects.append(KnobEffect(name, baseline, value, ratios))
+    return effects
+
+
+def knob_effects(ok: list[dict]) -> Plot | None:
+    effects = paired_effects(ok)
+    if not effects:
+        return None
+    by_knob: dict[str, list[KnobEffect]] = defaultdict(list)
+    for effect in effects:
+        by_knob[effect.knob].append(effect)
+    count = len(by_knob)
+    fig = Figure(figsize=(3.4 * min(count, 3), 3.2 * (1 + (count - 1) // 3)))
+    axes = fig.subplots(1 + (count - 1) // 3, min(count, 3), squeeze=False).ravel()
+    for ax, (knob, group) in zip(axes, by_knob.items()):
+        ax.boxplot([e.ratios for e in group], tick_labels=[f"{e.value}\nn={len(e.ratios)}" for e in group])
+        ax.axhline(1.0, color="grey", linewidth=1)
+        ax.set_title(f"{knob} (vs {group[0].baseline})", fontsize="medium")
+        ax.tick_params(axis="x", labelsize="small")
         ax.grid(axis="y", alpha=0.3)
-    for ax in axes[len(varied):]:
+    for ax in axes[count:]:
         ax.set_visible(False)
-    axes[0].set_ylabel("fraction of peak")
+    axes[0].set_ylabel("fraction of peak, paired ratio")
+    fig.suptitle("Paired effect of each knob")
     fig.tight_layout()
-    return Plot("knob-effects.png", "The effect of each knob",
-                "Distribution of the fraction of peak of verified strategies for each value of every knob the "
-                "results vary (other knobs vary too: read it as marginals, not as controlled A/B; use `ukl compare` "
-                "for that).", _png(fig))
+    return Plot("knob-effects.png", "The effect of each knob, in controlled pairs",
+                "Each box: pairs of verified strategies identical in every other knob (same tile, target and host), "
+                "the fraction of peak at that value over the one at the baseline value; n = pairs. Above 1: "
+                "the value helps. A knob that never varies alone has no pairs and no box.", _png(fig))
 
 
 def _record(row: dict) -> dict:

@@ -3,6 +3,8 @@ import base64
 import json
 import re
 
+import pytest
+
 from runner.cli.main import main
 from runner.report.report import best_results
 
@@ -100,3 +102,27 @@ def test_a_hash_whose_latest_verification_was_wrong_is_never_shown_ok():
     rows.append({**BASE, "id": 4, "status": "ok", "phase": "screen", "correct": 1})  # verified right again since
     (best,) = best_results(rows)
     assert best["status"] == "ok"
+
+
+def test_knob_effects_are_paired_within_the_tile_not_pooled():
+    """`legalize` confounded with the tile, as in the sweep the issue describes: on only at nr = 16, where
+    every kernel does well. Pooled, it looks like 0.93 against 0.58; paired (same tile, all else equal),
+    it is 0.932 against 0.916. The figure's data must be the paired one."""
+    from runner.report.report import paired_effects
+    from runner.search.space import defaults
+    rows = []
+    def row(nr, legalize, unroll, fraction):
+        knobs = {**defaults(), "mr": 6, "nr": nr, "legalize": legalize, "unroll": unroll}
+        rows.append({"target": "host", "host_cpu": "cpu", "knobs": knobs, "fraction_of_peak": fraction})
+    for unroll, delta in ((1, 0.0), (4, 0.01)):
+        row(8, False, unroll, 0.58 + delta)         # nr = 8: legalize cannot apply
+        row(16, False, unroll, 0.916 + delta)
+        row(16, True, unroll, 0.932 + delta)
+    pooled_on = [r["fraction_of_peak"] for r in rows if r["knobs"]["legalize"]]
+    pooled_off = [r["fraction_of_peak"] for r in rows if not r["knobs"]["legalize"]]
+    assert sum(pooled_on) / len(pooled_on) - sum(pooled_off) / len(pooled_off) > 0.15  # what a marginal shows
+    (legalize,) = [e for e in paired_effects(rows) if e.knob == "legalize"]
+    assert legalize.baseline == "False" and legalize.value == "True" and len(legalize.ratios) == 2
+    assert legalize.median == pytest.approx(0.932 / 0.916, rel=1e-3)  # the within-tile difference, +1.7%
+    (unroll,) = [e for e in paired_effects(rows) if e.knob == "unroll"]
+    assert len(unroll.ratios) == 3  # every tile and legalize setting pairs unroll 1 with 4
