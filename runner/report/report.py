@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from runner.measure.record import rank
 from runner.measure.trust import is_noisy
@@ -76,7 +77,22 @@ def top_rows(results: list[dict], n: int) -> list[list[str]]:
              f"{100 * r['fraction_of_peak']:.1f}%", r["host_cpu"]] for r in ok]
 
 
-def _png(fig: Figure) -> bytes:
+def context_label(results: list[dict]) -> str:
+    """What the figures are about, so a PNG means something on its own: experiments, targets, dtypes, kc."""
+    def values(key: str, of=lambda r, k: r.get(k)) -> str:
+        found = sorted({str(of(r, key)) for r in results if of(r, key) is not None})
+        return ", ".join(found[:4]) + (f" (+{len(found) - 4})" if len(found) > 4 else "")
+    knob = lambda r, k: r.get("knobs", {}).get(k)  # noqa: E731
+    parts = [values("experiment"), f"target {values('target')}", values("dtype", knob), f"kc {values('kc', knob)}"]
+    return "; ".join(p for p in parts if p and not p.endswith(" "))
+
+
+def _png(fig: Figure, context: str = "") -> bytes:
+    """The figure as PNG, with `context` (context_label) on top, under any title it has."""
+    if context:
+        title = fig.get_suptitle()
+        fig.suptitle(f"{title}\n{context}" if title else context, fontsize="medium" if title else "small",
+                     y=1.0 + (0.08 if title else 0.04))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return buffer.getvalue()
@@ -93,7 +109,9 @@ def heatmap(ok: list[dict]) -> Plot | None:
     grid = [[best.get((m, n), float("nan")) for n in nrs] for m in mrs]
     fig = Figure(figsize=(1.2 + 0.9 * len(nrs), 1.0 + 0.6 * len(mrs)))
     ax = fig.subplots()
-    image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    grid = [[100 * value for value in row] for row in grid]  # percent, as the cells and the colour bar say
+    top = max(100.0, max(v for row in grid for v in row if v == v))  # never clip (a value above 100 is a defect)
+    image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=top, aspect="auto")
     ax.set_xticks(range(len(nrs)), [str(n) for n in nrs])
     ax.set_yticks(range(len(mrs)), [str(m) for m in mrs])
     ax.set_xlabel("nr")
@@ -101,11 +119,12 @@ def heatmap(ok: list[dict]) -> Plot | None:
     for i, row in enumerate(grid):
         for j, value in enumerate(row):
             if value == value:  # not NaN
-                ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", color="w" if value < 0.6 else "k")
-    fig.colorbar(image, ax=ax, label="fraction of peak")
+                ax.text(j, i, f"{value:.0f}", ha="center", va="center", color="w" if value < 60 else "k")
+    fig.colorbar(image, ax=ax, label="% of the measured peak")
+    ax.set_title("Best fraction of peak per register tile", fontsize="medium")
     return Plot("tile-heatmap.png", "Fraction of peak over the register tile",
                 "Best verified strategy for each mr x nr (percent of the measured FMA peak); blank: none verified.",
-                _png(fig))
+                _png(fig, context_label(ok)))
 
 
 def gflops_vs_kc(ok: list[dict]) -> Plot | None:
@@ -121,13 +140,14 @@ def gflops_vs_kc(ok: list[dict]) -> Plot | None:
         kcs = sorted(points)
         ax.plot(kcs, [points[kc] for kc in kcs], marker="o", label=f"{mr}x{nr}")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("kc")
+    ax.set_xlabel("kc (k values per call)")
     ax.set_ylabel("GFLOP/s (best strategy)")
+    ax.set_title("GFLOP/s against kc, per register tile", fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", ncols=2)
     return Plot("gflops-vs-kc.png", "GFLOP/s against kc",
                 "Best verified strategy per tile and kc: short kc pays the C load/store and the call on every "
-                "k-panel.", _png(fig))
+                "k-panel.", _png(fig, context_label(ok)))
 
 
 @dataclass(frozen=True)
@@ -186,6 +206,11 @@ def knob_effects(ok: list[dict]) -> Plot | None:
     for ax, (knob, group) in zip(axes, by_knob.items()):
         ax.boxplot([e.ratios for e in group], tick_labels=[f"{e.value}\nn={len(e.ratios)}" for e in group])
         ax.axhline(1.0, color="grey", linewidth=1)
+        spread = [x for e in group for x in e.ratios]
+        if max(spread) / min(spread) > 3:  # ratios: equal factors up and down look equal on a log axis
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{knob} (vs {group[0].baseline})", fontsize="medium")
         ax.tick_params(axis="x", labelsize="small")
         ax.grid(axis="y", alpha=0.3)
@@ -197,7 +222,8 @@ def knob_effects(ok: list[dict]) -> Plot | None:
     return Plot("knob-effects.png", "The effect of each knob, in controlled pairs",
                 "Each box: pairs of verified strategies identical in every other knob (same tile, target and host), "
                 "the fraction of peak at that value over the one at the baseline value; n = pairs. Above 1: "
-                "the value helps. A knob that never varies alone has no pairs and no box.", _png(fig))
+                "the value helps. A knob that never varies alone has no pairs and no box.",
+                _png(fig, context_label(ok)))
 
 
 def _record(row: dict) -> dict:
@@ -223,6 +249,12 @@ class Report:
     def summary(self) -> str:
         return (f"{len(self.results)} strategies: " + ", ".join(f"{n} {s}" for s, n in self.statuses) + ".")
 
+    @property
+    def title(self) -> str:
+        """The experiments the results come from (the database's name when none is recorded)."""
+        names = sorted({r["experiment"] for r in self.results if r.get("experiment")})
+        return ", ".join(names) or self.db.stem
+
     def ranked_records(self, limit: int | None = None) -> list[dict]:
         """Results as their records (the JSON `ukl run` printed when it measured them, as stored): the
         best `limit` verified ones in rank order, then every failure."""
@@ -233,7 +265,7 @@ class Report:
         env = jinja2.Environment(loader=jinja2.PackageLoader("runner.report", "templates"), autoescape=True)
         failures = [(r["name"], r["status"], r["error"]) for r in self.results if r["status"] != "ok"]
         return env.get_template("report.html.j2").render(
-            title=self.db.stem, db=self.db, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            title=self.title, db=self.db, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             hosts=sorted({r["host_cpu"] for r in self.results}), targets=sorted({r["target"] for r in self.results}),
             summary=self.summary(), top_headers=TOP_HEADERS, top=self.top, text_columns={1, 2, 3, 4, 9},
             statuses=self.statuses, failures=failures,

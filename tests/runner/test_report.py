@@ -126,3 +126,14 @@ def test_knob_effects_are_paired_within_the_tile_not_pooled():
     assert legalize.median == pytest.approx(0.932 / 0.916, rel=1e-3)  # the within-tile difference, +1.7%
     (unroll,) = [e for e in paired_effects(rows) if e.knob == "unroll"]
     assert len(unroll.ratios) == 3  # every tile and legalize setting pairs unroll 1 with 4
+
+
+def test_report_is_titled_by_its_experiment_and_figures_say_what_they_show(tmp_path, capsys):
+    db = _store(tmp_path, capsys)
+    html = tmp_path / "r.html"
+    assert main(["report", "--db", str(db), "--html", str(html)]) == 0
+    text = html.read_text()
+    assert "<title>ukernel-lab report: tiny</title>" in text  # GOOD's experiment name, not the file's
+    from runner.report.report import build_report, context_label
+    report = build_report(db, 5)
+    assert context_label(report.results) == "tiny; target host; f32; kc 32, 64"
