@@ -65,7 +65,7 @@ def best_results(rows: list[dict], target: str | None = None) -> list[dict]:
 
 def ranked(results: list[dict]) -> list[dict]:
     """The verified results, full-length figures (final, full) above screening ones, each group in the
-    order every listing uses (runner.measure.record.rank: fraction of peak, then GFLOP/s)."""
+    order every listing uses (runner.measure.record.rank: GFLOP/s, then fraction of peak)."""
     return sorted((r for r in results if r["status"] == "ok"), key=lambda r: (r["phase"] in SCREENING, *rank(r)))
 
 

@@ -27,7 +27,8 @@ def test_html_report_has_the_tables_and_the_images(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4 strategies: 4 ok." in out and "6x16-u2" in out
     text = html.read_text()
-    assert "<h2>Top 4 strategies</h2>" in text and text.count("<tr>") >= 6 and "6x16-u2" in text
+    assert "<h2>Top 4 strategies</h2>" in text and text.count("<tr") >= 6 and "6x16-u2" in text
+    assert text.count('<tr class="full">') == 4  # `ukl run` results: full-length figures
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert len(images) == 3  # tile heatmap, GFLOP/s vs kc, knob effects
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
@@ -41,7 +42,7 @@ def test_report_json_and_failures(tmp_path, capsys):
     assert main(["report", "--db", str(db), "--json", "--top", "2"]) == 0
     context, top, (summary,) = parse(capsys.readouterr().out)
     assert context["command"] == "report" and summary["statuses"] == {"ok": 4} and len(top) == 2
-    assert top[0]["fraction_of_peak"] >= top[1]["fraction_of_peak"]
+    assert top[0]["gflops"] >= top[1]["gflops"]
 
 
 def test_run_and_report_json_share_keys_and_numeric_types(tmp_path, capsys):
