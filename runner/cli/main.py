@@ -282,7 +282,9 @@ def _cmd_crossover(args: argparse.Namespace) -> int:
                 "ratio": point.ratio, "ratio_ci": [point.ci_low, point.ci_high], "winner": point.winner}))
     boundary = find_boundary(points, (names[0], names[1]))
     plot_path = args.plot or Path("results") / f"{experiment.name}-crossover.png"
-    files.write(plot_path, crossover_plot(points, boundary, names, f"{experiment.name}: {names[0]} vs {names[1]}"))
+    unit = rate_header([experiment.crossover.dtype])
+    files.write(plot_path, crossover_plot(points, boundary, names, f"{experiment.name}: {names[0]} vs {names[1]}",
+                                          unit))
     if args.json:
         json_lines.emit(json_lines.line("boundary", {
             "boundary": boundary.verdict, "low": boundary.low, "high": boundary.high,
@@ -291,7 +293,6 @@ def _cmd_crossover(args: argparse.Namespace) -> int:
     rows = [["x".join(map(str, p.shape)), p.work, *(f"{g:.2f}" for g in p.gflops),
              f"{p.ratio:.3f} [{p.ci_low:.3f}, {p.ci_high:.3f}]", {"A": names[0], "B": names[1]}.get(p.winner, "tie"),
              names[int(np.argmax(p.gflops))]] for p in points]
-    unit = rate_header([experiment.crossover.dtype])
     print(tabulate(rows, headers=["M x N x K", "work", *(f"{n} {unit}" for n in names),
                                   f"{names[0]}/{names[1]} [95% CI]", "winner", "fastest route"],
                    disable_numparse=True))

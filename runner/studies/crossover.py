@@ -90,27 +90,52 @@ def _interpolate(points: Sequence[ShapePoint], low: int, high: int) -> float:
     return math.sqrt(low * high)
 
 
-def plot(points: Sequence[ShapePoint], boundary: Boundary, names: Sequence[str], title: str) -> bytes:
+def varied_dimension(points: Sequence[ShapePoint]) -> tuple[str, list[int]]:
+    """The axis a crossover plot uses: the one dimension that varies ("M", "N" or "K"), else M*N*K."""
+    varying = [d for d in range(3) if len({p.shape[d] for p in points}) > 1]
+    if len(varying) == 1:
+        return "MNK"[varying[0]], [p.shape[varying[0]] for p in points]
+    return "M x N x K", [p.work for p in points]
+
+
+def plot(points: Sequence[ShapePoint], boundary: Boundary, names: Sequence[str], title: str,
+         unit: str = "GFLOP/s") -> bytes:
+    """Two panels over the varied dimension: every route's GFLOP/s (legend), and the speed ratio of the
+    first two routes with its 95% interval, the noise band and the boundary."""
     ordered = sorted(points, key=lambda p: p.work)
-    fig = Figure(figsize=(7.5, 4.2))
-    ax = fig.subplots()
-    x = [p.work for p in ordered]
+    label, x = varied_dimension(ordered)
+    fig = Figure(figsize=(7.5, 6.4))
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+    for i, name in enumerate(names):
+        top.plot(x, [p.gflops[i] for p in ordered], marker="o", label=name)
+    top.set_ylabel(f"{unit} (median)")
+    top.legend(fontsize="small")
+    top.grid(alpha=0.3, which="both")
+    top.set_title(title, fontsize="medium")
     y = [p.ratio for p in ordered]
     err = [[p.ratio - p.ci_low for p in ordered], [p.ci_high - p.ratio for p in ordered]]
     colors = {"A": "tab:green", "B": "tab:red", "tie": "tab:gray"}
-    ax.errorbar(x, y, yerr=err, fmt="none", ecolor="0.6", capsize=3)
-    ax.scatter(x, y, c=[colors[p.winner] for p in ordered], zorder=3)
-    ax.axhline(1.0, color="k", lw=0.8)
-    ax.axhspan(1 - MIN_EFFECT, 1 + MIN_EFFECT, color="0.9", zorder=0)
-    if boundary.low is not None:
-        ax.axvspan(boundary.low, boundary.high, color="tab:blue", alpha=0.12)
-        ax.axvline(boundary.estimate, color="tab:blue", ls="--", lw=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("M x N x K")
-    ax.set_ylabel(f"speed of {names[0]} / {names[1]}")
-    ax.set_title(title, fontsize="medium")
-    ax.grid(alpha=0.3, which="both")
+    bottom.errorbar(x, y, yerr=err, fmt="none", ecolor="0.6", capsize=3, label="95% interval")
+    for winner, text in (("A", f"{names[0]} faster"), ("B", f"{names[1]} faster"), ("tie", "within the noise")):
+        chosen = [(xi, yi) for xi, yi, p in zip(x, y, ordered) if p.winner == winner]
+        if chosen:
+            bottom.scatter(*zip(*chosen), c=colors[winner], zorder=3, label=text)
+    bottom.axhline(1.0, color="k", lw=0.8)
+    bottom.axhspan(1 - MIN_EFFECT, 1 + MIN_EFFECT, color="0.9", zorder=0)
+    if boundary.low is not None and label == "M x N x K":
+        bottom.axvspan(boundary.low, boundary.high, color="tab:blue", alpha=0.12)
+        bottom.axvline(boundary.estimate, color="tab:blue", ls="--", lw=1, label="crossover")
+    elif boundary.low is not None:  # the boundary is in units of work: back to the varied dimension
+        per_unit = ordered[0].work / x[0]
+        bottom.axvspan(boundary.low / per_unit, boundary.high / per_unit, color="tab:blue", alpha=0.12)
+        bottom.axvline(boundary.estimate / per_unit, color="tab:blue", ls="--", lw=1, label="crossover")
+    for ax in (top, bottom):
+        ax.set_xscale("log")
+    bottom.set_yscale("log")
+    bottom.set_xlabel(label)
+    bottom.set_ylabel(f"{names[0]} / {names[1]}")
+    bottom.legend(fontsize="x-small")
+    bottom.grid(alpha=0.3, which="both")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return buffer.getvalue()

@@ -31,3 +31,11 @@ def test_finder_says_when_there_is_no_crossover():
     assert "no crossover" in find_boundary(points).verdict
     flat = [ShapePoint((w, 1, 1), (1.0, 1.0), 1.0, 0.999, 1.001) for w in (1, 2, 3)]
     assert find_boundary(flat).verdict.startswith("no difference beyond the noise floor")
+
+
+def test_the_plot_uses_the_one_dimension_that_varies():
+    from runner.studies.crossover import ShapePoint, varied_dimension
+    points = [ShapePoint((m, 768, 768), (1.0, 2.0), 0.5, 0.4, 0.6) for m in (1, 2, 4)]
+    assert varied_dimension(points) == ("M", [1, 2, 4])
+    mixed = points + [ShapePoint((8, 16, 768), (1.0, 2.0), 0.5, 0.4, 0.6)]
+    assert varied_dimension(mixed)[0] == "M x N x K"
