@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from runner.measure.record import rank
+from runner.report.optuna_plots import close, optuna_figures
 from runner.measure.trust import is_noisy
 from runner.search.space import knobs, knobs_of
 from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
@@ -278,4 +279,7 @@ def build_report(db: Path, top: int, target: str | None = None, kind: str = "mic
         results = best_results(list(store.rows("WHERE kind = ?", (kind,))), target)
     ok = [r for r in results if r["status"] == "ok"]
     plots = [p for p in (heatmap(ok), gflops_vs_kc(ok), knob_effects(ok)) if p is not None]
+    for file, title, caption, figure in optuna_figures(ok):
+        plots.append(Plot(file, title, caption, _png(figure, context_label(ok))))
+        close(figure)
     return Report(db, results, top_rows(results, top), plots)

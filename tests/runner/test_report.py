@@ -138,3 +138,17 @@ def test_report_is_titled_by_its_experiment_and_figures_say_what_they_show(tmp_p
     from runner.report.report import build_report, context_label
     report = build_report(db, 5)
     assert context_label(report.results) == "tiny; target host; f32; kc 32, 64"
+
+
+def test_optuna_draws_its_own_plots_from_stored_results():
+    """Optuna's visualisations (not hand-written look-alikes) from a study rebuilt from results."""
+    from runner.report.optuna_plots import MIN_TRIALS, optuna_figures, study_from
+    from runner.search.space import defaults
+    rows = [{"id": i, "gflops": 100.0 + 10 * (i % 3) + i, "fraction_of_peak": 0.5,
+             "knobs": {**defaults(), "mr": 4 + 2 * (i % 3), "unroll": [1, 4][i % 2]}} for i in range(MIN_TRIALS)]
+    study = study_from(rows)
+    assert len(study.trials) == MIN_TRIALS and set(study.best_params) == {"mr", "unroll"}
+    assert study.best_value == max(r["gflops"] for r in rows)
+    figures = optuna_figures(rows)
+    assert [f[0] for f in figures] == ["optuna-history.png", "optuna-importances.png", "optuna-parallel.png"]
+    assert study_from(rows[:MIN_TRIALS - 1]) is None
