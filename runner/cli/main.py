@@ -274,15 +274,20 @@ def _cmd_crossover(args: argparse.Namespace) -> int:
     points = []
     if args.json:
         json_lines.emit(json_lines.context("crossover", target))
+    unit = rate_header([experiment.crossover.dtype])
     for point in run_crossover(experiment, target):
         points.append(point)
+        if not args.json and _progress(args):
+            figures = ", ".join(f"{n} {g:.1f}" for n, g in zip(names, point.gflops))
+            winner = {"A": names[0], "B": names[1]}.get(point.winner, "within the noise")
+            tqdm.write(f"{'x'.join(map(str, point.shape))}: {figures} {unit}; {names[0]}/{names[1]} {point.ratio:.3f} "
+                       f"[{point.ci_low:.3f}, {point.ci_high:.3f}]: {winner}")
         if args.json:
             json_lines.emit(json_lines.line("crossover_point", {
                 "shape": list(point.shape), "work": point.work, "gflops": dict(zip(names, point.gflops)),
                 "ratio": point.ratio, "ratio_ci": [point.ci_low, point.ci_high], "winner": point.winner}))
     boundary = find_boundary(points, (names[0], names[1]))
     plot_path = args.plot or Path("results") / f"{experiment.name}-crossover.png"
-    unit = rate_header([experiment.crossover.dtype])
     files.write(plot_path, crossover_plot(points, boundary, names, f"{experiment.name}: {names[0]} vs {names[1]}",
                                           unit))
     if args.json:
@@ -437,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     cross.add_argument("config", type=Path)
     cross.add_argument("--plot", type=files.output_file, help="PNG to write (default results/<name>-crossover.png)")
     cross.add_argument("--json", action="store_true", help="one JSON object per shape, then the boundary")
+    cross.add_argument("--progress", action="store_true", help="a line per measured shape even when not on a terminal")
     cross.set_defaults(func=_cmd_crossover)
 
     repro = sub.add_parser("repro", help="replay a failed candidate from its reproducer folder (results/repro/...)")
