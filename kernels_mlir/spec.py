@@ -72,6 +72,11 @@ class DType:
         """Bits of one accumulator lane: what sets lanes per vector register."""
         return self.acc.bits
 
+    @property
+    def rate(self) -> str:
+        """The rate's unit: GFLOP/s, or GOP/s for integers (both count a multiply-add as 2)."""
+        return "GOP/s" if self.unit == "op" else "GFLOP/s"
+
     def group_of(self, k_group: int | None) -> int:
         """The k grouping of a kernel that asks for `k_group` (None: the default); SpecError if it cannot."""
         if k_group is not None and k_group not in self.groups:

@@ -40,7 +40,7 @@ from runner.search.space import MAX_BUDGET, MAX_SWEEP_SECONDS, METHODS, max_jobs
 from runner.search.sweep import GIVE_UP_AFTER, Sweep, summary_line
 from runner.store.results import DEFAULT_DB, FINAL, Store, StoreError
 from runner.studies.compare import COPIES, compare
-from runner.studies.crossover import find_boundary, plot as crossover_plot
+from runner.studies.crossover import boundary_json, find_boundary, plot as crossover_plot, point_json
 from runner.studies.crossover_run import run_crossover
 from runner.studies.run import run_experiment
 
@@ -254,8 +254,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         json_lines.emit(json_lines.context("report", get_target(args.target) if args.target in TARGETS else None))
         for data in report.ranked_records(args.top):
             json_lines.emit(json_lines.result(data))
-        json_lines.emit({"type": "summary", "schema": json_lines.SCHEMA, "summary": report.summary(),
-                         "statuses": dict(report.statuses), "plots": [p.title for p in report.plots]})
+        json_lines.emit(json_lines.line("summary", {"summary": report.summary(), "statuses": dict(report.statuses),
+                                                    "rejections": report.rejections,
+                                                    "plots": [p.title for p in report.plots]}))
     else:
         print(terminal(report.summary()))
         print(tabulate([[terminal(cell) for cell in row] for row in report.top], headers=TOP_HEADERS,
@@ -283,17 +284,17 @@ def _cmd_crossover(args: argparse.Namespace) -> int:
             tqdm.write(f"{'x'.join(map(str, point.shape))}: {figures} {unit}; {names[0]}/{names[1]} {point.ratio:.3f} "
                        f"[{point.ci_low:.3f}, {point.ci_high:.3f}]: {winner}")
         if args.json:
-            json_lines.emit(json_lines.line("crossover_point", {
-                "shape": list(point.shape), "work": point.work, "gflops": dict(zip(names, point.gflops)),
-                "ratio": point.ratio, "ratio_ci": [point.ci_low, point.ci_high], "winner": point.winner}))
+            json_lines.emit(json_lines.line("crossover_point", point_json(point, names)))
     boundary = find_boundary(points, (names[0], names[1]))
+    with Store(args.db) as store:  # so `ukl report` redraws it without measuring again
+        store.add_crossover(store.start_run("crossover", target, str(experiment.path), experiment.name),
+                            experiment.name, target, experiment.crossover.dtype, list(names),
+                            [point_json(p, names) for p in points], boundary_json(boundary))
     plot_path = args.plot or Path("results") / f"{experiment.name}-crossover.png"
     files.write(plot_path, crossover_plot(points, boundary, names, f"{experiment.name}: {names[0]} vs {names[1]}",
                                           unit))
     if args.json:
-        json_lines.emit(json_lines.line("boundary", {
-            "boundary": boundary.verdict, "low": boundary.low, "high": boundary.high,
-            "estimate": boundary.estimate, "plot": str(plot_path)}))
+        json_lines.emit(json_lines.line("boundary", {**boundary_json(boundary), "plot": str(plot_path)}))
         return 0
     rows = [["x".join(map(str, p.shape)), p.work, *(f"{g:.2f}" for g in p.gflops),
              f"{p.ratio:.3f} [{p.ci_low:.3f}, {p.ci_high:.3f}]", {"A": names[0], "B": names[1]}.get(p.winner, "tie"),
@@ -443,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     cross.add_argument("--plot", type=files.output_file, help="PNG to write (default results/<name>-crossover.png)")
     cross.add_argument("--json", action="store_true", help="one JSON object per shape, then the boundary")
     cross.add_argument("--progress", action="store_true", help="a line per measured shape even when not on a terminal")
+    cross.add_argument("--db", type=Path, default=DEFAULT_DB, help="results database the crossover is stored in")
     cross.set_defaults(func=_cmd_crossover)
 
     repro = sub.add_parser("repro", help="replay a failed candidate from its reproducer folder (results/repro/...)")

@@ -33,7 +33,7 @@ def _peak(r: Record) -> str:
 
 def rate_header(dtypes: Iterable[str]) -> str:
     """GFLOP/s, or GOP/s once integer kernels are in the table (both count a multiply-add as 2)."""
-    return "GOP/s" if any(DTYPES[d].unit == "op" for d in dtypes) else "GFLOP/s"
+    return "GOP/s" if any(DTYPES[d].rate == "GOP/s" for d in dtypes) else "GFLOP/s"
 
 
 def results_table(records: Iterable[Record]) -> str:

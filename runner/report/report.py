@@ -9,7 +9,7 @@ import base64
 import io
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,11 +18,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from kernels_mlir.spec import DTYPES
+
 from runner.measure.record import rank
-from runner.report.optuna_plots import close, optuna_figures
 from runner.measure.trust import is_noisy
+from runner.report.optuna_plots import close, optuna_figures
 from runner.search.space import knobs, knobs_of
+from runner.search.sweep import rejection_reasons
 from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
+from runner.studies.crossover import boundary_from_json, plot as crossover_plot, point_from_json
 
 PHASE_TRUST = {FINAL: 3, FULL: 2, RESCREEN: 1, SCREEN: 1}
 TOP_HEADERS = ["strategy", "hash", "target", "phase", "GFLOP/s", "min-max", "cv", "of peak", "host"]
@@ -256,13 +260,18 @@ class Report:
     results: list[dict]
     top: list[list[str]]
     plots: list[Plot]
+    #: Why sweeps rejected points before compiling (reason -> count).
+    rejections: dict[str, int] = field(default_factory=dict)
 
     @property
     def statuses(self) -> list[tuple[str, int]]:
         return sorted(Counter(r["status"] for r in self.results).items())
 
     def summary(self) -> str:
-        return (f"{len(self.results)} strategies: " + ", ".join(f"{n} {s}" for s, n in self.statuses) + ".")
+        text = f"{len(self.results)} strategies: " + ", ".join(f"{n} {s}" for s, n in self.statuses) + "."
+        if self.rejections:
+            text += f" Sweeps: {rejection_reasons(self.rejections)}."
+        return text
 
     @property
     def title(self) -> str:
@@ -287,13 +296,31 @@ class Report:
             plots=[{"title": p.title, "caption": p.caption, "png": p.png_base64} for p in self.plots])
 
 
+def crossover_plots(crossovers: list[dict]) -> list[Plot]:
+    """Every stored crossover, redrawn from its stored shapes (nothing is measured again)."""
+    plots = []
+    for i, c in enumerate(crossovers, start=1):
+        names = c["routes"]
+        points = [point_from_json(p, names) for p in c["points"]]
+        title = f"{c['experiment']}: {names[0]} vs {names[1]}"
+        png = crossover_plot(points, boundary_from_json(c["boundary"]), names,
+                             f"{title}\n{c['target']} on {c['host_cpu']}, {c['dtype']}, {c['measured_at']}",
+                             DTYPES[c["dtype"]].rate)
+        plots.append(Plot(f"crossover-{i}.png", f"Crossover {title}",
+                          f"{c['boundary']['boundary']}. Top: each route's median over the shapes; bottom: the "
+                          "speed ratio of the first two with its 95% interval (grey band: the noise floor).", png))
+    return plots
+
+
 def build_report(db: Path, top: int, target: str | None = None, kind: str = "microkernel") -> Report:
-    """Micro-kernel results by default; GEMM results (kind "gemm") have a report of their own."""
+    """Micro-kernel results by default; GEMM results (kind "gemm") have a report of their own. Stored
+    crossovers and sweeps' rejection counts are in both."""
     with Store(db, readonly=True) as store:
         results = best_results(list(store.rows("WHERE kind = ?", (kind,))), target)
+        crossovers, rejections = store.crossovers(target), store.rejections(target)
     ok = [r for r in results if r["status"] == "ok"]
     plots = [p for p in (heatmap(ok), gflops_vs_kc(ok), knob_effects(ok)) if p is not None]
     for file, title, caption, figure in optuna_figures(ok):
         plots.append(Plot(file, title, caption, _png(figure, context_label(ok))))
         close(figure)
-    return Report(db, results, top_rows(results, top), plots)
+    return Report(db, results, top_rows(results, top), plots + crossover_plots(crossovers), rejections)

@@ -126,6 +126,7 @@ class Sweep:
                 bar.set_postfix_str(f"best {best.measurement.median:.1f} GFLOP/s {best.strategy.name}")
             yield record
         bar.close()
+        self.store.add_rejections(run_id, source.rejected)  # the report explains them too
         noisy = [c for c, r in screened if r.status == "ok" and r.noisy]
         if noisy:  # a noisy screen is measured again before it can lead or be passed over
             for candidate, record in self._evaluate(_feeder(noisy), self.settings.screen, RESCREEN, None, None):

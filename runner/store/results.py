@@ -25,7 +25,7 @@ class StoreError(ValueError):
 
 #: The schema this code writes. Every older store is migrated to it on open (MIGRATIONS), keeping
 #: every row; the version lives in SQLite's `PRAGMA user_version`.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -91,6 +91,23 @@ CREATE TABLE IF NOT EXISTS results (
     record_json TEXT
 );
 CREATE INDEX IF NOT EXISTS results_key ON results(strategy_hash, target, host_cpu);
+CREATE TABLE IF NOT EXISTS crossovers (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    measured_at TEXT NOT NULL,
+    experiment TEXT,
+    target TEXT NOT NULL,
+    host_cpu TEXT NOT NULL,
+    dtype TEXT NOT NULL,
+    routes_json TEXT NOT NULL,
+    points_json TEXT NOT NULL,
+    boundary_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejections (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    reason TEXT NOT NULL,
+    count INTEGER NOT NULL
+);
 """
 
 #: Columns each version added to `results` (a store from before a version lacks them).
@@ -132,7 +149,8 @@ PHASES = FULL, SCREEN, RESCREEN, FINAL = ("full", "screen", "rescreen", "final")
 SCREENING = (SCREEN, RESCREEN)
 
 #: version -> what turns a store of version - 1 into one of that version (after its columns exist).
-MIGRATIONS = {1: lambda db: None, 2: _migrate_to_2}
+#: Version 3 only added tables (crossovers, rejections), which the schema creates.
+MIGRATIONS = {1: lambda db: None, 2: _migrate_to_2, 3: lambda db: None}
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -310,6 +328,46 @@ class Store:
         self._db.execute(f"INSERT INTO results ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                          tuple(row.values()))
         self._db.commit()
+
+    def add_crossover(self, run_id: int, experiment: str, target: Target, dtype: str, routes: list[str],
+                      points: list[dict], boundary: dict) -> None:
+        """A crossover's every shape (each route's GFLOP/s, the ratio and its interval) and its boundary:
+        what `ukl report` redraws without measuring again."""
+        with self._writing():
+            self._db.execute("INSERT INTO crossovers (run_id, measured_at, experiment, target, host_cpu, dtype, "
+                             "routes_json, points_json, boundary_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (run_id, _now(), experiment, target.name, host_cpu_model(), dtype, json.dumps(routes),
+                              json.dumps(points), json.dumps(boundary)))
+            self._db.commit()
+
+    def crossovers(self, target: str | None = None) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT experiment, target, host_cpu, dtype, routes_json, points_json, boundary_json, "
+                                "measured_at FROM crossovers ORDER BY id").fetchall()
+        keys = ("experiment", "target", "host_cpu", "dtype", "routes", "points", "boundary", "measured_at")
+        found = [dict(zip(keys, row)) for row in rows]
+        for item in found:
+            for key in ("routes", "points", "boundary"):
+                item[key] = json.loads(item[key])
+        return [c for c in found if target is None or c["target"] == target]
+
+    def add_rejections(self, run_id: int, rejected: dict[str, int]) -> None:
+        """Why a sweep's points were rejected before compiling, with how many each time."""
+        if not rejected:
+            return
+        with self._writing():
+            self._db.executemany("INSERT INTO rejections VALUES (?, ?, ?)",
+                                 [(run_id, reason, count) for reason, count in rejected.items()])
+            self._db.commit()
+
+    def rejections(self, target: str | None = None) -> dict[str, int]:
+        """Every stored rejection reason with its total count (of runs for `target`, or all)."""
+        rows = self._db.execute("SELECT reason, SUM(count), runs.target_json FROM rejections "
+                                "JOIN runs ON runs.id = rejections.run_id GROUP BY reason, runs.target_json")
+        totals: dict[str, int] = {}
+        for reason, count, target_json in rows:
+            if target is None or json.loads(target_json)["name"] == target:
+                totals[reason] = totals.get(reason, 0) + count
+        return totals
 
     def measured(self, target: str, phases: tuple[str, ...]) -> dict[str, float]:
         """Candidate key (a GEMM's hash, else the strategy's) -> best fraction of peak (0 when never

@@ -55,6 +55,25 @@ class Boundary:
     estimate: float | None = None
 
 
+def point_json(point: ShapePoint, names: Sequence[str]) -> dict:
+    """A measured shape as JSON (what `--json` prints and the store keeps)."""
+    return {"shape": list(point.shape), "work": point.work, "gflops": dict(zip(names, point.gflops)),
+            "ratio": point.ratio, "ratio_ci": [point.ci_low, point.ci_high], "winner": point.winner}
+
+
+def point_from_json(data: dict, names: Sequence[str]) -> ShapePoint:
+    return ShapePoint(tuple(data["shape"]), tuple(data["gflops"][n] for n in names), data["ratio"],
+                      *data["ratio_ci"])
+
+
+def boundary_json(boundary: Boundary) -> dict:
+    return {"boundary": boundary.verdict, "low": boundary.low, "high": boundary.high, "estimate": boundary.estimate}
+
+
+def boundary_from_json(data: dict) -> Boundary:
+    return Boundary(data["boundary"], data["low"], data["high"], data["estimate"])
+
+
 def find_boundary(points: Sequence[ShapePoint], names: tuple[str, str] = ("A", "B")) -> Boundary:
     ordered = sorted(points, key=lambda p: p.work)
     decided = [p for p in ordered if p.winner != "tie"]

@@ -76,15 +76,26 @@ CROSSOVER = textwrap.dedent("""
 """) + KERNEL
 
 
-def test_crossover_json_and_plot(tmp_path, capsys):
-    plot = tmp_path / "x.png"
-    assert main(["crossover", str(write(tmp_path, CROSSOVER)), "--json", "--plot", str(plot)]) == 0
+def test_crossover_json_plot_and_store(tmp_path, capsys):
+    """Printed, drawn, and stored: `ukl report` redraws the crossover from the store without measuring."""
+    plot, db = tmp_path / "x.png", tmp_path / "r.sqlite"
+    assert main(["crossover", str(write(tmp_path, CROSSOVER)), "--json", "--plot", str(plot), "--db", str(db)]) == 0
     out = capsys.readouterr().out
     points, boundary = of_type(out, "crossover_point"), one(out, "boundary")
     assert [p["shape"] for p in points] == [[1, 256, 64], [64, 256, 64]]
     assert all(set(p["gflops"]) == {"packed", "direct", "openblas"} for p in points)
     assert points[0]["winner"] == "B"  # one row: packing B costs more than the whole product
     assert boundary["boundary"] and plot.read_bytes()[:4] == b"\x89PNG"
+    from runner.store.results import Store
+    with Store(db, readonly=True) as store:
+        (stored,) = store.crossovers()
+    assert stored["routes"] == ["packed", "direct", "openblas"] and stored["points"] == [
+        {k: v for k, v in p.items() if k not in ("type", "schema")} for p in points]
+    assert stored["boundary"]["boundary"] == boundary["boundary"]
+    assert main(["report", "--db", str(db), "--plots", str(tmp_path / "plots"), "--json"]) == 0
+    summary = of_type(capsys.readouterr().out, "summary")[0]
+    assert "Crossover cross: packed vs direct" in summary["plots"]
+    assert (tmp_path / "plots" / "crossover-1.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_crossover_route_must_name_a_strategy(tmp_path, capsys):

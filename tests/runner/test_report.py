@@ -152,3 +152,19 @@ def test_optuna_draws_its_own_plots_from_stored_results():
     figures = optuna_figures(rows)
     assert [f[0] for f in figures] == ["optuna-history.png", "optuna-importances.png", "optuna-parallel.png"]
     assert study_from(rows[:MIN_TRIALS - 1]) is None
+
+
+def test_a_sweeps_rejections_are_explained_in_the_report(tmp_path, capsys):
+    """The sweep's one-line reasons, counted, reach the store and the report."""
+    from runner.store.results import Store
+    config = write(tmp_path, GOOD.replace("[defaults]", "[space]\nmr = [4, 6]\nnr = [6, 16]\nlegalize = [true]\n"
+                                          "[defaults]"))
+    db = tmp_path / "r.sqlite"
+    assert main(["sweep", str(config), "--db", str(db)]) == 0
+    capsys.readouterr()
+    with Store(db, readonly=True) as store:
+        rejected = store.rejections()
+    assert sum(rejected.values()) == 2 and all("legalize needs nr to be a multiple of" in r for r in rejected)
+    assert main(["report", "--db", str(db), "--json"]) == 0
+    summary = parse(capsys.readouterr().out)[2][-1]
+    assert summary["rejections"] == rejected and "2 points rejected before compiling" in summary["summary"]
