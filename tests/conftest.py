@@ -1,6 +1,8 @@
 """Shared fixtures: strategies built the way configs build them, and a fast timing policy."""
 from __future__ import annotations
 
+import runner  # noqa: F401  (first: it tells OpenBLAS not to spin between calls, before NumPy loads it)
+
 import pytest
 
 from kernels_mlir.spec import KernelSpec

@@ -122,10 +122,12 @@ def test_threads_beyond_this_machine_are_one_line_and_exit_2(tmp_path, capsys):
 
 def test_a_two_thread_gemm_run_names_its_threads_and_baselines(tmp_path, capsys):
     path = write(tmp_path, GEMM.replace("nc = 64", "nc = 64\nthreads = 2\nsplit = \"ic\""))
-    assert main(["run", str(path), "--db", str(tmp_path / "r.sqlite"), "--json"]) == 0
+    # Two threads on a 2-CPU machine running the suite can be disturbed (recorded as such, exit 1).
+    assert main(["run", str(path), "--db", str(tmp_path / "r.sqlite"), "--json"]) in (0, 1)
     records = results(capsys.readouterr().out)
     for r in records:
-        assert r["status"] == "ok" and r["gemm"]["threads"] == 2 and r["name"].endswith("-t2ic")
+        assert r["status"] in ("ok", "disturbed") and r["correct"] is True
+        assert r["gemm"]["threads"] == 2 and r["name"].endswith("-t2ic")
         configurations = [b["configuration"] for b in r["baselines"]]
         assert "2 threads" in configurations[0] and "pthread, 2 threads" in configurations[1]
 
