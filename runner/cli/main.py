@@ -230,7 +230,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         why = config_mod.why_not_here(strategy)
         if why:
             raise ConfigError(f"{strategy.name}: {why}")
-    result = compare(a, b, target, args.rounds, args.min_sample_seconds)
+    bar = tqdm(total=args.rounds, desc=f"{a.name} vs {b.name}", unit="round", leave=False,
+               disable=args.json or not _progress(args))
+
+    def on_round(ratio: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"A/B {ratio:.3f} so far")
+    result = compare(a, b, target, args.rounds, args.min_sample_seconds, on_round)
+    bar.close()
     if args.json:
         json_lines.emit(json_lines.context("compare", target))
         json_lines.emit(json_lines.line("comparison", result.to_json()))
@@ -426,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"alternated rounds (at least {MIN_ROUNDS}: fewer give no meaningful interval)")
     cmp.add_argument("--min-sample-seconds", type=_SAMPLE_SECONDS, default=0.01)
     cmp.add_argument("--json", action="store_true")
+    cmp.add_argument("--progress", action="store_true", help="a live bar (rounds, ETA, ratio so far) off a terminal too")
     cmp.set_defaults(func=_cmd_compare)
 
     rep = sub.add_parser("report", help="top strategies, failures and plots from a results database")

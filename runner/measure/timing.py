@@ -131,9 +131,10 @@ def measure(run: Callable[[int], None], flops_per_iteration: int, policy: Timing
 
 
 def alternated_rates(runs: Sequence[Callable[[int], None]], flops: Sequence[int], min_sample_seconds: float,
-                     rounds: int) -> tuple[np.ndarray, list[int]]:
+                     rounds: int, on_round: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray, list[int]]:
     """GFLOP/s of several codes timed in alternation (rounds x len(runs), one sample of each per
-    round) and the iterations per sample of each.
+    round) and the iterations per sample of each. `on_round` gets the rounds measured so far after
+    each round (for live progress).
 
     The order rotates each round, so drift in clock speed or load hits every run alike. Call it
     pinned to a CPU (and with any thread limits) as the caller needs.
@@ -145,4 +146,6 @@ def alternated_rates(runs: Sequence[Callable[[int], None]], flops: Sequence[int]
     for r in range(rounds):
         for i in np.roll(np.arange(len(runs)), r):
             rates[r, i] = flops[i] * counts[i] / seconds_for(runs[i], counts[i]) / 1e9
+        if on_round is not None:
+            on_round(rates[:r + 1])
     return rates, counts

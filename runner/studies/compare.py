@@ -13,6 +13,7 @@ noise floor: the larger of the placement floor and MIN_EFFECT.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -64,7 +65,9 @@ def verdict(a: str, b: str, ratio: float, low: float, high: float, floor: float)
     return f"{faster} is {100 * (r - 1):.1f}% faster than {slower} ({interval})"
 
 
-def compare(a: Strategy, b: Strategy, target: Target, rounds: int, min_sample_seconds: float) -> Comparison:
+def compare(a: Strategy, b: Strategy, target: Target, rounds: int, min_sample_seconds: float,
+            on_round: Callable[[float], None] | None = None) -> Comparison:
+    """`on_round` gets the running median speed ratio of A to B after each alternated round."""
     runs = []
     for strategy in (a, b) * COPIES:
         built = build_or_record(Candidate.microkernel(strategy, target))
@@ -76,9 +79,13 @@ def compare(a: Strategy, b: Strategy, target: Target, rounds: int, min_sample_se
         ops = strategy.kernel.operands(seed=1)
         runs.append((NativeFunction(built.code, BENCH, [ops.a, ops.b, ops.c], n_scalars=1), strategy.kernel.flops,
                      ops))
+    def report(so_far: np.ndarray) -> None:
+        if on_round is not None:
+            on_round(float(np.median(so_far[:, 0::2].mean(axis=1) / so_far[:, 1::2].mean(axis=1))))
+
     with pinned_to_one_cpu():
         rates, _ = alternated_rates([run for run, _, _ in runs], [flops for _, flops, _ in runs], min_sample_seconds,
-                                 rounds)
+                                    rounds, report)
     side_a, side_b = rates[:, 0::2], rates[:, 1::2]
     ratios = side_a.mean(axis=1) / side_b.mean(axis=1)
     placement = placement_floor(np.log(np.median(side_a, axis=0)), np.log(np.median(side_b, axis=0)))

@@ -263,3 +263,14 @@ def test_a_line_per_finished_candidate_when_asked_and_quiet_otherwise_off_a_term
     assert all("GFLOP/s" in line and "of peak" in line and "cv" in line for line in progress)
     assert main(["run", str(config), "--db", str(tmp_path / "r.sqlite")]) == 0  # not a terminal: the table only
     assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("ok ")]
+
+
+def test_compare_reports_the_running_ratio_after_each_round():
+    from runner.studies.compare import compare
+    from runner.config.experiment import load
+    experiment = load("experiments/default.toml")
+    a, b = (next(s for s in experiment.strategies if s.name == n) for n in ("6x16-u4", "8x8-u4"))
+    from pipelines.targets import host_target
+    seen = []
+    result = compare(a, b, host_target(), 12, 0.002, seen.append)
+    assert len(seen) == 12 and seen[-1] == pytest.approx(result.ratio)
