@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ class McaPrediction:
     #: Throughput bounds (cycles per iteration): each resource's pressure, and the dispatch width.
     bounds: dict[str, float]
     bottleneck: str
+    #: The bottleneck with its resource named in words where a rule knows it (resource_words).
+    bottleneck_words: str
     uops_per_iteration: float
     flops_per_iteration: int
     predicted_flops_per_cycle: float
@@ -69,6 +72,43 @@ def model_ceiling(target: Target, dtype: str, bits: int, instruction: str | None
     units than the datapath has (LLVM's Ice Lake and Sapphire Rapids models: one 512-bit FMA port)."""
     theoretical = target.peak_flops_per_cycle(dtype, bits, instruction)
     return None if theoretical is None else round(model_peak(target, dtype, bits, instruction) / theoretical, 4)
+
+
+#: What scheduling models' unit names mean, in words: LLVM's .td files name units after the vendor's
+#: pipe letters (Arm SOGs: B branch, S/M integer, L load/store, D store data, V vector; Zen: FP0-3,
+#: ALU, AGU; A57's X/W are its two FP/ASIMD pipes; Intel by port number only, whose roles differ by core).
+_UNIT_WORDS: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), w) for p, w in (
+    (r"^(?:N1|V1|V2)UnitV(\d)$", "vector/FP pipe V{0}"),
+    (r"^(?:N1|V1|V2)UnitL(?:01|2)?\.?\d*$", "load/store pipe"),
+    (r"^(?:N1|V1|V2)UnitD\.?\d*$", "store-data pipe"),
+    (r"^(?:N1|V1|V2)UnitS\d?\.?\d*$", "integer pipe"),
+    (r"^(?:N1|V1|V2)UnitM\d?$", "integer multi-cycle pipe"),
+    (r"^(?:N1|V1|V2)UnitB\.?\d*$", "branch pipe"),
+    (r"^(?:N1|V1|V2)UnitFlg\.?\d*$", "flags"),
+    (r"^Zn\dFP([0-3])$", "FP pipe {0}"),
+    (r"^Zn\dFP45\.?\d*$", "FP pipes 4-5"),
+    (r"^Zn\dFPSt$", "FP store data"),
+    (r"^Zn\dLoad\.?\d*$", "load pipe"),
+    (r"^Zn\dStore\.?\d*$", "store pipe"),
+    (r"^Zn\dLSU\.?\d*$", "load/store unit"),
+    (r"^Zn\dAGU\d$", "address generation"),
+    (r"^Zn\dALU\d$", "integer ALU"),
+    (r"^A57Unit[XW]$", "FP/ASIMD pipe"),
+    (r"^A57UnitL$", "load pipe"),
+    (r"^A57UnitS$", "store pipe"),
+    (r"^CyUnitV\.?\d*$", "vector pipe"),
+    (r"^CyUnitLS\.?\d*$", "load/store pipe"),
+    (r"^(?:SKX|ICX|HW|SPR)Port0?(\d+)$", "port {0}"),
+))
+
+
+def resource_words(name: str) -> str:
+    """`V1UnitV0` -> `vector/FP pipe V0 (V1UnitV0)`; a name no rule knows stays as it is."""
+    for pattern, words in _UNIT_WORDS:
+        found = pattern.match(name)
+        if found:
+            return f"{words.format(*found.groups())} ({name})"
+    return name
 
 
 def _resource_name(raw: str) -> str:
@@ -103,12 +143,14 @@ def predict(loop: list[Instruction], target: Target, dtype: str, cpu: str | None
     bounds = {name: round(value, 3) for name, value in sorted(pressure.items())}
     bounds[f"dispatch (width {summary['DispatchWidth']})"] = round(uops / summary["DispatchWidth"], 3)
     model = os.path.commonprefix(names).removesuffix("Unit") or "?"
-    bottleneck = max(bounds, key=bounds.get)
-    if cycles > LATENCY_BOUND_SLACK * bounds[bottleneck]:
-        bottleneck = f"dependences (latency): {cycles:.1f} cycles vs {bounds[bottleneck]:.1f} from {bottleneck}"
+    busiest = max(bounds, key=bounds.get)
+    bottleneck, words = busiest, resource_words(busiest)
+    if cycles > LATENCY_BOUND_SLACK * bounds[busiest]:
+        bottleneck, words = (f"dependences (latency): {cycles:.1f} cycles vs {bounds[busiest]:.1f} from {name}"
+                             for name in (busiest, words))
     fmas = [inst for inst in loop if is_fma(inst)]
     flops = sum(fma_flops(inst) for inst in fmas)
     per_cycle = flops / cycles
     peak = target.peak_flops_per_cycle(dtype, max((fma_bits(i) for i in fmas), default=None), instruction)
-    return McaPrediction(model, round(cycles, 3), bounds, bottleneck, round(uops, 3), flops, round(per_cycle, 3),
+    return McaPrediction(model, round(cycles, 3), bounds, bottleneck, words, round(uops, 3), flops, round(per_cycle, 3),
                          None if peak is None else round(per_cycle / peak, 4))

@@ -18,9 +18,9 @@ from runner.emulation.qemu import EmulatedFailure
 from runner.measure.lifecycle import Candidate, build_or_record, check, one_line
 from runner.measure.record import Record
 
-_PREDICTION_KEYS = ("model", "cycles_per_iteration", "cycles_per_k_step", "bounds", "bottleneck", "uops_per_iteration",
-                    "flops_per_iteration", "predicted_flops_per_cycle", "predicted_fraction_of_peak",
-                    "model_ceiling", "predicted_fraction_of_model_peak")
+_PREDICTION_KEYS = ("model", "cycles_per_iteration", "cycles_per_k_step", "bounds", "bottleneck", "bottleneck_words",
+                    "uops_per_iteration", "flops_per_iteration", "predicted_flops_per_cycle",
+                    "predicted_fraction_of_peak", "model_ceiling", "predicted_fraction_of_model_peak")
 
 
 def predict_strategies(strategies: list[Strategy], target: Target) -> Iterator[dict]:

@@ -65,7 +65,7 @@ def mca_table(records: Iterable[dict]) -> str:
             _pct(r["predicted_fraction_of_peak"]), _pct(r["model_ceiling"]),
             _pct(r["predicted_fraction_of_model_peak"]),
             f"{r['vector_registers_used']}/{r['vector_registers_available']}" if "vector_registers_used" in r else "",
-            r.get("spills", ""), terminal(r["bottleneck"] or r["error"]),
+            r.get("spills", ""), terminal(r["bottleneck_words"] or r["error"]),
         ])
     headers = ["strategy", "hash", "status", "verified", "cycles/k-step", "predicted of peak", "model max",
                "of model peak", "vregs", "spills", "bottleneck"]

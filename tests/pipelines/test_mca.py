@@ -68,3 +68,20 @@ def test_cycles_per_k_step_compare_across_unroll_factors(capsys):
     distances = record["load_use_distances"]
     assert set(distances) == {"count", "unused", "min", "median", "max"}
     assert distances["min"] <= distances["median"] <= distances["max"] and distances["count"] > 0
+
+
+@pytest.mark.parametrize("name,words", [
+    ("V1UnitV0", "vector/FP pipe V0 (V1UnitV0)"), ("N1UnitL.1", "load/store pipe (N1UnitL.1)"),
+    ("Zn4FP1", "FP pipe 1 (Zn4FP1)"), ("SPRPort05", "port 5 (SPRPort05)"), ("A57UnitW", "FP/ASIMD pipe (A57UnitW)"),
+    ("dispatch (width 6)", "dispatch (width 6)"), ("SomethingNew3", "SomethingNew3"),
+])
+def test_resources_are_named_in_words_where_a_rule_knows_them(name, words):
+    from pipelines.mca import resource_words
+    assert resource_words(name) == words
+
+
+def test_the_bottleneck_is_said_in_words():
+    loop = hot_loop(compile_strategy(strategy(8, 8, 64, "f32", UnrollK(4)), get_target("neoverse-v1"),
+                                     jit=False).code.assembly, KERNEL)
+    p = predict(loop, get_target("neoverse-v1"), "f32")
+    assert p.bottleneck_words.startswith("vector/FP pipe V") and p.bottleneck in p.bottleneck_words
