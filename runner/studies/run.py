@@ -10,7 +10,7 @@ from pipelines.targets import Target, get_target
 from runner.config.experiment import Experiment, not_here, runnable_target, why_not_here
 from runner.measure import reproducer
 from runner.measure.lifecycle import Candidate, evaluate
-from runner.measure.record import Record
+from runner.measure.record import Record, rank
 from runner.store.results import Store
 
 
@@ -35,8 +35,10 @@ def run_experiment(experiment: Experiment, store: Store) -> Iterator[Record]:
     total = len(experiment.strategies) * (len(experiment.gemm.shapes) if experiment.kind == "gemm" else 1)
     progress = tqdm(_candidates(experiment, target), total=total, desc=experiment.name, unit="candidate",
                     disable=None, leave=False)
+    best: Record | None = None
     for candidate in progress:
-        progress.set_postfix_str(candidate.strategy.name)
+        lead = "" if best is None else f"best {best.measurement.median:.1f} {best.strategy.name}; "
+        progress.set_postfix_str(f"{lead}now {candidate.strategy.name}")
         if not candidate.target.runs_here:
             yield skipped(candidate.strategy, candidate.target,
                           f"target {candidate.target.name} does not run here: {not_here(candidate.target)}")
@@ -47,4 +49,6 @@ def run_experiment(experiment: Experiment, store: Store) -> Iterator[Record]:
             continue
         record = reproducer.attach(store.repro_root, candidate, evaluate(candidate, experiment.timing))
         store.add(run_id, record, candidate.target, experiment.name)
+        if record.status == "ok" and (best is None or rank(record.to_json()) < rank(best.to_json())):
+            best = record
         yield record
