@@ -164,10 +164,18 @@ def _cmd_mca(args: argparse.Namespace) -> int:
     records = []
     if args.json:
         json_lines.emit(json_lines.context("mca", target))
-    for record in predict_strategies(strategies, target):
-        records.append(record)
-        if args.json:
-            json_lines.emit(json_lines.line("prediction", record))
+    store = None if args.db is None else Store(args.db)  # predictions kept only when asked
+    run_id = None if store is None else store.start_run("mca", target, str(args.config))
+    try:
+        for record in predict_strategies(strategies, target):
+            records.append(record)
+            if store is not None and record["status"] == "ok":
+                store.add_prediction(run_id, record)
+            if args.json:
+                json_lines.emit(json_lines.line("prediction", record))
+    finally:
+        if store is not None:
+            store.close()
     if not args.json:
         models = sorted({r["model"] for r in records if r["model"]})
         datapath = "unknown: no predicted fraction" if target.fma is None else \
@@ -402,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     mca.add_argument("--strategy", help="only this strategy (default: all)")
     mca.add_argument("--target", help="override the config's target (any name from the target table)")
     mca.add_argument("--json", action="store_true", help="one JSON object per strategy on stdout")
+    mca.add_argument("--db", type=Path, help="also store the predictions here (the report draws them beside "
+                                             "the measured fractions)")
     mca.set_defaults(func=_cmd_mca)
 
     sweep = sub.add_parser("sweep", help="search a space of strategies: screen every candidate, re-measure the leaders")

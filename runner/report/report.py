@@ -296,6 +296,48 @@ class Report:
             plots=[{"title": p.title, "caption": p.caption, "png": p.png_base64} for p in self.plots])
 
 
+def measured_and_predicted(ok: list[dict], predictions: dict[tuple[str, str], dict]
+                           ) -> list[tuple[str, float, float | None]]:
+    """(name, measured fraction of peak, predicted fraction or None) for the best results: the measured
+    one against the FMA peak timed alongside, the predicted one llvm-mca's against its model's own peak
+    kernel (`ukl mca --db`), for the same strategy and target."""
+    rows = []
+    for r in ranked(ok)[:TOP_FRACTIONS]:
+        predicted = predictions.get((r["strategy_hash"], r["target"]))
+        rows.append((r["name"], r["fraction_of_peak"],
+                     None if predicted is None else predicted.get("predicted_fraction_of_model_peak")))
+    return rows
+
+
+#: Results the fraction-of-peak chart shows.
+TOP_FRACTIONS = 12
+
+
+def fraction_chart(ok: list[dict], predictions: dict[tuple[str, str], dict]) -> Plot | None:
+    rows = measured_and_predicted(ok, predictions)
+    if not rows:
+        return None
+    fig = Figure(figsize=(8, 0.6 + 0.38 * len(rows)))
+    ax = fig.subplots()
+    y = np.arange(len(rows))
+    ax.barh(y - 0.2, [100 * m for _, m, _ in rows], height=0.4, label="measured (against the peak timed alongside)")
+    predicted = [(i, p) for i, (_, _, p) in enumerate(rows) if p is not None]
+    if predicted:
+        ax.barh([i + 0.2 for i, _ in predicted], [100 * p for _, p in predicted], height=0.4,
+                label="predicted by llvm-mca (against its model's peak)")
+    ax.axvline(100, color="k", ls="--", lw=1, label="measured peak")
+    ax.set_yticks(y, [name for name, _, _ in rows], fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel("% of peak")
+    ax.set_xlim(0, 110)
+    ax.legend(fontsize="x-small", loc="lower right")
+    ax.set_title("Fraction of peak, measured and predicted", fontsize="medium")
+    return Plot("fraction-of-peak.png", "Fraction of peak, measured and predicted",
+                "The best results' fraction of the peak measured alongside them (the dashed line), next to "
+                "llvm-mca's prediction where `ukl mca --db` was run for the same strategy and target.",
+                _png(fig, context_label(ok)))
+
+
 def crossover_plots(crossovers: list[dict]) -> list[Plot]:
     """Every stored crossover, redrawn from its stored shapes (nothing is measured again)."""
     plots = []
@@ -318,8 +360,10 @@ def build_report(db: Path, top: int, target: str | None = None, kind: str = "mic
     with Store(db, readonly=True) as store:
         results = best_results(list(store.rows("WHERE kind = ?", (kind,))), target)
         crossovers, rejections = store.crossovers(target), store.rejections(target)
+        predictions = store.predictions()
     ok = [r for r in results if r["status"] == "ok"]
-    plots = [p for p in (heatmap(ok), gflops_vs_kc(ok), knob_effects(ok)) if p is not None]
+    plots = [p for p in (fraction_chart(ok, predictions), heatmap(ok), gflops_vs_kc(ok), knob_effects(ok))
+             if p is not None]
     for file, title, caption, figure in optuna_figures(ok):
         plots.append(Plot(file, title, caption, _png(figure, context_label(ok))))
         close(figure)

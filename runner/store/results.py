@@ -103,6 +103,16 @@ CREATE TABLE IF NOT EXISTS crossovers (
     points_json TEXT NOT NULL,
     boundary_json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS predictions (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    measured_at TEXT NOT NULL,
+    name TEXT NOT NULL,
+    strategy_hash TEXT NOT NULL,
+    target TEXT NOT NULL,
+    host_cpu TEXT NOT NULL,
+    record_json TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rejections (
     run_id INTEGER NOT NULL REFERENCES runs(id),
     reason TEXT NOT NULL,
@@ -149,7 +159,7 @@ PHASES = FULL, SCREEN, RESCREEN, FINAL = ("full", "screen", "rescreen", "final")
 SCREENING = (SCREEN, RESCREEN)
 
 #: version -> what turns a store of version - 1 into one of that version (after its columns exist).
-#: Version 3 only added tables (crossovers, rejections), which the schema creates.
+#: Version 3 only added tables (crossovers, predictions, rejections), which the schema creates.
 MIGRATIONS = {1: lambda db: None, 2: _migrate_to_2, 3: lambda db: None}
 
 def _now() -> str:
@@ -349,6 +359,20 @@ class Store:
             for key in ("routes", "points", "boundary"):
                 item[key] = json.loads(item[key])
         return [c for c in found if target is None or c["target"] == target]
+
+    def add_prediction(self, run_id: int, record: dict[str, Any]) -> None:
+        """One `ukl mca` record (llvm-mca's prediction of a strategy's hot loop on a target)."""
+        with self._writing():
+            self._db.execute("INSERT INTO predictions (run_id, measured_at, name, strategy_hash, target, host_cpu, "
+                             "record_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (run_id, _now(), record["name"], record["strategy_hash"], record["target"],
+                              host_cpu_model(), json.dumps(record)))
+            self._db.commit()
+
+    def predictions(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The latest prediction per (strategy hash, target)."""
+        rows = self._db.execute("SELECT strategy_hash, target, record_json FROM predictions ORDER BY id")
+        return {(h, t): json.loads(r) for h, t, r in rows}
 
     def add_rejections(self, run_id: int, rejected: dict[str, int]) -> None:
         """Why a sweep's points were rejected before compiling, with how many each time."""

@@ -8,7 +8,7 @@ import pytest
 from runner.cli.main import main
 from runner.report.report import best_results
 
-from .jsonl import parse, results
+from .jsonl import one, parse, results
 from .test_cli import GOOD, write
 
 
@@ -30,11 +30,11 @@ def test_html_report_has_the_tables_and_the_images(tmp_path, capsys):
     assert "<h2>Top 4 strategies</h2>" in text and text.count("<tr") >= 6 and "6x16-u2" in text
     assert text.count('<tr class="full">') == 4  # `ukl run` results: full-length figures
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
-    assert len(images) == 3  # tile heatmap, GFLOP/s vs kc, knob effects
+    assert len(images) == 4  # fraction of peak, tile heatmap, GFLOP/s vs kc, knob effects
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert "http" not in text.replace("http-equiv", "")  # readable offline: nothing fetched
     files = sorted(p.name for p in plots.iterdir())
-    assert len(files) == 3 and all((plots / f).read_bytes()[:4] == b"\x89PNG" for f in files)
+    assert len(files) == 4 and all((plots / f).read_bytes()[:4] == b"\x89PNG" for f in files)
 
 
 def test_report_json_and_failures(tmp_path, capsys):
@@ -168,3 +168,17 @@ def test_a_sweeps_rejections_are_explained_in_the_report(tmp_path, capsys):
     assert main(["report", "--db", str(db), "--json"]) == 0
     summary = parse(capsys.readouterr().out)[2][-1]
     assert summary["rejections"] == rejected and "2 points rejected before compiling" in summary["summary"]
+
+
+def test_the_fraction_chart_puts_llvm_mcas_prediction_beside_the_measurement(tmp_path, capsys):
+    from runner.report.report import build_report, measured_and_predicted
+    from runner.store.results import Store
+    db = _store(tmp_path, capsys)
+    assert main(["mca", str(write(tmp_path, GOOD)), "--strategy", "6x16-u2", "--db", str(db), "--json"]) == 0
+    prediction = one(capsys.readouterr().out, "prediction")
+    ok = [r for r in build_report(db, 5).results if r["status"] == "ok"]
+    with Store(db, readonly=True) as store:
+        rows = measured_and_predicted(ok, store.predictions())
+    # The store holds 6x16-u2 at kc 64 (predicted) and kc 32 (not), and 4x8 at both (not).
+    assert [(n, p) for n, _, p in rows if p is not None] == [("6x16-u2", prediction["predicted_fraction_of_model_peak"])]
+    assert len(rows) == 4 and all(0 < measured <= 1 for _, measured, _ in rows)

@@ -43,7 +43,7 @@ def test_report_of_a_real_sweep_renders_in_headless_chromium(tmp_path, capsys):
     assert main(["report", "--db", str(db), "--html", str(html)]) == 0
     capsys.readouterr()
     images = html.read_text().count("<img ")
-    assert images == 6  # heatmap, GFLOP/s vs kc, paired knob effects, and Optuna's history, importances, parallel
+    assert images == 7  # fraction of peak, heatmap, GFLOP/s vs kc, paired knob effects, Optuna's three
     dom = subprocess.run([CHROMIUM, *FLAGS, "--dump-dom", html.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     body = re.search(r"<body[^>]*>", dom).group(0)
