@@ -22,6 +22,7 @@ from kernels_mlir.spec import DTYPES
 
 from runner.measure.record import rank
 from runner.measure.trust import is_noisy
+from runner.report.display import terminal
 from runner.report.optuna_plots import close, optuna_figures
 from runner.search.space import knobs, knobs_of
 from runner.search.sweep import rejection_reasons
@@ -89,7 +90,7 @@ def context_label(results: list[dict]) -> str:
         return ", ".join(found[:4]) + (f" (+{len(found) - 4})" if len(found) > 4 else "")
     knob = lambda r, k: r.get("knobs", {}).get(k)  # noqa: E731
     parts = [values("experiment"), f"target {values('target')}", values("dtype", knob), f"kc {values('kc', knob)}"]
-    return "; ".join(p for p in parts if p and not p.endswith(" "))
+    return terminal("; ".join(p for p in parts if p and not p.endswith(" ")))  # values come from a database
 
 
 def _png(fig: Figure, context: str = "") -> bytes:
@@ -326,7 +327,7 @@ def fraction_chart(ok: list[dict], predictions: dict[tuple[str, str], dict]) -> 
         ax.barh([i + 0.2 for i, _ in predicted], [100 * p for _, p in predicted], height=0.4,
                 label="predicted by llvm-mca (against its model's peak)")
     ax.axvline(100, color="k", ls="--", lw=1, label="measured peak")
-    ax.set_yticks(y, [name for name, _, _ in rows], fontsize="small")
+    ax.set_yticks(y, [terminal(name) for name, _, _ in rows], fontsize="small")  # names come from a database
     ax.invert_yaxis()
     ax.set_xlabel("% of peak")
     ax.set_xlim(0, 110)
