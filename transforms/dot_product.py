@@ -21,7 +21,7 @@ from . import ir_query as q
 from .errors import StepFailed, StrategyError
 from .instructions import INSTRUCTIONS, Instruction, instruction
 from .plan import Plan, StepContext
-from .script import any_op, apply_patterns, canonicalize, match, run_script
+from .script import apply_patterns, canonicalize, match, run_script
 from .steps import Step, _mark_lowered, register_step
 
 

@@ -79,7 +79,8 @@ def test_each_panel_is_packed_once_per_block_outside_the_tile_loops():
         assert shared == [1, 2, 3]  # B: jc (tail), jc+pc; A: jc+pc+ic -- never inside jr or ir
 
 
-def _int8_kernel(kc: int) -> "Strategy":
+def _int8_kernel(kc: int):
+    """A u8 x s8 kernel on vpdpbusd, 2 x 16 (the GEMMs below only run it where the host has VNNI)."""
     from kernels_mlir.spec import KernelSpec
     from transforms.dot_product import DotProduct, TileRegisters
     from transforms.steps import HoistAccumulators, LowerTransfers, TileK, Vectorize

@@ -9,7 +9,7 @@ import pytest
 
 from runner.cli.main import main
 
-from .jsonl import of_type, one, parse, results
+from .jsonl import of_type, one, results
 
 GOOD = textwrap.dedent("""
     [experiment]

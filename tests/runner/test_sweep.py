@@ -17,7 +17,7 @@ from runner.search.space import SearchSpace, defaults, knobs_of, strategy_for, v
 from transforms.errors import StrategyError
 
 from .sabotage_steps import PLUGIN
-from .jsonl import parse, results
+from .jsonl import results
 
 BASE = '"tile_k", "vectorize", "hoist_accumulators", {}"lower_contraction", "lower_transfers"'
 
