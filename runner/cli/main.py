@@ -37,7 +37,9 @@ from runner.measure.timing import (MAX_SAMPLES, MIN_ROUNDS, MIN_SAMPLE_SECONDS, 
 from runner.report.display import terminal
 from runner.report.report import TOP_HEADERS, build_report
 from runner.search.space import MAX_BUDGET, MAX_SWEEP_SECONDS, METHODS, max_jobs
+from runner.search.shared import DEFAULT_HEARTBEAT, SharedSweep
 from runner.search.sweep import GIVE_UP_AFTER, Sweep, summary_line
+from runner.store.database import Database, database_arg
 from runner.store.results import DEFAULT_DB, FINAL, Store, StoreError
 from runner.studies.compare import COPIES, compare
 from runner.studies.crossover import boundary_json, find_boundary, plot as crossover_plot, point_json
@@ -192,8 +194,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                                    ("jobs", args.jobs)) if v is not None}
     try:
         settings = dataclasses.replace(experiment.sweep, **overrides)
+        if args.study is None and args.db.is_url:
+            raise ConfigError("--db: a server takes shared sweeps: name the study with --study NAME")
         with Store(args.db) as store:
-            sweep = Sweep(experiment, runnable_target(experiment.target), store, settings, args.resume)
+            target = runnable_target(experiment.target)
+            sweep = Sweep(experiment, target, store, settings, args.resume) if args.study is None else \
+                SharedSweep(experiment, target, store, settings, args.resume, args.study, args.heartbeat)
             records = []
             if args.json:
                 json_lines.emit(json_lines.context("sweep", sweep.target))
@@ -213,6 +219,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     summary = summary_line(records, source.rejected, len(source.resumed))
     if source.gave_up:
         summary += f"; stopped after {GIVE_UP_AFTER} points in a row were invalid or already measured"
+    if args.study is not None:
+        summary += f"; study {args.study}: {sweep.study_summary()}"
     print(f"sweep: {summary}; results: {args.db}", file=sys.stderr if args.json else sys.stdout)
     if args.markdown is not None:
         files.write(args.markdown, markdown_summary(f"Sweep {experiment.name} on {sweep.target.cpu}", records, summary))
@@ -365,6 +373,13 @@ def _checked(parse, check):
     return convert
 
 
+def _study_name(text: str) -> str:
+    try:
+        return config_mod.plain_name(text, "a study name")
+    except StrategyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _count(low: int, high) -> object:
     return _checked(int, lambda v: check_count(v, low, high() if callable(high) else high, "value"))
 
@@ -391,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="compile, verify and time every strategy of a config")
     run.add_argument("config", type=Path)
-    run.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
+    run.add_argument("--db", type=database_arg, default=Database(str(DEFAULT_DB)), help=f"results database (default {DEFAULT_DB})")
     run.add_argument("--json", action="store_true", help="one JSON object per strategy on stdout")
     run.add_argument("--progress", action="store_true",
                      help="a line per finished candidate even when stdout is not a terminal")
@@ -410,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     mca.add_argument("--strategy", help="only this strategy (default: all)")
     mca.add_argument("--target", help="override the config's target (any name from the target table)")
     mca.add_argument("--json", action="store_true", help="one JSON object per strategy on stdout")
-    mca.add_argument("--db", type=Path, help="also store the predictions here (the report draws them beside "
+    mca.add_argument("--db", type=database_arg, help="also store the predictions here (the report draws them beside "
                                              "the measured fractions)")
     mca.set_defaults(func=_cmd_mca)
 
@@ -425,7 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "at most four per CPU)")
     sweep.add_argument("--resume", action="store_true",
                        help="skip candidates already measured for this target on this host")
-    sweep.add_argument("--db", type=Path, default=DEFAULT_DB)
+    sweep.add_argument("--db", type=database_arg, default=Database(str(DEFAULT_DB)),
+                       help="results database: a SQLite file, or a postgresql:// URL (shared sweeps)")
+    sweep.add_argument("--study", type=_study_name, metavar="NAME",
+                       help="join the shared sweep NAME on --db's server (started on any number of machines)")
+    sweep.add_argument("--heartbeat", type=_count(1, 3600), default=DEFAULT_HEARTBEAT, metavar="S",
+                       help=f"with --study: seconds between a claimed candidate's heartbeats; a worker silent "
+                            f"for 3 of them is taken as dead and its candidate retried (default {DEFAULT_HEARTBEAT})")
     sweep.add_argument("--top", type=_count(1, MAX_ROWS), default=10, help="rows in the final table")
     sweep.add_argument("--markdown", type=files.output_file, metavar="FILE", help="also write a Markdown summary")
     sweep.add_argument("--json", action="store_true", help="one JSON object per candidate and phase on stdout")
@@ -437,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("a", help="strategy name (with --config) or stored strategy hash prefix")
     cmp.add_argument("b")
     cmp.add_argument("--config", type=Path, help="take A and B by name from this config")
-    cmp.add_argument("--db", type=Path, default=DEFAULT_DB, help="else take them by hash from this database")
+    cmp.add_argument("--db", type=database_arg, default=Database(str(DEFAULT_DB)), help="else take them by hash from this database")
     cmp.add_argument("--target", help="default: the config's target, else host")
     cmp.add_argument("--rounds", type=_count(MIN_ROUNDS, 10_000), default=40,
                      help=f"alternated rounds (at least {MIN_ROUNDS}: fewer give no meaningful interval)")
@@ -447,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.set_defaults(func=_cmd_compare)
 
     rep = sub.add_parser("report", help="top strategies, failures and plots from a results database")
-    rep.add_argument("--db", type=Path, default=DEFAULT_DB)
+    rep.add_argument("--db", type=database_arg, default=Database(str(DEFAULT_DB)))
     rep.add_argument("--html", type=files.output_file, help="write a self-contained HTML report (plots embedded)")
     rep.add_argument("--plots", type=files.output_dir, metavar="DIR", help="write the plots as PNG files")
     rep.add_argument("--target", help="only results for this target")
@@ -462,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     cross.add_argument("--plot", type=files.output_file, help="PNG to write (default results/<name>-crossover.png)")
     cross.add_argument("--json", action="store_true", help="one JSON object per shape, then the boundary")
     cross.add_argument("--progress", action="store_true", help="a line per measured shape even when not on a terminal")
-    cross.add_argument("--db", type=Path, default=DEFAULT_DB, help="results database the crossover is stored in")
+    cross.add_argument("--db", type=database_arg, default=Database(str(DEFAULT_DB)), help="results database the crossover is stored in")
     cross.set_defaults(func=_cmd_crossover)
 
     repro = sub.add_parser("repro", help="replay a failed candidate from its reproducer folder (results/repro/...)")

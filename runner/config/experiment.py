@@ -233,7 +233,7 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
     _known(raw, SECTIONS, "")
     meta = _table(raw, "experiment")
     _known(meta, EXPERIMENT_KEYS, "experiment.")
-    name = _plain_name(_typed(meta, "name", str, "experiment.", path.stem), "experiment.name")
+    name = plain_name(_typed(meta, "name", str, "experiment.", path.stem), "experiment.name")
     kind = _typed(meta, "kind", str, "experiment.", "microkernel")
     if kind not in KINDS:
         raise StrategyError(f"experiment.kind: must be one of {list(KINDS)}, got {kind!r}")
@@ -426,7 +426,7 @@ def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str) -> St
     name = _typed(merged, "name", str, f"{where}.", None)
     if name is None:
         raise StrategyError(f"{where}.name: missing")
-    name = _plain_name(name, f"{where}.name")
+    name = plain_name(name, f"{where}.name")
     where = f"{where} ({name})"
     try:
         kernel = KernelSpec(merged["mr"], merged["nr"], merged["kc"], merged.get("dtype", "f32"),
@@ -452,7 +452,7 @@ def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str) -> St
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]{0,99}")
 
 
-def _plain_name(name: str, where: str) -> str:
+def plain_name(name: str, where: str) -> str:
     if not _PLAIN_NAME.fullmatch(name) or ".." in name:
         raise StrategyError(f"{where}: must be a plain name (letters, digits and . _ + @ = -, at most 100, "
                             f"starting with a letter or digit), got {name[:60]!r}")

@@ -1,12 +1,17 @@
 """Facts about this machine and toolchain, recorded with every result."""
 from __future__ import annotations
 
+import hashlib
 import platform
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import llvmlite.binding as llvm
+
+if TYPE_CHECKING:
+    from pipelines.targets import Target
 
 
 @lru_cache(maxsize=1)
@@ -18,6 +23,15 @@ def host_cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def host_kind(target: "Target") -> str:
+    """Which kind of machine measured a result for `target`: the CPU model, and what the target
+    compiles for on it (LLVM's CPU, its features, an ISA cap). Machines of one kind measure for each
+    other in a shared sweep; machines of different kinds never do."""
+    code = hashlib.sha256(f"{target.name}|{target.triple}|{target.cpu}|{target.features}".encode()).hexdigest()[:8]
+    return f"{host_cpu_model()}; {target.name} as {target.cpu}" + \
+        (f", capped to {target.isa_cap}" if target.isa_cap else "") + f" [{code}]"
 
 
 def available_memory() -> int | None:

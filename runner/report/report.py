@@ -26,6 +26,7 @@ from runner.report.display import terminal
 from runner.report.optuna_plots import close, optuna_figures
 from runner.search.space import knobs, knobs_of
 from runner.search.sweep import rejection_reasons
+from runner.store.database import Database, as_database
 from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
 from runner.studies.crossover import boundary_from_json, plot as crossover_plot, point_from_json
 
@@ -257,7 +258,7 @@ def _record(row: dict) -> dict:
 
 @dataclass
 class Report:
-    db: Path
+    db: Database
     results: list[dict]
     top: list[list[str]]
     plots: list[Plot]
@@ -278,7 +279,7 @@ class Report:
     def title(self) -> str:
         """The experiments the results come from (the database's name when none is recorded)."""
         names = sorted({r["experiment"] for r in self.results if r.get("experiment")})
-        return ", ".join(names) or self.db.stem
+        return ", ".join(names) or (self.db.path.stem if self.db.path is not None else self.db.url.database or "")
 
     def ranked_records(self, limit: int | None = None) -> list[dict]:
         """Results as their records (the JSON `ukl run` printed when it measured them, as stored): the
@@ -355,11 +356,11 @@ def crossover_plots(crossovers: list[dict]) -> list[Plot]:
     return plots
 
 
-def build_report(db: Path, top: int, target: str | None = None, kind: str = "microkernel") -> Report:
+def build_report(db: Database | Path, top: int, target: str | None = None, kind: str = "microkernel") -> Report:
     """Micro-kernel results by default; GEMM results (kind "gemm") have a report of their own. Stored
     crossovers and sweeps' rejection counts are in both."""
     with Store(db, readonly=True) as store:
-        results = best_results(list(store.rows("WHERE kind = ?", (kind,))), target)
+        results = best_results(list(store.rows(kind=kind)), target)
         crossovers, rejections = store.crossovers(target), store.rejections(target)
         predictions = store.predictions()
     ok = [r for r in results if r["status"] == "ok"]
@@ -368,4 +369,4 @@ def build_report(db: Path, top: int, target: str | None = None, kind: str = "mic
     for file, title, caption, figure in optuna_figures(ok):
         plots.append(Plot(file, title, caption, _png(figure, context_label(ok))))
         close(figure)
-    return Report(db, results, top_rows(results, top), plots + crossover_plots(crossovers), rejections)
+    return Report(as_database(db), results, top_rows(results, top), plots + crossover_plots(crossovers), rejections)

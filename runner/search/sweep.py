@@ -30,9 +30,10 @@ from runner.measure.lifecycle import Candidate
 from runner.measure.record import Record, rank
 from runner.measure.timing import TimingPolicy, measurement_cpu
 from runner.search.candidates import CandidateSource, ListSource, TunerSource
+from runner.search.machine_lock import MachineLock
 from runner.search.space import SweepSettings
 from runner.search.worker import Worker, WorkerDied
-from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, Store
+from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
 
 if TYPE_CHECKING:  # the sweep reads an Experiment; config parses it (config -> search, not back)
     from runner.config.experiment import Experiment
@@ -51,7 +52,7 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
-def evaluate_in(worker: Worker, candidate: Candidate, policy: TimingPolicy, lock: threading.Lock,
+def evaluate_in(worker: Worker, candidate: Candidate, policy: TimingPolicy, lock: MachineLock,
                 timeout: float, phase: str) -> tuple[Candidate, Record]:
     """Compile in the worker (in parallel with others), then verify and measure under `lock`."""
     seconds = None
@@ -81,7 +82,7 @@ class Sweep:
 
     def _source(self) -> CandidateSource:
         """Candidates of the screening phase: the listed strategies, then the space by `method`."""
-        done = self.store.measured(self.target.name, (SCREEN, FULL)) if self.resume else {}
+        done = self.store.measured(self.target, (SCREEN, FULL)) if self.resume else {}
         s, space, listed = self.settings, self.experiment.space, list(self.experiment.strategies)
         if s.method == "tuner":
             if space is None or s.budget is None:
@@ -152,20 +153,13 @@ class Sweep:
         latest = {c.key: (c, r) for c, r in screened}  # a re-screen replaces the first screen
         ranked = {key: (rank(r.to_json()), c) for key, (c, r) in latest.items() if r.status == "ok"}
         if resumed:
-            for row in self.store.rows("WHERE target = ? AND host_cpu = ? AND phase IN ('screen', 'rescreen') AND status = 'ok'",
-                                       (self.target.name, host_cpu_model())):
+            for row in self.store.rows(target=self.target.name, host_cpu=host_cpu_model(), phases=SCREENING,
+                                       status="ok"):
                 key = row["gemm_hash"] or row["strategy_hash"]
                 if key in resumed and key not in ranked:
                     ranked[key] = (rank(row), self._stored_candidate(row))
-        finals = self.store.measured(self.target.name, (FINAL,)) if self.resume else set()
-        by_problem: dict[str, list[tuple[tuple, Candidate]]] = {}
-        for key, (order, candidate) in ranked.items():
-            if key not in finals:  # micro-kernels all compete; GEMMs within their shape
-                problem = json.dumps(candidate.problem.workload(), sort_keys=True) \
-                    if isinstance(candidate.problem, GemmSpec) else ""
-                by_problem.setdefault(problem, []).append((order, candidate))
-        return [c for group in by_problem.values()
-                for _, c in sorted(group, key=lambda item: item[0])[:self.settings.leaders]]
+        finals = self.store.measured(self.target, (FINAL,)) if self.resume else set()
+        return best_per_problem(ranked, finals, self.settings.leaders)
 
     def _stored_candidate(self, row: dict) -> Candidate:
         """The candidate a stored screening row measured (a GEMM's spec is in its record JSON)."""
@@ -180,7 +174,7 @@ class Sweep:
                   tell) -> Iterator[Record]:
         """Run candidates from `next_candidate()` on `jobs` workers until it returns None or time is up."""
         results: queue.Queue = queue.Queue()
-        lock = threading.Lock()
+        lock = MachineLock()  # measurements one at a time, in this sweep and any other on the machine
         stop = threading.Event()
         cpus = compile_cpus(self.jobs)
         workers: list[Worker] = []
@@ -221,6 +215,18 @@ class Sweep:
                 worker.kill()
             for thread in threads:
                 thread.join()
+
+
+def best_per_problem(ranked: dict[str, tuple[tuple, Candidate]], skip, count: int) -> list[Candidate]:
+    """The `count` best candidates (by their rank) of each problem, leaving out keys in `skip`:
+    micro-kernels all compete with each other, GEMMs within their shape."""
+    by_problem: dict[str, list[tuple[tuple, Candidate]]] = {}
+    for key, (order, candidate) in ranked.items():
+        if key not in skip:
+            problem = json.dumps(candidate.problem.workload(), sort_keys=True) \
+                if isinstance(candidate.problem, GemmSpec) else ""
+            by_problem.setdefault(problem, []).append((order, candidate))
+    return [c for group in by_problem.values() for _, c in sorted(group, key=lambda item: item[0])[:count]]
 
 
 def _feeder(items: list[Candidate]):

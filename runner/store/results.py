@@ -1,139 +1,121 @@
-"""SQLite results store. Every result is committed as soon as it exists, so a killed run loses nothing."""
+"""The results store, through SQLAlchemy: a SQLite file (the default) or a PostgreSQL server, with the
+same schema and migrations on both. Every result is committed as soon as it exists, so a killed run
+loses nothing; results of a shared sweep (`study`) are written at most once per candidate, host and phase.
+"""
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import sqlite3
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
+
+import sqlalchemy
+from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text, func, inspect, select,
+                        text)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateIndex
 
 from kernels_mlir.problem import workload_key
 from pipelines.targets import Target
 from transforms.strategy import strategy_hash
 
-from runner.measure.environment import host_cpu_model, versions
+from runner.measure.environment import host_cpu_model, host_kind, versions
 from runner.measure.record import Record
+from runner.store.database import (LOCK_WAIT_SECONDS, Database, StoreError, as_database, server_engine,
+                                   server_problem, sqlite_engine, sqlite_problem, with_reconnects)
+
+__all__ = ["Store", "StoreError", "DEFAULT_DB", "SCHEMA_VERSION", "PHASES", "FULL", "SCREEN", "RESCREEN", "FINAL",
+           "SCREENING"]
 
 DEFAULT_DB = Path("results/ukl.sqlite")
-
-
-class StoreError(ValueError):
-    """A results database that cannot be used as one; str() is the one line the CLI prints."""
+T = TypeVar("T")
 
 #: The schema this code writes. Every older store is migrated to it on open (MIGRATIONS), keeping
-#: every row; the version lives in SQLite's `PRAGMA user_version`.
-SCHEMA_VERSION = 3
+#: every row. SQLite keeps the version in `PRAGMA user_version`, a server in the table `ukl_schema`.
+SCHEMA_VERSION = 4
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    started_at TEXT NOT NULL,
-    command TEXT NOT NULL,
-    config TEXT,
-    experiment TEXT,
-    target_json TEXT NOT NULL,
-    host_cpu TEXT NOT NULL,
-    versions_json TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS peaks (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    dtype TEXT NOT NULL,
-    gflops REAL NOT NULL,
-    samples_json TEXT NOT NULL,
-    measured_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS workloads (
-    hash TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    problem_json TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS results (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    measured_at TEXT NOT NULL,
-    experiment TEXT,
-    name TEXT NOT NULL,
-    strategy_hash TEXT NOT NULL,
-    strategy_json TEXT NOT NULL,
-    kernel_json TEXT NOT NULL,
-    target TEXT NOT NULL,
-    target_triple TEXT NOT NULL,
-    target_cpu TEXT NOT NULL,
-    target_features TEXT NOT NULL,
-    host_cpu TEXT NOT NULL,
-    versions_json TEXT NOT NULL,
-    status TEXT NOT NULL,
-    correct INTEGER,
-    max_abs_error REAL,
-    error TEXT,
-    samples_json TEXT,
-    iterations INTEGER,
-    gflops REAL,
-    gflops_min REAL,
-    gflops_max REAL,
-    cv REAL,
-    peak_gflops REAL,
-    fraction_of_peak REAL,
-    compile_seconds REAL,
-    phase TEXT NOT NULL DEFAULT 'full',
-    kind TEXT NOT NULL DEFAULT 'microkernel',
-    vector_bits INTEGER,
-    peak_samples_json TEXT,
-    workload_hash TEXT REFERENCES workloads(hash),
-    gemm_hash TEXT,
-    baseline_gflops REAL,
-    ratio_to_baseline REAL,
-    ratio_ci_low REAL,
-    ratio_ci_high REAL,
-    record_json TEXT
-);
-CREATE INDEX IF NOT EXISTS results_key ON results(strategy_hash, target, host_cpu);
-CREATE TABLE IF NOT EXISTS crossovers (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    measured_at TEXT NOT NULL,
-    experiment TEXT,
-    target TEXT NOT NULL,
-    host_cpu TEXT NOT NULL,
-    dtype TEXT NOT NULL,
-    routes_json TEXT NOT NULL,
-    points_json TEXT NOT NULL,
-    boundary_json TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS predictions (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    measured_at TEXT NOT NULL,
-    name TEXT NOT NULL,
-    strategy_hash TEXT NOT NULL,
-    target TEXT NOT NULL,
-    host_cpu TEXT NOT NULL,
-    record_json TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rejections (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    reason TEXT NOT NULL,
-    count INTEGER NOT NULL
-);
-"""
+META = MetaData()
+runs = Table(
+    "runs", META,
+    Column("id", Integer, primary_key=True),
+    Column("started_at", Text, nullable=False), Column("command", Text, nullable=False),
+    Column("config", Text), Column("experiment", Text), Column("target_json", Text, nullable=False),
+    Column("host_cpu", Text, nullable=False), Column("versions_json", Text, nullable=False))
+peaks = Table(  # kept for old stores; nothing writes it any more
+    "peaks", META,
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False), Column("dtype", Text, nullable=False),
+    Column("gflops", Float, nullable=False), Column("samples_json", Text, nullable=False),
+    Column("measured_at", Text, nullable=False))
+workloads = Table(
+    "workloads", META,
+    Column("hash", Text, primary_key=True), Column("kind", Text, nullable=False),
+    Column("problem_json", Text, nullable=False))
+results = Table(
+    "results", META,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("measured_at", Text, nullable=False), Column("experiment", Text), Column("name", Text, nullable=False),
+    Column("strategy_hash", Text, nullable=False), Column("strategy_json", Text, nullable=False),
+    Column("kernel_json", Text, nullable=False), Column("target", Text, nullable=False),
+    Column("target_triple", Text, nullable=False), Column("target_cpu", Text, nullable=False),
+    Column("target_features", Text, nullable=False), Column("host_cpu", Text, nullable=False),
+    Column("versions_json", Text, nullable=False), Column("status", Text, nullable=False),
+    Column("correct", Integer), Column("max_abs_error", Float), Column("error", Text),
+    Column("samples_json", Text), Column("iterations", Integer),
+    *(Column(name, Float) for name in ("gflops", "gflops_min", "gflops_max", "cv", "peak_gflops",
+                                       "fraction_of_peak", "compile_seconds")),
+    Column("phase", Text, nullable=False, server_default="full"),
+    Column("kind", Text, nullable=False, server_default="microkernel"),
+    Column("vector_bits", Integer), Column("peak_samples_json", Text),
+    Column("workload_hash", Text, ForeignKey("workloads.hash")), Column("gemm_hash", Text),
+    *(Column(name, Float) for name in ("baseline_gflops", "ratio_to_baseline", "ratio_ci_low", "ratio_ci_high")),
+    Column("record_json", Text),
+    Column("study", Text), Column("host_kind", Text))
+#: A candidate's key: a GEMM's hash, else its micro-kernel strategy's.
+CANDIDATE_KEY = func.coalesce(results.c.gemm_hash, results.c.strategy_hash)
+Index("results_key", results.c.strategy_hash, results.c.target, results.c.host_cpu)
+#: At most one result per shared sweep, candidate, kind of host and phase, whoever writes it.
+Index("results_once_per_study", results.c.study, CANDIDATE_KEY, results.c.host_kind, results.c.phase, unique=True,
+      sqlite_where=results.c.study.isnot(None), postgresql_where=results.c.study.isnot(None))
+crossovers = Table(
+    "crossovers", META,
+    Column("id", Integer, primary_key=True), Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("measured_at", Text, nullable=False), Column("experiment", Text), Column("target", Text, nullable=False),
+    Column("host_cpu", Text, nullable=False), Column("dtype", Text, nullable=False),
+    Column("routes_json", Text, nullable=False), Column("points_json", Text, nullable=False),
+    Column("boundary_json", Text, nullable=False))
+predictions = Table(
+    "predictions", META,
+    Column("id", Integer, primary_key=True), Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("measured_at", Text, nullable=False), Column("name", Text, nullable=False),
+    Column("strategy_hash", Text, nullable=False), Column("target", Text, nullable=False),
+    Column("host_cpu", Text, nullable=False), Column("record_json", Text, nullable=False))
+rejections = Table(
+    "rejections", META,
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False), Column("reason", Text, nullable=False),
+    Column("count", Integer, nullable=False))
+#: A server's schema version (SQLite uses PRAGMA user_version).
+ukl_schema = Table("ukl_schema", META, Column("version", Integer, nullable=False))
 
-#: Columns each version added to `results` (a store from before a version lacks them).
+#: Columns each version added to `results` (a SQLite store from before a version lacks them).
 _ADDED_COLUMNS = {
     1: (("phase", "TEXT NOT NULL DEFAULT 'full'"), ("kind", "TEXT NOT NULL DEFAULT 'microkernel'")),
     2: (("vector_bits", "INTEGER"), ("peak_samples_json", "TEXT"), ("workload_hash", "TEXT REFERENCES workloads(hash)"),
         ("gemm_hash", "TEXT"), ("baseline_gflops", "REAL"), ("ratio_to_baseline", "REAL"), ("ratio_ci_low", "REAL"),
         ("ratio_ci_high", "REAL"), ("record_json", "TEXT")),
+    4: (("study", "TEXT"), ("host_kind", "TEXT")),
 }
 _GEMM_NAME = re.compile(r"@(\d+)x(\d+)x(\d+)$")
 
 
-def _migrate_to_2(db: sqlite3.Connection) -> None:
+def _migrate_to_2(db: Connection) -> None:
     """Version 1 kept a GEMM's hash in strategy_hash and its shape only in the name: the micro-kernel's
     hash moves back to strategy_hash, the GEMM's to gemm_hash, and every row gets its workload."""
-    rows = db.execute("SELECT id, name, kind, strategy_hash, strategy_json, kernel_json FROM results").fetchall()
+    rows = db.execute(text("SELECT id, name, kind, strategy_hash, strategy_json, kernel_json FROM results")).all()
     for row_id, name, kind, stored_hash, strategy_json, kernel_json in rows:
         strategy = json.loads(strategy_json)
         kernel_hash = strategy_hash(strategy)
@@ -146,9 +128,9 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
         key = None
         if problem is not None:
             key, canonical = workload_key(kind, problem)
-            db.execute("INSERT OR IGNORE INTO workloads VALUES (?, ?, ?)", (key, kind, canonical))
-        db.execute("UPDATE results SET strategy_hash = ?, gemm_hash = ?, workload_hash = ? WHERE id = ?",
-                   (kernel_hash, stored_hash if kind == "gemm" else None, key, row_id))
+            db.execute(_insert_ignoring(db, workloads).values(hash=key, kind=kind, problem_json=canonical))
+        db.execute(results.update().where(results.c.id == row_id).values(
+            strategy_hash=kernel_hash, gemm_hash=stored_hash if kind == "gemm" else None, workload_hash=key))
 
 
 #: How a result was measured: `full` (the config's timing policy), `screen` (a sweep's short
@@ -159,38 +141,40 @@ PHASES = FULL, SCREEN, RESCREEN, FINAL = ("full", "screen", "rescreen", "final")
 SCREENING = (SCREEN, RESCREEN)
 
 #: version -> what turns a store of version - 1 into one of that version (after its columns exist).
-#: Version 3 only added tables (crossovers, predictions, rejections), which the schema creates.
-MIGRATIONS = {1: lambda db: None, 2: _migrate_to_2, 3: lambda db: None}
+#: Versions 3 and 4 only added tables, columns and an index, which the schema creates.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: lambda db: None, 2: _migrate_to_2, 3: lambda db: None,
+                                                       4: lambda db: None}
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-#: How long to wait for another writer's lock before saying so (seconds).
-LOCK_WAIT_SECONDS = 10.0
-
-
-def _problem(path: Path, exc: sqlite3.Error) -> str:
-    """One line saying what is wrong with the database, from SQLite's error."""
-    text = str(exc)
-    known = {"file is not a database": "is not a SQLite database: left untouched",
-             "malformed": "is corrupted (SQLite: database disk image is malformed): left untouched",
-             "unable to open": "cannot be opened as a database (a directory, or a folder without write access?)",
-             "readonly": "is read-only: this command writes its results there",
-             "locked": f"is locked by another writer (waited {LOCK_WAIT_SECONDS:g} s): try again when it is done",
-             "disk is full": "cannot grow: the disk is full (every result written before is kept)",
-             "disk I/O error": "could not be written (disk I/O error; every result written before is kept)"}
-    reason = next((why for key, why in known.items() if key in text), f"failed: {text}")
-    return f"{path}: {reason}"
+def _insert_ignoring(db: Connection, table: Table):
+    """INSERT that skips a row whose unique key is taken (the same SQL on both dialects)."""
+    dialect = postgresql if db.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
 
 
 class Store:
-    """Results in SQLite. `readonly` stores (report, compare) never write: an older schema is migrated
-    in a private in-memory copy instead of on disk."""
+    """Results in SQLite or PostgreSQL. `readonly` stores (report, compare) never write: an older
+    SQLite schema is migrated in a private in-memory copy instead of on disk."""
 
-    def __init__(self, path: Path | str = DEFAULT_DB, *, readonly: bool = False):
-        self.path = Path(path)
+    def __init__(self, db: Database | Path | str = DEFAULT_DB, *, readonly: bool = False):
+        self.database = as_database(db)
         self.readonly = readonly
+        self.path = self.database.path
+        self.shown = self.database.shown
+        if self.path is not None:
+            self._check_file(readonly)
+        try:
+            self._open()
+        except StoreError:
+            raise
+        except (sqlite3.Error, sqlalchemy.exc.DBAPIError) as exc:
+            raise StoreError(self._problem(exc)) from None
+
+    def _check_file(self, readonly: bool) -> None:
         for side in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"), Path(f"{self.path}-journal")):
             if side.is_symlink():
                 raise StoreError(f"{side}: is a symbolic link; a results database and its side files must be "
@@ -199,77 +183,116 @@ class Store:
             raise StoreError(f"{self.path}: is a directory, not a results database")
         if readonly and not self.path.exists():
             raise StoreError(f"{self.path}: no such results database")
-        try:
-            self._open()
-        except sqlite3.Error as exc:
-            raise StoreError(_problem(self.path, exc)) from None
+
+    def _problem(self, exc: BaseException) -> str:
+        orig = getattr(exc, "orig", exc)
+        return sqlite_problem(self.shown, orig) if self.path is not None else server_problem(self.shown, exc)
+
+    @property
+    def is_server(self) -> bool:
+        return self.path is None
 
     def _open(self) -> None:
+        if self.path is None:
+            self._engine = server_engine(self.database)
+            self._retrying(self._open_server)
+            return
         if self.readonly:
-            disk = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=LOCK_WAIT_SECONDS)
-            version = self._check(disk)
+            disk = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=LOCK_WAIT_SECONDS,
+                                   check_same_thread=False)
+            self._engine = sqlite_engine(lambda: disk)
+            version = self._check()
             if version == SCHEMA_VERSION:
-                self._db = disk
                 return
-            self._db = sqlite3.connect(":memory:")
-            disk.backup(self._db)
+            memory = sqlite3.connect(":memory:", check_same_thread=False)
+            disk.backup(memory)
+            self._engine.dispose()
             disk.close()
+            self._engine = sqlite_engine(lambda: memory)
             self._migrate(version)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS)
+        path = self.path
+        self._engine = sqlite_engine(lambda: sqlite3.connect(path, timeout=LOCK_WAIT_SECONDS, check_same_thread=False))
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:  # SQLite answers "locked" at once (not after its busy wait) when two openers both escalate
             try:
-                version = self._check(self._db)  # reads only: a file that is not ours is left as it was
+                version = self._check()  # reads only: a file that is not ours is left as it was
                 if version < SCHEMA_VERSION:
-                    self._db.execute("PRAGMA journal_mode=WAL")
+                    with self._engine.connect().execution_options(begin=None) as db:
+                        db.exec_driver_sql("PRAGMA journal_mode=WAL")
                     self._migrate(version)
                 return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+            except sqlalchemy.exc.OperationalError as exc:
+                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
 
-    def _check(self, db: sqlite3.Connection) -> int:
+    def _open_server(self) -> None:
+        version = self._check()
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
+
+    def _version(self, db: Connection) -> int:
+        if db.dialect.name == "sqlite":
+            return db.exec_driver_sql("PRAGMA user_version").scalar_one()
+        if not inspect(db).has_table("ukl_schema"):
+            return 0
+        return db.execute(select(func.max(ukl_schema.c.version))).scalar() or 0
+
+    def _set_version(self, db: Connection) -> None:
+        if db.dialect.name == "sqlite":
+            db.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        else:
+            db.execute(ukl_schema.delete())
+            db.execute(ukl_schema.insert().values(version=SCHEMA_VERSION))
+
+    def _check(self) -> int:
         """The store's schema version; StoreError for a store this code must not touch."""
-        version = db.execute("PRAGMA user_version").fetchone()[0]
+        with self._engine.connect() as db:
+            version = self._version(db)
+            existing = {c["name"] for c in inspect(db).get_columns("results")} \
+                if inspect(db).has_table("results") else set()
+            db.rollback()
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: written by a newer ukl (schema {version}; this one reads up to "
+            raise StoreError(f"{self.shown}: written by a newer ukl (schema {version}; this one reads up to "
                              f"{SCHEMA_VERSION}): left untouched")
-        existing = {row[1] for row in db.execute("PRAGMA table_info(results)")}
         if existing and not {"strategy_hash", "strategy_json", "kernel_json"} <= existing:
-            raise StoreError(f"{self.path}: has a 'results' table that is not a ukl store's: left untouched")
+            raise StoreError(f"{self.shown}: has a 'results' table that is not a ukl store's: left untouched")
         return version
 
     def _migrate(self, version: int) -> None:
-        """Bring the store to SCHEMA_VERSION in one transaction, keeping every row. A store from before
-        versions existed (user_version 0) is brought through every step; a new one is just created."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            # Under the write lock: another process may have created or migrated the store meanwhile.
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            existing = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                self._db.execute(statement)  # CREATE ... IF NOT EXISTS: tables an old store lacks
+        """Bring the store to SCHEMA_VERSION in one transaction, keeping every row: under SQLite's write
+        lock, or a server's advisory lock, since another process may be creating or migrating it too."""
+        with self._engine.connect().execution_options(begin="BEGIN IMMEDIATE") as db, db.begin():
+            if db.dialect.name == "postgresql":
+                db.execute(text("SELECT pg_advisory_xact_lock(7261)"))  # any constant: ukl's migration lock
+            version = self._version(db)  # under the lock: someone may have migrated meanwhile
+            if version >= SCHEMA_VERSION:
+                return
+            existing = {c["name"] for c in inspect(db).get_columns("results")} \
+                if inspect(db).has_table("results") else set()
+            META.create_all(db)  # tables an old store lacks (each checked first)
             for step in range(version + 1, SCHEMA_VERSION + 1) if existing else ():
                 for column, declaration in _ADDED_COLUMNS.get(step, ()):
                     if column not in existing:
-                        self._db.execute(f"ALTER TABLE results ADD COLUMN {column} {declaration}")
-                MIGRATIONS[step](self._db)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+                        db.exec_driver_sql(f"ALTER TABLE results ADD COLUMN {column} {declaration}")
+                MIGRATIONS[step](db)
+            for index in results.indexes:  # IF NOT EXISTS: reflection cannot see an expression index
+                db.execute(CreateIndex(index, if_not_exists=True))
+            self._set_version(db)
+
+    def _retrying(self, action: Callable[[], T]) -> T:
+        """A server that stops answering is retried with backoff (SQLite waits for its lock itself)."""
+        return action() if self.path is not None else with_reconnects(action, self.shown)
 
     @property
     def repro_root(self) -> Path:
-        """Where failed candidates' reproducers go: beside the database."""
-        return self.path.parent / "repro"
+        """Where failed candidates' reproducers go: beside a SQLite file, under results/ for a server."""
+        return self.database.repro_root
 
     def close(self) -> None:
-        self._db.close()
+        self._engine.dispose()
 
     def __enter__(self) -> "Store":
         return self
@@ -277,39 +300,44 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _writing(self):
-        """A write: SQLite's failures (disk full, locked, read-only) become one StoreError line; what
-        was committed before stays."""
+    def _write(self, action: Callable[[Connection], T]) -> T:
+        """One transaction of writes. Failures (disk full, locked, read-only, a server gone for good)
+        become one StoreError line; what was committed before stays."""
         if self.readonly:
-            raise StoreError(f"{self.path}: opened read-only")
+            raise StoreError(f"{self.shown}: opened read-only")
+
+        def transaction() -> T:
+            with self._engine.begin() as db:
+                return action(db)
         try:
-            yield
-        except sqlite3.Error as exc:
-            raise StoreError(_problem(self.path, exc)) from None
+            return self._retrying(transaction)
+        except (sqlite3.Error, sqlalchemy.exc.DBAPIError) as exc:
+            raise StoreError(self._problem(exc)) from None
+
+    def _read(self, action: Callable[[Connection], T]) -> T:
+        def transaction() -> T:
+            with self._engine.connect() as db:
+                found = action(db)
+                db.rollback()
+                return found
+        try:
+            return self._retrying(transaction)
+        except (sqlite3.Error, sqlalchemy.exc.DBAPIError) as exc:
+            raise StoreError(self._problem(exc)) from None
 
     def start_run(self, command: str, target: Target, config: str | None = None,
                   experiment: str | None = None) -> int:
-        with self._writing():
-            return self._start_run(command, target, config, experiment)
-
-    def _start_run(self, command: str, target: Target, config: str | None, experiment: str | None) -> int:
-        cur = self._db.execute(
-            "INSERT INTO runs (started_at, command, config, experiment, target_json, host_cpu, versions_json)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (_now(), command, config, experiment, json.dumps(target.to_dict()), host_cpu_model(),
-             json.dumps(versions())))
-        self._db.commit()
-        return int(cur.lastrowid)
+        row = {"started_at": _now(), "command": command, "config": config, "experiment": experiment,
+               "target_json": json.dumps(target.to_dict()), "host_cpu": host_cpu_model(),
+               "versions_json": json.dumps(versions())}
+        return int(self._write(lambda db: db.execute(runs.insert().values(**row)).inserted_primary_key[0]))
 
     def add(self, run_id: int, record: Record, target: Target, experiment: str | None = None,
-            phase: str = FULL) -> None:
-        """Commit one record: its queried fields as columns, its workload once, and all of it as JSON."""
+            phase: str = FULL, study: str | None = None) -> bool:
+        """Commit one record: its queried fields as columns, its workload once, and all of it as JSON.
+        In a shared sweep (`study`) a second result for the same candidate, host kind and phase is
+        dropped: False then."""
         assert phase in PHASES, phase
-        with self._writing():
-            self._add(run_id, record, target, experiment, phase)
-
-    def _add(self, run_id: int, record: Record, target: Target, experiment: str | None, phase: str) -> None:
         data = record.to_json()
         m = record.measurement
         kind, problem = record.workload()
@@ -333,26 +361,28 @@ class Store:
             "workload_hash": workload_hash, "gemm_hash": data.get("gemm_hash"),
             "baseline_gflops": data.get("baseline_gflops"), "ratio_to_baseline": data.get("ratio_to_baseline"),
             "ratio_ci_low": ci[0], "ratio_ci_high": ci[1], "record_json": json.dumps({**data, "phase": phase}),
+            "study": study, "host_kind": host_kind(target),
         }
-        self._db.execute("INSERT OR IGNORE INTO workloads VALUES (?, ?, ?)", (workload_hash, kind, canonical))
-        self._db.execute(f"INSERT INTO results ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                         tuple(row.values()))
-        self._db.commit()
+
+        def insert(db: Connection) -> bool:
+            db.execute(_insert_ignoring(db, workloads).values(hash=workload_hash, kind=kind, problem_json=canonical))
+            return db.execute(_insert_ignoring(db, results).values(**row)).rowcount == 1
+        return self._write(insert)
 
     def add_crossover(self, run_id: int, experiment: str, target: Target, dtype: str, routes: list[str],
                       points: list[dict], boundary: dict) -> None:
         """A crossover's every shape (each route's GFLOP/s, the ratio and its interval) and its boundary:
         what `ukl report` redraws without measuring again."""
-        with self._writing():
-            self._db.execute("INSERT INTO crossovers (run_id, measured_at, experiment, target, host_cpu, dtype, "
-                             "routes_json, points_json, boundary_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (run_id, _now(), experiment, target.name, host_cpu_model(), dtype, json.dumps(routes),
-                              json.dumps(points), json.dumps(boundary)))
-            self._db.commit()
+        row = {"run_id": run_id, "measured_at": _now(), "experiment": experiment, "target": target.name,
+               "host_cpu": host_cpu_model(), "dtype": dtype, "routes_json": json.dumps(routes),
+               "points_json": json.dumps(points), "boundary_json": json.dumps(boundary)}
+        self._write(lambda db: db.execute(crossovers.insert().values(**row)))
 
     def crossovers(self, target: str | None = None) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT experiment, target, host_cpu, dtype, routes_json, points_json, boundary_json, "
-                                "measured_at FROM crossovers ORDER BY id").fetchall()
+        c = crossovers.c
+        rows = self._read(lambda db: db.execute(select(
+            c.experiment, c.target, c.host_cpu, c.dtype, c.routes_json, c.points_json, c.boundary_json,
+            c.measured_at).order_by(c.id)).all())
         keys = ("experiment", "target", "host_cpu", "dtype", "routes", "points", "boundary", "measured_at")
         found = [dict(zip(keys, row)) for row in rows]
         for item in found:
@@ -362,66 +392,78 @@ class Store:
 
     def add_prediction(self, run_id: int, record: dict[str, Any]) -> None:
         """One `ukl mca` record (llvm-mca's prediction of a strategy's hot loop on a target)."""
-        with self._writing():
-            self._db.execute("INSERT INTO predictions (run_id, measured_at, name, strategy_hash, target, host_cpu, "
-                             "record_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (run_id, _now(), record["name"], record["strategy_hash"], record["target"],
-                              host_cpu_model(), json.dumps(record)))
-            self._db.commit()
+        row = {"run_id": run_id, "measured_at": _now(), "name": record["name"],
+               "strategy_hash": record["strategy_hash"], "target": record["target"], "host_cpu": host_cpu_model(),
+               "record_json": json.dumps(record)}
+        self._write(lambda db: db.execute(predictions.insert().values(**row)))
 
     def predictions(self) -> dict[tuple[str, str], dict[str, Any]]:
         """The latest prediction per (strategy hash, target)."""
-        rows = self._db.execute("SELECT strategy_hash, target, record_json FROM predictions ORDER BY id")
+        p = predictions.c
+        rows = self._read(lambda db: db.execute(select(p.strategy_hash, p.target, p.record_json).order_by(p.id)).all())
         return {(h, t): json.loads(r) for h, t, r in rows}
 
     def add_rejections(self, run_id: int, rejected: dict[str, int]) -> None:
         """Why a sweep's points were rejected before compiling, with how many each time."""
-        if not rejected:
-            return
-        with self._writing():
-            self._db.executemany("INSERT INTO rejections VALUES (?, ?, ?)",
-                                 [(run_id, reason, count) for reason, count in rejected.items()])
-            self._db.commit()
+        if rejected:
+            self._write(lambda db: db.execute(rejections.insert(), [
+                {"run_id": run_id, "reason": reason, "count": count} for reason, count in rejected.items()]))
 
     def rejections(self, target: str | None = None) -> dict[str, int]:
         """Every stored rejection reason with its total count (of runs for `target`, or all)."""
-        rows = self._db.execute("SELECT reason, SUM(count), runs.target_json FROM rejections "
-                                "JOIN runs ON runs.id = rejections.run_id GROUP BY reason, runs.target_json")
+        j = rejections.join(runs, runs.c.id == rejections.c.run_id)
+        rows = self._read(lambda db: db.execute(
+            select(rejections.c.reason, func.sum(rejections.c.count), runs.c.target_json).select_from(j)
+            .group_by(rejections.c.reason, runs.c.target_json)).all())
         totals: dict[str, int] = {}
         for reason, count, target_json in rows:
             if target is None or json.loads(target_json)["name"] == target:
-                totals[reason] = totals.get(reason, 0) + count
+                totals[reason] = totals.get(reason, 0) + int(count)
         return totals
 
-    def measured(self, target: str, phases: tuple[str, ...]) -> dict[str, float]:
+    def measured(self, target: Target, phases: tuple[str, ...], study: str | None = None) -> dict[str, float]:
         """Candidate key (a GEMM's hash, else the strategy's) -> best fraction of peak (0 when never
-        verified) over results of `phases` for `target` on this host: what --resume skips."""
-        marks = ", ".join("?" * len(phases))
-        rows = self._db.execute(f"SELECT COALESCE(gemm_hash, strategy_hash) AS k, MAX(COALESCE(fraction_of_peak, 0))"
-                                f" FROM results WHERE target = ? AND host_cpu = ? AND phase IN ({marks}) GROUP BY k",
-                                (target, host_cpu_model(), *phases))
-        return {row[0]: row[1] for row in rows}
+        verified) over results of `phases` for `target` on this kind of host (of one shared sweep, when
+        `study` is given): what --resume skips."""
+        r = results.c
+        query = (select(CANDIDATE_KEY, func.max(func.coalesce(r.fraction_of_peak, 0.0)))
+                 .where(r.target == target.name, r.host_cpu == host_cpu_model(), r.phase.in_(phases))
+                 .group_by(CANDIDATE_KEY))
+        if study is not None:
+            query = query.where(r.study == study, r.host_kind == host_kind(target))
+        return {key: value for key, value in self._read(lambda db: db.execute(query).all())}
 
     def strategy(self, hash_prefix: str) -> dict[str, Any]:
         """The stored strategy (as JSON) whose hash starts with `hash_prefix` (literally); LookupError
         unless exactly one. A GEMM's hash is named as such: compare takes micro-kernel strategies."""
-        prefix = "substr({}, 1, ?) = ?"
-        found = {row[0]: row[1] for row in self._db.execute(
-            f"SELECT strategy_hash, strategy_json FROM results WHERE {prefix.format('strategy_hash')}",
-            (len(hash_prefix), hash_prefix))}
-        if not found and self._db.execute(f"SELECT 1 FROM results WHERE {prefix.format('gemm_hash')}",
-                                          (len(hash_prefix), hash_prefix)).fetchone():
-            raise LookupError(f"{hash_prefix!r} is a GEMM's hash in {self.path}: compare takes micro-kernel "
+        r = results.c
+
+        def starts(column):
+            return func.substr(column, 1, len(hash_prefix)) == hash_prefix
+
+        def find(db: Connection):
+            found = dict(db.execute(select(r.strategy_hash, r.strategy_json).where(starts(r.strategy_hash))).all())
+            gemm = not found and db.execute(select(r.id).where(starts(r.gemm_hash)).limit(1)).first() is not None
+            return found, gemm
+        found, gemm = self._read(find)
+        if gemm:
+            raise LookupError(f"{hash_prefix!r} is a GEMM's hash in {self.shown}: compare takes micro-kernel "
                               "strategy hashes (the strategy_hash of its rows)")
         if len(found) != 1:
             raise LookupError(f"{len(found)} stored strategies have a hash starting with {hash_prefix!r} "
-                              f"in {self.path} (need exactly one)")
+                              f"in {self.shown} (need exactly one)")
         return json.loads(next(iter(found.values())))
 
-    def rows(self, where: str = "", params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
-        self._db.row_factory = sqlite3.Row
-        try:
-            for row in self._db.execute(f"SELECT * FROM results {where} ORDER BY id", params):
-                yield dict(row)
-        finally:
-            self._db.row_factory = None
+    def rows(self, *, kind: str | None = None, target: str | None = None, host_cpu: str | None = None,
+             phases: tuple[str, ...] | None = None, status: str | None = None, study: str | None = None,
+             host_kind: str | None = None) -> Iterator[dict[str, Any]]:
+        """Stored results in the order they were written, those given by each argument that is set."""
+        r = results.c
+        query = select(results).order_by(r.id)
+        for column, value in ((r.kind, kind), (r.target, target), (r.host_cpu, host_cpu), (r.status, status),
+                              (r.study, study), (r.host_kind, host_kind)):
+            if value is not None:
+                query = query.where(column == value)
+        if phases is not None:
+            query = query.where(r.phase.in_(phases))
+        yield from (dict(row._mapping) for row in self._read(lambda db: db.execute(query).all()))

@@ -154,3 +154,17 @@ class HarnessBugStep(Step):
 
     def apply(self, module: ir.Module, ctx) -> str:
         raise NotImplementedError("a harness bug")
+
+
+@register_step
+@dataclass(frozen=True)
+class SlowCompile(Step):
+    """Changes nothing, but takes `seconds` to do it: a candidate a worker can be killed in the middle of."""
+
+    kind: ClassVar[str] = "test_slow_compile"
+    seconds: float = 6.0
+
+    def apply(self, module: ir.Module, ctx) -> str:
+        import time
+        time.sleep(self.seconds)
+        return f"// slept {self.seconds} s"
