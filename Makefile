@@ -6,8 +6,8 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= experiments/default.toml
 # Debian packages the tests need: AArch64 kernels are verified under emulation (cross GCC to link,
 # qemu-user to run); GEMMs are timed against BLIS (serial and pthread builds) and NumPy's OpenBLAS;
-# the HTML report is rendered in headless Chromium.
-SYSTEM_PACKAGES := gcc-aarch64-linux-gnu qemu-user libblis4-serial libblis4-pthread chromium
+# the HTML report is rendered in headless Chromium; shared sweeps are tested on a throwaway PostgreSQL cluster.
+SYSTEM_PACKAGES := gcc-aarch64-linux-gnu qemu-user libblis4-serial libblis4-pthread chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test check test-avx2 ci-sweep venv system-packages clean
@@ -21,7 +21,7 @@ venv: $(STAMP)
 
 system-packages:
 	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
-		echo "installing $(SYSTEM_PACKAGES) (emulated AArch64 verification, the BLIS baselines, the browser test)"; \
+		echo "installing $(SYSTEM_PACKAGES) (emulated AArch64 verification, the BLIS baselines, the browser test, the PostgreSQL server)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi

@@ -44,3 +44,19 @@ def sabotaged(mr: int, nr: int, kc: int, dtype: str = "f32") -> Strategy:
 @pytest.fixture(scope="session")
 def host():
     return host_target()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A real PostgreSQL server for the whole session, in a temporary folder (stopped afterwards)."""
+    from .pg_cluster import Cluster
+    cluster = Cluster().start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_cluster, request):
+    """A new empty database on that server, for one test."""
+    import re
+    return pg_cluster.create_database(re.sub(r"\W", "_", request.node.name)[:50].lower())

@@ -39,7 +39,7 @@ from runner.report.report import TOP_HEADERS, build_report
 from runner.search.space import MAX_BUDGET, MAX_SWEEP_SECONDS, METHODS, max_jobs
 from runner.search.shared import DEFAULT_HEARTBEAT, SharedSweep
 from runner.search.sweep import GIVE_UP_AFTER, Sweep, summary_line
-from runner.store.database import Database, database_arg
+from runner.store.database import RECONNECT_SECONDS, Database, database_arg
 from runner.store.results import DEFAULT_DB, FINAL, Store, StoreError
 from runner.studies.compare import COPIES, compare
 from runner.studies.crossover import boundary_json, find_boundary, plot as crossover_plot, point_json
@@ -196,10 +196,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(experiment.sweep, **overrides)
         if args.study is None and args.db.is_url:
             raise ConfigError("--db: a server takes shared sweeps: name the study with --study NAME")
+        if args.study is not None and not args.db.is_url:
+            raise ConfigError(f"--study: shared sweeps need a database server for --db (a postgresql:// URL), "
+                              f"not the file {args.db}")
         with Store(args.db) as store:
             target = runnable_target(experiment.target)
             sweep = Sweep(experiment, target, store, settings, args.resume) if args.study is None else \
-                SharedSweep(experiment, target, store, settings, args.resume, args.study, args.heartbeat)
+                SharedSweep(experiment, target, store, settings, args.resume, args.study, args.heartbeat,
+                            args.reconnect)
             records = []
             if args.json:
                 json_lines.emit(json_lines.context("sweep", sweep.target))
@@ -447,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--heartbeat", type=_count(1, 3600), default=DEFAULT_HEARTBEAT, metavar="S",
                        help=f"with --study: seconds between a claimed candidate's heartbeats; a worker silent "
                             f"for 3 of them is taken as dead and its candidate retried (default {DEFAULT_HEARTBEAT})")
+    sweep.add_argument("--reconnect", type=_checked(float, lambda v: check_seconds(v, 86400, "value")),
+                       default=RECONNECT_SECONDS, metavar="S",
+                       help=f"with --study: how long a server that stopped answering is retried before the worker "
+                            f"stops with one line (default {RECONNECT_SECONDS:g})")
     sweep.add_argument("--top", type=_count(1, MAX_ROWS), default=10, help="rows in the final table")
     sweep.add_argument("--markdown", type=files.output_file, metavar="FILE", help="also write a Markdown summary")
     sweep.add_argument("--json", action="store_true", help="one JSON object per candidate and phase on stdout")

@@ -20,13 +20,14 @@ import hashlib
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import warnings
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import optuna
-from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_trials
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 
 from pipelines.targets import Target
@@ -38,7 +39,7 @@ from runner.measure.trust import is_noisy
 from runner.search.candidates import MAX_PROPOSALS, CandidateSource, score
 from runner.search.space import SweepSettings
 from runner.search.sweep import Sweep, best_per_problem
-from runner.store.database import StoreError, with_reconnects
+from runner.store.database import RECONNECT_SECONDS, StoreError, with_reconnects
 from runner.store.results import FINAL, RESCREEN, SCREEN, SCREENING, Store
 
 if TYPE_CHECKING:
@@ -80,9 +81,12 @@ def optuna_storage(url: str, heartbeat: int) -> RDBStorage:
         with engine.connect() as db:
             db.execute(sqlalchemy.text("SELECT pg_advisory_lock(7262)"))
             try:
-                return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=heartbeat,
-                                  grace_period=3 * heartbeat,
-                                  heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=MAX_RETRIES))
+                with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=heartbeat,
+                                      grace_period=3 * heartbeat,
+                                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                                          max_retry=MAX_RETRIES))
             finally:
                 db.execute(sqlalchemy.text("SELECT pg_advisory_unlock(7262)"))
                 db.commit()
@@ -228,21 +232,23 @@ class SharedSweep(Sweep):
     as a sweep on one machine, its work taken from (and its results given to) the study."""
 
     def __init__(self, experiment: "Experiment", target: Target, store: Store, settings: SweepSettings,
-                 resume: bool, study: str, heartbeat: int = DEFAULT_HEARTBEAT):
-        if not store.is_server:
-            raise StoreError(f"--study: shared sweeps need a database server for --db (a postgresql:// URL), "
-                             f"not the file {store.shown}")
+                 resume: bool, study: str, heartbeat: int = DEFAULT_HEARTBEAT,
+                 reconnect: float = RECONNECT_SECONDS):
+        assert store.is_server, "the CLI lets only a server's store take a study"
         self.study_name = study
         self.heartbeat = heartbeat
+        self.patience = reconnect
+        store.patience = reconnect
         self.host_kind = host_kind(target)
-        self.storage = with_reconnects(lambda: optuna_storage(store.database.url_text, heartbeat), store.shown)
+        self.storage = with_reconnects(lambda: optuna_storage(store.database.url_text, heartbeat), store.shown,
+                                       reconnect)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         super().__init__(experiment, target, store, settings, resume)
         self._check_config(config_fingerprint(experiment, settings))
 
     def _reconnect(self, action):
-        return with_reconnects(action, self.store.shown,
-                               on_wait=lambda line: print(f"ukl: {line}", flush=True))
+        return with_reconnects(action, self.store.shown, self.patience,
+                               on_wait=lambda line: print(f"ukl: {line}", file=sys.stderr, flush=True))
 
     def _source(self) -> CandidateSource:
         return CandidateSource(self.target, None, {}, self._expand)  # replaced by each phase's queue

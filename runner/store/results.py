@@ -25,7 +25,7 @@ from transforms.strategy import strategy_hash
 
 from runner.measure.environment import host_cpu_model, host_kind, versions
 from runner.measure.record import Record
-from runner.store.database import (LOCK_WAIT_SECONDS, Database, StoreError, as_database, server_engine,
+from runner.store.database import (LOCK_WAIT_SECONDS, RECONNECT_SECONDS, Database, StoreError, as_database, server_engine,
                                    server_problem, sqlite_engine, sqlite_problem, with_reconnects)
 
 __all__ = ["Store", "StoreError", "DEFAULT_DB", "SCHEMA_VERSION", "PHASES", "FULL", "SCREEN", "RESCREEN", "FINAL",
@@ -163,6 +163,8 @@ class Store:
     def __init__(self, db: Database | Path | str = DEFAULT_DB, *, readonly: bool = False):
         self.database = as_database(db)
         self.readonly = readonly
+        #: How long a server that stopped answering is retried (seconds).
+        self.patience = RECONNECT_SECONDS
         self.path = self.database.path
         self.shown = self.database.shown
         if self.path is not None:
@@ -284,7 +286,7 @@ class Store:
 
     def _retrying(self, action: Callable[[], T]) -> T:
         """A server that stops answering is retried with backoff (SQLite waits for its lock itself)."""
-        return action() if self.path is not None else with_reconnects(action, self.shown)
+        return action() if self.path is not None else with_reconnects(action, self.shown, self.patience)
 
     @property
     def repro_root(self) -> Path:
@@ -366,7 +368,8 @@ class Store:
 
         def insert(db: Connection) -> bool:
             db.execute(_insert_ignoring(db, workloads).values(hash=workload_hash, kind=kind, problem_json=canonical))
-            return db.execute(_insert_ignoring(db, results).values(**row)).rowcount == 1
+            inserted = db.execute(_insert_ignoring(db, results).values(**row).returning(results.c.id)).first()
+            return inserted is not None
         return self._write(insert)
 
     def add_crossover(self, run_id: int, experiment: str, target: Target, dtype: str, routes: list[str],

@@ -1,0 +1,177 @@
+"""Sweeps shared through a real PostgreSQL server: workers pull candidates from one study, a killed
+worker's candidate is retried by another, results are written once, a lost server is one line."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import optuna
+import pytest
+
+from pipelines.targets import get_target
+from runner.measure.environment import host_kind
+from runner.store.results import Store
+
+from .sabotage_steps import PLUGIN
+
+SHARED = textwrap.dedent("""
+    [experiment]
+    name = "shared"
+    [timing]
+    min_sample_seconds = 0.005
+    samples = 10
+    [space]
+    mr = [4, 6]
+    nr = [8, 16]
+    kc = [64]
+    unroll = [1, 4]
+    [sweep]
+    timeout_seconds = 60
+    leaders = 2
+    jobs = 1
+    [[strategy]]
+    name = "slow-4x8"
+    mr = 4
+    nr = 8
+    kc = 64
+    steps = ["tile_k", "vectorize", "hoist_accumulators", {step = "test_slow_compile", seconds = SLOW},
+             "lower_contraction", "lower_transfers"]
+""")
+#: The grid's 8 points and the listed slow strategy.
+CANDIDATES = 9
+
+
+def config(tmp_path, slow=6.0, name="s.toml", text=SHARED):
+    path = tmp_path / name
+    path.write_text(text.replace("SLOW", str(slow)))
+    return path
+
+
+def worker(path, url, study, *extra, **popen):
+    env = {**os.environ, "UKL_PLUGINS": PLUGIN, "PYTHONPATH": os.getcwd()}
+    return subprocess.Popen([sys.executable, "-m", "runner.cli", "sweep", str(path), "--db", url, "--study", study,
+                             "--heartbeat", "1", "--json", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, **popen)
+
+
+def screen_study(url, study):
+    from runner.store.database import Database
+    storage = optuna.storages.RDBStorage(Database(url).url_text)
+    return optuna.load_study(study_name=f"{study}|screen|{host_kind(get_target('host'))}", storage=storage)
+
+
+def running_slow_worker(url, study, timeout=60.0):
+    """The pid of the worker measuring the slow candidate, once one has claimed it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            for trial in screen_study(url, study).get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+                if "slow-4x8" in trial.user_attrs.get("ukl:candidate", "") and "ukl:worker" in trial.user_attrs:
+                    return int(trial.user_attrs["ukl:worker"].rsplit(":", 1)[1])
+        except KeyError:  # the study is not created yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError("no worker claimed the slow candidate")
+
+
+@pytest.mark.slow
+def test_three_workers_one_killed_every_candidate_screened_once_and_leaders_remeasured(tmp_path, pg_url):
+    path = config(tmp_path)
+    workers = [worker(path, pg_url, "three") for _ in range(3)]
+    victim = running_slow_worker(pg_url, "three")
+    os.kill(victim, signal.SIGKILL)
+    outputs = {}
+    for w in workers:
+        out, err = w.communicate(timeout=240)
+        outputs[w.pid] = (w.returncode, err)
+    assert outputs[victim][0] == -signal.SIGKILL
+    for pid, (code, err) in outputs.items():
+        if pid != victim:
+            assert code == 0, err
+    with Store(pg_url, readonly=True) as store:
+        rows = list(store.rows(study="three"))
+    screens = [r for r in rows if r["phase"] == "screen"]
+    keys = [r["gemm_hash"] or r["strategy_hash"] for r in screens]
+    assert len(screens) == CANDIDATES and len(set(keys)) == CANDIDATES  # each exactly once
+    assert all(r["status"] == "ok" for r in screens), [(r["name"], r["status"], r["error"]) for r in screens]
+    assert any(r["name"] == "slow-4x8" for r in screens)  # the killed worker's candidate, retried by another
+    finals = [r for r in rows if r["phase"] == "final"]
+    best = sorted((r for r in rows if r["phase"] in ("screen", "rescreen")), key=lambda r: -r["gflops"])
+    assert len(finals) == 2 and {r["strategy_hash"] for r in finals} <= {r["strategy_hash"] for r in best}
+    retried = [t for t in screen_study(pg_url, "three").get_trials() if "failed_trial" in t.system_attrs]
+    assert len(retried) == 1 and retried[0].state == optuna.trial.TrialState.COMPLETE
+
+
+@pytest.mark.slow
+def test_a_worker_with_another_config_is_refused_in_one_line(tmp_path, pg_url):
+    first = worker(config(tmp_path, slow=0.0), pg_url, "cfg")
+    assert first.wait(timeout=240) == 0, first.stderr.read()
+    other = worker(config(tmp_path, slow=0.0, name="other.toml", text=SHARED.replace("leaders = 2", "leaders = 3")),
+                   pg_url, "cfg")
+    out, err = other.communicate(timeout=60)
+    assert other.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "--study cfg: was started with another config" in err
+
+
+@pytest.mark.slow
+def test_the_server_going_away_is_retried_then_one_line(tmp_path):
+    from ..pg_cluster import Cluster
+    cluster = Cluster().start()
+    try:
+        url = cluster.create_database("away")
+        w = worker(config(tmp_path, slow=4.0), url, "away", "--reconnect", "5")
+        running_slow_worker(url, "away")
+        cluster.stop()  # mid-candidate: the result cannot be written, the trial cannot be told
+        out, err = w.communicate(timeout=120)
+        lines = [line for line in err.splitlines() if "Traceback" not in line]
+        assert w.returncode == 2 and "Traceback" not in err, err
+        assert "retrying in" in err  # it waited, with backoff, before giving up
+        assert lines[-1].startswith("ukl: error: postgresql://ukl@/away") and "no answer for 5 s" in lines[-1]
+        cluster.start()  # what was written before is kept, and the sweep resumes where it stopped
+        with Store(url, readonly=True) as store:
+            before = list(store.rows(study="away"))
+        again = worker(config(tmp_path, slow=4.0), url, "away", "--resume")
+        out, err = again.communicate(timeout=240)
+        assert again.returncode == 0, err
+        with Store(url, readonly=True) as store:
+            rows = list(store.rows(study="away"))
+        assert rows[:len(before)] == before
+        assert len([r for r in rows if r["phase"] == "screen"]) == CANDIDATES
+        assert len([r for r in rows if r["phase"] == "final"]) == 2
+    finally:
+        cluster.destroy()
+
+
+def test_a_result_is_stored_once_per_study_candidate_host_kind_and_phase(pg_url, host):
+    from runner.measure.lifecycle import Candidate, evaluate
+    from ..conftest import FAST_TIMING, best_host_strategy
+    record = evaluate(Candidate.microkernel(best_host_strategy(64), host), FAST_TIMING)
+    with Store(pg_url) as store:
+        run = store.start_run("test", host)
+        assert store.add(run, record, host, phase="screen", study="once")
+        assert not store.add(run, record, host, phase="screen", study="once")  # a retried worker's second write
+        assert store.add(run, record, host, phase="final", study="once")
+        assert store.add(run, record, host, phase="screen")  # outside a study, every run is kept
+        assert store.add(run, record, host, phase="screen")
+        rows = list(store.rows())
+    assert [(r["phase"], r["study"]) for r in rows] == [("screen", "once"), ("final", "once"), ("screen", None),
+                                                        ("screen", None)]
+    assert json.loads(rows[0]["record_json"])["gflops"] == record.to_json()["gflops"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--study", "x"], "--study: shared sweeps need a database server for --db (a postgresql:// URL)"),
+    (["--db", "postgresql://nobody@/nowhere?host=/nonexistent"], "--db: a server takes shared sweeps: name the study"),
+    (["--study", "a|b"], "a study name: must be a plain name"),
+    (["--db", "mysql://x/y", "--study", "x"], "unsupported database URL"),
+])
+def test_bad_shared_sweep_arguments_are_one_line(tmp_path, args, message):
+    env = {**os.environ, "UKL_PLUGINS": PLUGIN, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.run([sys.executable, "-m", "runner.cli", "sweep", str(config(tmp_path)), "--db",
+                           str(tmp_path / "r.sqlite"), *args], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert message in proc.stderr
+    assert not (tmp_path / "r.sqlite").exists()
