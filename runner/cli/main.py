@@ -35,7 +35,7 @@ from runner.measure.record import Record, rank
 from runner.measure.timing import (MAX_SAMPLES, MIN_ROUNDS, MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy,
                                    check_count, check_sample_seconds, check_seconds)
 from runner.report.display import terminal
-from runner.report.report import TOP_HEADERS, build_report
+from runner.report.report import TOP_HEADERS, build_report, side_by_side_rows
 from runner.search.space import MAX_BUDGET, MAX_SWEEP_SECONDS, METHODS, max_jobs
 from runner.search.shared import DEFAULT_HEARTBEAT, SharedSweep
 from runner.search.sweep import GIVE_UP_AFTER, Sweep, summary_line
@@ -281,6 +281,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
         json_lines.emit(json_lines.context("report", get_target(args.target) if args.target in TARGETS else None))
         for data in report.ranked_records(args.top):
             json_lines.emit(json_lines.result(data))
+        for experiment, by_host in (report.best_per_host if len(report.hosts) > 1 else {}).items():
+            for host, row in by_host.items():
+                json_lines.emit(json_lines.line("best_per_host", {"experiment": experiment, "host": host,
+                                                                  "name": row["name"], "gflops": row["gflops"],
+                                                                  "fraction_of_peak": row["fraction_of_peak"]}))
         json_lines.emit(json_lines.line("summary", {"summary": report.summary(), "statuses": dict(report.statuses),
                                                     "rejections": report.rejections,
                                                     "plots": [p.title for p in report.plots]}))
@@ -288,6 +293,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(terminal(report.summary()))
         print(tabulate([[terminal(cell) for cell in row] for row in report.top], headers=TOP_HEADERS,
                        disable_numparse=True))
+        if len(report.hosts) > 1:
+            headers, rows = side_by_side_rows(report.best_per_host)
+            print("\nbest strategy per kind of host:")
+            print(tabulate([[terminal(c) for c in row] for row in rows], headers=[terminal(h) for h in headers],
+                           disable_numparse=True))
         written = [str(p) for p in (args.html, args.plots) if p is not None]
         if written:
             print(f"wrote {', '.join(written)} ({len(report.plots)} plots)")

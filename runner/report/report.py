@@ -47,14 +47,14 @@ class Plot:
 
 
 def best_results(rows: list[dict], target: str | None = None) -> list[dict]:
-    """Per (hash, target, host) the most trustworthy verified row, else its latest failure; and the wrong
+    """Per (hash, kind of host) the most trustworthy verified row, else its latest failure; and the wrong
     answer whenever the latest verification of that hash was wrong."""
     chosen: dict[tuple, dict] = {}
     latest_check: dict[tuple, dict] = {}  # the newest row that ran the verification, right or wrong
     for row in rows:
         if target is not None and row["target"] != target:
             continue
-        key = (row.get("gemm_hash") or row["strategy_hash"], row["target"], row["host_cpu"])
+        key = (row.get("gemm_hash") or row["strategy_hash"], host_group(row))
         if row["correct"] is not None and (key not in latest_check or row["id"] > latest_check[key]["id"]):
             latest_check[key] = row
         old = chosen.get(key)
@@ -74,6 +74,28 @@ def ranked(results: list[dict]) -> list[dict]:
     """The verified results, full-length figures (final, full) above screening ones, each group in the
     order every listing uses (runner.measure.record.rank: GFLOP/s, then fraction of peak)."""
     return sorted((r for r in results if r["status"] == "ok"), key=lambda r: (r["phase"] in SCREENING, *rank(r)))
+
+
+def host_group(row: dict) -> str:
+    """The kind of host a result was measured on, with its target (rows from before schema 4 have no
+    host_kind: their CPU model and target name stand for it)."""
+    return row.get("host_kind") or f"{row['host_cpu']}; {row['target']}"
+
+
+def best_per_host(results: list[dict]) -> dict[str, dict[str, dict]]:
+    """Side by side: for each experiment (one space), the best verified result of each kind of host."""
+    table: dict[str, dict[str, dict]] = {}
+    for r in ranked(results):  # best first
+        table.setdefault(r.get("experiment") or "", {}).setdefault(host_group(r), r)
+    return table
+
+
+def side_by_side_rows(table: dict[str, dict[str, dict]]) -> tuple[list[str], list[list[str]]]:
+    """Headers (experiment, then each kind of host) and one row per experiment."""
+    hosts = sorted({h for by_host in table.values() for h in by_host})
+    def cell(r: dict | None) -> str:
+        return "-" if r is None else f"{r['name']}: {r['gflops']:.2f} ({100 * r['fraction_of_peak']:.1f}% of peak)"
+    return ["experiment", *hosts], [[e, *(cell(by_host.get(h)) for h in hosts)] for e, by_host in sorted(table.items())]
 
 
 def top_rows(results: list[dict], n: int) -> list[list[str]]:
@@ -266,6 +288,14 @@ class Report:
     rejections: dict[str, int] = field(default_factory=dict)
 
     @property
+    def hosts(self) -> list[str]:
+        return sorted({host_group(r) for r in self.results})
+
+    @property
+    def best_per_host(self) -> dict[str, dict[str, dict]]:
+        return best_per_host(self.results)
+
+    @property
     def statuses(self) -> list[tuple[str, int]]:
         return sorted(Counter(r["status"] for r in self.results).items())
 
@@ -293,6 +323,7 @@ class Report:
         return env.get_template("report.html.j2").render(
             title=self.title, db=self.db, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             hosts=sorted({r["host_cpu"] for r in self.results}), targets=sorted({r["target"] for r in self.results}),
+            side_by_side=side_by_side_rows(self.best_per_host) if len(self.hosts) > 1 else None,
             summary=self.summary(), top_headers=TOP_HEADERS, top=self.top, text_columns={1, 2, 3, 4, 9},
             statuses=self.statuses, failures=failures,
             plots=[{"title": p.title, "caption": p.caption, "png": p.png_base64} for p in self.plots])

@@ -50,8 +50,8 @@ def config(tmp_path, slow=6.0, name="s.toml", text=SHARED):
     return path
 
 
-def worker(path, url, study, *extra, **popen):
-    env = {**os.environ, "UKL_PLUGINS": PLUGIN, "PYTHONPATH": os.getcwd()}
+def worker(path, url, study, *extra, env=None, **popen):
+    env = env or {**os.environ, "UKL_PLUGINS": PLUGIN, "PYTHONPATH": os.getcwd()}
     return subprocess.Popen([sys.executable, "-m", "runner.cli", "sweep", str(path), "--db", url, "--study", study,
                              "--heartbeat", "1", "--json", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, **popen)
@@ -175,3 +175,60 @@ def test_bad_shared_sweep_arguments_are_one_line(tmp_path, args, message):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert message in proc.stderr
     assert not (tmp_path / "r.sqlite").exists()
+
+
+TWO = textwrap.dedent("""
+    [experiment]
+    name = "two-kinds"
+    [timing]
+    min_sample_seconds = 0.005
+    samples = 10
+    [defaults]
+    kc = 64
+    [sweep]
+    leaders = 1
+    jobs = 1
+    [[strategy]]
+    name = "a-4x8"
+    mr = 4
+    nr = 8
+    vector_bits = 256
+    [[strategy]]
+    name = "b-6x16"
+    mr = 6
+    nr = 16
+    vector_bits = 256
+""")
+
+
+@pytest.mark.slow
+def test_two_kinds_of_host_each_measure_everything_and_the_report_puts_them_side_by_side(tmp_path, pg_url):
+    """An AVX2-capped worker (UKL_HOST_ISA=avx2) is another kind of host: it never measures for the
+    uncapped one, and the report shows each kind's best beside the other's."""
+    path = tmp_path / "two.toml"
+    path.write_text(TWO)
+    plain = worker(path, pg_url, "two")
+    capped = worker(path, pg_url, "two", env={**os.environ, "UKL_PLUGINS": PLUGIN, "PYTHONPATH": os.getcwd(),
+                                              "UKL_HOST_ISA": "avx2"})
+    for w in (plain, capped):
+        out, err = w.communicate(timeout=240)
+        assert w.returncode == 0, err
+    with Store(pg_url, readonly=True) as store:
+        rows = list(store.rows(study="two"))
+    kinds = {r["host_kind"] for r in rows}
+    assert len(kinds) == 2 and any("capped to avx2" in k for k in kinds)
+    for kind in kinds:
+        screens = [r for r in rows if r["host_kind"] == kind and r["phase"] == "screen"]
+        assert sorted(r["name"] for r in screens) == ["a-4x8", "b-6x16"]
+        assert len([r for r in rows if r["host_kind"] == kind and r["phase"] == "final"]) == 1
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    report = subprocess.run([sys.executable, "-m", "runner.cli", "report", "--db", pg_url], capture_output=True,
+                            text=True, env=env)
+    assert report.returncode == 0, report.stderr
+    assert "best strategy per kind of host" in report.stdout and "capped to avx2" in report.stdout
+    report = subprocess.run([sys.executable, "-m", "runner.cli", "report", "--db", pg_url, "--json"],
+                            capture_output=True, text=True, env=env)
+    from .jsonl import of_type
+    best = of_type(report.stdout, "best_per_host")
+    assert {b["host"] for b in best} == kinds and {b["experiment"] for b in best} == {"two-kinds"}
+    assert all(b["name"] == "b-6x16" for b in best)  # 12 accumulators beat 4 on either kind
