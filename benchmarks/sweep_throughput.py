@@ -5,7 +5,11 @@ screened in an isolated worker. The figure includes worker start-up, the peak me
 the leaders' full-length re-measurement: it is `ukl sweep` as a user runs it. Compile time per
 strategy is reported separately (median and spread over the candidates).
 
+With `--db postgresql://…` the same sweep is shared: `--workers` processes (2 by default, each
+compiling with `--jobs`, 1 by default) join one new study on that server, as on several machines.
+
 usage: .venv/bin/python benchmarks/sweep_throughput.py [--budget N] [--jobs J] [--leaders K]
+                                                      [--db URL [--workers W]]
 """
 from __future__ import annotations
 
@@ -52,33 +56,48 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=120)
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--leaders", type=int, default=5)
+    parser.add_argument("--db", help="a postgresql:// URL: run the sweep as a shared study on that server")
+    parser.add_argument("--workers", type=int, default=2, help="with --db: worker processes (default 2)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "throughput.toml"
         config.write_text(SPACE.format(leaders=args.leaders))
-        command = [sys.executable, "-m", "runner.cli", "sweep", str(config), "--db", str(Path(tmp) / "t.sqlite"),
-                   "--budget", str(args.budget), "--json"] + (["--jobs", str(args.jobs)] if args.jobs else [])
+        command = [sys.executable, "-m", "runner.cli", "sweep", str(config), "--budget", str(args.budget), "--json"]
+        if args.db is None:
+            commands = [command + ["--db", str(Path(tmp) / "t.sqlite")] + (["--jobs", str(args.jobs)] if args.jobs
+                                                                           else [])]
+        else:
+            study = f"throughput-{os.getpid()}-{int(time.time())}"
+            commands = [command + ["--db", args.db, "--study", study, "--jobs", str(args.jobs or 1)]] * args.workers
+        logs = [(Path(tmp) / f"out{i}", Path(tmp) / f"err{i}") for i in range(len(commands))]
         started = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+        procs = [subprocess.Popen(c, stdout=out.open("w"), stderr=err.open("w"), env={**os.environ, "TQDM_DISABLE": "1"})
+                 for c, (out, err) in zip(commands, logs)]
+        for proc in procs:
+            proc.wait()
         wall = time.perf_counter() - started
-    if proc.returncode not in (0, 1):
-        print(proc.stderr, file=sys.stderr)
-        return proc.returncode
-    records = [json.loads(line) for line in proc.stdout.splitlines()]
+        outputs = [(out.read_text(), err.read_text()) for out, err in logs]
+    for proc, (_, err) in zip(procs, outputs):
+        if proc.returncode not in (0, 1):
+            print(err, file=sys.stderr)
+            return proc.returncode
+    records = [r for out, _ in outputs for r in map(json.loads, out.splitlines()) if r["type"] == "result"]
     screened = [r for r in records if r["phase"] == "screen"]
     compile_times = sorted(r["compile_seconds"] for r in screened if r["compile_seconds"] is not None)
     statuses = {s: sum(r["status"] == s for r in screened) for s in sorted({r["status"] for r in screened})}
     rate = len(screened) / wall * 60
     finals = sum(r["phase"] == "final" for r in records)
     rescreens = sum(r["phase"] == "rescreen" for r in records)
-    print(f"candidates: {len(screened)} screened ({statuses}), {rescreens} noisy screens re-screened, "
+    how = "one sweep on SQLite" if args.db is None else f"{args.workers} workers sharing a study on {args.db}"
+    print(f"{how}: {len(screened)} candidates screened ({statuses}), {rescreens} noisy screens re-screened, "
           f"{finals} leaders re-measured")
     print(f"wall time: {wall:.1f} s end to end -> {rate:.0f} candidates/min "
           f"(target >= 120; XTC's MLIR backend: about {XTC_PER_MINUTE}/min)")
     p10, p90 = compile_times[len(compile_times) // 10], compile_times[9 * len(compile_times) // 10]
     print(f"compile time per strategy: median {statistics.median(compile_times):.3f} s, "
           f"p10 {p10:.3f} s, p90 {p90:.3f} s")
-    print(proc.stderr.strip().splitlines()[-1])
+    for _, err in outputs:
+        print(err.strip().splitlines()[-1])
     return 0
 
 

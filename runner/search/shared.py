@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 
 from pipelines.targets import Target
 
+from runner.measure import reproducer
 from runner.measure.environment import host_kind
 from runner.measure.lifecycle import Candidate
 from runner.measure.record import Record, rank
@@ -361,10 +362,8 @@ class SharedSweep(Sweep):
                                lambda p=phase: self._done((p,)), self._reconnect, space, self.settings.budget)
             self.source = queue
             try:
-                for candidate, record in self._evaluate(queue.next, policy, phase,
-                                                        deadline if phase == SCREEN else None, None):
-                    self._keep(self.run_id, candidate, record, phase)
-                    queue.finish(candidate, record)
+                for _, record in self._evaluate(queue.next, policy, phase, deadline if phase == SCREEN else None,
+                                                None):
                     yield record
             finally:
                 queue.release()
@@ -372,8 +371,13 @@ class SharedSweep(Sweep):
                 break  # out of time: the other workers (or a later one) finish the sweep
         self.source.rejected = self.rejected
 
+    def _settle(self, candidate: Candidate, record: Record, phase: str) -> None:
+        """In the worker thread: the record is stored, then its trial is told, so a claim never waits
+        on this process's output (a reader that stopped reading stdout must not hold candidates)."""
+        self._keep(self.run_id, candidate, record, phase)
+        self.source.finish(candidate, record)
+
     def _keep(self, run_id: int, candidate: Candidate, record: Record, phase: str) -> None:
-        from runner.measure import reproducer
         reproducer.attach(self.store.repro_root, candidate, record)
         self.store.add(run_id, record, self.target, self.experiment.name, phase, study=self.study_name)
 

@@ -170,6 +170,10 @@ class Sweep:
             return Candidate(strategy, GemmSpec(**gemm), self.target)
         return Candidate.microkernel(strategy, self.target)
 
+    def _settle(self, candidate: Candidate, record: Record, phase: str) -> None:
+        """What the worker thread does with a result before handing it on: nothing here (the consumer
+        stores it); a shared sweep stores it and releases its claim at once."""
+
     def _evaluate(self, next_candidate, policy: TimingPolicy, phase: str, deadline: float | None,
                   tell) -> Iterator[Record]:
         """Run candidates from `next_candidate()` on `jobs` workers until it returns None or time is up."""
@@ -187,7 +191,9 @@ class Sweep:
                     candidate = next_candidate()
                     if candidate is None:
                         break
-                    results.put(evaluate_in(worker, candidate, policy, lock, self.settings.timeout_seconds, phase))
+                    item = evaluate_in(worker, candidate, policy, lock, self.settings.timeout_seconds, phase)
+                    self._settle(*item, phase)
+                    results.put(item)
             except BaseException as exc:  # surfaced by the consumer below
                 results.put(exc)
             finally:
