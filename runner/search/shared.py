@@ -238,8 +238,8 @@ class SharedSweep(Sweep):
         assert store.is_server, "the CLI lets only a server's store take a study"
         self.study_name = study
         self.heartbeat = heartbeat
-        self.patience = reconnect
         store.patience = reconnect
+        store.on_wait = lambda line: print(f"ukl: {line}", file=sys.stderr, flush=True)
         self.host_kind = host_kind(target)
         self.storage = with_reconnects(lambda: optuna_storage(store.database.url_text, heartbeat), store.shown,
                                        reconnect)
@@ -248,8 +248,7 @@ class SharedSweep(Sweep):
         self._check_config(config_fingerprint(experiment, settings))
 
     def _reconnect(self, action):
-        return with_reconnects(action, self.store.shown, self.patience,
-                               on_wait=lambda line: print(f"ukl: {line}", file=sys.stderr, flush=True))
+        return with_reconnects(action, self.store.shown, self.store.patience, self.store.on_wait)
 
     def _source(self) -> CandidateSource:
         return CandidateSource(self.target, None, {}, self._expand)  # replaced by each phase's queue

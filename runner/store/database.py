@@ -134,7 +134,12 @@ def sqlite_problem(shown: str, exc: BaseException) -> str:
 
 
 def server_problem(shown: str, exc: BaseException) -> str:
-    """One line from a server's error (its first line: psycopg adds hints below it)."""
+    """One line from a server's error (its first line: psycopg adds hints below it); behind a
+    library's own wrapper (Optuna's StorageInternalError), the driver's error it wraps."""
+    cause = exc
+    while cause is not None and not isinstance(cause, sqlalchemy.exc.DBAPIError):
+        cause = cause.__cause__ or cause.__context__
+    exc = cause or exc
     orig = getattr(exc, "orig", None) or exc
     first = next((line.strip() for line in str(orig).splitlines() if line.strip()), type(orig).__name__)
     return f"{shown}: {first}"

@@ -163,8 +163,9 @@ class Store:
     def __init__(self, db: Database | Path | str = DEFAULT_DB, *, readonly: bool = False):
         self.database = as_database(db)
         self.readonly = readonly
-        #: How long a server that stopped answering is retried (seconds).
+        #: How long a server that stopped answering is retried (seconds), and who hears of each retry.
         self.patience = RECONNECT_SECONDS
+        self.on_wait: Callable[[str], None] | None = None
         self.path = self.database.path
         self.shown = self.database.shown
         if self.path is not None:
@@ -286,7 +287,7 @@ class Store:
 
     def _retrying(self, action: Callable[[], T]) -> T:
         """A server that stops answering is retried with backoff (SQLite waits for its lock itself)."""
-        return action() if self.path is not None else with_reconnects(action, self.shown, self.patience)
+        return action() if self.path is not None else with_reconnects(action, self.shown, self.patience, self.on_wait)
 
     @property
     def repro_root(self) -> Path:
