@@ -77,6 +77,18 @@ class CandidateSource:
             self.rejected[str(exc)] += 1
             return []
 
+    def _ask(self, study, space: SearchSpace):
+        """(trial, candidate): the sampler's next point; an invalid one is told 0, so TPE learns to
+        avoid it, and comes back as (trial, None)."""
+        trial = study.ask()
+        point = {knob: trial.suggest_categorical(knob, list(values)) for knob, values in space.choices.items()}
+        candidates = self._admit(space, point)
+        if not candidates:
+            study.tell(trial, 0.0)
+            return trial, None
+        (candidate,) = candidates  # the tuner tunes one problem (the config checks it)
+        return trial, candidate
+
     def next(self) -> Candidate | None:
         raise NotImplementedError
 
@@ -165,14 +177,9 @@ class TunerSource(CandidateSource):
                 self._issued += 1
                 return self._listed.pop(0)
             for _ in range(MAX_PROPOSALS):
-                trial = self._study.ask()
-                point = {knob: trial.suggest_categorical(knob, list(values))
-                         for knob, values in self._space.choices.items()}
-                candidates = self._admit(self._space, point)
-                if not candidates:
-                    self._study.tell(trial, 0.0)
+                trial, candidate = self._ask(self._study, self._space)
+                if candidate is None:
                     continue
-                (candidate,) = candidates  # the tuner tunes one problem (the config checks it)
                 key = candidate.key
                 if key in self._pending:
                     self._pending[key].append(trial)

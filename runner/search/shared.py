@@ -178,15 +178,10 @@ class StudyQueue(CandidateSource):
                        if CANDIDATE in t.user_attrs]
             if self.budget is not None and len(started) >= self.budget:
                 return None
-            trial = self.study.ask()
-            self.study._storage.record_heartbeat(trial._trial_id)
-            point = {knob: trial.suggest_categorical(knob, list(values))
-                     for knob, values in self._space.choices.items()}
-            candidates = self._admit(self._space, point)
-            if not candidates:
-                self.study.tell(trial, 0.0)
+            trial, candidate = self._ask(self.study, self._space)
+            if candidate is None:
                 continue
-            (candidate,) = candidates  # the tuner tunes one problem (the config checks it)
+            self.study._storage.record_heartbeat(trial._trial_id)
             if candidate.key in {json.loads(t.user_attrs[CANDIDATE])["key"] for t in started
                                  if t.state == TrialState.RUNNING}:
                 self.study.tell(trial, state=TrialState.PRUNED)  # being measured by another worker now

@@ -54,7 +54,8 @@ def test_peak_kernel_is_independent_vector_fma_chains_at_every_width(name):
         code = compile_peak(target, "f32", bits)
         loop = asm.hot_loop(code.assembly, "ukl_fma_peak")
         fmas = [i for i in loop if asm.is_fma(i)]
-        assert len(fmas) == 4 * target.peak_accumulators
+        # 4 FMAs per chain per iteration; LLVM may unroll the loop further (znver5 capped to AVX2 does, 2x)
+        assert len(fmas) % (4 * target.peak_accumulators) == 0 and fmas
         written = {i.operands[0] if target.is_aarch64 else i.operands[-1] for i in fmas}
         assert len(written) == target.peak_accumulators
         assert {asm.fma_bits(i) for i in fmas} == {bits}, f"{name} at {bits} bits"
