@@ -233,3 +233,26 @@ def test_two_kinds_of_host_each_measure_everything_and_the_report_puts_them_side
     best = of_type(report.stdout, "best_per_host")
     assert {b["host"] for b in best} == kinds and {b["experiment"] for b in best} == {"two-kinds"}
     assert all(b["name"] == "b-6x16" for b in best)  # 12 accumulators beat 4 on either kind
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_tpe_study(tmp_path, pg_url):
+    """method = "tuner": the screening study is Optuna's TPE study on the server; both workers ask it,
+    the budget holds across them, and no candidate is screened twice."""
+    text = SHARED.replace("[sweep]", '[sweep]\nmethod = "tuner"\nbudget = 6')
+    text = text[:text.index("[[strategy]]")]  # the space alone
+    path = tmp_path / "tuner.toml"
+    path.write_text(text.replace("kc = [64]", "kc = [64, 128]"))
+    workers = [worker(path, pg_url, "tpe") for _ in range(2)]
+    for w in workers:
+        out, err = w.communicate(timeout=240)
+        assert w.returncode == 0, err
+    with Store(pg_url, readonly=True) as store:
+        rows = list(store.rows(study="tpe"))
+    keys = [r["strategy_hash"] for r in rows if r["phase"] == "screen"]
+    assert 1 <= len(keys) <= 6 and len(set(keys)) == len(keys)
+    assert len([r for r in rows if r["phase"] == "final"]) == min(2, len(keys))
+    trials = screen_study(pg_url, "tpe").get_trials()
+    measured = [t for t in trials if "ukl:candidate" in t.user_attrs and t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(measured) >= len(keys) and all(t.value > 0 for t in measured)
+    assert all(t.params.keys() == {"mr", "nr", "kc", "unroll"} for t in measured)  # proposed by TPE, not queued
