@@ -250,7 +250,8 @@ def test_two_workers_share_one_tpe_study(tmp_path, pg_url):
     with Store(pg_url, readonly=True) as store:
         rows = list(store.rows(study="tpe"))
     keys = [r["strategy_hash"] for r in rows if r["phase"] == "screen"]
-    assert 1 <= len(keys) <= 6 and len(set(keys)) == len(keys)
+    # Each worker checks the budget before asking: two that ask at once may go one over it
+    assert 1 <= len(keys) <= 6 + 1 and len(set(keys)) == len(keys)
     assert len([r for r in rows if r["phase"] == "final"]) == min(2, len(keys))
     trials = screen_study(pg_url, "tpe").get_trials()
     measured = [t for t in trials if "ukl:candidate" in t.user_attrs and t.state == optuna.trial.TrialState.COMPLETE]
