@@ -119,10 +119,12 @@ class _Heartbeat:
 class StudyQueue(CandidateSource):
     """Candidates claimed one at a time from a phase's Optuna study (thread-safe, like every source)."""
 
-    def __init__(self, study: optuna.Study, target: Target, expand, heartbeat: int, measured: Callable[[], dict],
-                 reconnect: Callable, space=None, budget: int | None = None):
+    def __init__(self, study: optuna.Study, storage: RDBStorage, target: Target, expand, heartbeat: int,
+                 measured: Callable[[str], dict[str, float]], reconnect: Callable, space=None,
+                 budget: int | None = None):
         super().__init__(target, budget, {}, expand)
         self.study = study
+        self.storage = storage
         self.heartbeat = heartbeat
         self._measured = measured
         self._reconnect = reconnect
@@ -152,7 +154,7 @@ class StudyQueue(CandidateSource):
         with warnings.catch_warnings():  # "experimental" since Optuna 2.9, and what its own optimize() calls
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(self.study)
-        storage = self.study._storage
+        storage = self.storage  # trials are claimed by id (FrozenTrial._trial_id), as Optuna's own ask() does
         for waiting in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             try:
                 if not storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING):
@@ -181,7 +183,7 @@ class StudyQueue(CandidateSource):
             trial, candidate = self._ask(self.study, self._space)
             if candidate is None:
                 continue
-            self.study._storage.record_heartbeat(trial._trial_id)
+            self.storage.record_heartbeat(trial._trial_id)
             if candidate.key in {json.loads(t.user_attrs[CANDIDATE])["key"] for t in started
                                  if t.state == TrialState.RUNNING}:
                 self.study.tell(trial, state=TrialState.PRUNED)  # being measured by another worker now
@@ -194,7 +196,7 @@ class StudyQueue(CandidateSource):
     def _settled(self, number: int, candidate: Candidate) -> bool:
         """True (and the trial told its stored score) when this study already has the candidate's
         result here: its worker died after writing it, or the tuner proposed it again."""
-        done = self._measured()
+        done = self._measured(candidate.key)
         if candidate.key not in done:
             return False
         self.resumed.add(candidate.key)
@@ -202,7 +204,7 @@ class StudyQueue(CandidateSource):
         return True
 
     def _start(self, trial_id: int, number: int, candidate: Candidate) -> Candidate:
-        storage = self.study._storage
+        storage = self.storage
         storage.set_trial_user_attr(trial_id, CANDIDATE, json.dumps({**candidate.to_dict(), "key": candidate.key}))
         storage.set_trial_user_attr(trial_id, WORKER, f"{socket.gethostname()}:{os.getpid()}")
         self._claimed[candidate.key] = (number, _Heartbeat(storage, trial_id, self.heartbeat))
@@ -305,8 +307,8 @@ class SharedSweep(Sweep):
             study.enqueue_trial({}, user_attrs={CANDIDATE: json.dumps({**c.to_dict(), "key": c.key})})
         return len(held) + len(fresh)
 
-    def _done(self, phases: tuple[str, ...]) -> dict[str, float]:
-        return self.store.measured(self.target, phases, self.study_name)
+    def _done(self, phases: tuple[str, ...], key: str | None = None) -> dict[str, float]:
+        return self.store.measured(self.target, phases, self.study_name, key)
 
     def _fill_screen(self, study: optuna.Study) -> int:
         """Grid and random: every candidate (budget and --resume applied as on one machine). Tuner:
@@ -352,8 +354,9 @@ class SharedSweep(Sweep):
                                     (FINAL, self._fill_final, self.experiment.timing)):
             study = self._phase_study(phase, fill)
             space = self.experiment.space if phase == SCREEN and self.settings.method == "tuner" else None
-            queue = StudyQueue(study, self.target, self._expand, self.heartbeat,
-                               lambda p=phase: self._done((p,)), self._reconnect, space, self.settings.budget)
+            queue = StudyQueue(study, self.storage, self.target, self._expand, self.heartbeat,
+                               lambda key, p=phase: self._done((p,), key), self._reconnect, space,
+                               self.settings.budget)
             self.source = queue
             try:
                 for _, record in self._evaluate(queue.next, policy, phase, deadline if phase == SCREEN else None,

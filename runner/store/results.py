@@ -196,9 +196,9 @@ class Store:
         return self.path is None
 
     def _open(self) -> None:
-        if self.path is None:
+        if self.path is None:  # not retried: a server that never answered is a wrong URL more often than not
             self._engine = server_engine(self.database)
-            self._retrying(self._open_server)
+            self._open_server()
             return
         if self.readonly:
             disk = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=LOCK_WAIT_SECONDS,
@@ -425,16 +425,19 @@ class Store:
                 totals[reason] = totals.get(reason, 0) + int(count)
         return totals
 
-    def measured(self, target: Target, phases: tuple[str, ...], study: str | None = None) -> dict[str, float]:
+    def measured(self, target: Target, phases: tuple[str, ...], study: str | None = None,
+                 key: str | None = None) -> dict[str, float]:
         """Candidate key (a GEMM's hash, else the strategy's) -> best fraction of peak (0 when never
         verified) over results of `phases` for `target` on this kind of host (of one shared sweep, when
-        `study` is given): what --resume skips."""
+        `study` is given; of one candidate, when `key` is): what --resume skips."""
         r = results.c
         query = (select(CANDIDATE_KEY, func.max(func.coalesce(r.fraction_of_peak, 0.0)))
                  .where(r.target == target.name, r.host_cpu == host_cpu_model(), r.phase.in_(phases))
                  .group_by(CANDIDATE_KEY))
         if study is not None:
             query = query.where(r.study == study, r.host_kind == host_kind(target))
+        if key is not None:
+            query = query.where(CANDIDATE_KEY == key)
         return {key: value for key, value in self._read(lambda db: db.execute(query).all())}
 
     def strategy(self, hash_prefix: str) -> dict[str, Any]:

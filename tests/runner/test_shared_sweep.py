@@ -257,3 +257,14 @@ def test_two_workers_share_one_tpe_study(tmp_path, pg_url):
     measured = [t for t in trials if "ukl:candidate" in t.user_attrs and t.state == optuna.trial.TrialState.COMPLETE]
     assert len(measured) >= len(keys) and all(t.value > 0 for t in measured)
     assert all(t.params.keys() == {"mr", "nr", "kc", "unroll"} for t in measured)  # proposed by TPE, not queued
+
+
+def test_a_server_that_does_not_answer_at_start_is_one_line_at_once(pg_cluster):
+    """A wrong URL (here: a database that does not exist) is not waited for: one line, exit 2."""
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "runner.cli", "report", "--db", pg_cluster.url("no_such_db")],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert 'database "no_such_db" does not exist' in proc.stderr
+    assert time.monotonic() - started < 20
