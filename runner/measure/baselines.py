@@ -10,6 +10,7 @@ kernel family (threadpoolctl) and BLIS's version and sub-configuration (`bli_arc
 from __future__ import annotations
 
 import ctypes
+import os
 import glob
 from dataclasses import dataclass
 from functools import lru_cache
@@ -67,8 +68,14 @@ def _loop_overhead(call: Callable[[], None]) -> Callable[[], float]:
 
 
 def openblas_configuration() -> str:
+    """OpenBLAS's version and kernel family; a family forced by $OPENBLAS_CORETYPE is said so, since it
+    is not what OpenBLAS would pick for this core (some machines set it to dodge old OpenBLAS bugs)."""
     found = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
-    return "unknown BLAS" if not found else f"OpenBLAS {found[0].get('version')} ({found[0].get('architecture')})"
+    if not found:
+        return "unknown BLAS"
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    return f"OpenBLAS {found[0].get('version')} ({found[0].get('architecture')}" + \
+        (f", forced by OPENBLAS_CORETYPE={forced}" if forced else "") + ")"
 
 
 def numpy_matmul(a: np.ndarray, b: np.ndarray, c: np.ndarray, threads: int = 1) -> Baseline:

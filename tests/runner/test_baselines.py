@@ -47,3 +47,12 @@ def test_a_gemm_run_without_blis_says_what_to_install_in_one_line(tmp_path, caps
         baselines.blis_library.cache_clear()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "install Debian's libblis4-serial" in err
+
+
+def test_a_kernel_family_forced_by_the_environment_is_named_as_such(monkeypatch):
+    """Some machines set OPENBLAS_CORETYPE (Haswell on a Zen 5 here): a record must not pass that
+    family off as OpenBLAS's own choice for the core."""
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert baselines.openblas_configuration().endswith(", forced by OPENBLAS_CORETYPE=Haswell)")
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    assert "forced" not in baselines.openblas_configuration()
