@@ -24,10 +24,11 @@ from transforms.steps import CAfterLoop, Prefetch, ScalarLoads, UnrollK
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
 
-def best_kernel(dtype: str, kc: int) -> Strategy:
-    """The host's best register tile at its widest vectors: accumulators fill the register file."""
+def best_kernel(dtype: str, kc: int, mr: int | None = None) -> Strategy:
+    """The host's best register tile at its widest vectors (accumulators fill the register file), or
+    `mr` rows of the same two vectors (a sweep such as experiments/gemm_large.toml may prefer fewer)."""
     host = host_target()
-    mr, nr = (12 if host.vector_registers >= 32 else 6), 2 * host.lanes(dtype)
+    mr, nr = mr or (12 if host.vector_registers >= 32 else 6), 2 * host.lanes(dtype)
     steps = REGISTER_RESIDENT_STEPS + (ScalarLoads(), CAfterLoop(), UnrollK(4), Prefetch(16))
     return Strategy(f"{mr}x{nr}-k{kc}", KernelSpec(mr, nr, kc, dtype), steps)
 
@@ -37,6 +38,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048], help="M = N = K")
     parser.add_argument("--dtypes", nargs="+", default=["f32"], choices=["f32", "f64"])
     parser.add_argument("--kc", type=int, default=256)
+    parser.add_argument("--mr", type=int, help="rows of the register tile (default: 12 with 32 vector registers, "
+                        "else 6)")
     parser.add_argument("--mc", type=int, default=96)
     parser.add_argument("--nc", type=int, default=1024)
     parser.add_argument("--samples", type=int, default=10)
@@ -52,7 +55,7 @@ def main() -> None:
     records = []
     for threads in dict.fromkeys(args.threads):
         for dtype in args.dtypes:
-            strategy = best_kernel(dtype, args.kc)
+            strategy = best_kernel(dtype, args.kc, args.mr)
             for size in args.sizes:
                 k = strategy.kernel
                 spec = GemmSpec(size, size, size, dtype=dtype, mr=k.mr, nr=k.nr, kc=k.kc,

@@ -234,6 +234,8 @@ class Store:
     def _open_server(self) -> None:
         version = self._check()
         if version < SCHEMA_VERSION:
+            if self.readonly:  # stores on a server start at schema 4: an older version is no store yet
+                raise StoreError(f"{self.shown}: holds no ukl results yet (nothing was written there)")
             self._migrate(version)
 
     def _version(self, db: Connection) -> int:

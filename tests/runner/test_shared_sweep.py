@@ -268,3 +268,15 @@ def test_a_server_that_does_not_answer_at_start_is_one_line_at_once(pg_cluster):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert 'database "no_such_db" does not exist' in proc.stderr
     assert time.monotonic() - started < 20
+
+
+def test_reporting_from_an_empty_database_writes_nothing_there(pg_url):
+    import sqlalchemy
+    from runner.store.database import Database
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.run([sys.executable, "-m", "runner.cli", "report", "--db", pg_url], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 2 and "holds no ukl results yet" in proc.stderr and proc.stderr.count("\n") == 1
+    engine = sqlalchemy.create_engine(Database(pg_url).url)
+    assert sqlalchemy.inspect(engine).get_table_names() == []
+    engine.dispose()
