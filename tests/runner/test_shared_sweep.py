@@ -280,3 +280,27 @@ def test_reporting_from_an_empty_database_writes_nothing_there(pg_url):
     engine = sqlalchemy.create_engine(Database(pg_url).url)
     assert sqlalchemy.inspect(engine).get_table_names() == []
     engine.dispose()
+
+
+@pytest.mark.slow
+def test_resume_finishes_a_queue_whose_creator_died_while_filling_it(tmp_path, pg_url):
+    """The screening study exists but was never marked ready (its creator was killed while queueing):
+    a worker started with --resume fills it and runs the sweep to the end."""
+    from runner.config.experiment import load
+    from runner.search.shared import CONFIG, config_fingerprint
+    from runner.store.database import Database
+    path = config(tmp_path, slow=0.0)
+    experiment = load(path)
+    storage = optuna.storages.RDBStorage(Database(pg_url).url_text)
+    anchor = optuna.create_study(study_name="orphan", storage=storage)
+    anchor.set_user_attr(CONFIG, config_fingerprint(experiment, experiment.sweep))
+    optuna.create_study(study_name=f"orphan|screen|{host_kind(get_target('host'))}", storage=storage,
+                        direction="maximize")  # created, never filled, never marked ready
+    proc = worker(path, pg_url, "orphan", "--resume")
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    with Store(pg_url, readonly=True) as store:
+        rows = list(store.rows(study="orphan"))
+    assert len([r for r in rows if r["phase"] == "screen"]) == CANDIDATES
+    assert len([r for r in rows if r["phase"] == "final"]) == 2
+    assert screen_study(pg_url, "orphan").user_attrs["ukl:ready"] == CANDIDATES
