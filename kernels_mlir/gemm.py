@@ -442,8 +442,8 @@ def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
 def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
     """The unpacked loop nest: C in mr x nr register tiles (the micro-kernel's shape) read straight from
     A and B, each k adding an A column's mr values (broadcast) times B's nr-wide row; no packing.
-    Rows and columns beyond whole tiles go row by row, in blocks of DIRECT_VECTORS vectors and then
-    one element at a time. Low-precision inputs are widened to the accumulator type first (no
+    Columns beyond whole tiles take whole vectors and one masked vector for the tile's rows; rows beyond
+    whole tiles go one by one, in blocks of DIRECT_VECTORS vectors, then whole and masked vectors. Low-precision inputs are widened to the accumulator type first (no
     dot-product instruction: this is the plain loop libraries fall back to)."""
     b_ = _Builder(spec)
     elt = b_.elt
@@ -465,13 +465,24 @@ def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
             return arith.addi(acc, arith.muli(x, y))
         return vector.fma(x, y, acc) if isinstance(acc.type, ir.VectorType) else arith.addf(acc, arith.mulf(x, y))
 
-    def vector_block(a, b, c, rows: list[ir.Value], cols: list[ir.Value]) -> None:
-        """C[rows, cols..cols+lanes) for every row and column vector, kept in registers over k."""
-        init = [b_.zero_or_c(vec, c, row, col, spec.accumulate) for row in rows for col in cols]
+    def vector_block(a, b, c, rows: list[ir.Value], cols: list[ir.Value], tail: int = 0) -> None:
+        """C[rows, cols..cols+lanes) for every row and column vector, kept in registers over k. With
+        `tail`, one vector of which only the first `tail` lanes are C's (masked loads and stores: the
+        last columns run at vector speed, not one element at a time)."""
+        mask = None if not tail else vector.create_mask(ir.VectorType.get([lanes], ir.IntegerType.get_signless(1)),
+                                                        [b_.c(tail)])
+
+        def load_c(row: ir.Value, col: ir.Value) -> ir.Value:
+            if mask is None or not spec.accumulate:
+                return b_.zero_or_c(vec, c, row, col, spec.accumulate)
+            return vector.maskedload(vec, c, [row, col], mask, vector.broadcast(vec, b_.zero(elt)))
+        init = [load_c(row, col) for row in rows for col in cols]
         k_loop = scf.ForOp(b_.c(0), b_.c(spec.k), b_.c(1), init)
         with ir.InsertionPoint(k_loop.body):
             k = k_loop.induction_variable
-            b_k = [widen(vector.load(b_vec, b, [k, col]), d.b, vec) for col in cols]
+            b_k = [widen(vector.load(b_vec, b, [k, col]) if mask is None else
+                         vector.maskedload(b_vec, b, [k, col], mask, vector.broadcast(b_vec, b_.zero(b_.b_elt))),
+                         d.b, vec) for col in cols]
             accs = iter(k_loop.inner_iter_args)
             out = []
             for row in rows:
@@ -481,31 +492,27 @@ def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
         results = iter(k_loop.results)
         for row in rows:
             for col in cols:
-                vector.store(next(results), c, [row, col])
+                if mask is None:
+                    vector.store(next(results), c, [row, col])
+                else:
+                    vector.maskedstore(c, [row, col], mask, next(results))
 
-    def row_strip(a, b, c, i: ir.Value, start: int) -> None:
-        """Row i of C from column `start` on: vector blocks, then one element at a time."""
+    def columns_from(a, b, c, rows: list[ir.Value], start: int) -> None:
+        """C[rows, start:n): blocks of DIRECT_VECTORS vectors per row (one row only: a block that wide
+        has no registers left for more), then whole vectors and a masked last vector for all rows."""
         width = lanes * DIRECT_VECTORS
-        full = start + (spec.n - start) // width * width
+        full = start + (spec.n - start) // width * width if len(rows) == 1 else start
         if full > start:
             j_loop = b_.loop(b_.c(start), b_.c(full), width)
             with ir.InsertionPoint(j_loop.body):
                 j = j_loop.induction_variable
-                vector_block(a, b, c, [i], [b_.add(j, b_.c(u * lanes)) for u in range(DIRECT_VECTORS)])
+                vector_block(a, b, c, rows, [b_.add(j, b_.c(u * lanes)) for u in range(DIRECT_VECTORS)])
                 scf.YieldOp([])
-        if full < spec.n:
-            j_loop = b_.loop(b_.c(full), b_.c(spec.n), 1)
-            with ir.InsertionPoint(j_loop.body):
-                j = j_loop.induction_variable
-                init = memref.load(c, [i, j]) if spec.accumulate else b_.zero(elt)
-                k_loop = scf.ForOp(b_.c(0), b_.c(spec.k), b_.c(1), [init])
-                with ir.InsertionPoint(k_loop.body):
-                    k = k_loop.induction_variable
-                    x = widen(memref.load(a, [i, k]), d.a, elt)
-                    y = widen(memref.load(b, [k, j]), d.b, elt)
-                    scf.YieldOp([multiply_add(x, y, k_loop.inner_iter_args[0])])
-                memref.store(k_loop.results[0], c, [i, j])
-                scf.YieldOp([])
+        whole, tail = divmod(spec.n - full, lanes)
+        if whole:
+            vector_block(a, b, c, rows, [b_.c(full + u * lanes) for u in range(whole)])
+        if tail:
+            vector_block(a, b, c, rows, [b_.c(full + whole * lanes)], tail)
 
     tile_vectors = spec.nr // lanes if spec.nr % lanes == 0 else 0  # 0: no register tiles, rows only
     n_tiles = spec.n - spec.n % spec.nr if tile_vectors else 0
@@ -529,12 +536,11 @@ def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
                         j = j_loop.induction_variable
                         vector_block(a, b, c, rows, [b_.add(j, b_.c(v * lanes)) for v in range(tile_vectors)])
                         scf.YieldOp([])
-                    for row in rows:
-                        row_strip(a, b, c, row, n_tiles)
+                    columns_from(a, b, c, rows, n_tiles)
                     scf.YieldOp([])
             rest = b_.loop(tiles_end if n_tiles else b_.m_lo, b_.m_hi, 1)
             with ir.InsertionPoint(rest.body):
-                row_strip(a, b, c, rest.induction_variable, 0)
+                columns_from(a, b, c, [rest.induction_variable], 0)
                 scf.YieldOp([])
             func.ReturnOp([])
     add_bench_loop(module, GEMM, GEMM_BENCH)

@@ -1,4 +1,6 @@
 """The full GEMM is right for any shape (primes, tiny, edges on every side), traversal and dtype."""
+import re
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ from mlir import ir
 from kernels_mlir.gemm import GemmSpec, build_gemm
 from kernels_mlir.names import GEMM
 from pipelines.compile_gemm import compile_gemm, strategy_for_depth
+from pipelines.targets import get_target
 from runner.measure.native import NativeFunction
 from runner.measure.verify import verify
 from transforms import ir_query as q
@@ -133,3 +136,23 @@ def test_partition_is_in_whole_tiles():
     assert spec.partition() == [(0, 48), (48, 100)]  # 7 tiles of 16 columns: 3 and 4
     assert GemmSpec(40, 100, 8, "f32", mr=6, nr=16, kc=8, threads=2, split="ic").partition() == [(0, 18), (18, 40)]
     assert GemmSpec(1, 1, 1, threads=2).partition() == [(0, 0), (0, 1)]
+
+
+@pytest.mark.parametrize("dtype, accumulate", [("f32", False), ("f32", True), ("f64", True)])
+@pytest.mark.parametrize("m, n, k", [(1, 1, 1), (13, 47, 5), (37, 53, 19), (12, 100, 7), (25, 33, 3)])
+def test_direct_edges_take_whole_and_masked_vectors(host, m, n, k, dtype, accumulate):
+    """Columns past the last whole register tile: whole vectors, then one masked vector, for the tile's
+    rows and for the rows past the last tile; nothing outside C is written (guarded buffers)."""
+    spec = GemmSpec(m, n, k, dtype, mr=6, nr=32, kc=16, traversal="direct", accumulate=accumulate)
+    check = verify(compile_gemm(spec, _kernel(6, 32, 16, dtype), host).code, spec, seed=m * n + k)
+    assert check.correct, check.message
+
+
+def test_direct_edges_are_vector_code_not_scalar_loops():
+    """On znver4 (16 f32 lanes) 37 = 32 + 5 columns: the 5 run as one masked vector (vmaskmov or an
+    AVX-512 masked move), with no scalar multiply-add left."""
+    spec = GemmSpec(30, 37, 8, "f32", mr=6, nr=32, kc=8, traversal="direct")
+    code = compile_gemm(spec, _kernel(6, 32, 8, "f32"), get_target("znver4")).code
+    text = code.assembly
+    assert re.search(r"vmovups\s+[^\n]*\{%k\d\}", text) or "vmaskmov" in text
+    assert not re.search(r"\bvfmadd\d+ss\b|\bvmulss\b", text)
