@@ -32,7 +32,6 @@ from optuna.trial import TrialState
 
 from pipelines.targets import Target
 
-from runner.measure import reproducer
 from runner.measure.environment import host_kind
 from runner.measure.lifecycle import Candidate
 from runner.measure.record import Record, rank
@@ -373,10 +372,6 @@ class SharedSweep(Sweep):
         on this process's output (a reader that stopped reading stdout must not hold candidates)."""
         self._keep(self.run_id, candidate, record, phase)
         self.source.finish(candidate, record)
-
-    def _keep(self, run_id: int, candidate: Candidate, record: Record, phase: str) -> None:
-        reproducer.attach(self.store.repro_root, candidate, record)
-        self.store.add(run_id, record, self.target, self.experiment.name, phase, study=self.study_name)
 
     def study_summary(self) -> str:
         """The study's finals on this kind of host, whichever worker measured them: how many, the best."""

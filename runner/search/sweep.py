@@ -1,8 +1,9 @@
 """`ukl sweep`: evaluate many candidates in isolated workers, screening first, then the leaders at full length.
 
-Compilation runs in `jobs` worker processes at once; measurements run one at a time (a lock
-held by the parent, so a worker that dies while measuring cannot leave it taken). Each result
-is committed to the store as soon as it exists.
+Compilation runs in `jobs` worker processes at once; measurements run one at a time on the machine
+(runner.search.machine_lock, held by the parent, so a worker that dies while measuring cannot leave
+it taken, and released by the kernel if the parent dies). Each result is committed to the store as
+soon as it exists.
 """
 from __future__ import annotations
 
@@ -71,6 +72,9 @@ def evaluate_in(worker: Worker, candidate: Candidate, policy: TimingPolicy, lock
 
 
 class Sweep:
+    #: The shared sweep this one works for (None: a sweep of its own; see runner.search.shared).
+    study_name: str | None = None
+
     def __init__(self, experiment: Experiment, target: Target, store: Store, settings: SweepSettings, resume: bool):
         self.experiment = experiment
         self.store = store
@@ -145,7 +149,7 @@ class Sweep:
     def _keep(self, run_id: int, candidate: Candidate, record: Record, phase: str) -> None:
         """A failure's reproducer, then the record into the store."""
         reproducer.attach(self.store.repro_root, candidate, record)
-        self.store.add(run_id, record, self.target, self.experiment.name, phase)
+        self.store.add(run_id, record, self.target, self.experiment.name, phase, study=self.study_name)
 
     def _leaders(self, screened: list[tuple[Candidate, Record]], resumed: set[str]) -> list[Candidate]:
         """The best screened candidates of each problem (this run's and, with --resume, earlier runs')
