@@ -5,7 +5,7 @@ operands) and verified, then all copies are timed in rounds, one call of each pe
 rotating order, so drift in clock speed or load hits all alike. Identical code at another
 address can run measurably faster or slower (loop alignment, operand placement: 1-3% on this
 machine kind), so the spread between copies of the same kernel measures a *placement* floor:
-about two standard errors of the difference of two means of COPIES placements. The ratio of a
+a 95% bound (Student's t times the standard error) on the difference of two means of COPIES placements. The ratio of a
 round is mean(A copies) / mean(B copies); a bootstrap over rounds gives a 95% interval of the
 median ratio, and a difference is called real only when the whole interval lies beyond the
 noise floor: the larger of the placement floor and MIN_EFFECT.

@@ -110,3 +110,16 @@ def test_a_busy_measuring_cpu_never_yields_an_ok_fraction_above_one(tmp_path):
     assert {phase for *_, phase in rows} >= {"full", "screen", "final"}
     assert {status for status, *_ in rows} <= {"ok", "disturbed"}
     assert all(fraction <= 1.0 for status, fraction, _ in rows if status == "ok")
+
+
+def test_the_placement_floor_calls_identical_kernels_different_5_percent_of_the_time():
+    """Simulated A/A: 3 placements of one kernel on each side, normal in log rate. The floor is a 95%
+    bound, so the difference of the two means passes it about 5% of the time (2 standard errors
+    instead of Student's t with 4 degrees of freedom would pass it about 12% of the time)."""
+    import numpy as np
+    from runner.measure.stats import placement_floor
+    rng = np.random.default_rng(0)
+    trials = 20_000
+    logs = rng.normal(0.0, 0.01, size=(trials, 2, 3))
+    passed = sum(abs(np.expm1(a.mean() - b.mean())) > placement_floor(a, b) for a, b in logs)
+    assert 0.04 < passed / trials < 0.06, passed / trials
