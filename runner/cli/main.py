@@ -47,6 +47,8 @@ from runner.studies.crossover_run import run_crossover
 from runner.studies.run import run_experiment
 
 EXIT_BAD_INPUT = 2
+#: Every command's --db unless given: the SQLite file under results/.
+DEFAULT_DATABASE = Database(str(DEFAULT_DB))
 
 
 def _load_kind(path: Path, kinds: tuple[str, ...], command: str) -> config_mod.Experiment:
@@ -420,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="compile, verify and time every strategy of a config")
     run.add_argument("config", type=Path)
-    run.add_argument("--db", type=database_arg, default=Database(str(DEFAULT_DB)), help=f"results database (default {DEFAULT_DB})")
+    run.add_argument("--db", type=database_arg, default=DEFAULT_DATABASE, help=f"results database (default {DEFAULT_DB})")
     run.add_argument("--json", action="store_true", help="one JSON object per strategy on stdout")
     run.add_argument("--progress", action="store_true",
                      help="a line per finished candidate even when stdout is not a terminal")
@@ -454,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "at most four per CPU)")
     sweep.add_argument("--resume", action="store_true",
                        help="skip candidates already measured for this target on this host")
-    sweep.add_argument("--db", type=database_arg, default=Database(str(DEFAULT_DB)),
+    sweep.add_argument("--db", type=database_arg, default=DEFAULT_DATABASE,
                        help="results database: a SQLite file, or a postgresql:// URL (shared sweeps)")
     sweep.add_argument("--study", type=_study_name, metavar="NAME",
                        help="join the shared sweep NAME on --db's server (started on any number of machines)")
@@ -476,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("a", help="strategy name (with --config) or stored strategy hash prefix")
     cmp.add_argument("b")
     cmp.add_argument("--config", type=Path, help="take A and B by name from this config")
-    cmp.add_argument("--db", type=database_arg, default=Database(str(DEFAULT_DB)), help="else take them by hash from this database")
+    cmp.add_argument("--db", type=database_arg, default=DEFAULT_DATABASE, help="else take them by hash from this database")
     cmp.add_argument("--target", help="default: the config's target, else host")
     cmp.add_argument("--rounds", type=_count(MIN_ROUNDS, 10_000), default=40,
                      help=f"alternated rounds (at least {MIN_ROUNDS}: fewer give no meaningful interval)")
@@ -486,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.set_defaults(func=_cmd_compare)
 
     rep = sub.add_parser("report", help="top strategies, failures and plots from a results database")
-    rep.add_argument("--db", type=database_arg, default=Database(str(DEFAULT_DB)))
+    rep.add_argument("--db", type=database_arg, default=DEFAULT_DATABASE)
     rep.add_argument("--html", type=files.output_file, help="write a self-contained HTML report (plots embedded)")
     rep.add_argument("--plots", type=files.output_dir, metavar="DIR", help="write the plots as PNG files")
     rep.add_argument("--target", help="only results for this target")
@@ -501,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     cross.add_argument("--plot", type=files.output_file, help="PNG to write (default results/<name>-crossover.png)")
     cross.add_argument("--json", action="store_true", help="one JSON object per shape, then the boundary")
     cross.add_argument("--progress", action="store_true", help="a line per measured shape even when not on a terminal")
-    cross.add_argument("--db", type=database_arg, default=Database(str(DEFAULT_DB)), help="results database the crossover is stored in")
+    cross.add_argument("--db", type=database_arg, default=DEFAULT_DATABASE, help="results database the crossover is stored in")
     cross.set_defaults(func=_cmd_crossover)
 
     repro = sub.add_parser("repro", help="replay a failed candidate from its reproducer folder (results/repro/...)")
