@@ -32,6 +32,8 @@ DEFAULT_TRAVERSAL = "blis"
 #: Which loop threads split: jc (columns of C, each thread packs its own B block) or ic (rows, each
 #: packs its own A block and its own copy of B's). The direct traversal always splits rows.
 SPLITS = ("jc", "ic")
+#: The innermost register-tile loop (GemmSpec.inner).
+INNER_LOOPS = ("ir", "jr")
 #: A typo guard on the thread count (the config also bounds it by this machine's CPUs).
 MAX_THREADS = 256
 #: `direct`: vectors of C per row block beyond the whole register tiles (edges), kept in registers over k.
@@ -65,6 +67,10 @@ class GemmSpec:
     #: A bound in bytes on the packed B block (kc x nc), which caps nc: the chunked packing of the
     #: seed's route-selection PR (2 MiB there). None: unbounded (nc as given).
     pack_bytes: int | None = None
+    #: The innermost register-tile loop: "ir" (BLIS: one B micro-panel stays in L1 while A's stream
+    #: from the A block in L2) or "jr" (one A micro-panel stays in L1 while B's stream from the B
+    #: block, which should then fit L2). Measured on Zen 5 at 1024^3: jr runs 12x32 6% faster, 6x32 alike.
+    inner: str = "ir"
 
     def __post_init__(self) -> None:
         for name in ("m", "n", "k", "mr", "nr", "kc", "mc", "nc"):
@@ -77,6 +83,8 @@ class GemmSpec:
             raise SpecError(f"traversal: must be one of {list(TRAVERSALS)}, got {self.traversal!r}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS:
             raise SpecError(f"threads: must be an integer between 1 and {MAX_THREADS}, got {self.threads!r}")
+        if self.inner not in INNER_LOOPS:
+            raise SpecError(f"inner: must be one of {list(INNER_LOOPS)}, got {self.inner!r}")
         if self.split not in SPLITS:
             raise SpecError(f"split: must be one of {list(SPLITS)}, got {self.split!r}")
         if self.pack_bytes is not None:
@@ -350,16 +358,17 @@ class _Builder:
             ic = ic_loop.induction_variable
             mc_cur = self.min(self.c(mc), arith.subi(self.m_hi, ic))
             self.pack(a_pack, a, ic, pc, mc_cur, kc, s.mr, a_side=True)
-            jr_loop = self.loop(self.c(0), nc_cur, s.nr)
-            with ir.InsertionPoint(jr_loop.body):
-                jr = jr_loop.induction_variable
-                b_panel = self.panel(b_pack, arith.divui(jr, self.c(s.nr)), kc, s.nr)
-                col = self.add(jc, jr)
-                ir_loop = self.loop(self.c(0), mc_cur, s.mr)
-                with ir.InsertionPoint(ir_loop.body):
-                    ir_ = ir_loop.induction_variable
+            # The outer register-tile loop's panel stays in L1 while the inner loop's panels stream.
+            j_outer = s.inner == "ir"
+            outer = self.loop(self.c(0), nc_cur if j_outer else mc_cur, s.nr if j_outer else s.mr)
+            with ir.InsertionPoint(outer.body):
+                inner = self.loop(self.c(0), mc_cur if j_outer else nc_cur, s.mr if j_outer else s.nr)
+                with ir.InsertionPoint(inner.body):
+                    ir_, jr = (inner, outer) if j_outer else (outer, inner)
+                    ir_, jr = ir_.induction_variable, jr.induction_variable
+                    b_panel = self.panel(b_pack, arith.divui(jr, self.c(s.nr)), kc, s.nr)
                     a_panel = self.panel(a_pack, arith.divui(ir_, self.c(s.mr)), kc, s.mr)
-                    row = self.add(ic, ir_)
+                    row, col = self.add(ic, ir_), self.add(jc, jr)
 
                     def call(c_tile: ir.Value) -> None:
                         func.CallOp([], ir.FlatSymbolRefAttr.get(kernel_symbol(padded(kc, self.g))),
@@ -378,7 +387,6 @@ class _Builder:
                     scf.YieldOp([])
                 scf.YieldOp([])
             scf.YieldOp([])
-
 
 def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
     """`ukl_gemm(A: M x K, B: K x N, C: M x N, lo, hi)` (row-major) and `ukl_gemm_bench(A, B, C, lo, hi, n)`.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, MAX_DIM, MAX_THREADS, SPLITS, TRAVERSALS
+from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, MAX_DIM, INNER_LOOPS, MAX_THREADS, SPLITS, TRAVERSALS
 from kernels_mlir.spec import DTYPES, MAX_KC, MAX_MR, MAX_NR
 
 from .errors import StrategyError
@@ -43,8 +43,8 @@ class Knob:
     #: Whether the report plots this knob's effect.
     effect: bool = True
 
-    def check(self, value: Any) -> None:
-        """StrategyError naming the knob when `value` is outside its domain."""
+    def check(self, value: Any, where: str = "space.") -> None:
+        """StrategyError naming the knob (in the config section `where`) when `value` is outside its domain."""
         if self.choices is not None:
             ok = any(value == c and type(value) is type(c) for c in self.choices)
             domain = ", ".join(map(repr, self.choices))
@@ -53,7 +53,7 @@ class Knob:
                                          and self.minimum <= value <= self.maximum)
             domain = f"integers from {self.minimum} to {self.maximum}" + "".join(f" or {w!r}" for w in self.words)
         if not ok:
-            raise StrategyError(f"space.{self.name}: {value!r} is not one of its values ({domain})")
+            raise StrategyError(f"{where}{self.name}: {value!r} is not one of its values ({domain})")
 
 
 #: Knobs of the kernel, its vector width and its LLVM options (the steps declare their own).
@@ -79,6 +79,7 @@ GEMM_KNOBS: tuple[Knob, ...] = (
     Knob("traversal", DEFAULT_TRAVERSAL, TRAVERSALS),
     Knob("threads", 1, maximum=MAX_THREADS),
     Knob("split", "jc", SPLITS),
+    Knob("inner", "ir", INNER_LOOPS),
     Knob("pack_bytes", "unbounded", minimum=1, maximum=1 << 40, words=("unbounded",)),
 )
 

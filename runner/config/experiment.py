@@ -34,7 +34,7 @@ class ConfigError(ValueError):
 SECTIONS = {"experiment", "timing", "defaults", "strategy", "space", "sweep", "gemm", "crossover"}
 EXPERIMENT_KEYS = {"name", "description", "target", "kind"}
 KINDS = ("microkernel", "gemm", "crossover")
-GEMM_KEYS = {"shapes", "mc", "nc", "traversal", "accumulate", "threads", "split", "pack_bytes"}
+GEMM_KEYS = {"shapes", "mc", "nc", "traversal", "accumulate", "threads", "split", "pack_bytes", "inner"}
 CROSSOVER_KEYS = {"m", "n", "k", "routes", "mc", "nc", "traversal"}
 ROUTE_KEYS = {"name", "strategy", "numpy", "mc", "nc", "traversal"}
 TIMING_KEYS = {"min_sample_seconds", "samples"}
@@ -92,12 +92,13 @@ class CrossoverSettings:
 
 def gemm_spec(strategy: Strategy, shape: tuple[int, int, int], mc: int, nc: int, traversal: str,
               accumulate: bool = False, threads: int = 1, split: str = "jc",
-              pack_bytes: int | str = "unbounded") -> GemmSpec:
+              pack_bytes: int | str = "unbounded", inner: str = "ir") -> GemmSpec:
     """The GEMM around `strategy`'s micro-kernel (whose kc is the k-blocking)."""
     k = strategy.kernel
     return GemmSpec(*shape, dtype=k.dtype, mr=k.mr, nr=k.nr, kc=k.kc, mc=mc, nc=nc, traversal=traversal,
                     accumulate=accumulate, k_group=k.k_group, threads=threads, split=split,
-                    pack_bytes=None if pack_bytes == "unbounded" else pack_bytes)  # GemmSpec rejects other words
+                    pack_bytes=None if pack_bytes == "unbounded" else pack_bytes,  # GemmSpec rejects other words
+                    inner=inner)
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,11 @@ class GemmSettings:
     split: str = "jc"
     #: Bytes, or "unbounded".
     pack_bytes: int | str = "unbounded"
+    inner: str = "ir"
 
     def spec(self, strategy: Strategy, shape: tuple[int, int, int]) -> GemmSpec:
         return gemm_spec(strategy, shape, self.mc, self.nc, self.traversal, self.accumulate, self.threads,
-                         self.split, self.pack_bytes)
+                         self.split, self.pack_bytes, self.inner)
 
 
 #: A config is a few kilobytes; anything this large is not one (and /dev/zero never ends).
@@ -373,8 +375,12 @@ def _gemm(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> GemmSettings
                             _typed(table, "accumulate", bool, "gemm.", default.accumulate),
                             _typed(table, "threads", int, "gemm.", default.threads),
                             _typed(table, "split", str, "gemm.", default.split),
-                            _typed(table, "pack_bytes", (int, str), "gemm.", default.pack_bytes))
+                            _typed(table, "pack_bytes", (int, str), "gemm.", default.pack_bytes),
+                            _typed(table, "inner", str, "gemm.", default.inner))
     check_threads(settings.threads, "gemm.threads")
+    for knob in GEMM_KNOBS:  # words are checked before any strategy: a sweep config lists none
+        if knob.choices is not None:
+            knob.check(getattr(settings, knob.name), "gemm.")
     for strategy in strategies:
         for shape in settings.shapes:
             try:

@@ -61,6 +61,7 @@ class Candidate:
             p = self.problem
             how = p.traversal + (f"-mc{p.mc}-nc{p.nc}" if p.traversal == "blis" else "") + \
                 (f"-pb{p.pack_bytes}" if p.pack_bytes is not None and p.traversal == "blis" else "") + \
+                (f"-{p.inner}" if p.inner != "ir" and p.traversal != "direct" else "") + \
                 (f"-t{p.threads}{p.split if p.traversal != 'direct' else ''}" if p.threads > 1 else "")
             return dataclasses.replace(self.strategy, name=f"{self.strategy.name}@{p.m}x{p.n}x{p.k}/{how}")
         return self.strategy

@@ -111,6 +111,8 @@ class Sweep:
             settings = dataclasses.replace(settings, mc=DEFAULT_MC, nc=DEFAULT_NC, pack_bytes="unbounded")
         if settings.traversal == "direct" or settings.threads == 1:  # the split means nothing there
             settings = dataclasses.replace(settings, split="jc")
+        if settings.traversal == "direct":  # nor the order of the register-tile loops
+            settings = dataclasses.replace(settings, inner="ir")
         return [Candidate(strategy, settings.spec(strategy, shape), self.target) for shape in settings.shapes]
 
     def run(self) -> Iterator[Record]:

@@ -42,6 +42,27 @@ def test_traversals_and_accumulation(host, traversal, accumulate):
     assert check.correct, check.message
 
 
+@pytest.mark.parametrize("m, n, k", [(1, 1, 1), (97, 131, 77), (13, 17, 19)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_inner_jr_agrees_with_numpy(host, m, n, k, accumulate):
+    """The swapped register-tile loops (A's micro-panel outer) cover every tile, edges included."""
+    spec = GemmSpec(m, n, k, "f32", mr=6, nr=16, kc=32, mc=12, nc=32, inner="jr", accumulate=accumulate)
+    check = verify(compile_gemm(spec, _kernel(6, 16, 32, "f32", UnrollK(2)), host).code, spec, seed=m + k)
+    assert check.correct, check.message
+
+
+@pytest.mark.parametrize("inner, outer_step", [("ir", 16), ("jr", 6)])
+def test_inner_names_the_innermost_register_tile_loop(inner, outer_step):
+    """The loop around the innermost one steps over B's panels (nr) with "ir", A's (mr) with "jr"."""
+    spec = GemmSpec(60, 64, 32, "f32", mr=6, nr=16, kc=32, mc=12, nc=32, inner=inner)
+    with ir.Context(), ir.Location.unknown():
+        module = build_gemm(spec, 8)
+        fn = next(op for op in module.body.operations if op.sym_name.value == GEMM)
+        call = next(op for op in q.walk(fn) if op.name == "func.call")
+        loops = [q.constant_int(loop.operands[2]) for loop in _enclosing_loops(call)[:2]]
+        assert loops == [{"ir": 6, "jr": 16}[inner], outer_step]
+
+
 def test_c_is_overwritten_unless_accumulating(host):
     spec = GemmSpec(7, 9, 5, "f64", mr=2, nr=4, kc=8, mc=4, nc=8)
     code = compile_gemm(spec, _kernel(2, 4, 8, "f64"), host).code

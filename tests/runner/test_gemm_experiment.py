@@ -60,6 +60,15 @@ def test_impossible_blocking_is_bad_input(tmp_path, capsys):
     assert "gemm (6x16, shape [97, 131, 77]).mc and nc: must be multiples of mr=6" in capsys.readouterr().err
 
 
+def test_unknown_loop_order_is_bad_input_before_anything_runs(tmp_path, capsys):
+    """Word-valued [gemm] settings are checked even when no strategy is listed (a sweep's config)."""
+    sweep = GEMM.replace("nc = 64", "nc = 64\ninner = \"kr\"").replace(KERNEL, "\n[space]\nmr = [6]\nnr = [16]\n")
+    assert main(["sweep", str(write(tmp_path, sweep)), "--db", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "gemm.inner: 'kr' is not one of its values ('ir', 'jr')" in err
+    assert not (tmp_path / "r.sqlite").exists()
+
+
 CROSSOVER = textwrap.dedent("""
     [experiment]
     name = "cross"
