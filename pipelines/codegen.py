@@ -82,9 +82,10 @@ def optimized_module(llvm_ir: str, target: Target, options: LLVMOptions, *,
     return module, tm
 
 
-def optimized_ir(llvm_ir: str, target: Target, level: str) -> str:
-    """`llvm_ir` after the default pipeline at `level` for `target` (before linking with other code)."""
-    return str(optimized_module(llvm_ir, target, LLVMOptions(opt=level), jit=False)[0])
+def optimized_ir(llvm_ir: str, target: Target, options: LLVMOptions) -> str:
+    """`llvm_ir` after the default pipeline at `options.opt` for `target` and the options' CPU (before
+    linking with other code)."""
+    return str(optimized_module(llvm_ir, target, options, jit=False)[0])
 
 
 def link(llvm_irs: list[str]) -> str:

@@ -57,14 +57,18 @@ def threads_word(threads: int) -> str:
     return f"{threads} thread{'s' if threads > 1 else ''}"
 
 
-def _loop_overhead(call: Callable[[], None]) -> Callable[[], float]:
-    """Seconds per call of a Python loop around `call` on a 1x1x1 product."""
-    def overhead() -> float:
-        def loop(n: int) -> None:
-            for _ in range(n):
-                call()
-        return seconds_for(loop, 20000) / 20000
-    return overhead
+@lru_cache(maxsize=None)
+def loop_overhead(library: str, dtype: str, threads: int) -> float:
+    """Seconds per call of a Python loop around `library`'s product on 1x1 matrices of `dtype`.
+    Measured once per process (a sweep's worker screens many GEMMs): it is the process's cost of a
+    call, not the candidate's."""
+    x, y, z = (np.ones((1, 1), dtype=dtype) for _ in range(3))
+    call = (lambda: np.matmul(x, y, out=z)) if library == "OpenBLAS" else _blis_call(x, y, z, threads)
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            call()
+    return seconds_for(loop, 20000) / 20000
 
 
 def openblas_configuration() -> str:
@@ -81,13 +85,12 @@ def openblas_configuration() -> str:
 def numpy_matmul(a: np.ndarray, b: np.ndarray, c: np.ndarray, threads: int = 1) -> Baseline:
     """numpy.matmul; its caller limits OpenBLAS to `threads` (threadpoolctl) around the timing."""
     out = np.empty_like(c)
-    x, y, z = (np.ones((1, 1), dtype=a.dtype) for _ in range(3))
 
     def run(n: int) -> None:
         for _ in range(n):
             np.matmul(a, b, out=out)
     return Baseline("OpenBLAS", f"numpy.matmul, {openblas_configuration()}, {threads_word(threads)}", run,
-                    _loop_overhead(lambda: np.matmul(x, y, out=z)))
+                    lambda: loop_overhead("OpenBLAS", a.dtype.name, threads))
 
 
 @lru_cache(maxsize=None)
@@ -133,9 +136,8 @@ def _blis_call(a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int = 1) 
 def blis_gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, threads: int = 1) -> Baseline:
     out = np.empty_like(c)
     call = _blis_call(a, b, out, threads)
-    x, y, z = (np.ones((1, 1), dtype=a.dtype) for _ in range(3))
 
     def run(n: int) -> None:
         for _ in range(n):
             call()
-    return Baseline("BLIS", blis_configuration(threads), run, _loop_overhead(_blis_call(x, y, z, threads)))
+    return Baseline("BLIS", blis_configuration(threads), run, lambda: loop_overhead("BLIS", a.dtype.name, threads))
