@@ -1,8 +1,10 @@
 """LLVM IR -> (light) opt -> target machine -> assembly, object code, or an MCJIT engine (llvmlite)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 
 import llvmlite.binding as llvm
 
@@ -54,13 +56,25 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, level: str) -> None
 
 @dataclass
 class MachineCode:
-    """What codegen produced for one module: `engine` when JIT-compiled, else `object_code` (ELF)."""
+    """What codegen produced for one module: `engine` when JIT-compiled, else `object_code` (ELF).
+
+    JIT-compiled code emits its assembly on first use, from a copy of the very module the JIT
+    compiled: a GEMM sweep that never reads it does not pay a second code generation (a quarter of
+    a GEMM's compile time)."""
 
     llvm_ir: str
     optimized_ir: str
-    assembly: str
+    _assembly: str | None
     engine: llvm.ExecutionEngine | None
     object_code: bytes | None = None
+    _emit: Callable[[], str] | None = field(default=None, repr=False)
+
+    @property
+    def assembly(self) -> str:
+        if self._assembly is None:
+            self._assembly = self._emit()
+            self._emit = None
+        return self._assembly
 
     def address(self, symbol: str) -> int:
         if self.engine is None:
@@ -103,12 +117,20 @@ def generate(llvm_ir: str, target: Target, options: LLVMOptions, *, jit: bool) -
         return _generate_isolated(llvm_ir, target, options, jit)
     module, tm = optimized_module(llvm_ir, target, options, jit=jit)
     optimized = str(module)
-    assembly = _llvm("code generation", lambda: tm.emit_assembly(module))
     if not jit:
+        assembly = _llvm("code generation", lambda: tm.emit_assembly(module))
         return MachineCode(llvm_ir, optimized, assembly, None, _llvm("code generation", lambda: tm.emit_object(module)))
+    copy = module.clone()  # the engine owns `module`
     engine = _llvm("JIT", lambda: llvm.create_mcjit_compiler(module, tm))
     _llvm("JIT", engine.finalize_object)
-    return MachineCode(llvm_ir, optimized, assembly, engine)
+    return MachineCode(llvm_ir, optimized, None, engine, _emit=lambda: _llvm("code generation",
+                                                                              lambda: tm.emit_assembly(copy)))
+
+
+def assembly_of(llvm_ir: str, target: Target, options: LLVMOptions) -> str:
+    """The assembly of optimized IR as it is (no further optimization): e.g. one part of a linked module."""
+    module, tm = optimized_module(llvm_ir, target, dataclasses.replace(options, opt="none"), jit=False)
+    return _llvm("code generation", lambda: tm.emit_assembly(module))
 
 
 def _generate_isolated(llvm_ir: str, target: Target, options: LLVMOptions, jit: bool) -> MachineCode:

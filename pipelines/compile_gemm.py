@@ -15,7 +15,7 @@ from kernels_mlir.names import KERNEL
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
-from .codegen import MachineCode, generate, link, optimized_ir
+from .codegen import MachineCode, assembly_of, generate, link, optimized_ir
 from .asm_analysis import widest_fma_bits
 from .compile import strategy_lanes, transformed_kernel
 from .lowering import lower_to_llvm_dialect, translate_to_llvm_ir
@@ -37,11 +37,17 @@ class CompiledGemm:
     seconds: float
     #: The strategy each micro-kernel depth was compiled with (a remainder may drop depth-bound steps).
     kernels: dict[int, Strategy]
+    #: The assembly of each micro-kernel alone (the packed traversals' FMAs are all in them).
+    kernel_assembly: list[str]
 
     @property
     def vector_bits(self) -> int:
-        """The widest FMA anywhere in the GEMM (its micro-kernels, or the direct traversal's loop)."""
-        return widest_fma_bits(self.code.assembly) or self.target.width(self.strategy.vector_bits)
+        """The widest FMA anywhere in the GEMM: in its micro-kernels, or in the direct traversal's
+        loop. The kernels' own assembly says it without emitting the whole GEMM's (their machine code
+        is the same in the linked module: code generation goes function by function)."""
+        sources = self.kernel_assembly or [self.code.assembly]
+        widths = [bits for bits in map(widest_fma_bits, sources) if bits]
+        return max(widths, default=None) or self.target.width(self.strategy.vector_bits)
 
 
 def strategy_for_depth(strategy: Strategy, kc: int, lanes: int) -> Strategy:
@@ -77,10 +83,11 @@ def compile_gemm(spec: GemmSpec, strategy: Strategy, target: Target, *, jit: boo
             kernel.attributes["sym_name"] = ir.StringAttr.get(kernel_symbol(kc))
             lower_to_llvm_dialect(module)
             modules.append(optimized_ir(translate_to_llvm_ir(module), target, depth_strategy.llvm))
+    kernel_assembly = [assembly_of(text, target, strategy.llvm) for text in modules]
     with ir.Context(), ir.Location.unknown():
         driver = build_gemm(spec, lanes)
         lower_to_llvm_dialect(driver)
         modules.insert(0, optimized_ir(translate_to_llvm_ir(driver), target,
                                        dataclasses.replace(strategy.llvm, opt=DRIVER_OPT)))
     code = generate(link(modules), target, dataclasses.replace(strategy.llvm, opt="none"), jit=jit)
-    return CompiledGemm(spec, strategy, target, code, time.perf_counter() - started, kernels)
+    return CompiledGemm(spec, strategy, target, code, time.perf_counter() - started, kernels, kernel_assembly)
