@@ -19,11 +19,22 @@ from pipelines.codegen import MachineCode
 from runner.measure.native import NativeFunction
 
 
+#: The CPUs measurements may use when not this process's own (see measure_on).
+_measurement_pool: list[int] | None = None
+
+
+def measure_on(cpus: set[int]) -> None:
+    """Measure on `cpus` from now on, whatever this process's affinity: a sweep's worker compiles on
+    fewer CPUs than its sweep measures a multi-threaded GEMM on."""
+    global _measurement_pool
+    _measurement_pool = sorted(cpus)
+
+
 def measurement_cpus(threads: int) -> list[int]:
     """The CPUs a measurement with `threads` threads runs on (ValueError when there are fewer)."""
     if not hasattr(os, "sched_getaffinity"):
         return []
-    allowed = sorted(os.sched_getaffinity(0))
+    allowed = _measurement_pool or sorted(os.sched_getaffinity(0))
     if threads > len(allowed):
         raise ValueError(f"threads: {threads} threads, but this process may use {len(allowed)} CPUs")
     return allowed[-threads:]

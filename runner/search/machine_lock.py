@@ -7,6 +7,7 @@ it when the holder dies, SIGKILL included, so a killed worker can never leave it
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -46,3 +47,38 @@ def _bind() -> socket.socket:
         except OSError:  # held by another process: it is measuring
             holder.close()
             time.sleep(_POLL_SECONDS)
+
+
+class CompileGate:
+    """Within one sweep, compiles run side by side on the compile CPUs; a measurement that needs every
+    CPU (a multi-threaded GEMM) waits for the compiles in flight and holds new ones back until done."""
+
+    def __init__(self) -> None:
+        self._state = threading.Condition()
+        self._compiling = 0
+        self._measuring_alone = False
+
+    @contextlib.contextmanager
+    def compiling(self):
+        with self._state:
+            self._state.wait_for(lambda: not self._measuring_alone)
+            self._compiling += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._compiling -= 1
+                self._state.notify_all()
+
+    @contextlib.contextmanager
+    def alone(self):
+        """Hold it with the MachineLock (one such measurement at a time)."""
+        with self._state:
+            self._measuring_alone = True
+            self._state.wait_for(lambda: self._compiling == 0)
+        try:
+            yield
+        finally:
+            with self._state:
+                self._measuring_alone = False
+                self._state.notify_all()

@@ -7,6 +7,7 @@ soon as it exists.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -29,9 +30,9 @@ from runner.measure import reproducer, trust
 from runner.measure.environment import host_cpu_model
 from runner.measure.lifecycle import Candidate
 from runner.measure.record import Record, rank
-from runner.measure.timing import TimingPolicy, measurement_cpu
+from runner.measure.timing import TimingPolicy, measurement_cpu, pinned_to_one_cpu
 from runner.search.candidates import CandidateSource, ListSource, TunerSource
-from runner.search.machine_lock import MachineLock
+from runner.search.machine_lock import CompileGate, MachineLock
 from runner.search.space import SweepSettings
 from runner.search.worker import Worker, WorkerDied
 from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
@@ -49,21 +50,29 @@ def compile_cpus(jobs: int) -> set[int] | None:
     return rest or allowed
 
 
+def allowed_cpus() -> set[int] | None:
+    """Every CPU this process may use (before any pinning): where a multi-threaded GEMM is measured."""
+    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
-def evaluate_in(worker: Worker, candidate: Candidate, policy: TimingPolicy, lock: MachineLock,
+def evaluate_in(worker: Worker, candidate: Candidate, policy: TimingPolicy, lock: MachineLock, gate: CompileGate,
                 timeout: float, phase: str) -> tuple[Candidate, Record]:
-    """Compile in the worker (in parallel with others), then verify and measure under `lock`."""
+    """Compile in the worker (in parallel with others), then verify and measure under `lock`; a
+    multi-threaded GEMM is measured with no compile running beside it (`gate`): it uses every CPU."""
     seconds = None
     try:
-        compiled = worker.call("compile", candidate.to_dict(), timeout)
+        with gate.compiling():
+            compiled = worker.call("compile", candidate.to_dict(), timeout)
         if isinstance(compiled, Record):
             record = compiled
         else:
             seconds = compiled
-            with lock:
+            alone = getattr(candidate.problem, "threads", 1) > 1
+            with lock, gate.alone() if alone else contextlib.nullcontext():
                 record = worker.call("measure", policy, timeout)
     except WorkerDied as exc:
         record = candidate.record(exc.status, compile_seconds=seconds, error=str(exc))
@@ -185,19 +194,21 @@ class Sweep:
         """Run candidates from `next_candidate()` on `jobs` workers until it returns None or time is up."""
         results: queue.Queue = queue.Queue()
         lock = MachineLock()  # measurements one at a time, in this sweep and any other on the machine
+        gate = CompileGate()
         stop = threading.Event()
         cpus = compile_cpus(self.jobs)
+        measure_cpu, measure_cpus = measurement_cpu(), allowed_cpus()
         workers: list[Worker] = []
 
         def work() -> None:
-            worker = Worker(self.target.name, cpus, measurement_cpu())
+            worker = Worker(self.target.name, cpus, measure_cpu, measure_cpus)
             workers.append(worker)
             try:
                 while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                     candidate = next_candidate()
                     if candidate is None:
                         break
-                    item = evaluate_in(worker, candidate, policy, lock, self.settings.timeout_seconds, phase)
+                    item = evaluate_in(worker, candidate, policy, lock, gate, self.settings.timeout_seconds, phase)
                     self._settle(*item, phase)
                     results.put(item)
             except BaseException as exc:  # surfaced by the consumer below
@@ -207,8 +218,16 @@ class Sweep:
                 results.put(None)
 
         threads = [threading.Thread(target=work, daemon=True) for _ in range(self.jobs)]
-        for thread in threads:
-            thread.start()
+        # This process only coordinates (and writes results) while the workers run: it stays off the
+        # measuring CPU, like the compilers (its threads, and the workers they start, inherit that).
+        with pinned_to_one_cpu(cpus) if cpus else contextlib.nullcontext():
+            for thread in threads:
+                thread.start()
+            yield from self._consume(results, threads, tell, stop, workers)
+
+    @staticmethod
+    def _consume(results: queue.Queue, threads: list[threading.Thread], tell, stop: threading.Event,
+                 workers: list[Worker]) -> Iterator[tuple[Candidate, Record]]:
         finished = 0
         try:
             while finished < len(threads):

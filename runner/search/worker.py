@@ -19,6 +19,7 @@ from pipelines.targets import get_target
 from transforms.steps import load_plugins
 
 from runner.measure.lifecycle import Built, Candidate, build_or_record, verify_and_measure
+from runner.measure.parallel import measure_on
 from runner.measure.record import Record
 from runner.measure.timing import TimingPolicy
 
@@ -79,11 +80,13 @@ def _die_with_parent() -> None:
 
 
 def _serve(conn, target_name: str, compile_cpus: set[int] | None, measure_cpu: int | None,
-           parent: int) -> None:
+           measure_cpus: set[int] | None, parent: int) -> None:
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the request above was made
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and stops us
+    if measure_cpus:
+        measure_on(measure_cpus)
     if compile_cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, compile_cpus)
     server = _Server(target_name, measure_cpu)
@@ -102,8 +105,11 @@ def _serve(conn, target_name: str, compile_cpus: set[int] | None, measure_cpu: i
 class Worker:
     """The parent side of one worker process. Not thread-safe: one thread owns a worker."""
 
-    def __init__(self, target_name: str, compile_cpus: set[int] | None, measure_cpu: int | None):
-        self._args = (target_name, compile_cpus, measure_cpu, os.getpid())
+    def __init__(self, target_name: str, compile_cpus: set[int] | None, measure_cpu: int | None,
+                 measure_cpus: set[int] | None = None):
+        """`measure_cpu` times single-threaded code; a multi-threaded GEMM runs on `measure_cpus`
+        (default: the CPUs the worker starts with)."""
+        self._args = (target_name, compile_cpus, measure_cpu, measure_cpus, os.getpid())
         self._stopping = False
         self._context = multiprocessing.get_context("spawn")
         self._start()

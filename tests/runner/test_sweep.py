@@ -398,6 +398,80 @@ def test_gemm_sweep_records_crash_and_hang_and_finishes(tmp_path):
     assert db.execute("SELECT COUNT(DISTINCT gemm_hash) FROM results WHERE phase = 'screen'").fetchone()[0] == 10
 
 
+THREADED_SWEEP = textwrap.dedent("""
+    [experiment]
+    name = "gemm-threads"
+    kind = "gemm"
+    [timing]
+    min_sample_seconds = 0.005
+    samples = 10
+    [gemm]
+    shapes = [[37, 41, 29]]
+    mc = 8
+    nc = 16
+    [defaults]
+    kc = 16
+    [sweep]
+    leaders = 1
+    jobs = 2
+    [space]
+    mr = [4]
+    nr = [8]
+    threads = [1, 2]
+    inner = ["ir", "jr"]
+    traversal = ["blis"]
+""")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two threads need two CPUs")
+def test_gemm_sweep_over_threads_and_loop_order(tmp_path):
+    """Threads and the register-tile loop order are sweep knobs: every point is verified and timed
+    (a two-thread GEMM on every CPU, with no compile beside it) against baselines at its thread count."""
+    config = tmp_path / "t.toml"
+    config.write_text(THREADED_SWEEP)
+    proc = ukl("sweep", str(config), "--db", str(tmp_path / "r.sqlite"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    screened = [r for r in records(proc.stdout) if r["phase"] == "screen"]
+    assert sorted((r["gemm"]["threads"], r["gemm"]["inner"]) for r in screened) == [
+        (1, "ir"), (1, "jr"), (2, "ir"), (2, "jr")]
+    for r in screened:
+        assert r["status"] == "ok" and r["correct"] is True
+        words = "2 threads" if r["gemm"]["threads"] == 2 else "1 thread"
+        assert words in r["baselines"][0]["configuration"]
+
+
+def test_compile_gate_lets_a_lone_measurement_wait_for_compiles_and_hold_new_ones():
+    import threading
+    from runner.search.machine_lock import CompileGate
+    gate, events = CompileGate(), []
+    compiling, measuring = threading.Event(), threading.Event()
+
+    def compile_long():
+        with gate.compiling():
+            compiling.set()
+            time.sleep(0.3)
+            events.append("first compile done")
+
+    def measure_alone():
+        compiling.wait()
+        with gate.alone():
+            measuring.set()
+            events.append("measured")
+            time.sleep(0.3)
+            events.append("measurement done")
+
+    def compile_later():
+        measuring.wait()
+        with gate.compiling():
+            events.append("second compile")
+    threads = [threading.Thread(target=f) for f in (compile_long, measure_alone, compile_later)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert events == ["first compile done", "measured", "measurement done", "second compile"]
+
+
 def test_gemm_knobs_are_only_for_gemm_configs():
     with pytest.raises(StrategyError, match=r'space\.mc: a knob of the GEMM around the kernel: only for '
                                             r'experiment\.kind = "gemm"'):
