@@ -30,7 +30,7 @@ from runner.measure import reproducer, trust
 from runner.measure.environment import host_cpu_model
 from runner.measure.lifecycle import Candidate
 from runner.measure.record import Record, rank
-from runner.measure.timing import TimingPolicy, measurement_cpu, pinned_to_one_cpu
+from runner.measure.timing import TimingPolicy, measurement_cpu
 from runner.search.candidates import CandidateSource, ListSource, TunerSource
 from runner.search.machine_lock import CompileGate, MachineLock
 from runner.search.space import SweepSettings
@@ -218,16 +218,8 @@ class Sweep:
                 results.put(None)
 
         threads = [threading.Thread(target=work, daemon=True) for _ in range(self.jobs)]
-        # This process only coordinates (and writes results) while the workers run: it stays off the
-        # measuring CPU, like the compilers (its threads, and the workers they start, inherit that).
-        with pinned_to_one_cpu(cpus) if cpus else contextlib.nullcontext():
-            for thread in threads:
-                thread.start()
-            yield from self._consume(results, threads, tell, stop, workers)
-
-    @staticmethod
-    def _consume(results: queue.Queue, threads: list[threading.Thread], tell, stop: threading.Event,
-                 workers: list[Worker]) -> Iterator[tuple[Candidate, Record]]:
+        for thread in threads:
+            thread.start()
         finished = 0
         try:
             while finished < len(threads):
