@@ -106,9 +106,9 @@ class Worker:
     """The parent side of one worker process. Not thread-safe: one thread owns a worker."""
 
     def __init__(self, target_name: str, compile_cpus: set[int] | None, measure_cpu: int | None,
-                 measure_cpus: set[int] | None = None):
-        """`measure_cpu` times single-threaded code; a multi-threaded GEMM runs on `measure_cpus`
-        (default: the CPUs the worker starts with)."""
+                 measure_cpus: set[int] | None):
+        """`measure_cpu` times single-threaded code; a multi-threaded GEMM runs on `measure_cpus` (the
+        sweep's CPUs: the worker's own affinity is only the compile CPUs)."""
         self._args = (target_name, compile_cpus, measure_cpu, measure_cpus, os.getpid())
         self._stopping = False
         self._context = multiprocessing.get_context("spawn")
