@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, MAX_DIM, INNER_LOOPS, MAX_THREADS, SPLITS, TRAVERSALS
 from kernels_mlir.spec import DTYPES, MAX_KC, MAX_MR, MAX_NR
 
 from .errors import StrategyError
@@ -68,19 +67,6 @@ STRATEGY_KNOBS: tuple[Knob, ...] = (
     Knob("codegen_opt", LLVMOptions().codegen_opt, (0, 1, 2, 3)),
     Knob("machine_scheduler", LLVMOptions().machine_scheduler, (None, True, False)),
     Knob("fast_math", LLVMOptions().fast_math, FAST_MATH),
-)
-
-
-#: Knobs of the GEMM around the micro-kernel (sweeps of kind = "gemm" configs only): its blocking
-#: (kc is the micro-kernel's), its traversal (blis, tiles, direct), its threads and the loop they split.
-GEMM_KNOBS: tuple[Knob, ...] = (
-    Knob("mc", DEFAULT_MC, maximum=MAX_DIM),
-    Knob("nc", DEFAULT_NC, maximum=MAX_DIM),
-    Knob("traversal", DEFAULT_TRAVERSAL, TRAVERSALS),
-    Knob("threads", 1, maximum=MAX_THREADS),
-    Knob("split", "jc", SPLITS),
-    Knob("inner", "ir", INNER_LOOPS),
-    Knob("pack_bytes", "unbounded", minimum=1, maximum=1 << 40, words=("unbounded",)),
 )
 
 

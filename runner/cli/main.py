@@ -17,16 +17,17 @@ from kernels_mlir.spec import DTYPES, SpecError
 from pipelines.targets import TARGETS, Target, UnknownTarget, get_target, target_names
 from transforms.errors import StrategyError
 from transforms.instructions import INSTRUCTIONS
+from transforms.steps import load_plugins
 from transforms.strategy import Strategy
 
 from runner.cli import json_lines
 from runner.cli.asm import inspect, select
 from runner.cli.mca import predict_strategies
-from runner.cli.output import (gemm_table, markdown_summary, mca_table, noise_line, peak_line, progress_line,
-                               rate_header, results_table)
+from runner.cli.output import markdown_summary, mca_table, noise_line, peak_line, progress_line, rate_header
 from runner.config import experiment as config_mod
 from runner.config.experiment import ConfigError, runnable_target
 from runner import files
+from runner.kinds import kind_named
 from runner.measure import reproducer
 from runner.measure.baselines import BaselineUnavailable
 from runner.measure.lifecycle import build_or_record, check
@@ -35,7 +36,7 @@ from runner.measure.record import Record, rank
 from runner.measure.timing import (MAX_SAMPLES, MIN_ROUNDS, MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy,
                                    check_count, check_sample_seconds, check_seconds)
 from runner.report.display import terminal
-from runner.report.report import TOP_HEADERS, build_report, side_by_side_rows
+from runner.report.report import build_report, side_by_side_rows
 from runner.search.space import MAX_BUDGET, MAX_SWEEP_SECONDS, METHODS, max_jobs
 from runner.search.shared import DEFAULT_HEARTBEAT, SharedSweep
 from runner.search.sweep import GIVE_UP_AFTER, Sweep, summary_line
@@ -51,17 +52,18 @@ EXIT_BAD_INPUT = 2
 DEFAULT_DATABASE = Database(str(DEFAULT_DB))
 
 
-def _load_kind(path: Path, kinds: tuple[str, ...], command: str) -> config_mod.Experiment:
-    """The config, if `command` runs its kind; else one line pointing at the command that does."""
+def _load_kind(path: Path, command: str) -> config_mod.Experiment:
+    """The config, if `command` runs its kind (crossover studies for `crossover`, problem kinds for the
+    others); else one line pointing at the command that does."""
     experiment = config_mod.load(path)
-    if experiment.kind not in kinds:
-        other = "ukl crossover" if experiment.kind == "crossover" else "ukl run"
+    if (experiment.kind == config_mod.CROSSOVER) != (command == "crossover"):
+        other = "ukl crossover" if experiment.kind == config_mod.CROSSOVER else "ukl run"
         raise ConfigError(f"{path}: experiment.kind {experiment.kind!r} is not for ukl {command} (use {other})")
     return experiment
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    experiment = _load_kind(args.config, ("microkernel", "gemm"), "run")
+    experiment = _load_kind(args.config, "run")
     target = runnable_target(experiment.target)
     records = []
     if not args.json:
@@ -77,7 +79,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             elif record.status == "skipped" or _progress(args):
                 tqdm.write(progress_line(record))
     if not args.json:
-        print(gemm_table(records) if experiment.kind == "gemm" else results_table(records))
+        print(experiment.problem_kind.table(records))
         noise = noise_line(records)
         if noise:
             print(noise)
@@ -191,7 +193,7 @@ def _cmd_mca(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    experiment = _load_kind(args.config, ("microkernel", "gemm"), "sweep")
+    experiment = _load_kind(args.config, "sweep")
     overrides = {k: v for k, v in (("method", args.method), ("budget", args.budget), ("time_seconds", args.time),
                                    ("jobs", args.jobs)) if v is not None}
     try:
@@ -221,7 +223,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.json:
         finals = [r for r in records if r.extra["phase"] == FINAL] or records
         best = sorted(finals, key=lambda r: rank(r.to_json()))[:args.top]
-        print(gemm_table(best) if experiment.kind == "gemm" else results_table(best))
+        print(experiment.problem_kind.table(best))
     summary = summary_line(records, source.rejected, len(source.resumed))
     if source.gave_up:
         summary += f"; stopped after {GIVE_UP_AFTER} points in a row were invalid or already measured"
@@ -273,6 +275,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     if not args.db.exists():
         raise ConfigError(f"--db: {args.db}: no such results database")
+    try:
+        load_plugins()  # a plugin's kind reports its own columns and knobs
+        if args.kind is not None:
+            kind_named(args.kind)
+    except StrategyError as exc:
+        raise ConfigError(f"--kind: {exc}" if args.kind else str(exc)) from None
     report = build_report(args.db, args.top, args.target, args.kind)
     if args.plots is not None:
         for plot in report.plots:
@@ -293,8 +301,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
                                                     "plots": [p.title for p in report.plots]}))
     else:
         print(terminal(report.summary()))
-        print(tabulate([[terminal(cell) for cell in row] for row in report.top], headers=TOP_HEADERS,
-                       disable_numparse=True))
+        for section in report.sections:
+            print(f"\n{section.kind}:")
+            print(tabulate([[terminal(cell) for cell in row] for row in section.top],
+                           headers=[terminal(h) for h in section.headers], disable_numparse=True))
         if len(report.hosts) > 1:
             headers, rows = side_by_side_rows(report.best_per_host)
             print("\nbest strategy per kind of host:")
@@ -307,7 +317,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_crossover(args: argparse.Namespace) -> int:
-    experiment = _load_kind(args.config, ("crossover",), "crossover")
+    experiment = _load_kind(args.config, "crossover")
     target = runnable_target(experiment.target)
     routes = experiment.crossover.routes
     names = tuple(r.name for r in routes)
@@ -493,8 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--plots", type=files.output_dir, metavar="DIR", help="write the plots as PNG files")
     rep.add_argument("--target", help="only results for this target")
     rep.add_argument("--top", type=_count(1, MAX_ROWS), default=10)
-    rep.add_argument("--kind", choices=("microkernel", "gemm"), default="microkernel",
-                     help="which results: micro-kernels (default) or full GEMMs")
+    rep.add_argument("--kind", help="only results of this problem kind (default: every kind the database holds, "
+                     "each in its own table)")
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(func=_cmd_report)
 

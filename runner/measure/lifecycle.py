@@ -8,8 +8,6 @@ and become a `compile_error` record; anything else is a harness bug and propagat
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,19 +15,16 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from kernels_mlir.gemm import GemmSpec
 from kernels_mlir.problem import Problem
-from kernels_mlir.spec import KernelSpec, SpecError
+from kernels_mlir.spec import SpecError
 from pipelines.codegen import CodegenError, MachineCode
-from pipelines.compile import compile_strategy
-from pipelines.compile_gemm import compile_gemm
 from pipelines.lowering import LoweringError
 from pipelines.targets import Target
 from transforms.errors import StepFailed, StrategyError
 from transforms.strategy import Strategy
 
-from runner.measure.baselines import baselines_for
-from runner.measure.parallel import launch, measurement_cpus
+from runner.kinds import kind_named, kind_of, launch
+from runner.measure.parallel import measurement_cpus
 from runner.measure.peak import alongside_peak, parallel_peak, peak_kernel
 from runner.measure.record import Record
 from runner.measure.stats import ratio_with_ci
@@ -55,47 +50,37 @@ class Candidate:
         return cls(strategy, strategy.kernel, target)
 
     @property
+    def kind(self):
+        return kind_of(self.problem)
+
+    @property
     def named(self) -> Strategy:
-        """The strategy under the name its records carry (a GEMM's says its shape)."""
-        if isinstance(self.problem, GemmSpec):
-            p = self.problem
-            how = p.traversal + (f"-mc{p.mc}-nc{p.nc}" if p.traversal == "blis" else "") + \
-                (f"-pb{p.pack_bytes}" if p.pack_bytes is not None and p.traversal == "blis" else "") + \
-                (f"-{p.inner}" if p.inner != "ir" and p.traversal != "direct" else "") + \
-                (f"-t{p.threads}{p.split if p.traversal != 'direct' else ''}" if p.threads > 1 else "")
-            return dataclasses.replace(self.strategy, name=f"{self.strategy.name}@{p.m}x{p.n}x{p.k}/{how}")
-        return self.strategy
+        """The strategy under the name its records carry (its kind's label: a GEMM's says its shape)."""
+        label = self.kind.label(self.strategy, self.problem)
+        return self.strategy if label == self.strategy.name else dataclasses.replace(self.strategy, name=label)
 
     def identity(self) -> dict[str, Any]:
         """The fields that say what a record is about, beyond the strategy."""
-        ids: dict[str, Any] = {"kind": self.problem.kind, "problem": self.problem.workload()}
-        if isinstance(self.problem, GemmSpec):
-            spec = dataclasses.asdict(self.problem)
-            ids.update(gemm_hash=self._gemm_hash(), gemm=spec, shape=[self.problem.m, self.problem.n, self.problem.k])
-        return ids
-
-    def _gemm_hash(self) -> str:
-        body = json.dumps({"kernel": self.strategy.hash, "gemm": dataclasses.asdict(self.problem)}, sort_keys=True)
-        return hashlib.sha256(body.encode()).hexdigest()[:16]
+        return {"kind": self.problem.kind, "problem": self.problem.workload(),
+                **self.kind.identity(self.strategy, self.problem)}
 
     @property
     def key(self) -> str:
-        """What identifies the candidate's code and problem in the store: a GEMM's hash, or the strategy's."""
-        return self._gemm_hash() if isinstance(self.problem, GemmSpec) else self.strategy.hash
+        """What identifies the candidate's code and problem in the store (its kind decides)."""
+        return self.kind.key(self.strategy, self.problem)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (for sweep workers and reproducers): strategy, problem with its kind, target name."""
         return {"strategy": self.strategy.to_dict(),
-                "problem": {"kind": self.problem.kind, **dataclasses.asdict(self.problem)},
+                "problem": {"kind": self.problem.kind, **self.kind.to_dict(self.problem)},
                 "target": self.target.name}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], target: Target) -> "Candidate":
         """Inverse of to_dict, on `target` (the caller resolves the name: it decides what runs here)."""
         problem = dict(data["problem"])
-        kind = problem.pop("kind")
-        strategy = Strategy.from_dict(data["strategy"])
-        return cls(strategy, GemmSpec(**problem) if kind == "gemm" else KernelSpec(**problem), target)
+        kind = kind_named(problem.pop("kind"))
+        return cls(Strategy.from_dict(data["strategy"]), kind.from_dict(problem), target)
 
     def record(self, status: str, **fields: Any) -> Record:
         extra = {**self.identity(), **fields.pop("extra", {})}
@@ -104,7 +89,7 @@ class Candidate:
 
 def record_key(record: Record) -> str:
     """The key (Candidate.key) of the candidate a record is about."""
-    return record.extra.get("gemm_hash") or record.strategy.hash
+    return record.extra.get("candidate_key") or record.strategy.hash
 
 
 @dataclass
@@ -120,15 +105,9 @@ class Built:
 def build(candidate: Candidate, *, jit: bool | None = None, stages: dict[str, str] | None = None) -> Built:
     """Compile the candidate (raises one of BUILD_ERRORS when it does not compile). `stages`, when
     given, receives every intermediate form as it is produced, so it holds them as far as they got."""
-    strategy, problem, target = candidate.strategy, candidate.problem, candidate.target
-    if isinstance(problem, GemmSpec):
-        started = time.perf_counter()
-        compiled = compile_gemm(problem, strategy, target, jit=jit)
-        return Built(candidate, compiled.code, time.perf_counter() - started, compiled.vector_bits)
-    if problem != strategy.kernel:
-        raise StrategyError(f"the strategy builds a {strategy.kernel} kernel, the problem is {problem}")
-    compiled = compile_strategy(strategy, target, jit=jit, stages=stages)
-    return Built(candidate, compiled.code, compiled.seconds, compiled.vector_bits, compiled.stages)
+    started = time.perf_counter()
+    compiled = candidate.kind.build(candidate.strategy, candidate.problem, candidate.target, jit, stages)
+    return Built(candidate, compiled.code, time.perf_counter() - started, compiled.vector_bits, compiled.stages)
 
 
 def build_or_record(candidate: Candidate, **options: Any) -> Built | Record:
@@ -148,7 +127,7 @@ def measure(built: Built, policy: TimingPolicy, check_result: Verification, cpu:
     """Time the verified candidate, its baselines and the FMA peak at its width in rotating alternation.
     A fraction of peak above 1.0 is measured again, and recorded `disturbed` if it stays."""
     candidate, problem = built.candidate, built.candidate.problem
-    threads = getattr(problem, "threads", 1)
+    threads = candidate.kind.threads(problem)
     peak = parallel_peak([peak_kernel(candidate.target, problem.dtype, built.vector_bits,
                                       candidate.strategy.instruction) for _ in range(threads)])
     cpus = cpu if threads == 1 else set(measurement_cpus(threads))
@@ -156,7 +135,7 @@ def measure(built: Built, policy: TimingPolicy, check_result: Verification, cpu:
     def once():
         ops = problem.operands(seed=1)
         ours = launch(built.code, problem, ops, bench=True)
-        bases = baselines_for(problem, ops)
+        bases = candidate.kind.baselines(problem, ops)
         with threadpool_limits(limits=threads, user_api="blas"):
             (mine, *theirs), peak_m = alongside_peak([ours, *(b.run for b in bases)],
                                                      [problem.flops] * (1 + len(bases)), peak, policy, cpus)

@@ -1,4 +1,4 @@
-"""Running a problem's compiled code on its threads: each thread one native call on its share.
+"""The CPUs a measurement runs on, and a team of threads each making one native call on its CPU.
 
 ctypes releases the GIL for the duration of a foreign call, so Python threads that each call
 generated code run truly in parallel; the timed loops stay in native code (each thread's bench
@@ -11,12 +11,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
-from kernels_mlir.gemm import GemmSpec
-from kernels_mlir.operands import Operands
-from kernels_mlir.problem import Problem
-from pipelines.codegen import MachineCode
-
-from runner.measure.native import NativeFunction
 
 
 #: The CPUs measurements may use when not this process's own (see measure_on).
@@ -58,18 +52,3 @@ class Team:
         if self.cpus:
             os.sched_setaffinity(0, {self.cpus[t]})
         call()
-
-
-def launch(code: MachineCode, problem: Problem, ops: Operands, bench: bool = False) -> Callable[..., None]:
-    """The problem's entry (`f()`) or bench loop (`f(n)`) over operands `ops`, on all its threads."""
-    symbol = problem.bench if bench else problem.entry
-    arrays = [ops.a, ops.b, ops.c]
-    if not isinstance(problem, GemmSpec):
-        return NativeFunction(code, symbol, arrays, n_scalars=int(bench))
-    fn = NativeFunction(code, symbol, arrays, n_scalars=2 + int(bench))
-    shares = problem.partition()
-    team = Team(len(shares))
-
-    def run(*n: int) -> None:
-        team.run([lambda lo=lo, hi=hi: fn(lo, hi, *n) for lo, hi in shares])
-    return run

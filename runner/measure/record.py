@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transforms.strategy import Strategy
 
 from runner.measure import trust
 from runner.measure.timing import Measurement
-from runner.measure.verify import Verification
+
+if TYPE_CHECKING:  # (verify runs problems through their kinds, whose tables show records)
+    from runner.measure.verify import Verification
 
 #: Outcomes a strategy can have. Only verified kernels carry figures: "ok", or "disturbed" when
 #: their fraction of peak stayed above 1.0 after re-measuring (the figures are kept, not believed).

@@ -16,7 +16,7 @@ from kernels_mlir.problem import Problem
 from pipelines.codegen import MachineCode
 
 from runner.emulation.qemu import run_emulated
-from runner.measure.parallel import launch
+from runner.kinds import launch
 
 
 @dataclass(frozen=True)

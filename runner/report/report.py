@@ -6,6 +6,7 @@ final re-measurement, else a full `ukl run`, else a screening figure).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 from collections import Counter, defaultdict
@@ -20,6 +21,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from kernels_mlir.spec import DTYPES
 
+from runner.kinds import KINDS
 from runner.measure.record import rank
 from runner.measure.trust import is_noisy
 from runner.report.display import terminal
@@ -54,7 +56,7 @@ def best_results(rows: list[dict], target: str | None = None) -> list[dict]:
     for row in rows:
         if target is not None and row["target"] != target:
             continue
-        key = (row.get("gemm_hash") or row["strategy_hash"], host_group(row))
+        key = (row["candidate_key"], host_group(row))
         if row["correct"] is not None and (key not in latest_check or row["id"] > latest_check[key]["id"]):
             latest_check[key] = row
         old = chosen.get(key)
@@ -66,7 +68,9 @@ def best_results(rows: list[dict], target: str | None = None) -> list[dict]:
             chosen[key] = row
     results = list(chosen.values())
     for row in results:
-        row["knobs"] = knobs_of(json.loads(row["strategy_json"]))
+        kind = KINDS.get(row["kind"])  # (a plugin's kind, when its module is not loaded, shows its strategy's)
+        row["knobs"] = {**knobs_of(json.loads(row["strategy_json"])),
+                        **({} if kind is None else kind.knob_values(_record(row)))}
     return results
 
 
@@ -98,12 +102,25 @@ def side_by_side_rows(table: dict[str, dict[str, dict]]) -> tuple[list[str], lis
     return ["experiment", *hosts], [[e, *(cell(by_host.get(h)) for h in hosts)] for e, by_host in sorted(table.items())]
 
 
-def top_rows(results: list[dict], n: int) -> list[list[str]]:
-    ok = ranked(results)[:n]
-    return [[r["name"], (r.get("gemm_hash") or r["strategy_hash"])[:8], r["target"], r["phase"], f"{r['gflops']:.2f}",
-             f"{r['gflops_min']:.1f}-{r['gflops_max']:.1f}",
-             f"{100 * r['cv']:.1f}%" + (" noisy" if is_noisy(r["cv"]) else ""),
-             f"{100 * r['fraction_of_peak']:.1f}%", r["host_cpu"]] for r in ok]
+def top_row(r: dict) -> list[str]:
+    return [r["name"], r["candidate_key"][:8], r["target"], r["phase"], f"{r['gflops']:.2f}",
+            f"{r['gflops_min']:.1f}-{r['gflops_max']:.1f}", f"{100 * r['cv']:.1f}%" + (" noisy" if is_noisy(r["cv"]) else ""),
+            f"{100 * r['fraction_of_peak']:.1f}%", r["host_cpu"]]
+
+
+def kind_table(kind_name: str, results: list[dict], n: int) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows): the best `n` verified results of each of the kind's groups (a GEMM's: its shape),
+    group after group, with the columns the kind adds after the strategy's name."""
+    kind = KINDS.get(kind_name)
+    groups: dict[str, list[dict]] = {}
+    for r in ranked(results):
+        groups.setdefault("" if kind is None else kind.report_group(_record(r)), []).append(r)
+    chosen = [r for group in groups.values() for r in group[:n]]
+    records = [_record(r) for r in chosen]
+    extra = [] if kind is None else kind.report_columns(records)
+    rows = [[row[0], *(terminal(cell(record)) for _, cell in extra), *row[1:]]
+            for row, record in zip(map(top_row, chosen), records)]
+    return [TOP_HEADERS[0], *(header for header, _ in extra), *TOP_HEADERS[1:]], rows
 
 
 def context_label(results: list[dict]) -> str:
@@ -213,10 +230,10 @@ def paired_effects(ok: list[dict]) -> list[KnobEffect]:
     """Every knob the results vary, as paired ratios against its default value (or, when no pair has
     the default, its most common value). A knob that only ever changes together with another (legalize
     with the tile, say) has no pairs, and so no effect is claimed for it."""
-    table = knobs()
+    table = {**knobs(), **{k.name: k for kind in KINDS.values() for k in kind.knobs}}
     effects = []
     for name, knob in table.items():
-        if not knob.effect or len({str(r["knobs"][name]) for r in ok}) < 2:
+        if not knob.effect or not ok or name not in ok[0]["knobs"] or len({str(r["knobs"][name]) for r in ok}) < 2:
             continue
         by_rest: dict[tuple, dict[str, float]] = defaultdict(dict)
         for r in ok:
@@ -279,13 +296,32 @@ def _record(row: dict) -> dict:
 
 
 @dataclass
-class Report:
-    db: Database
+class Section:
+    """The results of one problem kind: its table (its own columns, ranked per group) and its plots."""
+
+    kind: str
     results: list[dict]
+    headers: list[str]
     top: list[list[str]]
     plots: list[Plot]
+
+
+@dataclass
+class Report:
+    db: Database
+    sections: list[Section]
+    #: Crossover plots (studies, not results of a kind).
+    crossover_plots: list[Plot]
     #: Why sweeps rejected points before compiling (reason -> count).
     rejections: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def results(self) -> list[dict]:
+        return [r for s in self.sections for r in s.results]
+
+    @property
+    def plots(self) -> list[Plot]:
+        return [p for s in self.sections for p in s.plots] + self.crossover_plots
 
     @property
     def hosts(self) -> list[str]:
@@ -300,7 +336,9 @@ class Report:
         return sorted(Counter(r["status"] for r in self.results).items())
 
     def summary(self) -> str:
-        text = f"{len(self.results)} strategies: " + ", ".join(f"{n} {s}" for s, n in self.statuses) + "."
+        kinds = ", ".join(f"{len(s.results)} {s.kind}" for s in self.sections)
+        text = f"{len(self.results)} results ({kinds or 'none'}): " + \
+            ", ".join(f"{n} {s}" for s, n in self.statuses) + "."
         if self.rejections:
             text += f" Sweeps: {rejection_reasons(self.rejections)}."
         return text
@@ -314,8 +352,11 @@ class Report:
     def ranked_records(self, limit: int | None = None) -> list[dict]:
         """Results as their records (the JSON `ukl run` printed when it measured them, as stored): the
         best `limit` verified ones in rank order, then every failure."""
-        failed = [r for r in self.results if r["status"] != "ok"]
-        return [_record(r) for r in ranked(self.results)[:limit] + failed]
+        found = []
+        for section in self.sections:
+            failed = [r for r in section.results if r["status"] != "ok"]
+            found += [_record(r) for r in ranked(section.results)[:limit] + failed]
+        return found
 
     def html(self) -> str:
         env = jinja2.Environment(loader=jinja2.PackageLoader("runner.report", "templates"), autoescape=True)
@@ -324,9 +365,20 @@ class Report:
             title=self.title, db=self.db, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             hosts=sorted({r["host_cpu"] for r in self.results}), targets=sorted({r["target"] for r in self.results}),
             side_by_side=side_by_side_rows(self.best_per_host) if len(self.hosts) > 1 else None,
-            summary=self.summary(), top_headers=TOP_HEADERS, top=self.top, text_columns={1, 2, 3, 4, 9},
-            statuses=self.statuses, failures=failures,
-            plots=[{"title": p.title, "caption": p.caption, "png": p.png_base64} for p in self.plots])
+            summary=self.summary(), statuses=self.statuses, failures=failures,
+            sections=[{"kind": s.kind, "headers": s.headers, "top": s.top,
+                       "text_columns": {i + 1 for i, h in enumerate(s.headers) if h in TEXT_HEADERS},
+                       "phase_column": s.headers.index("phase"),
+                       "plots": [_plot_json(p) for p in s.plots]} for s in self.sections],
+            crossovers=[_plot_json(p) for p in self.crossover_plots])
+
+
+#: Columns the HTML aligns left: names and words, not figures.
+TEXT_HEADERS = {"hash", "target", "phase", "host", "M x N x K", "blocking"}
+
+
+def _plot_json(p: Plot) -> dict[str, str]:
+    return {"title": p.title, "caption": p.caption, "png": p.png_base64}
 
 
 def measured_and_predicted(ok: list[dict], predictions: dict[tuple[str, str], dict]
@@ -387,17 +439,72 @@ def crossover_plots(crossovers: list[dict]) -> list[Plot]:
     return plots
 
 
-def build_report(db: Database | Path, top: int, target: str | None = None, kind: str = "microkernel") -> Report:
-    """Micro-kernel results by default; GEMM results (kind "gemm") have a report of their own. Stored
-    crossovers and sweeps' rejection counts are in both."""
-    with Store(db, readonly=True) as store:
-        results = best_results(list(store.rows(kind=kind)), target)
-        crossovers, rejections = store.crossovers(target), store.rejections(target)
-        predictions = store.predictions()
-    ok = [r for r in results if r["status"] == "ok"]
-    plots = [p for p in (fraction_chart(ok, predictions), heatmap(ok), gflops_vs_kc(ok), knob_effects(ok))
-             if p is not None]
+def baselines_by_shape(ok: list[dict]) -> Plot | None:
+    """Per shape, our best GFLOP/s beside each baseline's measured in the same alternation."""
+    best: dict[str, dict] = {}
+    for r in ok:
+        record = _record(r)
+        shape = "x".join(map(str, record.get("shape") or []))
+        if record.get("baselines") and (shape not in best or r["gflops"] > best[shape]["gflops"]):
+            best[shape] = record
+    if not best:
+        return None
+    shapes = sorted(best, key=lambda s: [int(d) for d in s.split("x")] if s else [])
+    names = list(dict.fromkeys(b["name"] for r in best.values() for b in r["baselines"]))
+    fig = Figure(figsize=(1.6 + 1.1 * len(shapes) * (1 + len(names)) / 2, 4))
+    ax = fig.subplots()
+    width = 0.8 / (1 + len(names))
+    x = np.arange(len(shapes))
+    ax.bar(x, [best[s]["gflops"] for s in shapes], width, label="ours (best)")
+    for i, name in enumerate(names, start=1):
+        values = [next((b.get("gflops") or 0.0 for b in best[s]["baselines"] if b["name"] == name), 0.0)
+                  for s in shapes]
+        ax.bar(x + i * width, values, width, label=terminal(name))
+    ax.set_xticks(x + width * len(names) / 2, shapes, fontsize="small")
+    ax.set_xlabel("M x N x K")
+    ax.set_ylabel("GFLOP/s (median)")
+    ax.legend(fontsize="x-small")
+    ax.set_title("Our best GEMM per shape beside each baseline", fontsize="medium")
+    return Plot("gemm-baselines.png", "GFLOP/s per shape beside each baseline",
+                "For each shape, the best verified GEMM and each library timed in the same alternation on the "
+                "same operands (their ratios with 95% intervals are in the table).", _png(fig, context_label(ok)))
+
+
+def _optuna(ok: list[dict]) -> list[Plot]:
+    plots = []
     for file, title, caption, figure in optuna_figures(ok):
         plots.append(Plot(file, title, caption, _png(figure, context_label(ok))))
         close(figure)
-    return Report(as_database(db), results, top_rows(results, top), plots + crossover_plots(crossovers), rejections)
+    return plots
+
+
+#: The plots a kind may ask for (ProblemKind.plots), by name: each from the kind's verified results.
+PLOTS = {
+    "fraction": lambda ok, predictions: [fraction_chart(ok, predictions)],
+    "tile_heatmap": lambda ok, predictions: [heatmap(ok)],
+    "gflops_vs_kc": lambda ok, predictions: [gflops_vs_kc(ok)],
+    "knob_effects": lambda ok, predictions: [knob_effects(ok)],
+    "baselines": lambda ok, predictions: [baselines_by_shape(ok)],
+    "optuna": lambda ok, predictions: _optuna(ok),
+}
+
+
+def build_report(db: Database | Path, top: int, target: str | None = None, kind: str | None = None) -> Report:
+    """A section per problem kind the store holds (or only `kind`), each with its own table and plots;
+    stored crossovers and sweeps' rejection counts beside them."""
+    with Store(db, readonly=True) as store:
+        rows = list(store.rows(kind=kind))
+        crossovers, rejections = store.crossovers(target), store.rejections(target)
+        predictions = store.predictions()
+    sections = []
+    for name in dict.fromkeys(r["kind"] for r in rows):
+        results = best_results([r for r in rows if r["kind"] == name], target)
+        if not results:
+            continue
+        ok = [r for r in results if r["status"] == "ok"]
+        wanted = KINDS[name].plots if name in KINDS else ("fraction",)
+        plots = [dataclasses.replace(p, file=f"{name}-{p.file}")  # one folder holds every kind's plots
+                 for plot in wanted for p in PLOTS[plot](ok, predictions) if p is not None]
+        headers, table = kind_table(name, results, top)
+        sections.append(Section(name, results, headers, table, plots))
+    return Report(as_database(db), sections, crossover_plots(crossovers), rejections)

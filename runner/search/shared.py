@@ -332,7 +332,7 @@ class SharedSweep(Sweep):
         """This study's verified results of `phases` on this kind of host: key -> (latest row, candidate)."""
         latest = {}
         for row in self.store.rows(study=self.study_name, host_kind=self.host_kind, phases=phases, status="ok"):
-            latest[row["gemm_hash"] or row["strategy_hash"]] = row  # in order written: a re-screen wins
+            latest[row["candidate_key"]] = row  # in order written: a re-screen wins
         return {key: (row, self._stored_candidate(row)) for key, row in latest.items()}
 
     def _fill_rescreen(self, study: optuna.Study) -> int:

@@ -16,11 +16,12 @@ from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.targets import Target
 from transforms.errors import StrategyError
-from transforms.knobs import GEMM_KNOBS, STRATEGY_KNOBS, Knob, Point, strategy_name
+from transforms.knobs import STRATEGY_KNOBS, Knob, Point, strategy_name
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import STEP_TYPES, Step
 from transforms.strategy import Strategy
 
+from runner.kinds import ProblemKind, kind_knobs
 from runner.measure.timing import (MAX_SAMPLES, TimingPolicy, check_count, check_sample_seconds,
                                    check_seconds)
 
@@ -87,18 +88,18 @@ class SearchSpace:
     choices: dict[str, tuple[Any, ...]]
     #: Reject points whose registers_needed exceeds the register file (False: keep them to study spills).
     fit_registers: bool = True
-    #: The experiment's kind: only "gemm" spaces take the GEMM knobs.
-    kind: str = "microkernel"
+    #: The experiment's problem kind: a space may list its knobs besides the strategy's.
+    kind: ProblemKind | None = None
 
     def __post_init__(self) -> None:
-        gemm = {k.name: k for k in GEMM_KNOBS}
-        table = {**knobs(), **gemm}
+        owners = kind_knobs()
+        table = {**knobs(), **{k.name: k for kind in set(owners.values()) for k in kind.knobs}}
         for knob, values in self.choices.items():
             if knob not in table:
                 raise StrategyError(f"space.{knob}: unknown knob (known: {', '.join(table)})")
-            if knob in gemm and self.kind != "gemm":
-                raise StrategyError(f"space.{knob}: a knob of the GEMM around the kernel: only for "
-                                    "experiment.kind = \"gemm\"")
+            if knob in owners and owners[knob] is not self.kind:
+                raise StrategyError(f"space.{knob}: a knob of kind {owners[knob].name!r}: only for "
+                                    f"experiment.kind = \"{owners[knob].name}\"")
             if not values:
                 raise StrategyError(f"space.{knob}: needs at least one choice")
             for value in values:
@@ -131,11 +132,6 @@ class SearchSpace:
             if key not in seen:
                 seen.add(key)
                 yield point
-
-    @staticmethod
-    def gemm_blocking(point: Point) -> dict[str, Any]:
-        """The GEMM knobs a point sets (mc, nc, traversal): the others keep the config's [gemm] values."""
-        return {k.name: point[k.name] for k in GEMM_KNOBS if k.name in point}
 
     def admit(self, point: Point, target: Target) -> Strategy:
         """The point's strategy if it is valid for the target and meets the constraints; else raises."""

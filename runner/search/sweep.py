@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Iterator
 
 from tqdm import tqdm
 
-from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, GemmSpec
 from pipelines.targets import Target
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
+from runner.kinds import kind_named
 from runner.measure import reproducer, trust
 from runner.measure.environment import host_cpu_model
 from runner.measure.lifecycle import Candidate
@@ -71,7 +71,7 @@ def evaluate_in(worker: Worker, candidate: Candidate, policy: TimingPolicy, lock
             record = compiled
         else:
             seconds = compiled
-            alone = getattr(candidate.problem, "threads", 1) > 1
+            alone = candidate.kind.threads(candidate.problem) > 1
             with lock, gate.alone() if alone else contextlib.nullcontext():
                 record = worker.call("measure", policy, timeout)
     except WorkerDied as exc:
@@ -100,29 +100,20 @@ class Sweep:
         if s.method == "tuner":
             if space is None or s.budget is None:
                 raise StrategyError("sweep.method: the tuner needs a [space] and a budget")
-            if self.experiment.kind == "gemm" and len(self.experiment.gemm.shapes) != 1:
-                raise StrategyError("sweep.method: the tuner tunes one problem: list one [gemm] shape "
-                                    "(or sweep the shapes with grid or random)")
+            kind = self.experiment.problem_kind
+            if kind.problems_per_strategy(self.experiment.settings) != 1:
+                raise StrategyError(f"sweep.method: the tuner tunes one problem: list one [{kind.section}] problem "
+                                    "(or sweep them with grid or random)")
             return TunerSource(space, self.target, s.seed, s.budget, listed, done, self._expand)
         points = [] if space is None else (space.grid() if s.method == "grid" else space.shuffled(s.seed))
         return ListSource(listed, points, space, self.target, s.budget, done, self._expand,
                           give_up_after=GIVE_UP_AFTER if s.method == "random" else None)
 
     def _expand(self, strategy: Strategy, point: dict | None) -> list[Candidate]:
-        """A strategy's candidates: its kernel, or a GEMM around it at each of the config's shapes,
-        blocked as the point says (knobs it does not set come from the [gemm] section)."""
-        if self.experiment.kind != "gemm":
-            return [Candidate.microkernel(strategy, self.target)]
-        settings = self.experiment.gemm
-        if point is not None:
-            settings = dataclasses.replace(settings, **self.experiment.space.gemm_blocking(point))
-        if settings.traversal != "blis":  # mc, nc and the packing bound block only BLIS's loops
-            settings = dataclasses.replace(settings, mc=DEFAULT_MC, nc=DEFAULT_NC, pack_bytes="unbounded")
-        if settings.traversal == "direct" or settings.threads == 1:  # the split means nothing there
-            settings = dataclasses.replace(settings, split="jc")
-        if settings.traversal == "direct":  # nor the order of the register-tile loops
-            settings = dataclasses.replace(settings, inner="ir")
-        return [Candidate(strategy, settings.spec(strategy, shape), self.target) for shape in settings.shapes]
+        """A strategy's candidates: one per problem its kind makes of it (a GEMM: one per shape, blocked
+        as the point says; knobs the point does not set come from the kind's config section)."""
+        problems = self.experiment.problem_kind.problems(self.experiment.settings, strategy, point)
+        return [Candidate(strategy, problem, self.target) for problem in problems]
 
     def run(self) -> Iterator[Record]:
         """Screen every candidate, then re-measure the leaders at full length; yields every record."""
@@ -170,20 +161,18 @@ class Sweep:
         if resumed:
             for row in self.store.rows(target=self.target.name, host_cpu=host_cpu_model(), phases=SCREENING,
                                        status="ok"):
-                key = row["gemm_hash"] or row["strategy_hash"]
+                key = row["candidate_key"]
                 if key in resumed and key not in ranked:
                     ranked[key] = (rank(row), self._stored_candidate(row))
         finals = self.store.measured(self.target, (FINAL,)) if self.resume else set()
         return best_per_problem(ranked, finals, self.settings.leaders)
 
     def _stored_candidate(self, row: dict) -> Candidate:
-        """The candidate a stored screening row measured (a GEMM's spec is in its record JSON)."""
+        """The candidate a stored screening row measured (its kind reads the problem from its record)."""
+        kind = kind_named(row["kind"])
         strategy = Strategy.from_dict(json.loads(row["strategy_json"]))
-        if row["kind"] == "gemm":
-            gemm = json.loads(row["record_json"])["gemm"]
-            strategy = dataclasses.replace(strategy, name=strategy.name.split("@")[0])  # Candidate.named adds it
-            return Candidate(strategy, GemmSpec(**gemm), self.target)
-        return Candidate.microkernel(strategy, self.target)
+        strategy = dataclasses.replace(strategy, name=kind.strategy_name(strategy.name))  # Candidate.named labels it
+        return Candidate(strategy, kind.from_record(json.loads(row["record_json"])), self.target)
 
     def _settle(self, candidate: Candidate, record: Record, phase: str) -> None:
         """What the worker thread does with a result before handing it on: nothing here (the consumer
@@ -242,13 +231,12 @@ class Sweep:
 
 def best_per_problem(ranked: dict[str, tuple[tuple, Candidate]], skip, count: int) -> list[Candidate]:
     """The `count` best candidates (by their rank) of each problem, leaving out keys in `skip`:
-    micro-kernels all compete with each other, GEMMs within their shape."""
-    by_problem: dict[str, list[tuple[tuple, Candidate]]] = {}
+    candidates compete within their kind's leader group (micro-kernels all together, GEMMs per shape)."""
+    by_problem: dict[tuple[str, str], list[tuple[tuple, Candidate]]] = {}
     for key, (order, candidate) in ranked.items():
         if key not in skip:
-            problem = json.dumps(candidate.problem.workload(), sort_keys=True) \
-                if isinstance(candidate.problem, GemmSpec) else ""
-            by_problem.setdefault(problem, []).append((order, candidate))
+            group = (candidate.problem.kind, candidate.kind.leader_group(candidate.problem))
+            by_problem.setdefault(group, []).append((order, candidate))
     return [c for group in by_problem.values() for _, c in sorted(group, key=lambda item: item[0])[:count]]
 
 

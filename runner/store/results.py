@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 #: The schema this code writes. Every older store is migrated to it on open (MIGRATIONS), keeping
 #: every row. SQLite keeps the version in `PRAGMA user_version`, a server in the table `ukl_schema`.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 META = MetaData()
 runs = Table(
@@ -74,9 +74,10 @@ results = Table(
     Column("workload_hash", Text, ForeignKey("workloads.hash")), Column("gemm_hash", Text),
     *(Column(name, Float) for name in ("baseline_gflops", "ratio_to_baseline", "ratio_ci_low", "ratio_ci_high")),
     Column("record_json", Text),
-    Column("study", Text), Column("host_kind", Text))
-#: A candidate's key: a GEMM's hash, else its micro-kernel strategy's.
-CANDIDATE_KEY = func.coalesce(results.c.gemm_hash, results.c.strategy_hash)
+    Column("study", Text), Column("host_kind", Text),
+    Column("candidate_key", Text))
+#: A candidate's key, as its problem kind gives it (runner.kinds: a micro-kernel's strategy hash, a GEMM's hash).
+CANDIDATE_KEY = results.c.candidate_key
 Index("results_key", results.c.strategy_hash, results.c.target, results.c.host_cpu)
 #: At most one result per shared sweep, candidate, kind of host and phase, whoever writes it.
 Index("results_once_per_study", results.c.study, CANDIDATE_KEY, results.c.host_kind, results.c.phase, unique=True,
@@ -108,6 +109,7 @@ _ADDED_COLUMNS = {
         ("gemm_hash", "TEXT"), ("baseline_gflops", "REAL"), ("ratio_to_baseline", "REAL"), ("ratio_ci_low", "REAL"),
         ("ratio_ci_high", "REAL"), ("record_json", "TEXT")),
     4: (("study", "TEXT"), ("host_kind", "TEXT")),
+    5: (("candidate_key", "TEXT"),),
 }
 _GEMM_NAME = re.compile(r"@(\d+)x(\d+)x(\d+)$")
 
@@ -140,10 +142,18 @@ PHASES = FULL, SCREEN, RESCREEN, FINAL = ("full", "screen", "rescreen", "final")
 #: Phases of a sweep's short first pass.
 SCREENING = (SCREEN, RESCREEN)
 
+def _migrate_to_5(db: Connection) -> None:
+    """Version 4 derived a candidate's key as coalesce(gemm_hash, strategy_hash), the only two kinds it
+    had: the key becomes a column every kind fills, and the once-per-study index moves onto it."""
+    db.execute(results.update().where(results.c.candidate_key.is_(None)).values(
+        candidate_key=func.coalesce(results.c.gemm_hash, results.c.strategy_hash)))
+    db.exec_driver_sql("DROP INDEX IF EXISTS results_once_per_study")
+
+
 #: version -> what turns a store of version - 1 into one of that version (after its columns exist).
 #: Versions 3 and 4 only added tables, columns and an index, which the schema creates.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: lambda db: None, 2: _migrate_to_2, 3: lambda db: None,
-                                                       4: lambda db: None}
+                                                       4: lambda db: None, 5: _migrate_to_5}
 
 
 def _now() -> str:
@@ -367,6 +377,7 @@ class Store:
             "baseline_gflops": data.get("baseline_gflops"), "ratio_to_baseline": data.get("ratio_to_baseline"),
             "ratio_ci_low": ci[0], "ratio_ci_high": ci[1], "record_json": json.dumps({**data, "phase": phase}),
             "study": study, "host_kind": host_kind(target),
+            "candidate_key": data.get("candidate_key") or data["strategy_hash"],
         }
 
         def insert(db: Connection) -> bool:
@@ -444,7 +455,8 @@ class Store:
 
     def strategy(self, hash_prefix: str) -> dict[str, Any]:
         """The stored strategy (as JSON) whose hash starts with `hash_prefix` (literally); LookupError
-        unless exactly one. A GEMM's hash is named as such: compare takes micro-kernel strategies."""
+        unless exactly one. Another kind's candidate key (a GEMM's hash) is named as such: compare takes
+        micro-kernel strategies."""
         r = results.c
 
         def starts(column):
@@ -452,12 +464,13 @@ class Store:
 
         def find(db: Connection):
             found = dict(db.execute(select(r.strategy_hash, r.strategy_json).where(starts(r.strategy_hash))).all())
-            gemm = not found and db.execute(select(r.id).where(starts(r.gemm_hash)).limit(1)).first() is not None
-            return found, gemm
-        found, gemm = self._read(find)
-        if gemm:
-            raise LookupError(f"{hash_prefix!r} is a GEMM's hash in {self.shown}: compare takes micro-kernel "
-                              "strategy hashes (the strategy_hash of its rows)")
+            other = None if found else db.execute(
+                select(r.kind).where(starts(CANDIDATE_KEY)).limit(1)).scalar_one_or_none()
+            return found, other
+        found, other = self._read(find)
+        if other is not None:
+            raise LookupError(f"{hash_prefix!r} is the key of a {other} candidate in {self.shown}: compare takes "
+                              "micro-kernel strategy hashes (the strategy_hash of its rows)")
         if len(found) != 1:
             raise LookupError(f"{len(found)} stored strategies have a hash starting with {hash_prefix!r} "
                               f"in {self.shown} (need exactly one)")

@@ -13,7 +13,7 @@ from pipelines.targets import Target
 from runner.config.experiment import ConfigError, Experiment, Route
 from runner.measure.baselines import numpy_matmul
 from runner.measure.lifecycle import Candidate, build_or_record
-from runner.measure.parallel import launch
+from runner.kinds import launch
 from runner.measure.record import Record
 from runner.measure.stats import ratio_with_ci
 from runner.measure.timing import alternated_rates, pinned_to_one_cpu

@@ -19,12 +19,11 @@ def skipped(strategy, target: Target, why: str) -> Record:
 
 
 def _candidates(experiment: Experiment, target: Target) -> Iterator[Candidate]:
+    """Each strategy on each of its problems, on its own target where it names one."""
+    kind = experiment.problem_kind
     for strategy in experiment.strategies:
-        if experiment.kind == "gemm":
-            yield from (Candidate(strategy, experiment.gemm.spec(strategy, shape), target)
-                        for shape in experiment.gemm.shapes)
-        else:
-            yield Candidate.microkernel(strategy, get_target(experiment.target_of(strategy)))
+        own = get_target(experiment.target_of(strategy)) if experiment.target_of(strategy) != target.name else target
+        yield from (Candidate(strategy, problem, own) for problem in kind.problems(experiment.settings, strategy))
 
 
 def run_experiment(experiment: Experiment, store: Store) -> Iterator[Record]:
@@ -32,7 +31,7 @@ def run_experiment(experiment: Experiment, store: Store) -> Iterator[Record]:
     and each failure leaves a reproducer beside the store."""
     target = runnable_target(experiment.target)
     run_id = store.start_run("run", target, str(experiment.path), experiment.name)
-    total = len(experiment.strategies) * (len(experiment.gemm.shapes) if experiment.kind == "gemm" else 1)
+    total = len(experiment.strategies) * experiment.problem_kind.problems_per_strategy(experiment.settings)
     progress = tqdm(_candidates(experiment, target), total=total, desc=experiment.name, unit="candidate",
                     disable=None, leave=False)
     best: Record | None = None

@@ -212,7 +212,7 @@ def test_compare_names_a_gemm_hash_for_what_it_is(tmp_path, capsys):
     assert main(["run", str(config), "--db", str(db), "--json"]) == 0
     gemm_hash = results(capsys.readouterr().out)[0]["gemm_hash"]
     assert main(["compare", gemm_hash, gemm_hash, "--db", str(db)]) == 2
-    assert f"{gemm_hash!r} is a GEMM's hash" in capsys.readouterr().err
+    assert f"{gemm_hash!r} is the key of a gemm candidate" in capsys.readouterr().err
 
 
 def test_a_strategy_tied_to_a_target_this_host_cannot_run_is_skipped_in_one_line(tmp_path, capsys):

@@ -25,9 +25,9 @@ def test_html_report_has_the_tables_and_the_images(tmp_path, capsys):
     html, plots = tmp_path / "out" / "report.html", tmp_path / "plots"
     assert main(["report", "--db", str(db), "--html", str(html), "--plots", str(plots)]) == 0
     out = capsys.readouterr().out
-    assert "4 strategies: 4 ok." in out and "6x16-u2" in out
+    assert "4 results (4 microkernel): 4 ok." in out and "6x16-u2" in out
     text = html.read_text()
-    assert "<h2>Top 4 strategies</h2>" in text and text.count("<tr") >= 6 and "6x16-u2" in text
+    assert "<h2>microkernel: the best 4</h2>" in text and text.count("<tr") >= 6 and "6x16-u2" in text
     assert text.count('<tr class="full">') == 4  # `ukl run` results: full-length figures
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert len(images) == 4  # fraction of peak, tile heatmap, GFLOP/s vs kc, knob effects
@@ -65,7 +65,7 @@ def test_run_and_report_json_share_keys_and_numeric_types(tmp_path, capsys):
 
 
 #: A stored row of one strategy, as report reads it (id, status, phase and correct vary per test).
-BASE = {"strategy_hash": "h", "target": "host", "host_cpu": "cpu", "strategy_json": json.dumps(
+BASE = {"strategy_hash": "h", "candidate_key": "h", "kind": "microkernel", "target": "host", "host_cpu": "cpu", "strategy_json": json.dumps(
     {"name": "x", "kernel": {"mr": 4, "nr": 8, "kc": 64, "dtype": "f32"}, "steps": [], "llvm": {}})}
 
 
@@ -82,16 +82,30 @@ def test_missing_database_is_bad_input(tmp_path, capsys):
     assert "no such results database" in capsys.readouterr().err
 
 
-def test_gemm_results_are_reported_apart_from_micro_kernels(tmp_path, capsys):
+def test_every_kind_is_reported_in_its_own_table_without_being_asked(tmp_path, capsys):
     from .test_gemm_experiment import GEMM
     db = _store(tmp_path, capsys)
-    assert main(["run", str(write(tmp_path, GEMM, "g.toml")), "--db", str(db)]) == 0
-    capsys.readouterr()
+    assert main(["run", str(write(tmp_path, GEMM, "g.toml")), "--db", str(db), "--json"]) == 0
+    ran = results(capsys.readouterr().out)
+    assert main(["report", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    micro, gemm = out.split("\nmicrokernel:\n")[1].split("\ngemm:\n")
+    assert "6x16-u2" in micro and "@" not in micro
+    header = gemm.splitlines()[0]
+    assert "M x N x K" in header and "ours/OpenBLAS [95% CI]" in header and "ours/BLIS [95% CI]" in header
+    for r in ran:  # each GEMM's ratio to each baseline, with its interval, on its row
+        row = next(line for line in gemm.splitlines() if line.startswith(r["name"]))
+        for b in r["baselines"]:
+            assert f"{b['ratio']:.3f} [{b['ratio_ci'][0]:.3f}, {b['ratio_ci'][1]:.3f}]" in row
+    shapes = [line.split()[1] for line in gemm.splitlines()[2:] if line.strip()]
+    assert shapes == sorted(shapes, key=shapes.index) and len(set(shapes)) == 2  # ranked within each shape
     assert main(["report", "--db", str(db), "--json"]) == 0
-    assert parse(capsys.readouterr().out)[2][-1]["statuses"] == {"ok": 4}  # the micro-kernels only
+    assert parse(capsys.readouterr().out)[2][-1]["statuses"] == {"ok": 4 + len(ran)}
     assert main(["report", "--db", str(db), "--json", "--kind", "gemm"]) == 0
     gemms = results(capsys.readouterr().out)
     assert gemms and all("@" in r["name"] and len(r["gemm_hash"]) == 16 for r in gemms)
+    assert main(["report", "--db", str(db), "--kind", "conv9d"]) == 2
+    assert "--kind: unknown problem kind 'conv9d'" in capsys.readouterr().err
 
 
 def test_a_hash_whose_latest_verification_was_wrong_is_never_shown_ok():

@@ -57,3 +57,22 @@ def test_report_of_a_real_sweep_renders_in_headless_chromium(tmp_path, capsys):
     assert (pixels < 200).mean() > 0.02 and pixels.std() > 20  # text, tables and plots: not a blank page
     columns = np.nonzero((pixels < 200).any(axis=0))[0]
     assert columns.max() - columns.min() > 0.6 * pixels.shape[1]  # the page uses its width
+
+
+@pytest.mark.slow
+def test_report_of_gemms_beside_micro_kernels_renders_in_headless_chromium(tmp_path, capsys):
+    from .test_gemm_experiment import GEMM, KERNEL
+    db, html = tmp_path / "r.sqlite", tmp_path / "report.html"
+    kernels = "[experiment]\nname = \"kernels\"\n[timing]\nmin_sample_seconds = 0.002\nsamples = 10\n" + KERNEL
+    assert main(["run", str(write(tmp_path, kernels, "k.toml")), "--db", str(db)]) == 0
+    assert main(["run", str(write(tmp_path, GEMM, "g.toml")), "--db", str(db)]) == 0
+    assert main(["report", "--db", str(db), "--html", str(html)]) == 0
+    capsys.readouterr()
+    text = html.read_text()
+    assert '<table class="kind-microkernel">' in text and '<table class="kind-gemm">' in text
+    assert "GFLOP/s per shape beside each baseline" in text and "ours/OpenBLAS [95% CI]" in text
+    images = text.count("<img ")
+    dom = subprocess.run([CHROMIUM, *FLAGS, "--dump-dom", html.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    assert images >= 2 and f'data-loaded="{images}"' in body and "data-broken" not in body, body

@@ -1,0 +1,210 @@
+"""Kind `gemm`: a full GEMM (any M, N, K) around the strategy's micro-kernel, blocked and traversed
+as its [gemm] section (or a sweep point's GEMM knobs) says, timed against OpenBLAS and BLIS.
+
+The spec and its loop nest are kernels_mlir.gemm; compiling the driver with its micro-kernels is
+pipelines.compile_gemm; this module is everything the harness needs to know of the kind.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kernels_mlir.gemm import (DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, INNER_LOOPS, MAX_DIM, MAX_THREADS, SPLITS,
+                               TRAVERSALS, GemmSpec)
+from kernels_mlir.operands import Operands
+from kernels_mlir.spec import SpecError
+from pipelines.codegen import MachineCode
+from pipelines.compile_gemm import compile_gemm
+from pipelines.targets import Target
+from transforms.errors import StrategyError
+from transforms.knobs import Knob, Point
+from transforms.strategy import Strategy
+
+from runner.cli.output import gemm_table
+from runner.config.fields import MAX_SHAPES, check_threads, fits_in_memory, known, typed
+from runner.kinds.base import Compiled, ProblemKind, problem_knobs, register
+from runner.measure.baselines import Baseline, blis_gemm, numpy_matmul
+from runner.measure.native import NativeFunction
+from runner.measure.parallel import Team
+from runner.measure.record import Record
+
+#: The GEMM's blocking around the micro-kernel (kc is the micro-kernel's), its traversal (blis, tiles,
+#: direct), its threads and the loop they split, the innermost register-tile loop and the packing bound:
+#: the [gemm] section's settings and the sweep's GEMM knobs, declared once.
+KNOBS: tuple[Knob, ...] = (
+    Knob("mc", DEFAULT_MC, maximum=MAX_DIM),
+    Knob("nc", DEFAULT_NC, maximum=MAX_DIM),
+    Knob("traversal", DEFAULT_TRAVERSAL, TRAVERSALS),
+    Knob("threads", 1, maximum=MAX_THREADS),
+    Knob("split", "jc", SPLITS),
+    Knob("inner", "ir", INNER_LOOPS),
+    Knob("pack_bytes", "unbounded", minimum=1, maximum=1 << 40, words=("unbounded",)),
+)
+_DEFAULTS = {k.name: k.default for k in KNOBS}
+SECTION_KEYS = {"shapes", "accumulate", *_DEFAULTS}
+
+
+def gemm_spec(strategy: Strategy, shape: tuple[int, int, int], accumulate: bool = False,
+              **blocking: Any) -> GemmSpec:
+    """The GEMM around `strategy`'s micro-kernel (whose kc is the k-blocking); `blocking` sets any
+    of the KNOBS (the others keep their defaults)."""
+    b = {**_DEFAULTS, **blocking}
+    if b["pack_bytes"] == "unbounded":
+        b["pack_bytes"] = None  # GemmSpec rejects other words
+    k = strategy.kernel
+    return GemmSpec(*shape, dtype=k.dtype, mr=k.mr, nr=k.nr, kc=k.kc, accumulate=accumulate, k_group=k.k_group,
+                    **b)
+
+
+@dataclass(frozen=True)
+class GemmSettings:
+    """The [gemm] section: the shapes, whether C accumulates, and a value for each of the KNOBS."""
+
+    shapes: tuple[tuple[int, int, int], ...]
+    accumulate: bool = False
+    blocking: tuple[tuple[str, Any], ...] = tuple(_DEFAULTS.items())
+
+    def with_point(self, point: Point | None) -> "GemmSettings":
+        """These settings with a sweep point's GEMM knobs, and the knobs that mean nothing for the
+        traversal reset (so equivalent candidates are one): mc, nc and the packing bound block only
+        BLIS's loops; the split means nothing for one thread or the direct traversal (which always
+        splits rows), nor does the register-tile loop order there."""
+        b = {**dict(self.blocking), **(problem_knobs(point, GEMM) if point is not None else {})}
+        if b["traversal"] != "blis":
+            b.update(mc=DEFAULT_MC, nc=DEFAULT_NC, pack_bytes="unbounded")
+        if b["traversal"] == "direct" or b["threads"] == 1:
+            b.update(split="jc")
+        if b["traversal"] == "direct":
+            b.update(inner="ir")
+        return dataclasses.replace(self, blocking=tuple(b.items()))
+
+    def spec(self, strategy: Strategy, shape: tuple[int, int, int]) -> GemmSpec:
+        return gemm_spec(strategy, shape, self.accumulate, **dict(self.blocking))
+
+
+class GemmKind(ProblemKind):
+    name = "gemm"
+    section = "gemm"
+    knobs = KNOBS
+    plots = ("baselines", "knob_effects", "optuna")
+
+    def read_section(self, table: dict[str, Any], strategies: tuple[Strategy, ...]) -> GemmSettings:
+        known(table, SECTION_KEYS, "gemm.")
+        shapes = table.get("shapes")
+        if not isinstance(shapes, list) or not shapes or not all(
+                isinstance(s, list) and len(s) == 3 and all(isinstance(d, int) and not isinstance(d, bool) for d in s)
+                for s in shapes):
+            raise StrategyError(f"gemm.shapes: must be a list of [M, N, K] integer triples, got {shapes!r}")
+        if len(shapes) > MAX_SHAPES:
+            raise StrategyError(f"gemm.shapes: {len(shapes)} shapes; at most {MAX_SHAPES}")
+        blocking = {}
+        for knob in KNOBS:  # words are checked before any strategy: a sweep config lists none
+            types = str if knob.choices is not None else (int, str) if knob.words else int
+            value = typed(table, knob.name, types, "gemm.", knob.default)
+            if knob.choices is not None:
+                knob.check(value, "gemm.")
+            blocking[knob.name] = value
+        check_threads(blocking["threads"], "gemm.threads")
+        settings = GemmSettings(tuple(tuple(s) for s in shapes), typed(table, "accumulate", bool, "gemm.", False),
+                                tuple(blocking.items()))
+        for strategy in strategies:
+            for shape in settings.shapes:
+                try:
+                    fits_in_memory(settings.spec(strategy, shape).bytes_needed, f"gemm.shapes {list(shape)}")
+                except SpecError as exc:
+                    raise StrategyError(f"gemm ({strategy.name}, shape {list(shape)}).{exc}") from None
+        return settings
+
+    def problems(self, settings: GemmSettings, strategy: Strategy, point: Point | None = None) -> list[GemmSpec]:
+        settings = settings.with_point(point)
+        return [settings.spec(strategy, shape) for shape in settings.shapes]
+
+    def problems_per_strategy(self, settings: GemmSettings) -> int:
+        return len(settings.shapes)
+
+    def to_dict(self, problem: GemmSpec) -> dict[str, Any]:
+        return dataclasses.asdict(problem)
+
+    def from_dict(self, data: dict[str, Any]) -> GemmSpec:
+        try:
+            return GemmSpec(**data)
+        except TypeError as exc:
+            raise SpecError(f"not a GEMM: {exc}") from None
+
+    def label(self, strategy: Strategy, p: GemmSpec) -> str:
+        """The strategy's name, the shape, and how the GEMM was blocked and traversed."""
+        how = p.traversal + (f"-mc{p.mc}-nc{p.nc}" if p.traversal == "blis" else "") + \
+            (f"-pb{p.pack_bytes}" if p.pack_bytes is not None and p.traversal == "blis" else "") + \
+            (f"-{p.inner}" if p.inner != "ir" and p.traversal != "direct" else "") + \
+            (f"-t{p.threads}{p.split if p.traversal != 'direct' else ''}" if p.threads > 1 else "")
+        return f"{strategy.name}@{p.m}x{p.n}x{p.k}/{how}"
+
+    def strategy_name(self, label: str) -> str:
+        return label.split("@")[0]
+
+    def identity(self, strategy: Strategy, problem: GemmSpec) -> dict[str, Any]:
+        key = self.key(strategy, problem)
+        return {"candidate_key": key, "gemm_hash": key, "gemm": self.to_dict(problem),
+                "shape": [problem.m, problem.n, problem.k]}
+
+    def build(self, strategy: Strategy, problem: GemmSpec, target: Target, jit: bool | None,
+              stages: dict[str, str] | None) -> Compiled:
+        compiled = compile_gemm(problem, strategy, target, jit=jit)
+        return Compiled(compiled.code, compiled.seconds, compiled.vector_bits)
+
+    def threads(self, problem: GemmSpec) -> int:
+        return problem.threads
+
+    def launch(self, code: MachineCode, problem: GemmSpec, ops: Operands, bench: bool) -> Callable[..., None]:
+        """Each thread calls the entry on its share of C (rows or columns [lo, hi))."""
+        fn = NativeFunction(code, problem.bench if bench else problem.entry, [ops.a, ops.b, ops.c],
+                            n_scalars=2 + int(bench))
+        shares = problem.partition()
+        team = Team(len(shares))
+
+        def run(*n: int) -> None:
+            team.run([lambda lo=lo, hi=hi: fn(lo, hi, *n) for lo, hi in shares])
+        return run
+
+    def baselines(self, problem: GemmSpec, ops: Operands) -> list[Baseline]:
+        """OpenBLAS and BLIS at the GEMM's thread count, for the dtypes they have (not int8 or bf16)."""
+        if problem.dtype not in ("f32", "f64"):
+            return []
+        return [numpy_matmul(ops.a, ops.b, ops.c, problem.threads), blis_gemm(ops.a, ops.b, ops.c, problem.threads)]
+
+    def knob_values(self, record: dict[str, Any]) -> dict[str, Any]:
+        values = super().knob_values(record)
+        if values["pack_bytes"] is None:
+            values["pack_bytes"] = "unbounded"
+        return values
+
+    def report_columns(self, records: list[dict[str, Any]]) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+        """The shape, the blocking, and each baseline's GFLOP/s with our ratio to it and its interval."""
+        def blocking(r: dict[str, Any]) -> str:
+            g = r.get("gemm") or {}
+            return f"{g.get('traversal')} {g.get('mc')}/{g.get('nc')}/{g.get('kc')}"
+
+        def baseline(name: str, ratio: bool) -> Callable[[dict[str, Any]], str]:
+            def cell(r: dict[str, Any]) -> str:
+                b = next((b for b in r.get("baselines") or [] if b.get("name") == name), None)
+                if b is None or b.get("gflops") is None or (ratio and b.get("ratio") is None):
+                    return "-"
+                if not ratio:
+                    return f"{b['gflops']:.2f}"
+                low, high = b.get("ratio_ci") or (None, None)
+                return f"{b['ratio']:.3f} [{low:.3f}, {high:.3f}]" if low is not None else f"{b['ratio']:.3f}"
+            return cell
+        names = list(dict.fromkeys(b.get("name") for r in records for b in r.get("baselines") or []))
+        return [("M x N x K", lambda r: "x".join(map(str, r.get("shape") or []))), ("blocking", blocking),
+                *[col for name in names for col in ((f"{name} GFLOP/s", baseline(name, False)),
+                                                    (f"ours/{name} [95% CI]", baseline(name, True)))]]
+
+    def table(self, records: list[Record]) -> str:
+        return gemm_table(records)
+
+    def bytes_needed(self, problem: GemmSpec) -> int:
+        return problem.bytes_needed
+
+
+GEMM = register(GemmKind())
