@@ -212,7 +212,7 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
     meta = table_of(raw, "experiment")
     known(meta, EXPERIMENT_KEYS, "experiment.")
     name = plain_name(typed(meta, "name", str, "experiment.", path.stem), "experiment.name")
-    kind = typed(meta, "kind", str, "experiment.", "microkernel")
+    kind = typed(meta, "kind", str, "experiment.", KernelSpec.kind)  # a config's default: its strategies' kernels
     if kind not in (*KINDS, CROSSOVER):
         raise StrategyError(f"experiment.kind: must be one of {[*KINDS, CROSSOVER]}, got {kind!r}"
                             " (a plugin's kind needs its module in $UKL_PLUGINS)")
@@ -320,7 +320,7 @@ def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> Crossov
     return CrossoverSettings(shapes, tuple(routes), dtype)
 
 
-def _space(raw: dict[str, Any], kind: str = "microkernel") -> SearchSpace:
+def _space(raw: dict[str, Any], kind: str) -> SearchSpace:
     table = table_of(raw, "space")
     known(table, set(knobs()) | set(kind_knobs()), "space.")
     choices = {knob: tuple(values if isinstance(values, list) else [values]) for knob, values in table.items()}

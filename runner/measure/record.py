@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kernels_mlir.spec import KernelSpec
 from transforms.strategy import Strategy
 
 from runner.measure import trust
@@ -51,7 +52,7 @@ class Record:
 
     def workload(self) -> tuple[str, dict[str, Any]]:
         """(kind, problem): what was computed, apart from how. A GEMM record says its problem in `extra`."""
-        return self.extra.get("kind", "microkernel"), self.extra.get("problem") or self.strategy.kernel.to_dict()
+        return self.extra.get("kind", KernelSpec.kind), self.extra.get("problem") or self.strategy.kernel.to_dict()
 
     @property
     def noisy(self) -> bool:

@@ -100,3 +100,27 @@ def test_the_cli_refuses_another_tools_database_in_one_line(tmp_path, capsys):
     assert main(["report", "--db", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a ukl store's: left untouched" in err
+
+
+def test_a_store_of_schema_4_migrates_its_keys_into_a_column_keeping_every_row(tmp_path, capsys):
+    """data/store_v4.sql: `ukl run` of a micro-kernel and of a 33x17x9 GEMM by the release before kinds
+    had a registry (schema 4). Keys move into candidate_key; the same config still gives the same hashes."""
+    path = _store_from(tmp_path, "store_v4.sql")
+    before = sqlite3.connect(path).execute("SELECT * FROM results ORDER BY id").fetchall()
+    with Store(path) as store:
+        rows = list(store.rows())
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert [tuple(r.values())[:len(before[0])] for r in rows] == before  # every row and column kept
+    keys = {r["kind"]: r["candidate_key"] for r in rows}
+    assert keys == {"microkernel": rows[0]["strategy_hash"], "gemm": rows[1]["gemm_hash"]}
+    index = db.execute("SELECT sql FROM sqlite_master WHERE name = 'results_once_per_study'").fetchone()[0]
+    assert "candidate_key" in index and "coalesce" not in index.lower()
+    from runner.cli.main import main
+    config = tmp_path / "g.toml"
+    config.write_text('[experiment]\nname = "v4-gemm"\nkind = "gemm"\n[timing]\nmin_sample_seconds = 0.002\n'
+                      'samples = 10\n[gemm]\nshapes = [[33, 17, 9]]\n[[strategy]]\nname = "4x8"\nmr = 4\nnr = 8\n'
+                      'kc = 32\n')
+    assert main(["run", str(config), "--db", str(path), "--json"]) == 0
+    (now,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()][1:]
+    assert (now["strategy_hash"], now["gemm_hash"]) == (rows[1]["strategy_hash"], rows[1]["gemm_hash"])

@@ -116,7 +116,7 @@ def admitted_on_host(text: str) -> int:
     """How many points of a config's space the host target admits (registers and widths from the table)."""
     from runner.config.experiment import _space
     import tomllib
-    space, host = _space(tomllib.loads(text)), get_target("host")
+    space, host = _space(tomllib.loads(text), "microkernel"), get_target("host")
     source = ListSource([], space.grid(), space, host, None, {})
     return sum(1 for _ in iter(source.next, None))
 
