@@ -119,7 +119,7 @@ def test_features_the_host_lacks_make_a_strategy_non_native_instead_of_crashing(
 
 
 @pytest.mark.parametrize("section,message", [
-    ("[gemm]\nshapes = [[32768, 32768, 32768]]", "needs 16.0 GiB for its operands and packing buffers; this machine"),
+    ("[gemm]\nshapes = [[32768, 32768, 32768]]", "needs 16.0 GiB for its operands and buffers; this machine"),
     ("[gemm]\nshapes = [" + ", ".join(["[8, 8, 8]"] * 10_001) + "]", "gemm.shapes: 10001 shapes; at most 10000"),
 ])
 def test_gemm_configs_are_bounded_by_memory_and_size(tmp_path, capsys, section, message):

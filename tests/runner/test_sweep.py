@@ -473,6 +473,6 @@ def test_compile_gate_lets_a_lone_measurement_wait_for_compiles_and_hold_new_one
 
 
 def test_gemm_knobs_are_only_for_gemm_configs():
-    with pytest.raises(StrategyError, match=r'space\.mc: a knob of the GEMM around the kernel: only for '
+    with pytest.raises(StrategyError, match=r'space\.mc: a knob of kind .gemm.: only for '
                                             r'experiment\.kind = "gemm"'):
         SearchSpace({"mc": (48,)})
