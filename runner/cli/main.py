@@ -426,33 +426,51 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
+def _add_db(parser: argparse.ArgumentParser, help: str = f"results database: a SQLite file (default {DEFAULT_DB}) "
+            "or a postgresql:// URL", default: Database | None = DEFAULT_DATABASE) -> None:
+    parser.add_argument("--db", type=database_arg, default=default, help=help)
+
+
+def _add_json(parser: argparse.ArgumentParser, help: str = "JSON lines on stdout (a context line first)") -> None:
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def _add_progress(parser: argparse.ArgumentParser,
+                  help: str = "a line per finished candidate even when stdout is not a terminal") -> None:
+    parser.add_argument("--progress", action="store_true", help=help)
+
+
+def _add_target(parser: argparse.ArgumentParser,
+                help: str = "override the config's target (any name from the target table)") -> None:
+    parser.add_argument("--target", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ukl", description="GEMM micro-kernel code-generation experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="compile, verify and time every strategy of a config")
     run.add_argument("config", type=Path)
-    run.add_argument("--db", type=database_arg, default=DEFAULT_DATABASE, help=f"results database (default {DEFAULT_DB})")
-    run.add_argument("--json", action="store_true", help="one JSON object per strategy on stdout")
-    run.add_argument("--progress", action="store_true",
-                     help="a line per finished candidate even when stdout is not a terminal")
+    _add_db(run)
+    _add_json(run, "one JSON object per strategy on stdout")
+    _add_progress(run)
     run.set_defaults(func=_cmd_run)
 
     asm = sub.add_parser("asm", help="dump every stage and annotate the micro-kernel's hot loop")
     asm.add_argument("config", type=Path)
     asm.add_argument("--strategy", help="only this strategy (default: all)")
-    asm.add_argument("--target", help="override the config's target (any name from the target table)")
+    _add_target(asm)
     asm.add_argument("--out", type=files.output_dir, help="write every stage (MLIR, LLVM IR, assembly) under DIR/<strategy>/")
-    asm.add_argument("--json", action="store_true")
+    _add_json(asm)
     asm.set_defaults(func=_cmd_asm)
 
     mca = sub.add_parser("mca", help="predict each strategy's hot-loop throughput with llvm-mca (any target)")
     mca.add_argument("config", type=Path)
     mca.add_argument("--strategy", help="only this strategy (default: all)")
-    mca.add_argument("--target", help="override the config's target (any name from the target table)")
-    mca.add_argument("--json", action="store_true", help="one JSON object per strategy on stdout")
-    mca.add_argument("--db", type=database_arg, help="also store the predictions here (the report draws them beside "
-                                             "the measured fractions)")
+    _add_target(mca)
+    _add_json(mca, "one JSON object per strategy on stdout")
+    _add_db(mca, "also store the predictions here (the report draws them beside the measured fractions)",
+            default=None)
     mca.set_defaults(func=_cmd_mca)
 
     sweep = sub.add_parser("sweep", help="search a space of strategies: screen every candidate, re-measure the leaders")
@@ -466,8 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "at most four per CPU)")
     sweep.add_argument("--resume", action="store_true",
                        help="skip candidates already measured for this target on this host")
-    sweep.add_argument("--db", type=database_arg, default=DEFAULT_DATABASE,
-                       help="results database: a SQLite file, or a postgresql:// URL (shared sweeps)")
+    _add_db(sweep)
     sweep.add_argument("--study", type=_study_name, metavar="NAME",
                        help="join the shared sweep NAME on --db's server (started on any number of machines)")
     sweep.add_argument("--heartbeat", type=_count(1, 3600), default=DEFAULT_HEARTBEAT, metavar="S",
@@ -479,46 +496,45 @@ def build_parser() -> argparse.ArgumentParser:
                             f"stops with one line (default {RECONNECT_SECONDS:g})")
     sweep.add_argument("--top", type=_count(1, MAX_ROWS), default=10, help="rows in the final table")
     sweep.add_argument("--markdown", type=files.output_file, metavar="FILE", help="also write a Markdown summary")
-    sweep.add_argument("--json", action="store_true", help="one JSON object per candidate and phase on stdout")
-    sweep.add_argument("--progress", action="store_true",
-                       help="a line per finished candidate even when stdout is not a terminal")
+    _add_json(sweep, "one JSON object per candidate and phase on stdout")
+    _add_progress(sweep)
     sweep.set_defaults(func=_cmd_sweep)
 
     cmp = sub.add_parser("compare", help="paired, interleaved A/B timing with a bootstrap confidence interval")
     cmp.add_argument("a", help="strategy name (with --config) or stored strategy hash prefix")
     cmp.add_argument("b")
     cmp.add_argument("--config", type=Path, help="take A and B by name from this config")
-    cmp.add_argument("--db", type=database_arg, default=DEFAULT_DATABASE, help="else take them by hash from this database")
-    cmp.add_argument("--target", help="default: the config's target, else host")
+    _add_db(cmp, "else take them by hash from this database")
+    _add_target(cmp, "default: the config's target, else host")
     cmp.add_argument("--rounds", type=_count(MIN_ROUNDS, 10_000), default=40,
                      help=f"alternated rounds (at least {MIN_ROUNDS}: fewer give no meaningful interval)")
     cmp.add_argument("--min-sample-seconds", type=_SAMPLE_SECONDS, default=0.01)
-    cmp.add_argument("--json", action="store_true")
-    cmp.add_argument("--progress", action="store_true", help="a live bar (rounds, ETA, ratio so far) off a terminal too")
+    _add_json(cmp)
+    _add_progress(cmp, "a live bar (rounds, ETA, ratio so far) off a terminal too")
     cmp.set_defaults(func=_cmd_compare)
 
     rep = sub.add_parser("report", help="top strategies, failures and plots from a results database")
-    rep.add_argument("--db", type=database_arg, default=DEFAULT_DATABASE)
+    _add_db(rep)
     rep.add_argument("--html", type=files.output_file, help="write a self-contained HTML report (plots embedded)")
     rep.add_argument("--plots", type=files.output_dir, metavar="DIR", help="write the plots as PNG files")
-    rep.add_argument("--target", help="only results for this target")
+    _add_target(rep, "only results for this target")
     rep.add_argument("--top", type=_count(1, MAX_ROWS), default=10)
     rep.add_argument("--kind", help="only results of this problem kind (default: every kind the database holds, "
                      "each in its own table)")
-    rep.add_argument("--json", action="store_true")
+    _add_json(rep)
     rep.set_defaults(func=_cmd_report)
 
     cross = sub.add_parser("crossover", help="where one route starts beating another over a grid of shapes")
     cross.add_argument("config", type=Path)
     cross.add_argument("--plot", type=files.output_file, help="PNG to write (default results/<name>-crossover.png)")
-    cross.add_argument("--json", action="store_true", help="one JSON object per shape, then the boundary")
-    cross.add_argument("--progress", action="store_true", help="a line per measured shape even when not on a terminal")
-    cross.add_argument("--db", type=database_arg, default=DEFAULT_DATABASE, help="results database the crossover is stored in")
+    _add_json(cross, "one JSON object per shape, then the boundary")
+    _add_progress(cross, "a line per measured shape even when not on a terminal")
+    _add_db(cross, "results database the crossover is stored in")
     cross.set_defaults(func=_cmd_crossover)
 
     repro = sub.add_parser("repro", help="replay a failed candidate from its reproducer folder (results/repro/...)")
     repro.add_argument("folder", type=Path)
-    repro.add_argument("--json", action="store_true")
+    _add_json(repro)
     repro.set_defaults(func=_cmd_repro)
 
     peak = sub.add_parser("peak", help="measure the FMA-throughput peak of this core")
@@ -530,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a dot-product instruction instead of FMAs (its dtype replaces --dtype)")
     peak.add_argument("--min-sample-seconds", type=_SAMPLE_SECONDS, default=MIN_SAMPLE_SECONDS)
     peak.add_argument("--samples", type=_count(SAMPLES, MAX_SAMPLES), default=SAMPLES)
-    peak.add_argument("--json", action="store_true")
+    _add_json(peak)
     peak.set_defaults(func=_cmd_peak)
     return parser
 
