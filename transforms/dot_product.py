@@ -22,7 +22,7 @@ from .errors import StepFailed, StrategyError
 from .instructions import INSTRUCTIONS, Instruction, instruction
 from .plan import Plan, StepContext
 from .script import apply_patterns, canonicalize, match, run_script
-from .steps import Step, _mark_lowered, register_step
+from .step import Step, mark_lowered, register_step
 
 
 @register_step
@@ -134,7 +134,7 @@ class DotProduct(Step):
                                     f"needs 'tile_registers' with rows = {rows}, cols = {cols} before 'vectorize'")
 
     def after(self, plan: Plan) -> Plan:
-        return _mark_lowered(super().after(plan))
+        return mark_lowered(super().after(plan))
 
     def apply(self, module: ir.Module, ctx: StepContext) -> str:
         inst = self.spec

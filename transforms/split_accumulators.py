@@ -18,7 +18,7 @@ from .errors import StepFailed, StrategyError
 from .knobs import Knob, Point
 from .plan import Plan, StepContext
 from .rewrites import clone_ops
-from .steps import PythonRewrite, register_step, single_k_loop
+from .step import PythonRewrite, register_step, single_k_loop
 
 
 def _next_value(value: ir.Value, body: ir.Block) -> ir.Value | None:

@@ -12,11 +12,11 @@ from typing import Any
 
 from kernels_mlir.spec import KernelSpec, SpecError
 
-from .errors import StrategyError
+from .errors import StepFailed, StrategyError
 from .llvm_options import LLVMOptions
 from .plan import Plan
-from .steps import (FACT_HINTS, HoistAccumulators, LowerContraction, LowerTransfers, Step, StepFailed, TileK,
-                    Vectorize, step_from_config)
+from .steps import (FACT_HINTS, HoistAccumulators, LowerContraction, LowerTransfers, Step, TileK, Vectorize,
+                    step_from_config)
 
 #: The steps that take the contraction to register-resident broadcast+FMA code.
 REGISTER_RESIDENT_STEPS: tuple[Step, ...] = (

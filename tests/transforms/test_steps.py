@@ -237,14 +237,14 @@ def test_schedule_catches_an_order_that_breaks_a_dependence(monkeypatch):
 
 
 def test_pipeline_catches_a_loop_it_did_not_pipeline(monkeypatch):
-    import transforms.steps as steps
-    monkeypatch.setattr(steps, "software_pipeline", lambda loop, stages, first: 4)
+    import transforms.steps_loop as steps_loop
+    monkeypatch.setattr(steps_loop, "software_pipeline", lambda loop, stages, first: 4)
     with pytest.raises(StepFailed, match="pipeline: the loop does not run"):
         transformed(BASE + (UnrollK(2), Pipeline(2)))
 
 
 def test_c_after_loop_catches_accumulators_still_read_from_c(monkeypatch):
-    import transforms.steps as steps
-    monkeypatch.setattr(steps, "defer_accumulator_reads", lambda loop: 1)
+    import transforms.steps_loop as steps_loop
+    monkeypatch.setattr(steps_loop, "defer_accumulator_reads", lambda loop: 1)
     with pytest.raises(StepFailed, match="c_after_loop: an accumulator still starts from a value read"):
         transformed(BASE + (CAfterLoop(),))
