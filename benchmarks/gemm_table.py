@@ -58,9 +58,8 @@ def main() -> None:
             strategy = best_kernel(dtype, args.kc, args.mr)
             for size in args.sizes:
                 k = strategy.kernel
-                spec = GemmSpec(size, size, size, dtype=dtype, mr=k.mr, nr=k.nr, kc=k.kc,
-                                mc=args.mc - args.mc % k.mr, nc=args.nc - args.nc % k.nr, threads=threads,
-                                split=args.split)
+                spec = GemmSpec(size, size, size, k, mc=args.mc - args.mc % k.mr, nc=args.nc - args.nc % k.nr,
+                                threads=threads, split=args.split)
                 records.append(evaluate(Candidate(strategy, spec, host), policy))
                 print(f"  {records[-1].strategy.name}: {records[-1].status}", flush=True)
     print(gemm_table(records))

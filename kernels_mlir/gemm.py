@@ -14,6 +14,7 @@ The micro-kernels are external functions (`kernel_symbol(kc)`), compiled and lin
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from .mlir_types import c_block_type, element_type, mark_entry_point, panel_type
 from .names import GEMM, GEMM_BENCH
 from .operands import Guarded, Operands
 from .reference import draw, error_bound, reference
-from .spec import DTYPES, SpecError
+from .spec import DTYPES, KernelSpec, SpecError
 
 TRAVERSALS = ("blis", "tiles", "direct")
 DEFAULT_TRAVERSAL = "blis"
@@ -47,20 +48,18 @@ MAX_DIM = 1 << 15
 
 @dataclass(frozen=True)
 class GemmSpec:
+    """C (+)= A . B of M x N x K around `kernel`, the micro-kernel (its tile, k-blocking kc, dtype and k
+    grouping), blocked and traversed as the other fields say."""
+
     m: int
     n: int
     k: int
-    dtype: str = "f32"
-    mr: int = 6
-    nr: int = 16
-    kc: int = 256
+    kernel: KernelSpec = KernelSpec(6, 16, 256)
     mc: int = DEFAULT_MC
     nc: int = DEFAULT_NC
     traversal: str = DEFAULT_TRAVERSAL
     #: C += A.B when True; C = A.B (C zeroed first) when False.
     accumulate: bool = False
-    #: The micro-kernel's k grouping (low-precision dtypes); None: the dtype's default.
-    k_group: int | None = None
     #: Threads computing the product, each on its share of the `split` loop, with its own packing buffers.
     threads: int = 1
     split: str = "jc"
@@ -73,12 +72,12 @@ class GemmSpec:
     inner: str = "ir"
 
     def __post_init__(self) -> None:
-        for name in ("m", "n", "k", "mr", "nr", "kc", "mc", "nc"):
+        if not isinstance(self.kernel, KernelSpec):
+            raise SpecError(f"kernel: must be a micro-kernel's spec, got {self.kernel!r}")
+        for name in ("m", "n", "k", "mc", "nc"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
                 raise SpecError(f"{name}: must be an integer between 1 and {MAX_DIM}, got {value!r}")
-        if self.dtype not in DTYPES:
-            raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.traversal not in TRAVERSALS:
             raise SpecError(f"traversal: must be one of {list(TRAVERSALS)}, got {self.traversal!r}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS:
@@ -95,16 +94,34 @@ class GemmSpec:
             if self.pack_bytes < panel:
                 raise SpecError(f"pack_bytes: {self.pack_bytes} bytes hold less than one packed B panel "
                                 f"(kc x nr = {self.kc} x {self.nr} {self.dtype} = {panel} bytes)")
-        group = self.group  # (checks k_group)
-        if self.traversal != "direct" and self.kc % group:
-            raise SpecError(f"kc: must be a multiple of {group} for {self.dtype}, got {self.kc}")
         if self.traversal == "blis" and (self.mc % self.mr or self.nc % self.nr):
             raise SpecError(f"mc and nc: must be multiples of mr={self.mr} and nr={self.nr}, "
                             f"got mc={self.mc}, nc={self.nc}")
 
-    @property
-    def group(self) -> int:
-        return DTYPES[self.dtype].group_of(self.k_group)
+    # The micro-kernel's facts, read through (KernelSpec checked them).
+    mr = property(lambda self: self.kernel.mr)
+    nr = property(lambda self: self.kernel.nr)
+    kc = property(lambda self: self.kernel.kc)
+    dtype = property(lambda self: self.kernel.dtype)
+    k_group = property(lambda self: self.kernel.k_group)
+    group = property(lambda self: self.kernel.group)
+
+    def to_dict(self) -> dict:
+        """Flat JSON: the micro-kernel's fields beside the GEMM's (the form GEMM hashes were first made of,
+        so a config's GEMM hash stays what it was)."""
+        data = dataclasses.asdict(self)
+        kernel = data.pop("kernel")
+        return {**data, **kernel, "k_group": self.k_group}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GemmSpec":
+        """Inverse of to_dict (SpecError naming what is wrong)."""
+        fields = dict(data)
+        try:
+            kernel = KernelSpec(*(fields.pop(k) for k in ("mr", "nr", "kc", "dtype")), fields.pop("k_group", None))
+            return cls(kernel=kernel, **fields)
+        except (KeyError, TypeError) as exc:
+            raise SpecError(f"not a GEMM's fields: {exc}") from None
 
     @property
     def b_panel_bytes(self) -> int:

@@ -68,9 +68,9 @@ def compile_gemm(spec: GemmSpec, strategy: Strategy, target: Target, *, jit: boo
     """`strategy` gives the micro-kernel (its mr, nr, dtype must match the spec; its kc is the spec's)
     and the LLVM options; the direct traversal uses only the latter."""
     k = strategy.kernel
-    if (k.mr, k.nr, k.dtype) != (spec.mr, spec.nr, spec.dtype):
-        raise StrategyError(f"the micro-kernel is {k.mr}x{k.nr} {k.dtype}, the GEMM wants "
-                            f"{spec.mr}x{spec.nr} {spec.dtype}")
+    if (k.mr, k.nr, k.dtype, k.group) != (spec.mr, spec.nr, spec.dtype, spec.group):
+        raise StrategyError(f"the micro-kernel is {k.mr}x{k.nr} {k.dtype}, the GEMM calls "
+                            f"{spec.mr}x{spec.nr} {spec.dtype} (the spec's kc is its k-blocking)")
     jit = target.runs_here if jit is None else jit
     lanes = strategy_lanes(strategy, target)
     kernels = {kc: strategy_for_depth(strategy, kc, lanes) for kc in spec.kernel_kcs}

@@ -52,9 +52,7 @@ def gemm_spec(strategy: Strategy, shape: tuple[int, int, int], accumulate: bool 
     b = {**_DEFAULTS, **blocking}
     if b["pack_bytes"] == "unbounded":
         b["pack_bytes"] = None  # GemmSpec rejects other words
-    k = strategy.kernel
-    return GemmSpec(*shape, dtype=k.dtype, mr=k.mr, nr=k.nr, kc=k.kc, accumulate=accumulate, k_group=k.k_group,
-                    **b)
+    return GemmSpec(*shape, strategy.kernel, accumulate=accumulate, **b)
 
 
 @dataclass(frozen=True)
@@ -124,13 +122,10 @@ class GemmKind(ProblemKind):
         return len(settings.shapes)
 
     def to_dict(self, problem: GemmSpec) -> dict[str, Any]:
-        return dataclasses.asdict(problem)
+        return problem.to_dict()
 
     def from_dict(self, data: dict[str, Any]) -> GemmSpec:
-        try:
-            return GemmSpec(**data)
-        except TypeError as exc:
-            raise SpecError(f"not a GEMM: {exc}") from None
+        return GemmSpec.from_dict(data)
 
     def label(self, strategy: Strategy, p: GemmSpec) -> str:
         """The strategy's name, the shape, and how the GEMM was blocked and traversed."""

@@ -8,6 +8,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from kernels_mlir.gemm import GemmSpec
+from kernels_mlir.spec import KernelSpec
 from pipelines.targets import Target
 
 from runner.config.experiment import ConfigError, Experiment, Route
@@ -24,7 +25,7 @@ from runner.studies.crossover import ShapePoint
 def _runner(route: Route, shape: tuple[int, int, int], dtype: str, target: Target) -> Callable[[int], None]:
     """`run(n)`: n products of this shape by `route` (verified first, for our GEMM)."""
     if route.strategy is None:
-        ops = GemmSpec(*shape, dtype=dtype).operands(seed=1)
+        ops = GemmSpec(*shape, KernelSpec(1, 1, 1, dtype)).operands(seed=1)  # (operands do not depend on blocking)
         return numpy_matmul(ops.a, ops.b, ops.c).run
     spec = route.spec(shape)
     built = build_or_record(Candidate(route.strategy, spec, target))

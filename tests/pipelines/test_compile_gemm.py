@@ -8,6 +8,7 @@ from mlir import ir
 
 from kernels_mlir.gemm import GemmSpec, build_gemm
 from kernels_mlir.names import GEMM
+from kernels_mlir.spec import KernelSpec
 from pipelines.compile_gemm import compile_gemm, strategy_for_depth
 from pipelines.targets import get_target
 from runner.measure.native import NativeFunction
@@ -28,7 +29,7 @@ SHAPES = [(1, 1, 1), (97, 131, 77), (1, 1000, 3), (13, 17, 19), (64, 48, 512)]
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
 @pytest.mark.parametrize("m, n, k", SHAPES)
 def test_gemm_matches_numpy(host, m, n, k, dtype):
-    spec = GemmSpec(m, n, k, dtype, mr=6, nr=16, kc=32, mc=12, nc=32)  # small blocks: every edge path runs
+    spec = GemmSpec(m, n, k, KernelSpec(6, 16, 32, dtype), mc=12, nc=32)  # small blocks: every edge path runs
     check = verify(compile_gemm(spec, _kernel(6, 16, 32, dtype, UnrollK(4)), host).code, spec, seed=m + n + k)
     assert check.correct, check.message
 
@@ -36,7 +37,8 @@ def test_gemm_matches_numpy(host, m, n, k, dtype):
 @pytest.mark.parametrize("traversal, accumulate", [("tiles", False), ("blis", True), ("tiles", True),
                                                     ("direct", False), ("direct", True)])
 def test_traversals_and_accumulation(host, traversal, accumulate):
-    spec = GemmSpec(97, 131, 77, "f32", mr=4, nr=8, kc=16, mc=8, nc=16, traversal=traversal, accumulate=accumulate)
+    spec = GemmSpec(97, 131, 77, KernelSpec(4, 8, 16, "f32"), mc=8, nc=16, traversal=traversal,
+                    accumulate=accumulate)
     kernel = _kernel(4, 8, 16, "f32", CAfterLoop(), UnrollK(2), Prefetch(4))
     check = verify(compile_gemm(spec, kernel, host).code, spec, seed=3)
     assert check.correct, check.message
@@ -46,7 +48,7 @@ def test_traversals_and_accumulation(host, traversal, accumulate):
 @pytest.mark.parametrize("accumulate", [False, True])
 def test_inner_jr_agrees_with_numpy(host, m, n, k, accumulate):
     """The swapped register-tile loops (A's micro-panel outer) cover every tile, edges included."""
-    spec = GemmSpec(m, n, k, "f32", mr=6, nr=16, kc=32, mc=12, nc=32, inner="jr", accumulate=accumulate)
+    spec = GemmSpec(m, n, k, KernelSpec(6, 16, 32, "f32"), mc=12, nc=32, inner="jr", accumulate=accumulate)
     check = verify(compile_gemm(spec, _kernel(6, 16, 32, "f32", UnrollK(2)), host).code, spec, seed=m + k)
     assert check.correct, check.message
 
@@ -54,7 +56,7 @@ def test_inner_jr_agrees_with_numpy(host, m, n, k, accumulate):
 @pytest.mark.parametrize("inner, outer_step", [("ir", 16), ("jr", 6)])
 def test_inner_names_the_innermost_register_tile_loop(inner, outer_step):
     """The loop around the innermost one steps over B's panels (nr) with "ir", A's (mr) with "jr"."""
-    spec = GemmSpec(60, 64, 32, "f32", mr=6, nr=16, kc=32, mc=12, nc=32, inner=inner)
+    spec = GemmSpec(60, 64, 32, KernelSpec(6, 16, 32, "f32"), mc=12, nc=32, inner=inner)
     with ir.Context(), ir.Location.unknown():
         module = build_gemm(spec, 8)
         fn = next(op for op in module.body.operations if op.sym_name.value == GEMM)
@@ -64,7 +66,7 @@ def test_inner_names_the_innermost_register_tile_loop(inner, outer_step):
 
 
 def test_c_is_overwritten_unless_accumulating(host):
-    spec = GemmSpec(7, 9, 5, "f64", mr=2, nr=4, kc=8, mc=4, nc=8)
+    spec = GemmSpec(7, 9, 5, KernelSpec(2, 4, 8, "f64"), mc=4, nc=8)
     code = compile_gemm(spec, _kernel(2, 4, 8, "f64"), host).code
     a, b = np.ones((7, 5)), np.ones((5, 9))
     c = np.full((7, 9), 1e6)
@@ -90,7 +92,7 @@ def _enclosing_loops(op) -> list:
 
 
 def test_each_panel_is_packed_once_per_block_outside_the_tile_loops():
-    spec = GemmSpec(256, 256, 600, mr=6, nr=16, kc=128, mc=48, nc=128)
+    spec = GemmSpec(256, 256, 600, KernelSpec(6, 16, 128), mc=48, nc=128)
     with ir.Context(), ir.Location.unknown():
         module = build_gemm(spec, 8)
         gemm = next(op for op in module.body.operations if op.sym_name.value == GEMM)
@@ -120,21 +122,22 @@ def test_int8_gemm_is_exact(host, m, n, k, traversal):
     """K need not be a multiple of 4: the last group is zero-padded in the packed panels."""
     if host.lacks("vpdpbusd"):
         pytest.skip("host lacks AVX512-VNNI; test_int8_gemm_uses_vpdpbusd checks the code for znver4")
-    spec = GemmSpec(m, n, k, "u8s8", mr=2, nr=16, kc=16, mc=6, nc=32, traversal=traversal, accumulate=m % 2 == 1)
+    spec = GemmSpec(m, n, k, KernelSpec(2, 16, 16, "u8s8"), mc=6, nc=32, traversal=traversal,
+                    accumulate=m % 2 == 1)
     check = verify(compile_gemm(spec, _int8_kernel(16), host).code, spec, seed=m + k)
     assert check.correct and check.max_abs_error == 0, check.message
 
 
 @pytest.mark.parametrize("m, n, k", SHAPES)
 def test_int8_plain_loop_is_exact(host, m, n, k):
-    spec = GemmSpec(m, n, k, "u8s8", mr=2, nr=16, kc=16, traversal="direct", accumulate=True)
+    spec = GemmSpec(m, n, k, KernelSpec(2, 16, 16, "u8s8"), traversal="direct", accumulate=True)
     check = verify(compile_gemm(spec, _int8_kernel(16), host).code, spec, seed=k)
     assert check.correct and check.max_abs_error == 0, check.message
 
 
 def test_int8_gemm_uses_vpdpbusd():
     from pipelines.targets import get_target
-    spec = GemmSpec(37, 53, 101, "u8s8", mr=2, nr=16, kc=16, mc=6, nc=32)
+    spec = GemmSpec(37, 53, 101, KernelSpec(2, 16, 16, "u8s8"), mc=6, nc=32)
     code = compile_gemm(spec, _int8_kernel(16), get_target("znver4"), jit=False).code
     assert "vpdpbusd" in code.assembly
 
@@ -145,7 +148,7 @@ def test_int8_gemm_uses_vpdpbusd():
 def test_two_threads_agree_with_numpy(host, m, n, k, traversal, split):
     """Each thread computes its share (whole register tiles of C) with its own packing buffers; a
     thread may get nothing (1x1x1). Accumulation and zeroing are per share too."""
-    spec = GemmSpec(m, n, k, "f32", mr=6, nr=16, kc=32, mc=12, nc=32, traversal=traversal, threads=2, split=split,
+    spec = GemmSpec(m, n, k, KernelSpec(6, 16, 32, "f32"), mc=12, nc=32, traversal=traversal, threads=2, split=split,
                     accumulate=k % 2 == 1)
     assert len(spec.partition()) == 2
     check = verify(compile_gemm(spec, _kernel(6, 16, 32, "f32", UnrollK(2)), host).code, spec, seed=m * k)
@@ -153,10 +156,10 @@ def test_two_threads_agree_with_numpy(host, m, n, k, traversal, split):
 
 
 def test_partition_is_in_whole_tiles():
-    spec = GemmSpec(40, 100, 8, "f32", mr=6, nr=16, kc=8, threads=2)
+    spec = GemmSpec(40, 100, 8, KernelSpec(6, 16, 8, "f32"), threads=2)
     assert spec.partition() == [(0, 48), (48, 100)]  # 7 tiles of 16 columns: 3 and 4
-    assert GemmSpec(40, 100, 8, "f32", mr=6, nr=16, kc=8, threads=2, split="ic").partition() == [(0, 18), (18, 40)]
-    assert GemmSpec(1, 1, 1, threads=2).partition() == [(0, 0), (0, 1)]
+    assert GemmSpec(40, 100, 8, KernelSpec(6, 16, 8, "f32"), threads=2, split="ic").partition() == [(0, 18), (18, 40)]
+    assert GemmSpec(1, 1, 1, KernelSpec(6, 16, 256), threads=2).partition() == [(0, 0), (0, 1)]
 
 
 @pytest.mark.parametrize("dtype, accumulate", [("f32", False), ("f32", True), ("f64", True)])
@@ -164,7 +167,7 @@ def test_partition_is_in_whole_tiles():
 def test_direct_edges_take_whole_and_masked_vectors(host, m, n, k, dtype, accumulate):
     """Columns past the last whole register tile: whole vectors, then one masked vector, for the tile's
     rows and for the rows past the last tile; nothing outside C is written (guarded buffers)."""
-    spec = GemmSpec(m, n, k, dtype, mr=6, nr=32, kc=16, traversal="direct", accumulate=accumulate)
+    spec = GemmSpec(m, n, k, KernelSpec(6, 32, 16, dtype), traversal="direct", accumulate=accumulate)
     check = verify(compile_gemm(spec, _kernel(6, 32, 16, dtype), host).code, spec, seed=m * n + k)
     assert check.correct, check.message
 
@@ -172,7 +175,7 @@ def test_direct_edges_take_whole_and_masked_vectors(host, m, n, k, dtype, accumu
 def test_direct_edges_are_vector_code_not_scalar_loops():
     """On znver4 (16 f32 lanes) 37 = 32 + 5 columns: the 5 run as one masked vector (vmaskmov or an
     AVX-512 masked move), with no scalar multiply-add left."""
-    spec = GemmSpec(30, 37, 8, "f32", mr=6, nr=32, kc=8, traversal="direct")
+    spec = GemmSpec(30, 37, 8, KernelSpec(6, 32, 8, "f32"), traversal="direct")
     code = compile_gemm(spec, _kernel(6, 32, 8, "f32"), get_target("znver4")).code
     text = code.assembly
     assert re.search(r"vmovups\s+[^\n]*\{%k\d\}", text) or "vmaskmov" in text

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from kernels_mlir.gemm import GemmSpec
+from kernels_mlir.spec import KernelSpec
+from runner.kinds import kind_of
 from runner.measure import baselines
 from runner.measure.verify import check_call
 
@@ -17,19 +19,22 @@ def test_blis_is_installed_and_names_its_configuration():
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (13, 17, 19), (97, 131, 77)])
 def test_blis_computes_the_product_numpy_does(shape, dtype):
-    spec = GemmSpec(*shape, dtype=dtype, mr=1, nr=1, kc=1, mc=1, nc=1)
+    spec = GemmSpec(*shape, KernelSpec(1, 1, 1, dtype), mc=1, nc=1)
     result = check_call(lambda ops: baselines._blis_call(ops.a, ops.b, ops.c)(), spec, seed=sum(shape))
     assert result.correct, result.message
 
 
 def test_a_gemm_is_measured_against_both_baselines():
-    spec = GemmSpec(32, 48, 64)
+    spec = GemmSpec(32, 48, 64, KernelSpec(6, 16, 256))
     ops = spec.operands(1)
-    names = [b.name for b in baselines.baselines_for(spec, ops)]
+    names = [b.name for b in kind_of(spec).baselines(spec, ops)]
     assert names == ["OpenBLAS", "BLIS"]
     assert baselines.openblas_configuration().startswith("OpenBLAS ")
-    assert baselines.baselines_for(__import__("kernels_mlir.spec").spec.KernelSpec(4, 8, 16), ops) == []
-    for baseline in baselines.baselines_for(spec, ops):
+    micro = KernelSpec(4, 8, 16)
+    assert kind_of(micro).baselines(micro, ops) == []
+    lowp = GemmSpec(32, 48, 64, KernelSpec(4, 16, 64, "u8s8"))  # neither library has an int8 GEMM
+    assert kind_of(lowp).baselines(lowp, lowp.operands(1)) == []
+    for baseline in kind_of(spec).baselines(spec, ops):
         baseline.run(2)
         assert 0 < baseline.call_overhead() < 1e-3
         assert np.isfinite(ops.c).all()

@@ -152,6 +152,7 @@ def test_a_packing_bound_smaller_than_one_panel_is_one_line_and_exit_2(tmp_path,
 
 def test_a_packing_bound_caps_nc_in_whole_panels():
     from kernels_mlir.gemm import GemmSpec
-    bounded = GemmSpec(512, 512, 512, mr=6, nr=16, kc=256, nc=1024, pack_bytes=2 << 20)  # the seed's 2 MiB
+    from kernels_mlir.spec import KernelSpec
+    bounded = GemmSpec(512, 512, 512, KernelSpec(6, 16, 256), nc=1024, pack_bytes=2 << 20)  # the seed's 2 MiB
     assert bounded.blocks[1] == 512  # 2 MiB / (256 x 16 x 4 B) = 128 panels -> nc 2048, capped by N = 512
-    assert GemmSpec(4096, 4096, 512, mr=6, nr=16, kc=256, nc=4096, pack_bytes=2 << 20).blocks[1] == 2048
+    assert GemmSpec(4096, 4096, 512, KernelSpec(6, 16, 256), nc=4096, pack_bytes=2 << 20).blocks[1] == 2048

@@ -8,7 +8,7 @@ from kernels_mlir.operands import GUARD
 from kernels_mlir.spec import KernelSpec
 from runner.measure.verify import check_call
 
-PROBLEMS = [KernelSpec(6, 16, 32), GemmSpec(13, 17, 19, mr=6, nr=16, kc=32, mc=12, nc=32)]
+PROBLEMS = [KernelSpec(6, 16, 32), GemmSpec(13, 17, 19, KernelSpec(6, 16, 32), mc=12, nc=32)]
 
 
 def right_answer(problem, ops):
@@ -95,7 +95,7 @@ def test_a_compiled_gemm_whose_kernel_writes_where_it_must_not_is_a_wrong_answer
     from ..conftest import FAST_TIMING
     from . import sabotage_steps  # noqa: F401  (registers the steps)
     strategy = Strategy("stray", KernelSpec(6, 16, 32), REGISTER_RESIDENT_STEPS + (STEP_TYPES[step](),))
-    spec = GemmSpec(6, 16, 64, mr=6, nr=16, kc=32, mc=6, nc=16)
+    spec = GemmSpec(6, 16, 64, KernelSpec(6, 16, 32), mc=6, nc=16)
     record = evaluate(Candidate(strategy, spec, host), FAST_TIMING)
     assert record.status == "wrong_answer" and record.measurement is None
     assert record.error.startswith(message), record.error
