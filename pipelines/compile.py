@@ -40,15 +40,24 @@ class Compiled:
 
     @property
     def vector_bits(self) -> int:
-        """The width the kernel's FMAs actually use (read off the assembly), which the peak it is
-        compared with must match; the strategy's width when no FMA is recognised."""
-        found = widest_fma_bits(self.code.assembly, KERNEL)
-        return found or self.target.width(self.strategy.vector_bits)
+        return fma_width([self.code.assembly], self.strategy, self.target, KERNEL)
+
+
+def strategy_width(strategy: Strategy, target: Target) -> int:
+    """The vector width (bits) a strategy's code is built for on `target`: the one place it is resolved."""
+    return target.width(strategy.vector_bits)
 
 
 def strategy_lanes(strategy: Strategy, target: Target) -> int:
     """Vector lanes of the kernel's dtype at the width the strategy asks of `target`."""
-    return target.lanes(strategy.kernel.dtype, target.width(strategy.vector_bits))
+    return target.lanes(strategy.kernel.dtype, strategy_width(strategy, target))
+
+
+def fma_width(assemblies: list[str], strategy: Strategy, target: Target, symbol: str | None = None) -> int:
+    """The width the code's FMAs actually use (the widest in `assemblies`, read off the assembly), which
+    the peak it is compared with must match; the strategy's width when no FMA is recognised."""
+    widths = [bits for bits in (widest_fma_bits(text, symbol) for text in assemblies) if bits]
+    return max(widths, default=None) or strategy_width(strategy, target)
 
 
 def limit_vector_width(module: ir.Module, bits: int) -> None:
@@ -77,7 +86,7 @@ def transformed_kernel(strategy: Strategy, target: Target, stages: dict[str, str
 
     apply_strategy(module, strategy, strategy_lanes(strategy, target), on_stage)
     apply_fast_math(module, strategy.llvm.fast_math)
-    limit_vector_width(module, target.width(strategy.vector_bits))
+    limit_vector_width(module, strategy_width(strategy, target))
     return module
 
 

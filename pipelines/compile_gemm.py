@@ -16,8 +16,7 @@ from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
 from .codegen import MachineCode, assembly_of, generate, link, optimized_ir
-from .asm_analysis import widest_fma_bits
-from .compile import strategy_lanes, transformed_kernel
+from .compile import fma_width, strategy_lanes, transformed_kernel
 from .lowering import lower_to_llvm_dialect, translate_to_llvm_ir
 from .targets import Target
 
@@ -45,9 +44,7 @@ class CompiledGemm:
         """The widest FMA anywhere in the GEMM: in its micro-kernels, or in the direct traversal's
         loop. The kernels' own assembly says it without emitting the whole GEMM's (their machine code
         is the same in the linked module: code generation goes function by function)."""
-        sources = self.kernel_assembly or [self.code.assembly]
-        widths = [bits for bits in map(widest_fma_bits, sources) if bits]
-        return max(widths, default=None) or self.target.width(self.strategy.vector_bits)
+        return fma_width(self.kernel_assembly or [self.code.assembly], self.strategy, self.target)
 
 
 def strategy_for_depth(strategy: Strategy, kc: int, lanes: int) -> Strategy:

@@ -18,8 +18,8 @@ from kernels_mlir.mlir_types import element_type, mark_entry_point
 from kernels_mlir.operands import Guarded, Operands
 from kernels_mlir.reference import draw
 from kernels_mlir.spec import DTYPES, SpecError
-from pipelines.asm_analysis import widest_fma_bits
 from pipelines.codegen import generate
+from pipelines.compile import fma_width, strategy_lanes
 from pipelines.lowering import lower_to_llvm_dialect, translate_to_llvm_ir
 from pipelines.targets import Target
 from runner.config.fields import int_list, known, typed
@@ -147,13 +147,12 @@ class AxpyKind(ProblemKind):
 
     def build(self, strategy: Strategy, problem: AxpySpec, target: Target, jit: bool | None,
               stages: dict[str, str] | None) -> Compiled:
-        bits = target.width(strategy.vector_bits)
         with ir.Context(), ir.Location.unknown():
-            module = build_axpy(problem, target.lanes(problem.dtype, bits))
+            module = build_axpy(problem, strategy_lanes(strategy, target))
             lower_to_llvm_dialect(module)
             llvm_ir = translate_to_llvm_ir(module)
         code = generate(llvm_ir, target, strategy.llvm, jit=target.runs_here if jit is None else jit)
-        return Compiled(code, 0.0, widest_fma_bits(code.assembly, ENTRY) or bits)
+        return Compiled(code, 0.0, fma_width([code.assembly], strategy, target, ENTRY))
 
 
 register(AxpyKind())
