@@ -203,11 +203,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if args.study is not None and not args.db.is_url:
             raise ConfigError(f"--study: shared sweeps need a database server for --db (a postgresql:// URL), "
                               f"not the file {args.db}")
-        with Store(args.db) as store:
+        with Store(args.db, patience=args.reconnect,
+                   on_wait=lambda line: print(f"ukl: {line}", file=sys.stderr, flush=True)) as store:
             target = runnable_target(experiment.target)
             sweep = Sweep(experiment, target, store, settings, args.resume) if args.study is None else \
-                SharedSweep(experiment, target, store, settings, args.resume, args.study, args.heartbeat,
-                            args.reconnect)
+                SharedSweep(experiment, target, store, settings, args.resume, args.study, args.heartbeat)
             records = []
             if args.json:
                 json_lines.emit(json_lines.context("sweep", sweep.target))

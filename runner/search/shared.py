@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import socket
-import sys
 import threading
 import time
 import warnings
@@ -39,8 +38,7 @@ from runner.measure.trust import is_noisy
 from runner.search.candidates import MAX_PROPOSALS, CandidateSource, score
 from runner.search.space import SweepSettings
 from runner.search.sweep import Sweep, best_per_problem
-from runner.store.database import RECONNECT_SECONDS, StoreError, with_reconnects
-from runner.store.results import FINAL, RESCREEN, SCREEN, SCREENING, Store
+from runner.store.results import FINAL, RESCREEN, SCREEN, SCREENING, Store, StoreError
 
 if TYPE_CHECKING:
     from runner.config.experiment import Experiment
@@ -229,22 +227,19 @@ class SharedSweep(Sweep):
     as a sweep on one machine, its work taken from (and its results given to) the study."""
 
     def __init__(self, experiment: "Experiment", target: Target, store: Store, settings: SweepSettings,
-                 resume: bool, study: str, heartbeat: int = DEFAULT_HEARTBEAT,
-                 reconnect: float = RECONNECT_SECONDS):
+                 resume: bool, study: str, heartbeat: int = DEFAULT_HEARTBEAT):
+        """`store`: the server's, whose retry policy (Store's patience and on_wait) Optuna's calls share."""
         assert store.is_server, "the CLI lets only a server's store take a study"
         self.study_name = study
         self.heartbeat = heartbeat
-        store.patience = reconnect
-        store.on_wait = lambda line: print(f"ukl: {line}", file=sys.stderr, flush=True)
         self.host_kind = host_kind(target)
-        self.storage = with_reconnects(lambda: optuna_storage(store.database.url_text, heartbeat), store.shown,
-                                       reconnect)
+        self.storage = store.retrying(lambda: optuna_storage(store.url_text, heartbeat))
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         super().__init__(experiment, target, store, settings, resume)
         self._check_config(config_fingerprint(experiment, settings))
 
     def _reconnect(self, action):
-        return with_reconnects(action, self.store.shown, self.store.patience, self.store.on_wait)
+        return self.store.retrying(action)
 
     def _source(self) -> CandidateSource:
         return CandidateSource(self.target, None, {}, self._expand)  # replaced by each phase's queue

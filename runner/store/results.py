@@ -170,12 +170,14 @@ class Store:
     """Results in SQLite or PostgreSQL. `readonly` stores (report, compare) never write: an older
     SQLite schema is migrated in a private in-memory copy instead of on disk."""
 
-    def __init__(self, db: Database | Path | str = DEFAULT_DB, *, readonly: bool = False):
+    def __init__(self, db: Database | Path | str = DEFAULT_DB, *, readonly: bool = False,
+                 patience: float = RECONNECT_SECONDS, on_wait: Callable[[str], None] | None = None):
+        """`patience`: how long a server that stopped answering is retried (seconds); `on_wait` hears
+        of each retry."""
         self.database = as_database(db)
         self.readonly = readonly
-        #: How long a server that stopped answering is retried (seconds), and who hears of each retry.
-        self.patience = RECONNECT_SECONDS
-        self.on_wait: Callable[[str], None] | None = None
+        self.patience = patience
+        self.on_wait = on_wait
         self.path = self.database.path
         self.shown = self.database.shown
         if self.path is not None:
@@ -297,9 +299,15 @@ class Store:
                 db.execute(CreateIndex(index, if_not_exists=True))
             self._set_version(db)
 
-    def _retrying(self, action: Callable[[], T]) -> T:
-        """A server that stops answering is retried with backoff (SQLite waits for its lock itself)."""
+    def retrying(self, action: Callable[[], T]) -> T:
+        """`action()`; a server that stops answering is retried with backoff, under this store's retry
+        policy (SQLite waits for its lock itself). Also for what else talks to the same server (Optuna)."""
         return action() if self.path is not None else with_reconnects(action, self.shown, self.patience, self.on_wait)
+
+    @property
+    def url_text(self) -> str:
+        """The server's URL with its password, for a library that connects by itself (Optuna)."""
+        return self.database.url_text
 
     @property
     def repro_root(self) -> Path:
@@ -325,7 +333,7 @@ class Store:
             with self._engine.begin() as db:
                 return action(db)
         try:
-            return self._retrying(transaction)
+            return self.retrying(transaction)
         except (sqlite3.Error, sqlalchemy.exc.DBAPIError) as exc:
             raise StoreError(self._problem(exc)) from None
 
@@ -336,7 +344,7 @@ class Store:
                 db.rollback()
                 return found
         try:
-            return self._retrying(transaction)
+            return self.retrying(transaction)
         except (sqlite3.Error, sqlalchemy.exc.DBAPIError) as exc:
             raise StoreError(self._problem(exc)) from None
 
