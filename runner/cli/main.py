@@ -305,6 +305,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
             print(f"\n{section.kind}:")
             print(tabulate([[terminal(cell) for cell in row] for row in section.top],
                            headers=[terminal(h) for h in section.headers], disable_numparse=True))
+            for title, headers, rows in section.summaries:
+                print(f"\n{section.kind}, {title.lower()}:")
+                print(tabulate(rows, headers=headers, disable_numparse=True))
         if len(report.hosts) > 1:
             headers, rows = side_by_side_rows(report.best_per_host)
             print("\nbest strategy per kind of host:")

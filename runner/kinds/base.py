@@ -111,6 +111,11 @@ class ProblemKind:
         from a record's JSON), for these records."""
         return []
 
+    def report_summaries(self, records: list[dict[str, Any]]) -> list[tuple[str, list[str], list[list[str]]]]:
+        """Small tables the report adds under the kind's own, from its verified records (best first):
+        (title, headers, rows)."""
+        return []
+
     def report_group(self, record: dict[str, Any]) -> str:
         """Records of one group are ranked together in the report (leader_group's stored form)."""
         return json.dumps(record.get("problem"), sort_keys=True)

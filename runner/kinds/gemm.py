@@ -195,6 +195,21 @@ class GemmKind(ProblemKind):
                 *[col for name in names for col in ((f"{name} GFLOP/s", baseline(name, False)),
                                                     (f"ours/{name} [95% CI]", baseline(name, True)))]]
 
+    def report_summaries(self, records: list[dict[str, Any]]) -> list[tuple[str, list[str], list[list[str]]]]:
+        """The best point of each shape per traversal, and per blocking (traversal, mc/nc/kc, packing bound)."""
+        def best_by(key: Callable[[dict[str, Any]], str]) -> list[list[str]]:
+            best: dict[tuple, dict[str, Any]] = {}
+            for r in records:  # best first: the first of each key is its best
+                best.setdefault(("x".join(map(str, r.get("shape") or [])), key(r)), r)
+            return [[shape, value, r["name"], f"{r['gflops']:.2f}", f"{100 * (r.get('fraction_of_peak') or 0):.1f}%"]
+                    for (shape, value), r in sorted(best.items(), key=lambda item: (item[0][0], -item[1]["gflops"]))]
+        g = lambda r: r.get("gemm") or {}  # noqa: E731
+        headers = lambda what: ["M x N x K", what, "best strategy", "GFLOP/s", "of peak"]  # noqa: E731
+        return [("Best per traversal", headers("traversal"), best_by(lambda r: str(g(r).get("traversal")))),
+                ("Best per blocking", headers("traversal mc/nc/kc pack"), best_by(lambda r: (
+                    f"{g(r).get('traversal')} {g(r).get('mc')}/{g(r).get('nc')}/{g(r).get('kc')} "
+                    f"{g(r).get('pack_bytes') or 'unbounded'}")))]
+
     def table(self, records: list[Record]) -> str:
         return gemm_table(records)
 

@@ -304,6 +304,8 @@ class Section:
     headers: list[str]
     top: list[list[str]]
     plots: list[Plot]
+    #: The kind's small tables under its own: (title, headers, rows).
+    summaries: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
 
 
 @dataclass
@@ -368,7 +370,7 @@ class Report:
             summary=self.summary(), statuses=self.statuses, failures=failures,
             sections=[{"kind": s.kind, "headers": s.headers, "top": s.top,
                        "text_columns": {i + 1 for i, h in enumerate(s.headers) if h in TEXT_HEADERS},
-                       "phase_column": s.headers.index("phase"),
+                       "phase_column": s.headers.index("phase"), "summaries": s.summaries,
                        "plots": [_plot_json(p) for p in s.plots]} for s in self.sections],
             crossovers=[_plot_json(p) for p in self.crossover_plots])
 
@@ -506,5 +508,7 @@ def build_report(db: Database | Path, top: int, target: str | None = None, kind:
         plots = [dataclasses.replace(p, file=f"{name}-{p.file}")  # one folder holds every kind's plots
                  for plot in wanted for p in PLOTS[plot](ok, predictions) if p is not None]
         headers, table = kind_table(name, results, top)
-        sections.append(Section(name, results, headers, table, plots))
+        summaries = [] if name not in KINDS else KINDS[name].report_summaries([_record(r) for r in ranked(results)])
+        sections.append(Section(name, results, headers, table, plots,
+                                [(t, h, [[terminal(c) for c in row] for row in rows]) for t, h, rows in summaries]))
     return Report(as_database(db), sections, crossover_plots(crossovers), rejections)

@@ -90,6 +90,7 @@ def test_every_kind_is_reported_in_its_own_table_without_being_asked(tmp_path, c
     assert main(["report", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     micro, gemm = out.split("\nmicrokernel:\n")[1].split("\ngemm:\n")
+    gemm, summaries = gemm.split("\ngemm, best per traversal:")
     assert "6x16-u2" in micro and "@" not in micro
     header = gemm.splitlines()[0]
     assert "M x N x K" in header and "ours/OpenBLAS [95% CI]" in header and "ours/BLIS [95% CI]" in header
@@ -99,6 +100,13 @@ def test_every_kind_is_reported_in_its_own_table_without_being_asked(tmp_path, c
             assert f"{b['ratio']:.3f} [{b['ratio_ci'][0]:.3f}, {b['ratio_ci'][1]:.3f}]" in row
     shapes = [line.split()[1] for line in gemm.splitlines()[2:] if line.strip()]
     assert shapes == sorted(shapes, key=shapes.index) and len(set(shapes)) == 2  # ranked within each shape
+    per_traversal, per_blocking = summaries.split("gemm, best per blocking:")
+    assert [line.split()[:2] for line in per_traversal.splitlines()[3:] if line.strip()] == [
+        ["64x64x64", "blis"], ["97x131x77", "blis"]]  # one best per shape and traversal
+    assert "blis 24/64/64 unbounded" in per_blocking
+    from runner.report.report import build_report
+    (gemm_section,) = [s for s in build_report(db, 10).sections if s.kind == "gemm"]
+    assert {"traversal", "mc", "nc", "pack_bytes", "inner", "threads"} <= set(gemm_section.results[0]["knobs"])
     assert main(["report", "--db", str(db), "--json"]) == 0
     assert parse(capsys.readouterr().out)[2][-1]["statuses"] == {"ok": 4 + len(ran)}
     assert main(["report", "--db", str(db), "--json", "--kind", "gemm"]) == 0
