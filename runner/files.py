@@ -1,4 +1,5 @@
-"""Writing output files without following symbolic links, and command-line types for output paths.
+"""Reading input files as untrusted (regular, bounded, UTF-8), writing output files without following
+symbolic links, and command-line types for output paths.
 
 A file option must not name a directory or a symbolic link; a folder option must not name a file or
 a link; files go into folders with O_NOFOLLOW, so a link planted inside an output folder is refused
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
+import stat
 from pathlib import Path
+from typing import Any
 
 
 class OutputError(ValueError):
@@ -56,3 +60,44 @@ def write(path: Path, data: str | bytes) -> None:
         raise OutputError(f"{path}: cannot write: {why}") from None
     with os.fdopen(fd, "wb") as out:
         out.write(raw)
+
+
+class InputError(ValueError):
+    """An input file that cannot be read as what it should be; str() is the one line the CLI prints."""
+
+
+def read_text(path: Path, limit: int, what: str) -> str:
+    """The UTF-8 text of `path`, a regular file (not a link, FIFO or device) of at most `limit` bytes."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise InputError(f"{path}: is a symbolic link (not followed): {what} is a regular file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{path}: not a regular file ({what} is one)")
+    if info.st_size > limit:
+        raise InputError(f"{path}: {info.st_size} bytes; {what} is at most {limit} bytes")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            raw = handle.read(limit + 1)
+        return raw[:limit].decode("utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+
+
+def read_json_object(path: Path, limit: int, what: str) -> dict[str, Any]:
+    """A JSON object from `path` (read_text's checks, then JSON, then an object)."""
+    text = read_text(path, limit, what)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{path}: not JSON: {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: must be a JSON object, got {type(data).__name__}")
+    return data

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import re
 import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -145,14 +146,24 @@ def register_step(cls: type[Step]) -> type[Step]:
     return cls
 
 
+#: A plugin is named as Python imports it: dotted identifiers, never a path.
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
 def load_plugins() -> None:
     """Import the modules named in $UKL_PLUGINS: experiment-specific steps (and problem kinds) live outside
-    this package."""
+    this package. A name that is not a module's, or a module that fails to import, is one StrategyError."""
     for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
+        if not _MODULE_NAME.fullmatch(name):
+            raise StrategyError(f"{PLUGINS_ENV}: {name[:80]!r} is not a module name (dotted Python identifiers, "
+                                "as `import` takes them; not a path)")
         try:
             importlib.import_module(name)
         except ImportError as exc:
             raise StrategyError(f"{PLUGINS_ENV}: cannot import {name!r}: {exc}") from None
+        except Exception as exc:  # the plugin's own code failed while importing: its error, in one line
+            raise StrategyError(f"{PLUGINS_ENV}: importing {name!r} failed: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())[:300]}") from None
 
 
 def step_from_config(raw: Any, where: str) -> Step:
@@ -165,7 +176,8 @@ def step_from_config(raw: Any, where: str) -> Step:
     kind = fields.pop("step")
     cls = STEP_TYPES.get(kind)
     if cls is None:
-        raise StrategyError(f"{where}: unknown step {kind!r} (known: {', '.join(sorted(STEP_TYPES))})")
+        raise StrategyError(f"{where}: unknown step {kind!r} (known: {', '.join(sorted(STEP_TYPES))}; a plugin's "
+                            f"step needs its module named in ${PLUGINS_ENV})")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     for name, value in fields.items():

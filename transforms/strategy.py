@@ -84,15 +84,37 @@ class Strategy:
         return strategy_hash(self.to_dict())
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], where: str = "strategy") -> "Strategy":
-        """Inverse of to_dict (also the form stored in the results database)."""
+    def from_dict(cls, raw: Any, where: str = "strategy") -> "Strategy":
+        """Inverse of to_dict (also the form stored in the results database and in reproducers). The
+        JSON is distrusted: a missing or extra field, or one of the wrong type, is a StrategyError naming it."""
+        if not isinstance(raw, dict):
+            raise StrategyError(f"{where}: must be an object, got {type(raw).__name__}")
+        for key in raw:
+            if key not in _FIELDS:
+                raise StrategyError(f"{where}.{key}: unknown field (fields: {', '.join(_FIELDS)})")
+        for key in ("name", "kernel"):
+            if key not in raw:
+                raise StrategyError(f"{where}.{key}: missing")
+        if not isinstance(raw["name"], str):
+            raise StrategyError(f"{where}.name: must be a string, got {raw['name']!r}")
+        kernel, steps = raw["kernel"], raw.get("steps", [])
+        if not isinstance(kernel, dict):
+            raise StrategyError(f"{where}.kernel: must be an object, got {kernel!r}")
+        if not isinstance(steps, list):
+            raise StrategyError(f"{where}.steps: must be a list, got {steps!r}")
         try:
-            kernel = KernelSpec(**raw["kernel"])
+            kernel = KernelSpec(**kernel)
         except SpecError as exc:
-            raise StrategyError(f"{where}.{exc}") from None
-        steps = tuple(step_from_config(s, f"{where}.steps[{i}]") for i, s in enumerate(raw.get("steps", [])))
+            raise StrategyError(f"{where}.kernel.{exc}") from None
+        except TypeError as exc:
+            raise StrategyError(f"{where}.kernel: {exc}") from None
+        steps = tuple(step_from_config(s, f"{where}.steps[{i}]") for i, s in enumerate(steps))
         llvm = LLVMOptions.from_config(raw.get("llvm", {}), f"{where}.llvm")
         return cls(raw["name"], kernel, steps, llvm, raw.get("vector_bits"))
+
+
+#: The fields of a strategy's JSON form.
+_FIELDS = ("name", "kernel", "steps", "llvm", "vector_bits")
 
 
 __all__ = ["Strategy", "StrategyError", "StepFailed", "REGISTER_RESIDENT_STEPS"]

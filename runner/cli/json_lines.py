@@ -10,6 +10,7 @@ commands print their own types: `inspection` (asm), `prediction` (mca), `compari
 from __future__ import annotations
 
 import json
+import math
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -48,6 +49,18 @@ def result(data: dict[str, Any]) -> dict[str, Any]:
     return line("result", data)
 
 
+def strict(value: Any) -> Any:
+    """`value` with every non-finite float (NaN, infinity: what a store may hold) as None, so the line is
+    strict JSON that any reader accepts."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    return value
+
+
 def emit(line: dict[str, Any]) -> None:
-    print(json.dumps(line), flush=True)
+    print(json.dumps(strict(line), allow_nan=False), flush=True)
 

@@ -14,7 +14,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from kernels_mlir.spec import DTYPES, SpecError
-from pipelines.targets import TARGETS, Target, UnknownTarget, get_target, target_names
+from pipelines.targets import TARGETS, Target, UnknownTarget, get_target, host_target, target_names
 from transforms.errors import StrategyError
 from transforms.instructions import INSTRUCTIONS
 from transforms.steps import load_plugins
@@ -245,9 +245,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             raise ConfigError(f"--db: {args.db}: no such results database (or pass --config)")
         with Store(args.db, readonly=True) as store:
             try:
-                a, b = (Strategy.from_dict(store.strategy(h)) for h in (args.a, args.b))
+                a, b = (Strategy.from_dict(store.strategy(h), f"stored strategy {h}") for h in (args.a, args.b))
             except LookupError as exc:
                 raise ConfigError(exc.args[0]) from None
+            except StrategyError as exc:  # a stored row is distrusted like a config
+                raise ConfigError(f"{args.db}: {exc}") from None
         target = runnable_target(args.target or "host")
     config_mod.check_for_target((a, b), target, "--target: ")
     for strategy in (a, b):
@@ -362,10 +364,11 @@ def _cmd_crossover(args: argparse.Namespace) -> int:
 def _cmd_repro(args: argparse.Namespace) -> int:
     """Replay a failed candidate from its reproducer folder: build it, then verify it where it can run."""
     try:
-        candidate = reproducer.load(args.folder)
-    except (ValueError, StrategyError, SpecError, UnknownTarget) as exc:
+        candidate, was = reproducer.load(args.folder)
+    except (StrategyError, SpecError, UnknownTarget) as exc:
         raise ConfigError(f"{args.folder}: {exc}") from None
-    was = json.loads((args.folder / "outcome.json").read_text())["status"]
+    except ValueError as exc:  # (names the file)
+        raise ConfigError(str(exc)) from None
     built = build_or_record(candidate)
     if isinstance(built, Record):
         status, detail = built.status, built.error
@@ -377,8 +380,19 @@ def _cmd_repro(args: argparse.Namespace) -> int:
         json_lines.emit(json_lines.context("repro", candidate.target))
         json_lines.emit(json_lines.line("replay", {"status": status, "was": was, "error": detail}))
     else:
-        print(f"{candidate.strategy.name} on {candidate.target.name}: {status} ({detail}); recorded as {was}")
+        print(terminal(f"{candidate.strategy.name} on {candidate.target.name}: {status} ({detail}); "
+                       f"recorded as {was}"))  # every part comes from files a user may have been handed
     return 0 if status == "ok" else 1
+
+
+def _check_environment() -> None:
+    """The environment values every command may read ($UKL_HOST_ISA, $UKL_PLUGINS), checked before any
+    command runs: the same one line from each of them."""
+    try:
+        host_target()
+        load_plugins()
+    except (UnknownTarget, StrategyError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def get_target_or_fail(name: str):
@@ -543,7 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
     peak = sub.add_parser("peak", help="measure the FMA-throughput peak of this core")
     peak.add_argument("--target", default="host", choices=target_names(),
                       help="any target whose code runs here (the host has every feature it needs)")
-    peak.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
+    peak.add_argument("--dtype", default="f32", choices=sorted(d for d, t in DTYPES.items() if t.groups == (1,)),
+                      help="element type of the FMAs (low-precision dtypes run on dot products: --instruction)")
     peak.add_argument("--vector-bits", type=int, help="vector width of the FMAs (default: the target's widest)")
     peak.add_argument("--instruction", choices=sorted(INSTRUCTIONS),
                       help="a dot-product instruction instead of FMAs (its dtype replaces --dtype)")
@@ -566,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or bad command-line input (2): argparse has said it
         return int(exc.code or 0)
     try:
+        _check_environment()
         return args.func(args)
     except (ConfigError, StoreError, files.OutputError, BaselineUnavailable) as exc:
         print(f"ukl: error: {exc}", file=sys.stderr)

@@ -124,7 +124,7 @@ def noise_line(records: Iterable[Record]) -> str:
 
 def markdown_summary(title: str, records: list[Record], summary: str) -> str:
     """A sweep for a CI log or a pull request: every candidate's outcome, the leaders' final figures."""
-    lines = [f"# {markdown_cell(title)}", "", summary, "", "| phase | strategy | hash | status | GFLOP/s | cv | of peak | error |",
+    lines = [f"# {markdown_cell(title)}", "", markdown_cell(summary), "", "| phase | strategy | hash | status | GFLOP/s | cv | of peak | error |",
              "|---|---|---|---|---:|---:|---:|---|"]
     order = sorted(records, key=lambda r: (r.extra.get("phase") != FINAL, r.status != "ok",
                                            -(r.measurement.median if r.measurement else 0)))

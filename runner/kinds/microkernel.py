@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernels_mlir.spec import KernelSpec
+from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.compile import compile_strategy
 from pipelines.targets import Target
 from transforms.errors import StrategyError
@@ -24,7 +24,10 @@ class MicrokernelKind(ProblemKind):
         return problem.to_dict()
 
     def from_dict(self, data: dict[str, Any]) -> KernelSpec:
-        return KernelSpec(**data)
+        try:
+            return KernelSpec(**data)
+        except TypeError as exc:
+            raise SpecError(f"not a micro-kernel's fields: {exc}") from None
 
     def key(self, strategy: Strategy, problem: KernelSpec) -> str:
         """The strategy's hash: it names its kernel."""

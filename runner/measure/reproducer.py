@@ -16,6 +16,7 @@ from pipelines.targets import get_target
 from transforms.steps import PLUGINS_ENV, load_plugins
 
 from runner import files
+from runner.config.fields import fits_in_memory
 from runner.measure.lifecycle import BUILD_ERRORS, Candidate, build
 from runner.measure.record import Record
 
@@ -58,16 +59,47 @@ def command(folder: Path) -> str:
     return " ".join([*env, "ukl", "repro", shlex.quote(str(folder))])
 
 
-def load(folder: Path) -> Candidate:
-    """The candidate a reproducer folder describes (ValueError naming the file when it cannot be read)."""
-    def read(name: str) -> dict[str, Any]:
-        try:
-            return json.loads((folder / name).read_text())
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{folder / name}: cannot read the reproducer: {exc}") from None
+#: A reproducer's files are a few kilobytes each.
+MAX_FILE_BYTES = 1 << 20
+
+
+def load(folder: Path) -> tuple[Candidate, str]:
+    """(the candidate a reproducer folder describes, the status it was recorded with). Every file is
+    distrusted: ValueError (or StrategyError, SpecError, UnknownTarget) naming the file and field when
+    one is missing, not a regular file, not the JSON it should be, or describes what cannot run here."""
+    if folder.is_symlink() or not folder.is_dir():
+        raise ValueError(f"{folder}: not a reproducer folder (a directory holding strategy.json, problem.json, "
+                         "target.json and outcome.json)")
+
+    def read(name: str, keys: dict[str, type | tuple[type, ...]] | None = None) -> dict[str, Any]:
+        data = files.read_json_object(folder / name, MAX_FILE_BYTES, f"a reproducer's {name}")
+        for key, value in data.items() if keys is not None else ():
+            if key not in keys:
+                raise ValueError(f"{folder / name}: unknown key {key!r} (keys: {', '.join(keys)})")
+            if not isinstance(value, keys[key]) or isinstance(value, bool):
+                raise ValueError(f"{folder / name}: {key} must be {keys[key].__name__}, got {value!r}")
+        return data
+
+    target, outcome = read("target.json", {"name": str, "cpu": str}), read("outcome.json", {"status": str, "error": str})
+    if "name" not in target:
+        raise ValueError(f"{folder / 'target.json'}: name: missing")
+    if outcome.get("status") not in FAILURES:
+        raise ValueError(f"{folder / 'outcome.json'}: status must be one of {list(FAILURES)}, "
+                         f"got {outcome.get('status')!r}")
     load_plugins()
-    return Candidate.from_dict({"strategy": read("strategy.json"), "problem": read("problem.json")},
-                               get_target(read("target.json")["name"]))
+    strategy, problem = read("strategy.json"), read("problem.json")
+    if not isinstance(problem.get("kind"), str):
+        raise ValueError(f"{folder / 'problem.json'}: kind: missing (the problem's kind, e.g. \"microkernel\")")
+    try:
+        candidate = Candidate.from_dict({"strategy": strategy, "problem": problem}, get_target(target["name"]))
+    except TypeError as exc:  # a field a kind's spec does not have
+        raise ValueError(f"{folder / 'problem.json'}: {exc}") from None
+    threads = candidate.kind.threads(candidate.problem)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if threads > cpus:
+        raise ValueError(f"{folder / 'problem.json'}: threads: {threads}, but this process may use {cpus} CPUs")
+    fits_in_memory(candidate.kind.bytes_needed(candidate.problem), f"{folder / 'problem.json'}")
+    return candidate, outcome["status"]
 
 
 def attach(root: Path, candidate: Candidate, record: Record) -> Record:

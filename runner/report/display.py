@@ -2,6 +2,7 @@
 table cell, no `|` breaking a Markdown table (HTML is escaped by the template engine)."""
 from __future__ import annotations
 
+import html
 import unicodedata
 
 
@@ -12,5 +13,6 @@ def terminal(text: object) -> str:
 
 
 def markdown_cell(text: object) -> str:
-    """A table cell: terminal-safe, with pipes and backticks escaped."""
-    return terminal(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    """A table cell: terminal-safe, with pipes and backticks escaped, and HTML too (Markdown renders raw
+    HTML: a `<script>` must stay text, and `vector<8xf32>` must stay visible)."""
+    return html.escape(terminal(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`"), quote=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import math
 import io
 import json
 from collections import Counter, defaultdict
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
@@ -31,6 +33,9 @@ from runner.search.sweep import rejection_reasons
 from runner.store.database import Database, as_database
 from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
 from runner.studies.crossover import boundary_from_json, plot as crossover_plot, point_from_json
+
+#: Text in figures comes from databases: never parsed as math ($...$ would be TeX to matplotlib).
+matplotlib.rcParams["text.parse_math"] = False
 
 PHASE_TRUST = {FINAL: 3, FULL: 2, RESCREEN: 1, SCREEN: 1}
 TOP_HEADERS = ["strategy", "hash", "target", "phase", "GFLOP/s", "min-max", "cv", "of peak", "host"]
@@ -60,18 +65,35 @@ def best_results(rows: list[dict], target: str | None = None) -> list[dict]:
         if row["correct"] is not None and (key not in latest_check or row["id"] > latest_check[key]["id"]):
             latest_check[key] = row
         old = chosen.get(key)
-        rank = (row["status"] == "ok", PHASE_TRUST[row["phase"]], row["id"])
-        if old is None or rank > (old["status"] == "ok", PHASE_TRUST[old["phase"]], old["id"]):
+        rank = (row["status"] == "ok", PHASE_TRUST.get(row["phase"], 0), row["id"])
+        if old is None or rank > (old["status"] == "ok", PHASE_TRUST.get(old["phase"], 0), old["id"]):
             chosen[key] = row
     for key, row in latest_check.items():  # a kernel that last verified wrong is wrong, whatever it did before
         if not row["correct"]:
             chosen[key] = row
     results = list(chosen.values())
     for row in results:
-        kind = KINDS.get(row["kind"])  # (a plugin's kind, when its module is not loaded, shows its strategy's)
-        row["knobs"] = {**knobs_of(json.loads(row["strategy_json"])),
-                        **({} if kind is None else kind.knob_values(_record(row)))}
+        row["knobs"] = _knobs(row)
     return results
+
+
+def _knobs(row: dict) -> dict | None:
+    """The knob values of a stored row (its strategy's, and its kind's), or None when the row's JSON is
+    not what ukl writes: the row is still listed, but no plot reads knobs off it."""
+    kind = KINDS.get(row["kind"])  # (a plugin's kind, when its module is not loaded, shows its strategy's)
+    try:
+        return {**knobs_of(json.loads(row["strategy_json"])), **({} if kind is None else kind.knob_values(_record(row)))}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+#: The figures a verified row must have to be plotted (a store may hold NULL where NaN was written).
+FIGURES = ("gflops", "gflops_min", "gflops_max", "cv", "fraction_of_peak")
+
+
+def plottable(row: dict) -> bool:
+    return row["status"] == "ok" and row["knobs"] is not None and all(
+        isinstance(row.get(k), (int, float)) and math.isfinite(row[k]) for k in FIGURES)
 
 
 def ranked(results: list[dict]) -> list[dict]:
@@ -102,10 +124,18 @@ def side_by_side_rows(table: dict[str, dict[str, dict]]) -> tuple[list[str], lis
     return ["experiment", *hosts], [[e, *(cell(by_host.get(h)) for h in hosts)] for e, by_host in sorted(table.items())]
 
 
+def _figure(value, form: str) -> str:
+    """A stored figure as text, "?" where the store holds none (NULL) or a non-finite one."""
+    return form.format(value) if isinstance(value, (int, float)) and math.isfinite(value) else "?"
+
+
 def top_row(r: dict) -> list[str]:
-    return [r["name"], r["candidate_key"][:8], r["target"], r["phase"], f"{r['gflops']:.2f}",
-            f"{r['gflops_min']:.1f}-{r['gflops_max']:.1f}", f"{100 * r['cv']:.1f}%" + (" noisy" if is_noisy(r["cv"]) else ""),
-            f"{100 * r['fraction_of_peak']:.1f}%", r["host_cpu"]]
+    cv = r.get("cv")
+    noisy = isinstance(cv, (int, float)) and math.isfinite(cv) and is_noisy(cv)
+    return [r["name"], (r.get("candidate_key") or r["strategy_hash"])[:8], r["target"], r["phase"],
+            _figure(r["gflops"], "{:.2f}"), f"{_figure(r['gflops_min'], '{:.1f}')}-{_figure(r['gflops_max'], '{:.1f}')}",
+            _figure(None if cv is None else 100 * cv, "{:.1f}%") + (" noisy" if noisy else ""),
+            _figure(None if r["fraction_of_peak"] is None else 100 * r["fraction_of_peak"], "{:.1f}%"), r["host_cpu"]]
 
 
 def kind_table(kind_name: str, results: list[dict], n: int) -> tuple[list[str], list[list[str]]]:
@@ -289,7 +319,12 @@ def knob_effects(ok: list[dict]) -> Plot | None:
 def _record(row: dict) -> dict:
     """A stored result's record JSON; rows from before the store kept it get their columns."""
     if row.get("record_json"):
-        return json.loads(row["record_json"])
+        try:
+            found = json.loads(row["record_json"])
+            if isinstance(found, dict):
+                return found
+        except ValueError:
+            pass  # a damaged row: its columns stand for it
     keys = ("name", "strategy_hash", "target", "status", "correct", "max_abs_error", "gflops", "gflops_min",
             "gflops_max", "cv", "peak_gflops", "fraction_of_peak", "vector_bits", "compile_seconds", "error", "phase")
     return {k: row.get(k) for k in keys}
@@ -429,6 +464,8 @@ def crossover_plots(crossovers: list[dict]) -> list[Plot]:
     """Every stored crossover, redrawn from its stored shapes (nothing is measured again)."""
     plots = []
     for i, c in enumerate(crossovers, start=1):
+        if not c["points"]:
+            continue  # a crossover stopped before its first shape: nothing to draw
         names = c["routes"]
         points = [point_from_json(p, names) for p in c["points"]]
         title = f"{c['experiment']}: {names[0]} vs {names[1]}"
@@ -503,7 +540,7 @@ def build_report(db: Database | Path, top: int, target: str | None = None, kind:
         results = best_results([r for r in rows if r["kind"] == name], target)
         if not results:
             continue
-        ok = [r for r in results if r["status"] == "ok"]
+        ok = [r for r in results if plottable(r)]
         wanted = KINDS[name].plots if name in KINDS else ("fraction",)
         plots = [dataclasses.replace(p, file=f"{name}-{p.file}")  # one folder holds every kind's plots
                  for plot in wanted for p in PLOTS[plot](ok, predictions) if p is not None]

@@ -411,8 +411,11 @@ class Store:
         keys = ("experiment", "target", "host_cpu", "dtype", "routes", "points", "boundary", "measured_at")
         found = [dict(zip(keys, row)) for row in rows]
         for item in found:
-            for key in ("routes", "points", "boundary"):
-                item[key] = json.loads(item[key])
+            try:
+                for key in ("routes", "points", "boundary"):
+                    item[key] = json.loads(item[key])
+            except ValueError:  # a damaged row: listed with nothing to redraw
+                item.update(routes=[], points=[], boundary={})
         return [c for c in found if target is None or c["target"] == target]
 
     def add_prediction(self, run_id: int, record: dict[str, Any]) -> None:
@@ -482,7 +485,11 @@ class Store:
         if len(found) != 1:
             raise LookupError(f"{len(found)} stored strategies have a hash starting with {hash_prefix!r} "
                               f"in {self.shown} (need exactly one)")
-        return json.loads(next(iter(found.values())))
+        (stored,) = found.values()
+        try:
+            return json.loads(stored)
+        except ValueError:
+            raise StoreError(f"{self.shown}: the stored strategy {hash_prefix!r} is not JSON (a damaged row)") from None
 
     def rows(self, *, kind: str | None = None, target: str | None = None, host_cpu: str | None = None,
              phases: tuple[str, ...] | None = None, status: str | None = None, study: str | None = None,
