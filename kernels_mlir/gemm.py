@@ -24,8 +24,8 @@ from mlir.dialects import arith, func, memref, scf, vector
 from .harness import add_bench_loop
 from .mlir_types import c_block_type, element_type, mark_entry_point, panel_type
 from .names import GEMM, GEMM_BENCH
-from .operands import Guarded, Operands
-from .reference import draw, error_bound, reference
+from .operands import GUARD, Guarded, Operands
+from .reference import draw, error_bound, reference, verification_bytes
 from .spec import DTYPES, KernelSpec, SpecError
 
 TRAVERSALS = ("blis", "tiles", "direct")
@@ -168,10 +168,15 @@ class GemmSpec:
 
     @property
     def bytes_needed(self) -> int:
-        """Memory one measurement takes: A, B, C and the baseline's output, plus the packing buffers."""
+        """Memory one measurement takes, counted before any of it is taken: A, B and C (guarded, and the
+        snapshot verification keeps of each), the two baselines' outputs, every thread's packing buffers,
+        and the float64 reference with its temporaries."""
         mc, nc, kc = self.blocks
         d = DTYPES[self.dtype]
-        return (self.m * self.k + self.k * self.n + mc * kc + kc * nc) * d.bytes + 2 * self.m * self.n * d.acc.bytes
+        inputs, outputs = self.m * self.k + self.k * self.n, self.m * self.n
+        operands = inputs * d.bytes + outputs * d.acc.bytes + 6 * GUARD * 8
+        packing = self.threads * (mc * kc + kc * nc) * d.bytes
+        return 2 * operands + 2 * outputs * d.acc.bytes + packing + verification_bytes(inputs, outputs)
 
     @property
     def np_dtype(self) -> type:

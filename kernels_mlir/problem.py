@@ -25,6 +25,11 @@ class Problem(Protocol):
     @property
     def flops(self) -> int: ...
 
+    @property
+    def bytes_needed(self) -> int:
+        """Memory one measurement of it takes, every buffer the harness allocates counted (operands with
+        guards, snapshots, the reference's temporaries, buffers of its own): checked before allocating."""
+
     def workload(self) -> dict[str, Any]:
         """The problem as JSON: what is computed (shapes, dtype), nothing about how."""
 

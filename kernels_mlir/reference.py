@@ -68,3 +68,11 @@ def error_bound(a: np.ndarray, b: np.ndarray, c: np.ndarray, acc: "Element | Non
     eps = float(np.finfo(acc.numpy if acc is not None else a.dtype).eps)
     magnitude = np.abs(c).astype(np.float64) + np.abs(a.T).astype(np.float64) @ np.abs(b).astype(np.float64)
     return TOLERANCE_SLACK * (k + 1) * eps * magnitude
+
+
+def verification_bytes(inputs: int, outputs: int) -> int:
+    """Bytes the float64 (or int64) check of a call takes beyond its operands, for `inputs` input and
+    `outputs` output elements: the reference's widened copies, product and sum; the error bound's
+    absolute values, product and scaled sum; the comparison's error and ratio arrays (judge), all
+    8-byte elements, some alive at once: counted whole, so the check never takes more than is counted."""
+    return 8 * (2 * inputs + 7 * outputs)

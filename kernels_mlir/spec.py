@@ -9,7 +9,8 @@ import numpy as np
 
 from .names import BENCH, KERNEL
 from .operands import Guarded, Operands
-from .reference import LDC_PADDING, draw, error_bound, pack_k_groups, reference, unpack_k_groups
+from .reference import (LDC_PADDING, draw, error_bound, pack_k_groups, reference, unpack_k_groups,
+                        verification_bytes)
 
 @dataclass(frozen=True)
 class Element:
@@ -161,6 +162,13 @@ class KernelSpec:
     def flops(self) -> int:
         """Operations of one call, a multiply and an add per term (flop, or integer ops for int8)."""
         return 2 * self.mr * self.nr * self.kc
+
+    @property
+    def bytes_needed(self) -> int:
+        """Memory one measurement takes (a few kilobytes): panels, C with its padding, their snapshots and
+        the check's float64 arrays."""
+        inputs, outputs = self.kc * (self.mr + self.nr), self.mr * (self.nr + LDC_PADDING)
+        return 2 * (inputs + outputs) * 8 + verification_bytes(inputs, outputs)
 
     def to_dict(self) -> dict:
         data = {"mr": self.mr, "nr": self.nr, "kc": self.kc, "dtype": self.dtype}

@@ -20,7 +20,7 @@ from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 from runner.config.fields import (MAX_SHAPES, check_threads, closest, fits_in_memory, int_list, known, plain_name,
                                   table_of, typed)
 from runner.kinds import KINDS, ProblemKind, kind_knobs, kind_named, section_names
-from runner.kinds.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, gemm_spec
+from runner.kinds.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, check_shape, gemm_spec
 from runner.measure.timing import (MAX_SAMPLES, MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy, check_count,
                                    check_sample_seconds)
 from runner.search.space import SearchSpace, SweepSettings, knobs
@@ -292,6 +292,8 @@ def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> Crossov
         name = typed(entry, "name", str, where, None)
         if name is None:
             raise StrategyError(f"{where}name: missing")
+        if name in {r.name for r in routes}:  # each route's figures are stored under its name
+            raise StrategyError(f"{where}name: duplicate route name {name!r}")
         strategy = None
         if not typed(entry, "numpy", bool, where, False):
             wanted = typed(entry, "strategy", str, where, None)
@@ -314,6 +316,8 @@ def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> Crossov
     if len(dtypes) > 1:
         raise StrategyError(f"{p}routes: all routes must use one dtype, got {sorted(dtypes)}")
     dtype = dtypes.pop()
+    for shape in shapes:  # every route's, NumPy's too: the operands and the check are the same
+        check_shape(shape, dtype, f"{p}m, n, k: shape")
     if DTYPES[dtype].groups != (1,) and any(r.strategy is None for r in routes):
         raise StrategyError(f"{p}routes: numpy has no BLAS routine for {dtype} (its integer and bf16 "
                             "products are plain loops): it is no baseline there")

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from kernels_mlir.gemm import (DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, INNER_LOOPS, MAX_DIM, MAX_THREADS, SPLITS,
                                TRAVERSALS, GemmSpec)
 from kernels_mlir.operands import Operands
-from kernels_mlir.spec import SpecError
+from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.codegen import MachineCode
 from pipelines.compile_gemm import compile_gemm
 from pipelines.targets import Target
@@ -53,6 +53,17 @@ def gemm_spec(strategy: Strategy, shape: tuple[int, int, int], accumulate: bool 
     if b["pack_bytes"] == "unbounded":
         b["pack_bytes"] = None  # GemmSpec rejects other words
     return GemmSpec(*shape, strategy.kernel, accumulate=accumulate, **b)
+
+
+def check_shape(shape: tuple[int, int, int], dtype: str, where: str) -> None:
+    """A shape any GEMM of `dtype` can take, and that fits this machine's memory (operands, checks,
+    baselines), whatever strategy, route or sweep point computes it: StrategyError naming it otherwise."""
+    try:
+        probe = GemmSpec(*shape, KernelSpec(1, 1, 1, dtype) if DTYPES[dtype].groups == (1,) else
+                         KernelSpec(1, 1, DTYPES[dtype].groups[0], dtype))
+    except SpecError as exc:
+        raise StrategyError(f"{where} {list(shape)}: {exc}") from None
+    fits_in_memory(probe.bytes_needed, f"{where} {list(shape)}")
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,9 @@ class GemmKind(ProblemKind):
         check_threads(blocking["threads"], "gemm.threads")
         settings = GemmSettings(tuple(tuple(s) for s in shapes), typed(table, "accumulate", bool, "gemm.", False),
                                 tuple(blocking.items()))
+        for shape in settings.shapes:  # with or without strategies: a sweep config may list none
+            for dtype in {s.kernel.dtype for s in strategies} or {"f32"}:
+                check_shape(shape, dtype, "gemm.shapes")
         for strategy in strategies:
             for shape in settings.shapes:
                 try:
@@ -212,9 +226,6 @@ class GemmKind(ProblemKind):
 
     def table(self, records: list[Record]) -> str:
         return gemm_table(records)
-
-    def bytes_needed(self, problem: GemmSpec) -> int:
-        return problem.bytes_needed
 
 
 GEMM = register(GemmKind())

@@ -72,14 +72,17 @@ def loop_overhead(library: str, dtype: str, threads: int) -> float:
 
 
 def openblas_configuration() -> str:
-    """OpenBLAS's version and kernel family; a family forced by $OPENBLAS_CORETYPE is said so, since it
-    is not what OpenBLAS would pick for this core (some machines set it to dodge old OpenBLAS bugs)."""
+    """OpenBLAS's version and the kernel family it runs, as OpenBLAS itself reports it (threadpoolctl).
+    $OPENBLAS_CORETYPE is mentioned only as what it did: the family it forced when that is the family
+    running, or not applied (a value OpenBLAS ignores, or set after it chose)."""
     found = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
     if not found:
         return "unknown BLAS"
+    running = str(found[0].get("architecture"))
     forced = os.environ.get("OPENBLAS_CORETYPE")
-    return f"OpenBLAS {found[0].get('version')} ({found[0].get('architecture')}" + \
-        (f", forced by OPENBLAS_CORETYPE={forced}" if forced else "") + ")"
+    note = "" if not forced else ", forced by OPENBLAS_CORETYPE" if forced.lower() == running.lower() else \
+        f", OPENBLAS_CORETYPE={forced[:40]!r} not applied"
+    return f"OpenBLAS {found[0].get('version')} ({running}{note})"
 
 
 def numpy_matmul(a: np.ndarray, b: np.ndarray, c: np.ndarray, threads: int = 1) -> Baseline:

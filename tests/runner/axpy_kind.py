@@ -16,7 +16,7 @@ from mlir.dialects import arith, func, memref, scf, vector
 from kernels_mlir.harness import add_bench_loop
 from kernels_mlir.mlir_types import element_type, mark_entry_point
 from kernels_mlir.operands import Guarded, Operands
-from kernels_mlir.reference import draw
+from kernels_mlir.reference import draw, verification_bytes
 from kernels_mlir.spec import DTYPES, SpecError
 from pipelines.codegen import generate
 from pipelines.compile import fma_width, strategy_lanes
@@ -51,6 +51,10 @@ class AxpySpec:
     @property
     def flops(self) -> int:
         return 2 * self.n
+
+    @property
+    def bytes_needed(self) -> int:
+        return 2 * (2 * self.n + 2 * 64) * 8 + verification_bytes(self.n, self.n)
 
     def workload(self) -> dict[str, Any]:
         return {"n": self.n, "dtype": self.dtype}

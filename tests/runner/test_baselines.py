@@ -54,10 +54,15 @@ def test_a_gemm_run_without_blis_says_what_to_install_in_one_line(tmp_path, caps
     assert err.count("\n") == 1 and "install Debian's libblis4-serial" in err
 
 
-def test_a_kernel_family_forced_by_the_environment_is_named_as_such(monkeypatch):
-    """Some machines set OPENBLAS_CORETYPE (Haswell on a Zen 5 here): a record must not pass that
-    family off as OpenBLAS's own choice for the core."""
-    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
-    assert baselines.openblas_configuration().endswith(", forced by OPENBLAS_CORETYPE=Haswell)")
+def test_the_openblas_label_says_what_ran_not_what_the_environment_asked(monkeypatch):
+    """Some machines set OPENBLAS_CORETYPE (Haswell on a Zen 5): the label names the family OpenBLAS
+    reports running; the variable is named as forcing it only when it is that family."""
+    from threadpoolctl import threadpool_info
+    running = next(i["architecture"] for i in threadpool_info() if i.get("internal_api") == "openblas")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", running)
+    assert baselines.openblas_configuration().endswith(f"({running}, forced by OPENBLAS_CORETYPE)")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "NoSuchCore")  # OpenBLAS ignores it (and chose at load anyway)
+    label = baselines.openblas_configuration()
+    assert "forced" not in label and label.endswith(f"({running}, OPENBLAS_CORETYPE='NoSuchCore' not applied)")
     monkeypatch.delenv("OPENBLAS_CORETYPE")
-    assert "forced" not in baselines.openblas_configuration()
+    assert baselines.openblas_configuration().endswith(f"({running})")

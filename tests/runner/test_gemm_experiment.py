@@ -100,6 +100,8 @@ def test_crossover_json_plot_and_store(tmp_path, capsys):
         (stored,) = store.crossovers()
     assert stored["routes"] == ["packed", "direct", "openblas"] and stored["points"] == [
         {k: v for k, v in p.items() if k not in ("type", "schema")} for p in points]
+    for point in stored["points"]:  # every route's figure at every shape, none lost under another's name
+        assert sorted(point["gflops"]) == sorted(stored["routes"]) and all(g > 0 for g in point["gflops"].values())
     assert stored["boundary"]["boundary"] == boundary["boundary"]
     assert main(["report", "--db", str(db), "--plots", str(tmp_path / "plots"), "--json"]) == 0
     summary = of_type(capsys.readouterr().out, "summary")[0]

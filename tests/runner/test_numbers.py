@@ -119,7 +119,10 @@ def test_features_the_host_lacks_make_a_strategy_non_native_instead_of_crashing(
 
 
 @pytest.mark.parametrize("section,message", [
-    ("[gemm]\nshapes = [[32768, 32768, 32768]]", "needs 16.0 GiB for its operands and buffers; this machine"),
+    ("[gemm]\nshapes = [[32768, 32768, 32768]]", "GiB for its operands and buffers; this machine"),
+    # Small operands, a huge C: the float64 check of C is what would not fit (and is counted).
+    ("[gemm]\nshapes = [[32768, 32768, 1]]", "gemm.shapes [32768, 32768, 1]: needs 72.0 GiB"),
+    ("[gemm]\nshapes = [[0, 8, 8]]", "gemm.shapes [0, 8, 8]: m: must be an integer between 1 and 32768"),
     ("[gemm]\nshapes = [" + ", ".join(["[8, 8, 8]"] * 10_001) + "]", "gemm.shapes: 10001 shapes; at most 10000"),
 ])
 def test_gemm_configs_are_bounded_by_memory_and_size(tmp_path, capsys, section, message):
@@ -143,3 +146,33 @@ def test_a_crossover_grid_is_bounded(tmp_path, capsys):
     assert main(["crossover", str(config)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a grid of 1000000000 shapes; at most 10000" in err, err
+
+
+@pytest.mark.parametrize("section,message", [
+    ("[gemm]\nshapes = [[32768, 32768, 1]]", "gemm.shapes [32768, 32768, 1]: needs 72.0 GiB"),
+    ("[gemm]\nshapes = [[0, 8, 8]]", "gemm.shapes [0, 8, 8]: m: must be an integer between 1 and 32768"),
+])
+def test_a_space_only_gemm_sweep_validates_its_shapes_as_a_run_does(tmp_path, capsys, section, message):
+    config = tmp_path / "s.toml"
+    config.write_text(f'[experiment]\nname = "s"\nkind = "gemm"\n{section}\n[space]\nmr = [6]\n')
+    assert main(["sweep", str(config), "--db", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+@pytest.mark.parametrize("routes,shape,message", [
+    ('[{ name = "a", numpy = true }, { name = "a", strategy = "k" }]', "m = [8]\nn = [8]\nk = [8]",
+     "crossover.routes[1].name: duplicate route name 'a'"),
+    ('[{ name = "a", numpy = true }, { name = "b", numpy = true }]', "m = [8]\nn = [8]\nk = [40000]",
+     "crossover.m, n, k: shape [8, 8, 40000]: k: must be an integer between 1 and 32768"),
+    ('[{ name = "a", numpy = true }, { name = "b", numpy = true }]', "m = [32768]\nn = [32768]\nk = [1]",
+     "crossover.m, n, k: shape [32768, 32768, 1]: needs 72.0 GiB"),
+])
+def test_crossover_routes_are_unique_and_every_route_is_bounded(tmp_path, capsys, routes, shape, message):
+    config = tmp_path / "x.toml"
+    config.write_text(f'[experiment]\nname = "x"\nkind = "crossover"\n[crossover]\n{shape}\nroutes = {routes}\n'
+                      '[[strategy]]\nname = "k"\nmr = 6\nnr = 16\nkc = 64\n')
+    assert main(["crossover", str(config), "--db", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
