@@ -325,6 +325,12 @@ def _cmd_crossover(args: argparse.Namespace) -> int:
     experiment = _load_kind(args.config, "crossover")
     target = runnable_target(experiment.target)
     routes = experiment.crossover.routes
+    ours = [r.strategy for r in routes if r.strategy is not None]  # every route runs here: none may lack a feature
+    config_mod.check_for_target(ours, target, f"{args.config}: ")
+    for strategy in ours:
+        why = config_mod.why_not_here(strategy)
+        if why:
+            raise ConfigError(f"{args.config}: {strategy.name}: {why}")
     names = tuple(r.name for r in routes)
     points = []
     if args.json:

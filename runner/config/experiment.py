@@ -10,7 +10,7 @@ from typing import Any, Iterable
 from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.llvm_catalog import known_cpus, known_features
-from pipelines.targets import Target, UnknownTarget, get_target, host_target, missing_features
+from pipelines.targets import TARGETS, Target, UnknownTarget, get_target, host_target, missing_features
 from transforms.errors import StrategyError
 from transforms.instructions import INSTRUCTIONS
 from transforms.llvm_options import LLVMOptions
@@ -135,7 +135,7 @@ def load(path: str | Path) -> Experiment:
     except (StrategyError, SpecError, UnknownTarget) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     for strategy in experiment.strategies:
-        check_for_target((strategy,), get_target(experiment.target_of(strategy)), f"{path}: ")
+        check_for_target((strategy,), get_target(experiment.target_of(strategy)), f"{path}: ", skippable=True)
     return experiment
 
 
@@ -181,25 +181,29 @@ def why_not_here(strategy: Strategy) -> str | None:
     return None
 
 
-def check_instruction(strategy: Strategy, target: Target) -> None:
-    """A dot-product instruction the target cannot have is an error; one the host merely lacks is not
-    (the strategy is skipped on this host, and compiles for a target that has it)."""
+def check_instruction(strategy: Strategy, target: Target, skippable: bool = False) -> None:
+    """A dot-product instruction the target lacks is an error (LLVM would abort selecting it), naming
+    the step, the instruction, the feature and a target that has it; with `skippable` (run and sweep),
+    one the host merely lacks is not: the strategy is skipped on this host, with its reason."""
     inst = strategy.instruction
     if inst is None:
         return
     lacking = target.lacks(inst)
-    if lacking and (target.name != "host" or not target.triple.startswith(INSTRUCTIONS[inst].arch)):
+    host_merely_lacks = target.name == "host" and target.triple.startswith(INSTRUCTIONS[inst].arch)
+    if lacking and not (skippable and host_merely_lacks):
         index = next(i for i, step in enumerate(strategy.steps) if step.kind == "dot_product")
+        having = next((t.name for t in TARGETS.values() if t.name != "host" and not t.lacks(inst)), None)
         raise StrategyError(f"steps[{index}] (dot_product): {inst} needs {', '.join(lacking)}, which "
-                            f"{target.label} does not have")
+                            f"{target.label} does not have" + (f" (it compiles for --target {having})" if having else ""))
 
 
-def check_for_target(strategies: Iterable[Strategy], target: Target, where: str = "") -> None:
-    """The checks that depend on the target (vector widths, LLVM's names), for every strategy before any work."""
+def check_for_target(strategies: Iterable[Strategy], target: Target, where: str = "", skippable: bool = False) -> None:
+    """The checks that depend on the target (vector widths, LLVM's names, the features of a dot-product
+    instruction), for every strategy before any work; `skippable`: see check_instruction."""
     for strategy in strategies:
         try:
             check_llvm_names(strategy, target)
-            check_instruction(strategy, target)
+            check_instruction(strategy, target, skippable)
             if strategy.instruction is not None and target.lacks(strategy.instruction):
                 continue  # the host lacks it: skipped at run time, with its reason, so not checked against it
             strategy.validate_for(strategy_lanes(strategy, target))

@@ -55,15 +55,20 @@ def gemm_spec(strategy: Strategy, shape: tuple[int, int, int], accumulate: bool 
     return GemmSpec(*shape, strategy.kernel, accumulate=accumulate, **b)
 
 
+def probe(shape: tuple[int, int, int], dtype: str) -> GemmSpec:
+    """The plainest GEMM of this shape and dtype (a 1x1 tile): what every GEMM of it shares, its
+    operands and their check (SpecError when no GEMM can have the shape)."""
+    return GemmSpec(*shape, KernelSpec(1, 1, DTYPES[dtype].groups[0], dtype))
+
+
 def check_shape(shape: tuple[int, int, int], dtype: str, where: str) -> None:
     """A shape any GEMM of `dtype` can take, and that fits this machine's memory (operands, checks,
     baselines), whatever strategy, route or sweep point computes it: StrategyError naming it otherwise."""
     try:
-        probe = GemmSpec(*shape, KernelSpec(1, 1, 1, dtype) if DTYPES[dtype].groups == (1,) else
-                         KernelSpec(1, 1, DTYPES[dtype].groups[0], dtype))
+        spec = probe(shape, dtype)
     except SpecError as exc:
         raise StrategyError(f"{where} {list(shape)}: {exc}") from None
-    fits_in_memory(probe.bytes_needed, f"{where} {list(shape)}")
+    fits_in_memory(spec.bytes_needed, f"{where} {list(shape)}")
 
 
 @dataclass(frozen=True)

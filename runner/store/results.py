@@ -112,6 +112,9 @@ _ADDED_COLUMNS = {
     5: (("candidate_key", "TEXT"),),
 }
 _GEMM_NAME = re.compile(r"@(\d+)x(\d+)x(\d+)$")
+#: What schema 1 called its GEMM rows: migrations read old stores in their own words, whatever kinds
+#: are registered now.
+_V1_GEMM = "gemm"
 
 
 def _migrate_to_2(db: Connection) -> None:
@@ -121,8 +124,8 @@ def _migrate_to_2(db: Connection) -> None:
     for row_id, name, kind, stored_hash, strategy_json, kernel_json in rows:
         strategy = json.loads(strategy_json)
         kernel_hash = strategy_hash(strategy)
-        shape = _GEMM_NAME.search(name) if kind == "gemm" else None
-        if kind == "gemm":
+        shape = _GEMM_NAME.search(name) if kind == _V1_GEMM else None
+        if kind == _V1_GEMM:
             problem = None if shape is None else {"m": int(shape[1]), "n": int(shape[2]), "k": int(shape[3]),
                                                   "dtype": strategy["kernel"]["dtype"]}
         else:
@@ -132,7 +135,7 @@ def _migrate_to_2(db: Connection) -> None:
             key, canonical = workload_key(kind, problem)
             db.execute(_insert_ignoring(db, workloads).values(hash=key, kind=kind, problem_json=canonical))
         db.execute(results.update().where(results.c.id == row_id).values(
-            strategy_hash=kernel_hash, gemm_hash=stored_hash if kind == "gemm" else None, workload_hash=key))
+            strategy_hash=kernel_hash, gemm_hash=stored_hash if kind == _V1_GEMM else None, workload_hash=key))
 
 
 #: How a result was measured: `full` (the config's timing policy), `screen` (a sweep's short

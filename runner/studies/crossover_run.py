@@ -7,11 +7,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from kernels_mlir.gemm import GemmSpec
-from kernels_mlir.spec import KernelSpec
 from pipelines.targets import Target
 
 from runner.config.experiment import ConfigError, Experiment, Route
+from runner.kinds.gemm import probe
 from runner.measure.baselines import numpy_matmul
 from runner.measure.lifecycle import Candidate, build_or_record
 from runner.kinds import launch
@@ -25,7 +24,7 @@ from runner.studies.crossover import ShapePoint
 def _runner(route: Route, shape: tuple[int, int, int], dtype: str, target: Target) -> Callable[[int], None]:
     """`run(n)`: n products of this shape by `route` (verified first, for our GEMM)."""
     if route.strategy is None:
-        ops = GemmSpec(*shape, KernelSpec(1, 1, 1, dtype)).operands(seed=1)  # (operands do not depend on blocking)
+        ops = probe(shape, dtype).operands(seed=1)
         return numpy_matmul(ops.a, ops.b, ops.c).run
     spec = route.spec(shape)
     built = build_or_record(Candidate(route.strategy, spec, target))

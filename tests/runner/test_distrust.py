@@ -166,3 +166,16 @@ def test_report_renders_every_row_a_store_can_hold(tmp_path, capsys):
     assert "$\\undefinedmacro$" in html.read_text() and list(plots.iterdir())
     assert main(["report", "--db", str(db), "--json"]) == 0
     assert len(parse(capsys.readouterr().out)[1]) == 6
+
+
+@pytest.mark.parametrize("command", [["mca", "experiments/lowp_host.toml", "--target", "host"],
+                                     ["asm", "experiments/lowp_host.toml", "--target", "host"],
+                                     ["crossover", "experiments/crossover_int8_fc.toml", "--db", "{db}"]])
+def test_an_instruction_the_host_lacks_is_refused_before_llvm_could_abort(tmp_path, command):
+    """On an AVX2 host (any host, capped), LLVM cannot select vdpbf16ps or vpdpbusd and aborts the
+    process: every command that compiles for the host refuses first, naming step, instruction, feature."""
+    args = [a.format(db=tmp_path / "r.sqlite") for a in command]
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "UKL_HOST_ISA": "avx2"})
+    one_line_exit_2(proc, "steps[4] (dot_product): ", " needs avx512", "it compiles for --target ")
+    assert not (tmp_path / "r.sqlite").exists()
