@@ -25,6 +25,7 @@ from pipelines.targets import Target
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
+from runner.config.fields import fits_in_memory
 from runner.kinds import kind_named
 from runner.measure import reproducer, trust
 from runner.measure.environment import host_cpu_model
@@ -112,7 +113,10 @@ class Sweep:
     def _expand(self, strategy: Strategy, point: dict | None) -> list[Candidate]:
         """A strategy's candidates: one per problem its kind makes of it (a GEMM: one per shape, blocked
         as the point says; knobs the point does not set come from the kind's config section)."""
-        problems = self.experiment.problem_kind.problems(self.experiment.settings, strategy, point)
+        kind = self.experiment.problem_kind
+        problems = kind.problems(self.experiment.settings, strategy, point)
+        for problem in problems:  # a point's blocking may take more than its shape's check counted
+            fits_in_memory(kind.bytes_needed(problem), "the point's problem")
         return [Candidate(strategy, problem, self.target) for problem in problems]
 
     def run(self) -> Iterator[Record]:

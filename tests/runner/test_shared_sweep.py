@@ -232,7 +232,10 @@ def test_two_kinds_of_host_each_measure_everything_and_the_report_puts_them_side
     from .jsonl import of_type
     best = of_type(report.stdout, "best_per_host")
     assert {b["host"] for b in best} == kinds and {b["experiment"] for b in best} == {"two-kinds"}
-    assert all(b["name"] == "b-6x16" for b in best)  # 12 accumulators beat 4 on either kind
+    # Each kind's best is its own leader's final figure (which strategy leads is a measurement: a loaded
+    # machine may rank them either way, so that is not asserted here).
+    finals = {r["host_kind"]: r["name"] for r in rows if r["phase"] == "final"}
+    assert {b["host"]: b["name"] for b in best} == finals
 
 
 @pytest.mark.slow
