@@ -66,10 +66,11 @@ class InputError(ValueError):
     """An input file that cannot be read as what it should be; str() is the one line the CLI prints."""
 
 
-def read_text(path: Path, limit: int, what: str) -> str:
-    """The UTF-8 text of `path`, a regular file (not a link, FIFO or device) of at most `limit` bytes."""
+def read_text(path: Path, limit: int, what: str, follow_links: bool = False) -> str:
+    """The UTF-8 text of `path`, a regular file (not a FIFO or device; not a link unless `follow_links`)
+    of at most `limit` bytes."""
     try:
-        info = path.lstat()
+        info = path.stat() if follow_links else path.lstat()
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except OSError as exc:
@@ -81,7 +82,7 @@ def read_text(path: Path, limit: int, what: str) -> str:
     if info.st_size > limit:
         raise InputError(f"{path}: {info.st_size} bytes; {what} is at most {limit} bytes")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW))
         with os.fdopen(fd, "rb") as handle:
             raw = handle.read(limit + 1)
         return raw[:limit].decode("utf-8")

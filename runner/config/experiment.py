@@ -1,7 +1,6 @@
 """Experiment configs (TOML) -> validated Experiment. Every problem is one line naming file and field."""
 from __future__ import annotations
 
-import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from transforms.llvm_options import LLVMOptions
 from transforms.steps import load_plugins, step_from_config
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
+from runner import files
 from runner.config.fields import (MAX_SHAPES, check_threads, closest, fits_in_memory, int_list, known, plain_name,
                                   table_of, typed)
 from runner.kinds import KINDS, ProblemKind, kind_knobs, kind_named, section_names
@@ -100,24 +100,14 @@ MAX_CONFIG_BYTES = 1 << 20
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """The TOML of a config file: a regular file, bounded in size, UTF-8; every problem one line."""
+    """The TOML of a config file: a regular file (a link to one is followed), bounded in size, UTF-8;
+    every problem one line."""
     try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{path}: not a regular file (a config is a TOML file)")
-    if info.st_size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: {info.st_size} bytes; a config is at most {MAX_CONFIG_BYTES} bytes")
+        text = files.read_text(path, MAX_CONFIG_BYTES, "a config", follow_links=True)
+    except files.InputError as exc:
+        raise ConfigError(str(exc)) from None
     try:
-        text = path.read_bytes()[:MAX_CONFIG_BYTES + 1].decode("utf-8")
         return tomllib.loads(text)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
     except RecursionError:
