@@ -434,8 +434,8 @@ def test_gemm_sweep_over_threads_and_loop_order(tmp_path):
     screened = [r for r in records(proc.stdout) if r["phase"] == "screen"]
     assert sorted((r["gemm"]["threads"], r["gemm"]["inner"]) for r in screened) == [
         (1, "ir"), (1, "jr"), (2, "ir"), (2, "jr")]
-    for r in screened:
-        assert r["status"] == "ok" and r["correct"] is True
+    for r in screened:  # verified; timed, or (under a busy neighbour) measured above its peak and said so
+        assert r["status"] in ("ok", "disturbed") and r["correct"] is True
         words = "2 threads" if r["gemm"]["threads"] == 2 else "1 thread"
         assert words in r["baselines"][0]["configuration"]
 
