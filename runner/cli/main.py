@@ -277,12 +277,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     if not args.db.exists():
         raise ConfigError(f"--db: {args.db}: no such results database")
-    try:
-        load_plugins()  # a plugin's kind reports its own columns and knobs
-        if args.kind is not None:
+    if args.kind is not None:  # (plugin kinds are loaded before any command: _check_environment)
+        try:
             kind_named(args.kind)
-    except StrategyError as exc:
-        raise ConfigError(f"--kind: {exc}" if args.kind else str(exc)) from None
+        except StrategyError as exc:
+            raise ConfigError(f"--kind: {exc}") from None
     report = build_report(args.db, args.top, args.target, args.kind)
     if args.plots is not None:
         for plot in report.plots:

@@ -42,7 +42,8 @@ def results_table(records: Iterable[Record]) -> str:
     for r in records:
         k, m = r.strategy.kernel, r.measurement
         rows.append([
-            terminal(r.strategy.name), r.extra.get("candidate_key", r.strategy.hash)[:8], f"{k.mr}x{k.nr}x{k.kc}", k.dtype, r.strategy.llvm.opt, r.status,
+            terminal(r.strategy.name), r.extra.get("candidate_key", r.strategy.hash)[:8], f"{k.mr}x{k.nr}x{k.kc}",
+            k.dtype, r.strategy.llvm.opt, r.status,
             "" if m is None else f"{m.median:.2f}",
             "" if m is None else f"{m.minimum:.1f}-{m.maximum:.1f}",
             _cv(r), _peak(r), _pct(r.fraction_of_peak),

@@ -17,8 +17,7 @@ from transforms.steps import load_plugins, step_from_config
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
 from runner import files
-from runner.config.fields import (MAX_SHAPES, check_threads, closest, fits_in_memory, int_list, known, plain_name,
-                                  table_of, typed)
+from runner.config.fields import MAX_SHAPES, closest, fits_in_memory, int_list, known, plain_name, table_of, typed
 from runner.kinds import KINDS, ProblemKind, kind_knobs, kind_named, section_names
 from runner.kinds.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, check_shape, gemm_spec
 from runner.measure.timing import (MAX_SAMPLES, MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy, check_count,
@@ -322,10 +321,10 @@ def _space(raw: dict[str, Any], kind: str) -> SearchSpace:
     table = table_of(raw, "space")
     known(table, set(knobs()) | set(kind_knobs()), "space.")
     choices = {knob: tuple(values if isinstance(values, list) else [values]) for knob, values in table.items()}
-    space = SearchSpace(choices, typed(table_of(raw, "sweep"), "fit_registers", bool, "sweep.", True),
-                        None if kind == CROSSOVER else kind_named(kind))
-    for value in choices.get("threads", ()):  # (the knob's domain is checked above: integers)
-        check_threads(value, "space.threads")
+    problem_kind = None if kind == CROSSOVER else kind_named(kind)
+    space = SearchSpace(choices, typed(table_of(raw, "sweep"), "fit_registers", bool, "sweep.", True), problem_kind)
+    if problem_kind is not None:
+        problem_kind.check_space(choices)
     return space
 
 

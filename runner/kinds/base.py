@@ -34,11 +34,10 @@ from runner.measure.record import Record
 
 @dataclass(frozen=True)
 class Compiled:
-    """A problem's code as its kind compiled it: machine code, seconds, and the width of its FMAs
-    (its peak is measured at that width)."""
+    """A problem's code as its kind compiled it: machine code and the width of its FMAs (its peak is
+    measured at that width); the lifecycle times the build around it."""
 
     code: MachineCode
-    seconds: float
     vector_bits: int
     stages: dict[str, str] = field(default_factory=dict)
 
@@ -61,6 +60,10 @@ class ProblemKind:
         if table:
             raise StrategyError(f"{self.section}: this kind takes no settings")
         return None
+
+    def check_space(self, choices: dict[str, tuple[Any, ...]]) -> None:
+        """What this machine must have for a [space]'s values of the kind's knobs (their domains are the
+        knobs' own checks): StrategyError naming the knob otherwise."""
 
     def problems(self, settings: Any, strategy: Strategy, point: Point | None = None) -> list[Problem]:
         """The problems a strategy is run on (a sweep point may set the kind's knobs)."""
@@ -146,8 +149,8 @@ class ProblemKind:
         return results_table(records)
 
     def bytes_needed(self, problem: Problem) -> int:
-        """Memory one measurement takes (the problem's own count, made before anything is allocated),
-        plus what the kind's baselines take."""
+        """Memory one measurement takes: the problem's own count (its baselines' buffers included), made
+        before anything is allocated."""
         return problem.bytes_needed
 
 

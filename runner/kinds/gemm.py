@@ -133,6 +133,11 @@ class GemmKind(ProblemKind):
                     raise StrategyError(f"gemm ({strategy.name}, shape {list(shape)}).{exc}") from None
         return settings
 
+    def check_space(self, choices: dict[str, tuple[Any, ...]]) -> None:
+        """A thread count this machine can run."""
+        for value in choices.get("threads", ()):
+            check_threads(value, "space.threads")
+
     def problems(self, settings: GemmSettings, strategy: Strategy, point: Point | None = None) -> list[GemmSpec]:
         settings = settings.with_point(point)
         return [settings.spec(strategy, shape) for shape in settings.shapes]
@@ -165,7 +170,7 @@ class GemmKind(ProblemKind):
     def build(self, strategy: Strategy, problem: GemmSpec, target: Target, jit: bool | None,
               stages: dict[str, str] | None) -> Compiled:
         compiled = compile_gemm(problem, strategy, target, jit=jit)
-        return Compiled(compiled.code, compiled.seconds, compiled.vector_bits)
+        return Compiled(compiled.code, compiled.vector_bits)
 
     def threads(self, problem: GemmSpec) -> int:
         return problem.threads

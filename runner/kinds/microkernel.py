@@ -38,7 +38,7 @@ class MicrokernelKind(ProblemKind):
         return {}
 
     def from_record(self, record: dict[str, Any]) -> KernelSpec:
-        return KernelSpec(**record["strategy"]["kernel"])
+        return self.from_dict(record["strategy"]["kernel"])
 
     def leader_group(self, problem: KernelSpec) -> str:
         """Every micro-kernel competes with every other (they are what the sweep compares)."""
@@ -52,7 +52,7 @@ class MicrokernelKind(ProblemKind):
         if problem != strategy.kernel:
             raise StrategyError(f"the strategy builds a {strategy.kernel} kernel, the problem is {problem}")
         compiled = compile_strategy(strategy, target, jit=jit, stages=stages)
-        return Compiled(compiled.code, compiled.seconds, compiled.vector_bits, compiled.stages)
+        return Compiled(compiled.code, compiled.vector_bits, compiled.stages)
 
 
 MICROKERNEL = register(MicrokernelKind())

@@ -23,7 +23,7 @@ from pipelines.targets import Target
 from transforms.errors import StepFailed, StrategyError
 from transforms.strategy import Strategy
 
-from runner.kinds import kind_named, kind_of, launch
+from runner.kinds import ProblemKind, kind_named, kind_of, launch
 from runner.measure.parallel import measurement_cpus
 from runner.measure.peak import alongside_peak, parallel_peak, peak_kernel
 from runner.measure.record import Record
@@ -50,7 +50,7 @@ class Candidate:
         return cls(strategy, strategy.kernel, target)
 
     @property
-    def kind(self):
+    def kind(self) -> ProblemKind:
         return kind_of(self.problem)
 
     @property

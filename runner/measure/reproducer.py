@@ -16,7 +16,7 @@ from pipelines.targets import get_target
 from transforms.steps import PLUGINS_ENV, load_plugins
 
 from runner import files
-from runner.config.fields import fits_in_memory
+from runner.config.fields import check_threads, fits_in_memory
 from runner.measure.lifecycle import BUILD_ERRORS, Candidate, build
 from runner.measure.record import Record
 
@@ -94,10 +94,7 @@ def load(folder: Path) -> tuple[Candidate, str]:
         candidate = Candidate.from_dict({"strategy": strategy, "problem": problem}, get_target(target["name"]))
     except TypeError as exc:  # a field a kind's spec does not have
         raise ValueError(f"{folder / 'problem.json'}: {exc}") from None
-    threads = candidate.kind.threads(candidate.problem)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if threads > cpus:
-        raise ValueError(f"{folder / 'problem.json'}: threads: {threads}, but this process may use {cpus} CPUs")
+    check_threads(candidate.kind.threads(candidate.problem), f"{folder / 'problem.json'}: threads")
     fits_in_memory(candidate.kind.bytes_needed(candidate.problem), f"{folder / 'problem.json'}")
     return candidate, outcome["status"]
 

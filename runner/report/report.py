@@ -546,6 +546,7 @@ def build_report(db: Database | Path, top: int, target: str | None = None, kind:
                  for plot in wanted for p in PLOTS[plot](ok, predictions) if p is not None]
         headers, table = kind_table(name, results, top)
         summaries = [] if name not in KINDS else KINDS[name].report_summaries([_record(r) for r in ranked(results)])
-        sections.append(Section(name, results, headers, table, plots,
-                                [(t, h, [[terminal(c) for c in row] for row in rows]) for t, h, rows in summaries]))
+        sections.append(Section(name, results, headers, table, plots, [
+            (title, columns, [[terminal(cell) for cell in line] for line in lines])
+            for title, columns, lines in summaries]))
     return Report(as_database(db), sections, crossover_plots(crossovers), rejections)

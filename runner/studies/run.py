@@ -18,11 +18,11 @@ def skipped(strategy, target: Target, why: str) -> Record:
     return Record(strategy, target.name, "skipped", error=why)
 
 
-def _candidates(experiment: Experiment, target: Target) -> Iterator[Candidate]:
+def _candidates(experiment: Experiment) -> Iterator[Candidate]:
     """Each strategy on each of its problems, on its own target where it names one."""
     kind = experiment.problem_kind
     for strategy in experiment.strategies:
-        own = get_target(experiment.target_of(strategy)) if experiment.target_of(strategy) != target.name else target
+        own = get_target(experiment.target_of(strategy))
         yield from (Candidate(strategy, problem, own) for problem in kind.problems(experiment.settings, strategy))
 
 
@@ -32,7 +32,7 @@ def run_experiment(experiment: Experiment, store: Store) -> Iterator[Record]:
     target = runnable_target(experiment.target)
     run_id = store.start_run("run", target, str(experiment.path), experiment.name)
     total = len(experiment.strategies) * experiment.problem_kind.problems_per_strategy(experiment.settings)
-    progress = tqdm(_candidates(experiment, target), total=total, desc=experiment.name, unit="candidate",
+    progress = tqdm(_candidates(experiment), total=total, desc=experiment.name, unit="candidate",
                     disable=None, leave=False)
     best: Record | None = None
     for candidate in progress:

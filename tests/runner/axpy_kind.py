@@ -156,7 +156,7 @@ class AxpyKind(ProblemKind):
             lower_to_llvm_dialect(module)
             llvm_ir = translate_to_llvm_ir(module)
         code = generate(llvm_ir, target, strategy.llvm, jit=target.runs_here if jit is None else jit)
-        return Compiled(code, 0.0, fma_width([code.assembly], strategy, target, ENTRY))
+        return Compiled(code, fma_width([code.assembly], strategy, target, ENTRY))
 
 
 register(AxpyKind())
