@@ -176,3 +176,11 @@ def test_crossover_routes_are_unique_and_every_route_is_bounded(tmp_path, capsys
     assert main(["crossover", str(config), "--db", str(tmp_path / "r.sqlite")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_gemm_space_asks_its_kind_for_thread_counts_this_machine_has(tmp_path, capsys):
+    config = tmp_path / "t.toml"
+    config.write_text('[experiment]\nname = "t"\nkind = "gemm"\n[gemm]\nshapes = [[8, 8, 8]]\n[space]\nthreads = [1, 64]\n')
+    assert main(["sweep", str(config), "--db", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "space.threads: must be from 1 to" in err and "got 64" in err, err
