@@ -58,9 +58,9 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, level: str) -> None
 class MachineCode:
     """What codegen produced for one module: `engine` when JIT-compiled, else `object_code` (ELF).
 
-    JIT-compiled code emits its assembly on first use, from a copy of the very module the JIT
-    compiled: a GEMM sweep that never reads it does not pay a second code generation (a quarter of
-    a GEMM's compile time)."""
+    The assembly is emitted on first use, from the very optimized module the object came from: a
+    GEMM sweep that never reads it does not pay a second code generation (a quarter of a GEMM's
+    compile time)."""
 
     llvm_ir: str
     optimized_ir: str
@@ -96,10 +96,25 @@ def optimized_module(llvm_ir: str, target: Target, options: LLVMOptions, *,
     return module, tm
 
 
+def optimized_ir_here(llvm_ir: str, target: Target, options: LLVMOptions) -> str:
+    return str(optimized_module(llvm_ir, target, options, jit=False)[0])
+
+
+def assembly_here(llvm_ir: str, target: Target, options: LLVMOptions, jit: bool) -> str:
+    module, tm = optimized_module(llvm_ir, target, options, jit=jit)
+    return _llvm("code generation", lambda: tm.emit_assembly(module))
+
+
+def object_here(llvm_ir: str, target: Target, options: LLVMOptions, jit: bool) -> tuple[str, bytes]:
+    """(optimized IR, object code)."""
+    module, tm = optimized_module(llvm_ir, target, options, jit=jit)
+    return str(module), _llvm("code generation", lambda: tm.emit_object(module))
+
+
 def optimized_ir(llvm_ir: str, target: Target, options: LLVMOptions) -> str:
     """`llvm_ir` after the default pipeline at `options.opt` for `target` and the options' CPU (before
     linking with other code)."""
-    return str(optimized_module(llvm_ir, target, options, jit=False)[0])
+    return _server().request("optimize", llvm_ir, target, options, False)["optimized_ir"]
 
 
 def link(llvm_irs: list[str]) -> str:
@@ -112,34 +127,30 @@ def link(llvm_irs: list[str]) -> str:
 
 
 def generate(llvm_ir: str, target: Target, options: LLVMOptions, *, jit: bool) -> MachineCode:
-    initialize()
-    if options.backend_flags():
-        return _generate_isolated(llvm_ir, target, options, jit)
-    module, tm = optimized_module(llvm_ir, target, options, jit=jit)
-    optimized = str(module)
+    """Object code (and its assembly), JIT-loaded into this process when `jit`. LLVM runs in a
+    child (codegen_server): an abort there is a CodegenError here. The assembly is asked for when
+    first read (a sweep that never reads it does not pay a second code generation)."""
+    optimized, obj = _server().object_code(llvm_ir, target, options, jit)
+    unoptimized = dataclasses.replace(options, opt="none")
+
+    def emit() -> str:
+        return _server().request("assembly", optimized, target, unoptimized, jit)["assembly"]
+
     if not jit:
-        assembly = _llvm("code generation", lambda: tm.emit_assembly(module))
-        return MachineCode(llvm_ir, optimized, assembly, None, _llvm("code generation", lambda: tm.emit_object(module)))
-    copy = module.clone()  # the engine owns `module`
-    engine = _llvm("JIT", lambda: llvm.create_mcjit_compiler(module, tm))
+        return MachineCode(llvm_ir, optimized, None, None, obj, _emit=emit)
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, options, jit=True))
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     _llvm("JIT", engine.finalize_object)
-    return MachineCode(llvm_ir, optimized, None, engine, _emit=lambda: _llvm("code generation",
-                                                                              lambda: tm.emit_assembly(copy)))
+    return MachineCode(llvm_ir, optimized, None, engine, _emit=emit)
 
 
 def assembly_of(llvm_ir: str, target: Target, options: LLVMOptions) -> str:
     """The assembly of optimized IR as it is (no further optimization): e.g. one part of a linked module."""
-    module, tm = optimized_module(llvm_ir, target, dataclasses.replace(options, opt="none"), jit=False)
-    return _llvm("code generation", lambda: tm.emit_assembly(module))
+    options = dataclasses.replace(options, opt="none")
+    return _server().request("assembly", llvm_ir, target, options, False)["assembly"]
 
 
-def _generate_isolated(llvm_ir: str, target: Target, options: LLVMOptions, jit: bool) -> MachineCode:
-    """Backend flags are process-global: generate in a child, load its object code here."""
-    from .isolated_codegen import generate_in_child
-    optimized, assembly, obj = generate_in_child(llvm_ir, target, options, jit)
-    if not jit:
-        return MachineCode(llvm_ir, optimized, assembly, None, obj)
-    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, options, jit=True))
-    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-    engine.finalize_object()
-    return MachineCode(llvm_ir, optimized, assembly, engine)
+def _server():
+    """The child's side imports this module for the `*_here` functions, so it is imported late."""
+    from . import codegen_server
+    return codegen_server

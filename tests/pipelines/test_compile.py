@@ -116,7 +116,7 @@ def test_the_isolated_code_generator_never_imports_from_the_working_directory(tm
     planted = tmp_path / "pipelines"
     planted.mkdir()
     (planted / "__init__.py").write_text("")
-    (planted / "isolated_codegen.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('x')\n")
+    (planted / "codegen_server.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('x')\n")
     monkeypatch.chdir(tmp_path)
     plain = best_host_strategy(64)
     knobbed = Strategy("k", plain.kernel, plain.steps, LLVMOptions(machine_scheduler=False))

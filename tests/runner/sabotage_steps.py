@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mlir import ir
-from mlir.dialects import arith, memref, scf
+from mlir.dialects import arith, llvm, memref, scf
 
 from transforms import ir_query as q
 from transforms.errors import StepFailed
@@ -168,3 +168,24 @@ class SlowCompile(Step):
         import time
         time.sleep(self.seconds)
         return f"// slept {self.seconds} s"
+
+
+@register_step
+@dataclass(frozen=True)
+class UnselectableIntrinsic(Step):
+    """A call to an AArch64 intrinsic whose result is stored into C: on an x86 target, LLVM's
+    instruction selection aborts the process ("Cannot select"), as it does on a feature a target lacks."""
+
+    kind: ClassVar[str] = "test_unselectable_intrinsic"
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
+
+    def apply(self, module: ir.Module, ctx) -> str:
+        with module.context, ir.Location.unknown():
+            c = q.kernel_function(module).regions[0].blocks[0].arguments[2]
+            with ir.InsertionPoint(_k_loop(module)):
+                i32 = ir.IntegerType.get_signless(32)
+                zero = arith.constant(ir.IndexType.get(), 0)
+                crc = llvm.call_intrinsic(i32, "llvm.aarch64.crc32b", [arith.constant(i32, 1), arith.constant(i32, 2)],
+                                          [], ir.DenseI32ArrayAttr.get([]))
+                memref.store(arith.sitofp(ir.MemRefType(c.type).element_type, crc), c, [zero, zero])
+        return "// sabotage: an intrinsic x86 cannot select"
