@@ -214,8 +214,10 @@ def padded(depth: int, group: int) -> int:
 class _Builder:
     """Emits the loop nest; every helper assumes an active insertion point and location."""
 
-    def __init__(self, spec: GemmSpec):
+    def __init__(self, spec: GemmSpec, lds: tuple[int, int, int] | None = None):
         self.s = spec
+        #: Leading dimensions of A, B and C (a view into a larger matrix, e.g. one group of a convolution).
+        self.lda, self.ldb, self.ldc = lds or (spec.k, spec.n, spec.n)
         self.index = ir.IndexType.get()
         #: This call's share of C: rows [m_lo, m_hi) and columns [n_lo, n_hi) (set by the entry block).
         self.m_lo = self.m_hi = self.n_lo = self.n_hi = None
@@ -341,7 +343,7 @@ class _Builder:
         """The mr x nr view of C at (row, col), cast to the micro-kernel's C type."""
         s, dyn = self.s, ir.ShapedType.get_dynamic_stride_or_offset()
         view_type = ir.MemRefType.get([s.mr, s.nr], self.elt, layout=ir.StridedLayoutAttr.get(
-            offset=dyn, strides=[s.n, 1]))
+            offset=dyn, strides=[self.ldc, 1]))
         view = memref.subview(matrix, [row, col], [s.mr, s.nr], [1, 1], result_type=view_type)
         return memref.cast(c_block_type(s.mr, s.nr, DTYPES[s.dtype].acc), view)
 
@@ -410,6 +412,33 @@ class _Builder:
                 scf.YieldOp([])
             scf.YieldOp([])
 
+def operand_types(spec: GemmSpec, lds: tuple[int, int, int] | None) -> list[ir.Type]:
+    """A, B and C as the driver takes them: whole row-major matrices, or with `lds` views at any
+    offset into larger row-major matrices (their rows lda, ldb, ldc elements apart)."""
+    d = DTYPES[spec.dtype]
+    shapes = ([spec.m, spec.k], [spec.k, spec.n], [spec.m, spec.n])
+    elements = (element_type(d.a), element_type(d.b), element_type(d.acc))
+    if lds is None:
+        return [ir.MemRefType.get(shape, e) for shape, e in zip(shapes, elements)]
+    dyn = ir.ShapedType.get_dynamic_stride_or_offset()
+    return [ir.MemRefType.get(shape, e, layout=ir.StridedLayoutAttr.get(offset=dyn, strides=[ld, 1]))
+            for shape, e, ld in zip(shapes, elements, lds)]
+
+
+def declare_kernels(spec: GemmSpec) -> None:
+    """Declare the micro-kernels the GEMM calls (at the insertion point: a module's body), once each."""
+    d, g = DTYPES[spec.dtype], spec.group
+    body = ir.InsertionPoint.current.block
+    declared = {op.sym_name.value for op in body.operations if hasattr(op, "sym_name")}
+    for depth in spec.kernel_kcs:
+        if kernel_symbol(depth) in declared:
+            continue
+        decl = func.FuncOp(kernel_symbol(depth), ir.FunctionType.get(
+            [panel_type(depth // g, spec.mr * g, d.a), panel_type(depth // g, spec.nr * g, d.b),
+             c_block_type(spec.mr, spec.nr, d.acc)], []), visibility="private")
+        decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
+
+
 def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
     """`ukl_gemm(A: M x K, B: K x N, C: M x N, lo, hi)` (row-major) and `ukl_gemm_bench(A, B, C, lo, hi, n)`.
 
@@ -418,70 +447,70 @@ def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
     own packing buffers (allocated by the call). `lanes` is the target's native vector length,
     used by the direct traversal.
     """
-    if spec.traversal == "direct":
-        return _build_direct(spec, lanes)
-    b_ = _Builder(spec)
-    mc, nc, kc = spec.blocks
-    d, g = DTYPES[spec.dtype], spec.group
-    elt = b_.elt
-    a_type = ir.MemRefType.get([spec.m, spec.k], b_.a_elt)
-    b_type = ir.MemRefType.get([spec.k, spec.n], b_.b_elt)
-    c_type = ir.MemRefType.get([spec.m, spec.n], elt)
     module = ir.Module.create()
     with ir.InsertionPoint(module.body):
-        for depth in spec.kernel_kcs:
-            decl = func.FuncOp(kernel_symbol(depth), ir.FunctionType.get(
-                [panel_type(depth // g, spec.mr * g, d.a), panel_type(depth // g, spec.nr * g, d.b),
-                 c_block_type(spec.mr, spec.nr, d.acc)], []), visibility="private")
-            decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
-        fn = func.FuncOp(GEMM, ir.FunctionType.get([a_type, b_type, c_type, b_.index, b_.index], []))
-        mark_entry_point(fn, noinline=True)
-        entry = fn.add_entry_block()
-        with ir.InsertionPoint(entry):
-            a, b, c, lo, hi = entry.arguments
-            b_.share(lo, hi)
-            align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
-            depth = padded(kc, g)
-            a_pack = memref.alloc(ir.MemRefType.get([mc // spec.mr, depth // g, spec.mr * g], b_.a_elt), [], [],
-                                  alignment=align)
-            b_pack = memref.alloc(ir.MemRefType.get([nc // spec.nr, depth // g, spec.nr * g], b_.b_elt), [], [],
-                                  alignment=align)
-            local = memref.alloca(ir.MemRefType.get([spec.mr, spec.nr], elt), [], [], alignment=align)
-            if not spec.accumulate:
-                _zero(b_, c)
-            jc_loop = b_.loop(b_.n_lo, b_.n_hi, nc)
-            with ir.InsertionPoint(jc_loop.body):
-                jc = jc_loop.induction_variable
-                nc_cur = b_.min(b_.c(nc), arith.subi(b_.n_hi, jc))
-                full_k = spec.k - spec.k % kc
-                if full_k:
-                    pc_loop = b_.loop(b_.c(0), b_.c(full_k), kc)
-                    with ir.InsertionPoint(pc_loop.body):
-                        b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, pc_loop.induction_variable, kc)
-                        scf.YieldOp([])
-                if spec.k % kc:
-                    b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, b_.c(full_k), spec.k % kc)
-                scf.YieldOp([])
-            memref.dealloc(a_pack)
-            memref.dealloc(b_pack)
-            func.ReturnOp([])
+        emit_gemm(spec, lanes, GEMM)
     add_bench_loop(module, GEMM, GEMM_BENCH)
     return module
 
 
-def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
+def emit_gemm(spec: GemmSpec, lanes: int, name: str, lds: tuple[int, int, int] | None = None) -> None:
+    """The driver `name(A, B, C, lo, hi)` (and the declarations of its micro-kernels) at the insertion
+    point; with `lds`, A, B and C are views into larger matrices (operand_types). Other drivers (a
+    convolution's routes) call it like a library GEMM."""
+    if spec.traversal == "direct":
+        _emit_direct(spec, lanes, name, lds)
+        return
+    declare_kernels(spec)
+    b_ = _Builder(spec, lds)
+    mc, nc, kc = spec.blocks
+    g = spec.group
+    elt = b_.elt
+    fn = func.FuncOp(name, ir.FunctionType.get([*operand_types(spec, lds), b_.index, b_.index], []))
+    mark_entry_point(fn, noinline=True)
+    entry = fn.add_entry_block()
+    with ir.InsertionPoint(entry):
+        a, b, c, lo, hi = entry.arguments
+        b_.share(lo, hi)
+        align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
+        depth = padded(kc, g)
+        a_pack = memref.alloc(ir.MemRefType.get([mc // spec.mr, depth // g, spec.mr * g], b_.a_elt), [], [],
+                              alignment=align)
+        b_pack = memref.alloc(ir.MemRefType.get([nc // spec.nr, depth // g, spec.nr * g], b_.b_elt), [], [],
+                              alignment=align)
+        local = memref.alloca(ir.MemRefType.get([spec.mr, spec.nr], elt), [], [], alignment=align)
+        if not spec.accumulate:
+            _zero(b_, c)
+        jc_loop = b_.loop(b_.n_lo, b_.n_hi, nc)
+        with ir.InsertionPoint(jc_loop.body):
+            jc = jc_loop.induction_variable
+            nc_cur = b_.min(b_.c(nc), arith.subi(b_.n_hi, jc))
+            full_k = spec.k - spec.k % kc
+            if full_k:
+                pc_loop = b_.loop(b_.c(0), b_.c(full_k), kc)
+                with ir.InsertionPoint(pc_loop.body):
+                    b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, pc_loop.induction_variable, kc)
+                    scf.YieldOp([])
+            if spec.k % kc:
+                b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, b_.c(full_k), spec.k % kc)
+            scf.YieldOp([])
+        memref.dealloc(a_pack)
+        memref.dealloc(b_pack)
+        func.ReturnOp([])
+
+
+def _emit_direct(spec: GemmSpec, lanes: int, name: str, lds: tuple[int, int, int] | None) -> None:
     """The unpacked loop nest: C in mr x nr register tiles (the micro-kernel's shape) read straight from
     A and B, each k adding an A column's mr values (broadcast) times B's nr-wide row; no packing.
     Columns beyond whole tiles take whole vectors and one masked vector for the tile's rows; rows beyond
     whole tiles go one by one, in blocks of DIRECT_VECTORS vectors, then whole and masked vectors. Low-precision inputs are widened to the accumulator type first (no
     dot-product instruction: this is the plain loop libraries fall back to)."""
-    b_ = _Builder(spec)
+    b_ = _Builder(spec, lds)
     elt = b_.elt
     d = DTYPES[spec.dtype]
     vec = ir.VectorType.get([lanes], elt)
     b_vec = ir.VectorType.get([lanes], b_.b_elt)
-    types = [ir.MemRefType.get(shape, e) for shape, e in (([spec.m, spec.k], b_.a_elt), ([spec.k, spec.n], b_.b_elt),
-                                                          ([spec.m, spec.n], elt))]
+    types = operand_types(spec, lds)
 
     def widen(value: ir.Value, element, to: ir.Type) -> ir.Value:
         if value.type == to:
@@ -546,35 +575,31 @@ def _build_direct(spec: GemmSpec, lanes: int) -> ir.Module:
 
     tile_vectors = spec.nr // lanes if spec.nr % lanes == 0 else 0  # 0: no register tiles, rows only
     n_tiles = spec.n - spec.n % spec.nr if tile_vectors else 0
-    module = ir.Module.create()
-    with ir.InsertionPoint(module.body):
-        fn = func.FuncOp(GEMM, ir.FunctionType.get(types + [b_.index, b_.index], []))
-        mark_entry_point(fn, noinline=True)
-        with ir.InsertionPoint(fn.add_entry_block()):
-            a, b, c, lo, hi = fn.entry_block.arguments
-            b_.share(lo, hi)
-            # Whole mr-row tiles of this share, then its last rows one by one.
-            tiles_end = b_.add(b_.m_lo, arith.muli(arith.divui(arith.subi(b_.m_hi, b_.m_lo), b_.c(spec.mr)),
-                                                   b_.c(spec.mr)))
-            if n_tiles:
-                i_loop = b_.loop(b_.m_lo, tiles_end, spec.mr)
-                with ir.InsertionPoint(i_loop.body):
-                    i = i_loop.induction_variable
-                    rows = [b_.add(i, b_.c(r)) for r in range(spec.mr)]
-                    j_loop = b_.loop(b_.c(0), b_.c(n_tiles), spec.nr)
-                    with ir.InsertionPoint(j_loop.body):
-                        j = j_loop.induction_variable
-                        vector_block(a, b, c, rows, [b_.add(j, b_.c(v * lanes)) for v in range(tile_vectors)])
-                        scf.YieldOp([])
-                    columns_from(a, b, c, rows, n_tiles)
+    fn = func.FuncOp(name, ir.FunctionType.get(types + [b_.index, b_.index], []))
+    mark_entry_point(fn, noinline=True)
+    with ir.InsertionPoint(fn.add_entry_block()):
+        a, b, c, lo, hi = fn.entry_block.arguments
+        b_.share(lo, hi)
+        # Whole mr-row tiles of this share, then its last rows one by one.
+        tiles_end = b_.add(b_.m_lo, arith.muli(arith.divui(arith.subi(b_.m_hi, b_.m_lo), b_.c(spec.mr)),
+                                               b_.c(spec.mr)))
+        if n_tiles:
+            i_loop = b_.loop(b_.m_lo, tiles_end, spec.mr)
+            with ir.InsertionPoint(i_loop.body):
+                i = i_loop.induction_variable
+                rows = [b_.add(i, b_.c(r)) for r in range(spec.mr)]
+                j_loop = b_.loop(b_.c(0), b_.c(n_tiles), spec.nr)
+                with ir.InsertionPoint(j_loop.body):
+                    j = j_loop.induction_variable
+                    vector_block(a, b, c, rows, [b_.add(j, b_.c(v * lanes)) for v in range(tile_vectors)])
                     scf.YieldOp([])
-            rest = b_.loop(tiles_end if n_tiles else b_.m_lo, b_.m_hi, 1)
-            with ir.InsertionPoint(rest.body):
-                columns_from(a, b, c, [rest.induction_variable], 0)
+                columns_from(a, b, c, rows, n_tiles)
                 scf.YieldOp([])
-            func.ReturnOp([])
-    add_bench_loop(module, GEMM, GEMM_BENCH)
-    return module
+        rest = b_.loop(tiles_end if n_tiles else b_.m_lo, b_.m_hi, 1)
+        with ir.InsertionPoint(rest.body):
+            columns_from(a, b, c, [rest.induction_variable], 0)
+            scf.YieldOp([])
+        func.ReturnOp([])
 
 
 def _zero(b_: _Builder, c: ir.Value) -> None:

@@ -1,12 +1,14 @@
-"""A full GEMM: the driver (packing, blocking, edges) and its micro-kernels, each optimized on its own
-(the driver at DRIVER_OPT, a kernel at its strategy's level), then linked into one LLVM module that
-goes straight to code generation: optimizing the linked module again would only re-run the
-pipeline over code already optimized (a fifth of a GEMM's compile time)."""
+"""A driver (a full GEMM's packing, blocking and edges; a convolution route around GEMM calls) and
+the micro-kernels it calls, each optimized on its own (the driver at DRIVER_OPT, a kernel at its
+strategy's level), then linked into one LLVM module that goes straight to code generation:
+optimizing the linked module again would only re-run the pipeline over code already optimized (a
+fifth of a GEMM's compile time)."""
 from __future__ import annotations
 
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from mlir import ir
 
@@ -28,8 +30,9 @@ DEPTH_BOUND_STEPS = frozenset({"unroll_k", "pipeline", "prefetch", "c_after_loop
 
 
 @dataclass
-class CompiledGemm:
-    spec: GemmSpec
+class CompiledDriver:
+    #: What the driver computes (a GemmSpec, a ConvSpec).
+    spec: Any
     strategy: Strategy
     target: Target
     code: MachineCode
@@ -61,16 +64,23 @@ def strategy_for_depth(strategy: Strategy, kc: int, lanes: int) -> Strategy:
         return fallback
 
 
-def compile_gemm(spec: GemmSpec, strategy: Strategy, target: Target, *, jit: bool | None = None) -> CompiledGemm:
+def compile_gemm(spec: GemmSpec, strategy: Strategy, target: Target, *, jit: bool | None = None) -> CompiledDriver:
     """`strategy` gives the micro-kernel (its mr, nr, dtype must match the spec; its kc is the spec's)
     and the LLVM options; the direct traversal uses only the latter."""
     k = strategy.kernel
     if (k.mr, k.nr, k.dtype, k.group) != (spec.mr, spec.nr, spec.dtype, spec.group):
         raise StrategyError(f"the micro-kernel is {k.mr}x{k.nr} {k.dtype}, the GEMM calls "
                             f"{spec.mr}x{spec.nr} {spec.dtype} (the spec's kc is its k-blocking)")
+    return compile_driver(spec, spec.kernel_kcs, lambda lanes: build_gemm(spec, lanes), strategy, target, jit=jit)
+
+
+def compile_driver(spec: Any, kernel_kcs: tuple[int, ...], driver: Callable[[int], ir.Module], strategy: Strategy,
+                   target: Target, *, jit: bool | None = None) -> CompiledDriver:
+    """`driver(lanes)` (built in an active context) linked with the strategy's micro-kernel at each
+    depth of `kernel_kcs` (symbols kernel_symbol(kc))."""
     jit = target.runs_here if jit is None else jit
     lanes = strategy_lanes(strategy, target)
-    kernels = {kc: strategy_for_depth(strategy, kc, lanes) for kc in spec.kernel_kcs}
+    kernels = {kc: strategy_for_depth(strategy, kc, lanes) for kc in kernel_kcs}
     started = time.perf_counter()
     modules = []
     for kc, depth_strategy in kernels.items():
@@ -82,9 +92,9 @@ def compile_gemm(spec: GemmSpec, strategy: Strategy, target: Target, *, jit: boo
             modules.append(optimized_ir(translate_to_llvm_ir(module), target, depth_strategy.llvm))
     kernel_assembly = [assembly_of(text, target, strategy.llvm) for text in modules]
     with ir.Context(), ir.Location.unknown():
-        driver = build_gemm(spec, lanes)
-        lower_to_llvm_dialect(driver)
-        modules.insert(0, optimized_ir(translate_to_llvm_ir(driver), target,
+        module = driver(lanes)
+        lower_to_llvm_dialect(module)
+        modules.insert(0, optimized_ir(translate_to_llvm_ir(module), target,
                                        dataclasses.replace(strategy.llvm, opt=DRIVER_OPT)))
     code = generate(link(modules), target, dataclasses.replace(strategy.llvm, opt="none"), jit=jit)
-    return CompiledGemm(spec, strategy, target, code, time.perf_counter() - started, kernels, kernel_assembly)
+    return CompiledDriver(spec, strategy, target, code, time.perf_counter() - started, kernels, kernel_assembly)

@@ -1,0 +1,550 @@
+"""A 2-D convolution and the routes that compute it around our GEMM driver and micro-kernels.
+
+The workload (ConvShape): batch N, input H x W with C channels, K filters of R x S, stride, padding
+and dilation (the same along both axes), groups (depthwise: groups = C, K = C x multiplier), in
+one of two layouts: NHWC with HWCF filters (R, S, C/groups, K), or NCHW with FCHW filters
+(K, C/groups, R, S). The operands are stored as the row-major matrices the GEMM view reads:
+
+    NHWC  input (N.H.W) x C      filter (R.S.Cg) x K    output (N.P.Q) x K    out = col(in) . W
+    NCHW  input (N.C) x (H.W)    filter K x (Cg.R.S)    output (N.K) x (P.Q)  out_n = W . col(in_n)
+
+Routes (ConvSpec.route):
+  im2col          each thread packs the column matrix of its share of the output whole, then our GEMM
+  im2col_chunked  rows (NHWC) or pixel columns (NCHW) of the column matrix packed in chunks bounded by
+                  `pack_bytes`, one buffer reused (the seed's fix for an unbounded packing buffer)
+  pointwise       a 1x1, stride-1, unpadded convolution is one GEMM on the input as it lies (no packing
+                  of the input beyond the GEMM's own)
+
+The column matrix is built by plain loops (the driver is compiled at O2, so LLVM vectorizes the
+contiguous copies): upstream's `convert_conv2d_to_img2col` rewrites a linalg conv into a
+linalg.generic im2col plus a matmul over a tensor, which our GEMM driver (memref, packed,
+micro-kernel calls) cannot take as its A; a chunk bound has no upstream counterpart.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+from mlir import ir
+from mlir.dialects import arith, func, memref, scf
+
+from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, GemmSpec, emit_gemm
+from .harness import add_bench_loop
+from .mlir_types import element_type, mark_entry_point
+from .operands import GUARD, Guarded, Operands
+from .reference import TOLERANCE_SLACK, draw
+from .spec import DTYPES, KernelSpec, SpecError
+
+CONV, CONV_BENCH = "ukl_conv", "ukl_conv_bench"
+LAYOUTS = ("nhwc", "nchw")
+ROUTES = ("im2col", "im2col_chunked", "pointwise")
+#: Routes whose GEMM reads a packed column matrix.
+PACKING_ROUTES = ("im2col", "im2col_chunked")
+#: A typo guard on every size (a convolution's operands are bounded by memory, checked separately).
+MAX_SIZE = 1 << 16
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """What is computed: the convolution's sizes, layout and dtype."""
+
+    n: int
+    h: int
+    w: int
+    c: int
+    k: int
+    r: int
+    s: int
+    stride: int = 1
+    pad: int = 0
+    dilation: int = 1
+    groups: int = 1
+    layout: str = "nhwc"
+    dtype: str = "f32"
+
+    def __post_init__(self) -> None:
+        for name in ("n", "h", "w", "c", "k", "r", "s", "stride", "dilation", "groups"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("pad", self.pad, 0)
+        if self.layout not in LAYOUTS:
+            raise SpecError(f"layout: must be one of {list(LAYOUTS)}, got {self.layout!r}")
+        if self.dtype not in DTYPES:
+            raise SpecError(f"dtype: must be one of {list(DTYPES)}, got {self.dtype!r}")
+        if self.c % self.groups or self.k % self.groups:
+            raise SpecError(f"groups: {self.groups} must divide the input channels ({self.c}) and the "
+                            f"filters ({self.k})")
+        for axis, size, taps in (("h", self.h, self.r), ("w", self.w, self.s)):
+            extent = self.dilation * (taps - 1) + 1
+            if size + 2 * self.pad < extent:
+                raise SpecError(f"the kernel ({extent} wide with dilation) is larger than the padded input along "
+                                f"{axis} ({size} + 2 x {self.pad})")
+
+    @property
+    def p(self) -> int:
+        return (self.h + 2 * self.pad - self.dilation * (self.r - 1) - 1) // self.stride + 1
+
+    @property
+    def q(self) -> int:
+        return (self.w + 2 * self.pad - self.dilation * (self.s - 1) - 1) // self.stride + 1
+
+    @property
+    def cg(self) -> int:
+        return self.c // self.groups
+
+    @property
+    def kg(self) -> int:
+        return self.k // self.groups
+
+    @property
+    def taps(self) -> int:
+        """The GEMM view's depth: one output's multiply-adds, R.S.Cg."""
+        return self.r * self.s * self.cg
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.n * self.p * self.q * self.k * self.taps
+
+    @property
+    def pointwise(self) -> bool:
+        return self.r == self.s == self.stride == 1 and self.pad == 0
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups == self.c
+
+    def matrices(self) -> dict[str, tuple[int, int]]:
+        """(rows, cols) of the input, filter and output matrices as stored."""
+        n, c, k, hw, pq = self.n, self.c, self.k, self.h * self.w, self.p * self.q
+        if self.layout == "nhwc":
+            return {"A": (n * hw, c), "B": (self.taps, k), "C": (n * pq, k)}
+        return {"A": (n * c, hw), "B": (k, self.taps), "C": (n * k, pq)}
+
+    def workload(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_int(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_SIZE:
+        raise SpecError(f"{name}: must be an integer between {low} and {MAX_SIZE}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A convolution (`shape`) computed by `route` around the micro-kernel `kernel` (its tile, dtype and
+    k-blocking kc), with the GEMM's blocking, a packing bound and threads."""
+
+    shape: ConvShape
+    route: str = "im2col"
+    kernel: KernelSpec = KernelSpec(6, 16, 256)
+    mc: int = DEFAULT_MC
+    nc: int = DEFAULT_NC
+    #: im2col_chunked: bytes of column matrix one thread packs at a time (None: the route's default).
+    pack_bytes: int | None = None
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.shape, ConvShape) or not isinstance(self.kernel, KernelSpec):
+            raise SpecError("a convolution needs its shape and a micro-kernel's spec")
+        if self.route not in ROUTES:
+            raise SpecError(f"route: must be one of {list(ROUTES)}, got {self.route!r}")
+        if self.kernel.dtype != self.shape.dtype:
+            raise SpecError(f"the micro-kernel is {self.kernel.dtype}, the convolution {self.shape.dtype}")
+        if self.route == "pointwise" and not self.shape.pointwise:
+            raise SpecError("route pointwise: needs a 1x1 kernel, stride 1 and no padding")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS:
+            raise SpecError(f"threads: must be an integer between 1 and {MAX_THREADS}, got {self.threads!r}")
+        if self.route == "im2col_chunked":
+            if self.pack_bytes is None:
+                raise SpecError("route im2col_chunked: needs pack_bytes, the bound on one packed chunk")
+            if isinstance(self.pack_bytes, bool) or not isinstance(self.pack_bytes, int) or \
+                    self.pack_bytes < self.line_bytes:
+                raise SpecError(f"pack_bytes: must hold one line of the column matrix ({self.line_bytes} bytes: "
+                                f"{self.shape.taps} {self.dtype} values), got {self.pack_bytes!r}")
+        elif self.pack_bytes is not None:
+            raise SpecError(f"pack_bytes: only route im2col_chunked takes it (route {self.route})")
+        self.gemms()  # each GEMM's own checks (its blocking against the tile)
+
+    dtype = property(lambda self: self.shape.dtype)
+
+    @property
+    def line_bytes(self) -> int:
+        """One row (NHWC) or pixel column (NCHW) of the column matrix: R.S.Cg input values."""
+        return self.shape.taps * DTYPES[self.dtype].a.bytes
+
+    @property
+    def lines(self) -> int:
+        """Lines of the column matrix one chunk spans: all of the output (NHWC) or an image's pixels (NCHW)."""
+        sh = self.shape
+        return sh.n * sh.p * sh.q if sh.layout == "nhwc" else sh.p * sh.q
+
+    @property
+    def chunk(self) -> int:
+        """Lines per packed chunk: a thread's share (im2col), or what pack_bytes holds, in whole register
+        tiles when it holds one (im2col_chunked)."""
+        unit = self.kernel.mr if self.shape.layout == "nhwc" else self.kernel.nr
+        if self.route == "im2col":
+            shares = self.threads if self.shape.layout == "nhwc" else -(-self.threads // self.shape.n)
+            chunk = -(-self.lines // shares)
+            return min(self.lines, -(-chunk // unit) * unit)
+        fits = self.pack_bytes // self.line_bytes
+        return min(self.lines, fits // unit * unit if fits >= unit else fits)
+
+    @property
+    def chunks(self) -> int:
+        """Chunks over the whole convolution (NCHW: per image, times the batch)."""
+        per = -(-self.lines // self.chunk)
+        return per if self.shape.layout == "nhwc" else per * self.shape.n
+
+    def gemm(self, lines: int) -> GemmSpec:
+        """The GEMM one call makes on `lines` lines of the column matrix (or, pointwise, of the input)."""
+        sh = self.shape
+        m, n = (lines, sh.kg) if sh.layout == "nhwc" else (sh.kg, lines)
+        return GemmSpec(m, n, sh.taps, self.kernel, mc=self.mc, nc=self.nc,
+                        split="ic" if sh.layout == "nhwc" else "jc")
+
+    def gemms(self) -> dict[int, GemmSpec]:
+        """Every GEMM the route calls, by the lines it spans (a chunk, the last chunk's remainder)."""
+        sh = self.shape
+        if self.route == "pointwise":
+            return {0: self.gemm(sh.n * sh.h * sh.w if sh.layout == "nhwc" else sh.h * sh.w)}
+        sizes = {self.chunk, self.lines % self.chunk or self.chunk}
+        return {size: self.gemm(size) for size in sorted(sizes)}
+
+    @property
+    def kernel_kcs(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(kc for spec in self.gemms().values() for kc in spec.kernel_kcs))
+
+    @property
+    def extra_bytes(self) -> int:
+        """Memory the route takes beyond the operands, all threads together: column-matrix buffers and
+        the GEMM's packing buffers (as allocated: counted from the sizes, not sampled)."""
+        d = DTYPES[self.dtype]
+        column = self.chunk * self.shape.taps * d.a.bytes if self.route in PACKING_ROUTES else 0
+        packing = max(spec.blocks[0] * spec.blocks[2] + spec.blocks[2] * spec.blocks[1]
+                      for spec in self.gemms().values()) * d.a.bytes
+        return self.threads * (column + packing)
+
+    @property
+    def flops(self) -> int:
+        return self.shape.flops
+
+    def partition(self) -> list[tuple[int, int]]:
+        """Each thread's [lo, hi): chunks of the column matrix, or for pointwise rows (NHWC) or pixel
+        columns (NCHW) in whole register tiles."""
+        if self.route == "pointwise":
+            spec = self.gemms()[0]
+            return dataclasses.replace(spec, threads=self.threads).partition()
+        bounds = [self.chunks * t // self.threads for t in range(self.threads + 1)]
+        return list(zip(bounds, bounds[1:]))
+
+    @property
+    def bytes_needed(self) -> int:
+        """Operands with guards and the snapshots verification keeps, the route's buffers, two
+        baselines' float32 copies and outputs, and the float64 reference (conv_reference)."""
+        d = DTYPES[self.dtype]
+        sizes = {name: rows * cols for name, (rows, cols) in self.shape.matrices().items()}
+        operands = (sizes["A"] + sizes["B"]) * d.a.bytes + sizes["C"] * d.acc.bytes + 6 * GUARD * 8
+        baselines = 2 * 4 * (sizes["A"] + sizes["B"] + 2 * sizes["C"])
+        return 2 * operands + self.extra_bytes + baselines + reference_bytes(self.shape)
+
+    def to_dict(self) -> dict:
+        data = {**self.shape.workload(), "route": self.route, "mc": self.mc, "nc": self.nc,
+                "pack_bytes": self.pack_bytes, "threads": self.threads}
+        return {**data, **{k: v for k, v in dataclasses.asdict(self.kernel).items() if k != "dtype"}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ConvSpec":
+        fields = dict(data)
+        try:
+            kernel = KernelSpec(*(fields.pop(k) for k in ("mr", "nr", "kc")), fields["dtype"], fields.pop("k_group", None))
+            how = {k: fields.pop(k) for k in ("route", "mc", "nc", "pack_bytes", "threads")}
+            return cls(ConvShape(**fields), kernel=kernel, **how)
+        except (KeyError, TypeError) as exc:
+            raise SpecError(f"not a convolution's fields: {exc}") from None
+
+    # --- the Problem protocol (kernels_mlir.problem) ---
+    kind = "conv2d"
+    entry, bench = CONV, CONV_BENCH
+
+    def workload(self) -> dict:
+        return self.shape.workload()
+
+    def operands(self, seed: int) -> Operands:
+        rng = np.random.default_rng(seed)
+        d = DTYPES[self.dtype]
+        elements = {"A": d.a, "B": d.b, "C": d.acc}
+        return Operands({name: Guarded.around(draw(rng, elements[name], *shape))
+                         for name, shape in self.shape.matrices().items()})
+
+    def expected(self, ops: Operands) -> tuple[np.ndarray, np.ndarray]:
+        exact = DTYPES[self.dtype].acc.exact
+        value = conv_reference(self.shape, ops.a, ops.b, exact)
+        if exact:
+            return value, np.zeros(value.shape)
+        eps = float(np.finfo(DTYPES[self.dtype].acc.numpy).eps)
+        magnitude = conv_reference(self.shape, np.abs(ops.a), np.abs(ops.b), False)
+        return value, TOLERANCE_SLACK * (self.shape.taps + 1) * eps * magnitude
+
+
+def to_nhwc(shape: ConvShape, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stored input and filter as an (N, H, W, C) array and an (R, S, Cg, K) array (views when NHWC)."""
+    sh = shape
+    if sh.layout == "nhwc":
+        return a.reshape(sh.n, sh.h, sh.w, sh.c), b.reshape(sh.r, sh.s, sh.cg, sh.k)
+    return (a.reshape(sh.n, sh.c, sh.h, sh.w).transpose(0, 2, 3, 1),
+            b.reshape(sh.k, sh.cg, sh.r, sh.s).transpose(2, 3, 1, 0))
+
+
+def conv_reference(shape: ConvShape, a: np.ndarray, b: np.ndarray, exact: bool) -> np.ndarray:
+    """The convolution of the stored input `a` by the stored filter `b`, in float64 (int64 when `exact`),
+    as the stored output matrix: im2col by strided windows, then one product per group."""
+    sh = shape
+    wide = np.int64 if exact else np.float64
+    x, w = (v.astype(wide) for v in to_nhwc(sh, a, b))
+    x = np.pad(x, ((0, 0), (sh.pad, sh.pad), (sh.pad, sh.pad), (0, 0)))
+    span_h, span_w = sh.dilation * (sh.r - 1) + 1, sh.dilation * (sh.s - 1) + 1
+    out = np.empty((sh.n, sh.p, sh.q, sh.k), dtype=wide)
+    for g in range(sh.groups):
+        part = x[..., g * sh.cg:(g + 1) * sh.cg]
+        windows = np.lib.stride_tricks.sliding_window_view(part, (span_h, span_w), axis=(1, 2))
+        windows = windows[:, ::sh.stride, ::sh.stride, :, ::sh.dilation, ::sh.dilation][:, :sh.p, :sh.q]
+        out[..., g * sh.kg:(g + 1) * sh.kg] = np.tensordot(windows, w[..., g * sh.kg:(g + 1) * sh.kg],
+                                                           axes=([3, 4, 5], [2, 0, 1]))
+    if sh.layout == "nhwc":
+        return out.reshape(sh.n * sh.p * sh.q, sh.k)
+    return out.transpose(0, 3, 1, 2).reshape(sh.n * sh.k, sh.p * sh.q)
+
+
+def reference_bytes(shape: ConvShape) -> int:
+    """What conv_reference takes, twice (values and magnitudes; alive one after the other, counted
+    both): widened input (and its padded copy) and filter, the windows one group's product copies,
+    the output and its layout copy, and the check's error arrays."""
+    sh = shape
+    padded = sh.n * (sh.h + 2 * sh.pad) * (sh.w + 2 * sh.pad) * sh.c
+    inputs = sh.n * sh.h * sh.w * sh.c + padded + sh.taps * sh.k
+    windows = sh.n * sh.p * sh.q * sh.taps
+    outputs = sh.n * sh.p * sh.q * sh.k
+    return 2 * 8 * (inputs + windows + 4 * outputs) + 8 * 7 * outputs
+
+
+class _Emitter:
+    """Index arithmetic helpers; every method assumes an active insertion point and location."""
+
+    def __init__(self) -> None:
+        self.index = ir.IndexType.get()
+
+    def c(self, value: int) -> ir.Value:
+        return arith.constant(self.index, value)
+
+    def loop(self, lower, upper, step: int = 1) -> scf.ForOp:
+        lower = self.c(lower) if isinstance(lower, int) else lower
+        upper = self.c(upper) if isinstance(upper, int) else upper
+        return scf.ForOp(lower, upper, self.c(step))
+
+    def add(self, *values) -> ir.Value:
+        total = values[0]
+        for v in values[1:]:
+            total = arith.addi(total, v)
+        return total
+
+    def mul(self, a: ir.Value, b: int) -> ir.Value:
+        return arith.muli(a, self.c(b))
+
+    def inside(self, value: ir.Value, size: int) -> ir.Value:
+        """0 <= value < size (value may be negative: index arithmetic is signed here)."""
+        return arith.andi(arith.cmpi(arith.CmpIPredicate.sge, value, self.c(0)),
+                          arith.cmpi(arith.CmpIPredicate.slt, value, self.c(size)))
+
+    def view(self, source: ir.Value, offsets: list, sizes: list[int], ld: int) -> ir.Value:
+        """sizes[0] x sizes[1] of row-major `source` at `offsets` (index values or ints), typed as a GEMM
+        operand with leading dimension `ld` at a run-time offset."""
+        dyn = ir.ShapedType.get_dynamic_stride_or_offset()
+        elt = ir.MemRefType(source.type).element_type
+        typ = ir.MemRefType.get(sizes, elt, layout=ir.StridedLayoutAttr.get(offset=dyn, strides=[ld, 1]))
+        view = memref.subview(source, offsets, sizes, [1, 1])
+        return view if view.type == typ else memref.cast(typ, view)
+
+
+def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
+    """`ukl_conv(A, B, C, lo, hi)` computing the share [lo, hi) (ConvSpec.partition) of the convolution,
+    its GEMM drivers, and `ukl_conv_bench(A, B, C, lo, hi, n)`."""
+    sh = spec.shape
+    e = _Emitter()
+    d = DTYPES[spec.dtype]
+    module = ir.Module.create()
+    mats = sh.matrices()
+    types = [ir.MemRefType.get(list(mats[name]), element_type(elt)) for name, elt in (("A", d.a), ("B", d.b),
+                                                                                       ("C", d.acc))]
+    with ir.InsertionPoint(module.body):
+        names = {}
+        for lines, gemm in spec.gemms().items():
+            names[lines] = f"ukl_conv_gemm_{lines}"
+            emit_gemm(gemm, lanes, names[lines], _lds(spec, lines))
+        fn = func.FuncOp(CONV, ir.FunctionType.get([*types, e.index, e.index], []))
+        mark_entry_point(fn, noinline=True)
+        with ir.InsertionPoint(fn.add_entry_block()):
+            a, b, c, lo, hi = fn.entry_block.arguments
+            if spec.route == "pointwise":
+                _pointwise(spec, e, names[0], a, b, c, lo, hi)
+            else:
+                _packed(spec, e, names, a, b, c, lo, hi)
+            func.ReturnOp([])
+    add_bench_loop(module, CONV, CONV_BENCH)
+    return module
+
+
+def _lds(spec: ConvSpec, lines: int) -> tuple[int, int, int]:
+    """Leading dimensions of the GEMM's A, B and C as the route hands them over."""
+    sh = spec.shape
+    if spec.route == "pointwise":
+        return (sh.c, sh.k, sh.k) if sh.layout == "nhwc" else (sh.taps, sh.h * sh.w, sh.h * sh.w)
+    if sh.layout == "nhwc":  # A: the chunk buffer's rows; B, C: one group's columns
+        return sh.taps, sh.k, sh.k
+    return sh.taps, spec.chunk, sh.p * sh.q  # A: one group's filters; B: the chunk buffer; C: an image's rows
+
+
+def _call(name: str, args: list[ir.Value]) -> None:
+    func.CallOp([], ir.FlatSymbolRefAttr.get(name), args)
+
+
+def _pointwise(spec: ConvSpec, e: _Emitter, gemm: str, a, b, c, lo, hi) -> None:
+    """One GEMM per group (and per image in NCHW) on the operands as they lie; [lo, hi) are rows of the
+    output (NHWC) or pixel columns of every image (NCHW)."""
+    sh = spec.shape
+    hw = sh.h * sh.w
+    groups = e.loop(0, sh.groups)
+    with ir.InsertionPoint(groups.body):
+        g = groups.induction_variable
+        if sh.layout == "nhwc":
+            _call(gemm, [e.view(a, [0, e.mul(g, sh.cg)], [sh.n * hw, sh.cg], sh.c),
+                         e.view(b, [0, e.mul(g, sh.kg)], [sh.cg, sh.kg], sh.k),
+                         e.view(c, [0, e.mul(g, sh.kg)], [sh.n * hw, sh.kg], sh.k), lo, hi])
+        else:
+            images = e.loop(0, sh.n)
+            with ir.InsertionPoint(images.body):
+                i = images.induction_variable
+                _call(gemm, [e.view(b, [e.mul(g, sh.kg), 0], [sh.kg, sh.cg], sh.cg),
+                             e.view(a, [e.add(e.mul(i, sh.c), e.mul(g, sh.cg)), 0], [sh.cg, hw], hw),
+                             e.view(c, [e.add(e.mul(i, sh.k), e.mul(g, sh.kg)), 0], [sh.kg, hw], hw), lo, hi])
+                scf.YieldOp([])
+        scf.YieldOp([])
+
+
+def _packed(spec: ConvSpec, e: _Emitter, gemms: dict[int, str], a, b, c, lo, hi) -> None:
+    """Chunks [lo, hi) of the column matrix: for each, and each group, pack it, then one GEMM."""
+    sh = spec.shape
+    chunk, taps = spec.chunk, sh.taps
+    elt = ir.MemRefType(a.type).element_type
+    align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
+    shape = [chunk, taps] if sh.layout == "nhwc" else [taps, chunk]
+    buffer = memref.alloc(ir.MemRefType.get(shape, elt), [], [], alignment=align)
+    per_image = -(-spec.lines // chunk)
+    chunks = e.loop(lo, hi)
+    with ir.InsertionPoint(chunks.body):
+        index = chunks.induction_variable
+        if sh.layout == "nhwc":
+            image, first = None, arith.muli(index, e.c(chunk))
+        else:
+            image = arith.divui(index, e.c(per_image))
+            first = arith.muli(arith.remui(index, e.c(per_image)), e.c(chunk))
+        rest = spec.lines % chunk
+        full = arith.cmpi(arith.CmpIPredicate.sle, arith.addi(first, e.c(chunk)), e.c(spec.lines))
+        groups = e.loop(0, sh.groups)
+        with ir.InsertionPoint(groups.body):
+            g = groups.induction_variable
+            if not rest:
+                _chunk(spec, e, gemms[chunk], chunk, a, b, c, buffer, image, first, g)
+            else:
+                branch = scf.IfOp(full, has_else=True)
+                with ir.InsertionPoint(branch.then_block):
+                    _chunk(spec, e, gemms[chunk], chunk, a, b, c, buffer, image, first, g)
+                    scf.YieldOp([])
+                with ir.InsertionPoint(branch.else_block):
+                    _chunk(spec, e, gemms[rest], rest, a, b, c, buffer, image, first, g)
+                    scf.YieldOp([])
+            scf.YieldOp([])
+        scf.YieldOp([])
+    memref.dealloc(buffer)
+
+
+def _chunk(spec: ConvSpec, e: _Emitter, gemm: str, lines: int, a, b, c, buffer, image, first, g) -> None:
+    """Pack `lines` lines of group g's column matrix from line `first` (of `image`, NCHW), then multiply."""
+    sh = spec.shape
+    taps, pq = sh.taps, sh.p * sh.q
+    if sh.layout == "nhwc":
+        _pack_rows(sh, e, a, buffer, first, lines, g)
+        _call(gemm, [e.view(buffer, [0, 0], [lines, taps], taps),
+                     e.view(b, [0, e.mul(g, sh.kg)], [taps, sh.kg], sh.k),
+                     e.view(c, [first, e.mul(g, sh.kg)], [lines, sh.kg], sh.k), e.c(0), e.c(lines)])
+    else:
+        _pack_columns(sh, e, a, buffer, image, first, lines, g)
+        _call(gemm, [e.view(b, [e.mul(g, sh.kg), 0], [sh.kg, taps], taps),
+                     e.view(buffer, [0, 0], [taps, lines], spec.chunk),
+                     e.view(c, [e.add(e.mul(image, sh.k), e.mul(g, sh.kg)), first], [sh.kg, lines], pq),
+                     e.c(0), e.c(lines)])
+
+
+def _zero(elt: ir.Type) -> ir.Value:
+    return arith.constant(elt, 0 if isinstance(elt, ir.IntegerType) else 0.0)
+
+
+def _pack_rows(sh: ConvShape, e: _Emitter, a, buffer, first, lines: int, g) -> None:
+    """NHWC: buffer[i, (r.S + s).Cg + ci] = input pixel of output row first + i shifted by tap (r, s),
+    channel g.Cg + ci, or 0 in the padding: one contiguous copy of Cg channels per tap."""
+    elt = ir.MemRefType(a.type).element_type
+    rows = e.loop(0, lines)
+    with ir.InsertionPoint(rows.body):
+        i = rows.induction_variable
+        m = arith.addi(first, i)
+        image, pixel = arith.divui(m, e.c(sh.p * sh.q)), arith.remui(m, e.c(sh.p * sh.q))
+        h0 = arith.subi(e.mul(arith.divui(pixel, e.c(sh.q)), sh.stride), e.c(sh.pad))
+        w0 = arith.subi(e.mul(arith.remui(pixel, e.c(sh.q)), sh.stride), e.c(sh.pad))
+        channel0 = e.mul(g, sh.cg)
+        for r in range(sh.r):
+            h = arith.addi(h0, e.c(r * sh.dilation))
+            for s in range(sh.s):
+                w = arith.addi(w0, e.c(s * sh.dilation))
+                column = (r * sh.s + s) * sh.cg
+                branch = scf.IfOp(arith.andi(e.inside(h, sh.h), e.inside(w, sh.w)), has_else=True)
+                with ir.InsertionPoint(branch.then_block):
+                    source = e.add(e.mul(arith.addi(e.mul(image, sh.h), h), sh.w), w)
+                    copy = e.loop(0, sh.cg)
+                    with ir.InsertionPoint(copy.body):
+                        ci = copy.induction_variable
+                        value = memref.load(a, [source, arith.addi(channel0, ci)])
+                        memref.store(value, buffer, [i, arith.addi(e.c(column), ci)])
+                        scf.YieldOp([])
+                    scf.YieldOp([])
+                with ir.InsertionPoint(branch.else_block):
+                    zeros = e.loop(0, sh.cg)
+                    with ir.InsertionPoint(zeros.body):
+                        memref.store(_zero(elt), buffer, [i, arith.addi(e.c(column), zeros.induction_variable)])
+                        scf.YieldOp([])
+                    scf.YieldOp([])
+        scf.YieldOp([])
+
+
+def _pack_columns(sh: ConvShape, e: _Emitter, a, buffer, image, first, lines: int, g) -> None:
+    """NCHW: buffer[(ci.R + r).S + s, j] = input channel g.Cg + ci of `image` at output pixel first + j
+    shifted by tap (r, s), or 0 in the padding: a row of pixels per tap, clamped loads selected."""
+    elt = ir.MemRefType(a.type).element_type
+    channels = e.loop(0, sh.cg)
+    with ir.InsertionPoint(channels.body):
+        ci = channels.induction_variable
+        plane = e.add(e.mul(image, sh.c), e.mul(g, sh.cg), ci)
+        for r in range(sh.r):
+            for s in range(sh.s):
+                row = e.add(e.mul(ci, sh.r * sh.s), e.c(r * sh.s + s))
+                pixels = e.loop(0, lines)
+                with ir.InsertionPoint(pixels.body):
+                    j = pixels.induction_variable
+                    pixel = arith.addi(first, j)
+                    h = arith.addi(e.mul(arith.divui(pixel, e.c(sh.q)), sh.stride), e.c(r * sh.dilation - sh.pad))
+                    w = arith.addi(e.mul(arith.remui(pixel, e.c(sh.q)), sh.stride), e.c(s * sh.dilation - sh.pad))
+                    inside = arith.andi(e.inside(h, sh.h), e.inside(w, sh.w))
+                    clamped = arith.select(inside, e.add(e.mul(h, sh.w), w), e.c(0))
+                    value = arith.select(inside, memref.load(a, [plane, clamped]), _zero(elt))
+                    memref.store(value, buffer, [row, j])
+                    scf.YieldOp([])
+        scf.YieldOp([])

@@ -1,0 +1,220 @@
+"""Kind `conv2d`: a 2-D convolution computed by a route (im2col, im2col_chunked, pointwise) around the
+strategy's micro-kernel, timed against ONNX Runtime's Conv in the same alternation.
+
+The spec, its reference and its routes are kernels_mlir.conv; the baseline is
+runner.measure.onnxruntime_conv. The [conv2d] section:
+
+    [conv2d]
+    layout = "nhwc"                      # or "nchw"
+    routes = ["im2col", "im2col_chunked", "pointwise"]   # each layer runs the routes it can take
+    pack_bytes = 262144                  # im2col_chunked's bound on one packed chunk
+    threads = 1
+    layers = [{ name = "conv2_1", h = 56, w = 56, c = 64, k = 64, r = 3, s = 3, pad = 1 }, ...]
+
+A layer gives n (default 1), h, w, c, k, r, s, stride, pad, dilation, groups; its dtype is the
+strategy's. A sweep point may set route, mc, nc, pack_bytes and threads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kernels_mlir.conv import ROUTES, ConvShape, ConvSpec, build_conv, to_nhwc
+from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, MAX_DIM, MAX_THREADS
+from kernels_mlir.operands import Operands
+from kernels_mlir.spec import SpecError
+from pipelines.codegen import MachineCode
+from pipelines.compile_gemm import compile_driver
+from pipelines.targets import Target
+from transforms.errors import StrategyError
+from transforms.knobs import Knob, Point
+from transforms.strategy import Strategy
+
+from runner.config.fields import MAX_SHAPES, check_threads, fits_in_memory, known, plain_name, typed
+from runner.kinds.base import Compiled, ProblemKind, problem_knobs, register
+from runner.measure.baselines import Baseline
+from runner.measure.native import NativeFunction
+from runner.measure.onnxruntime_conv import ort_conv
+from runner.measure.parallel import Team
+
+#: A chunk of the column matrix that fits every core's L2 with room for the GEMM's packed blocks.
+DEFAULT_PACK_BYTES = 256 * 1024
+KNOBS: tuple[Knob, ...] = (
+    Knob("route", ROUTES[0], ROUTES),
+    Knob("mc", DEFAULT_MC, maximum=MAX_DIM),
+    Knob("nc", DEFAULT_NC, maximum=MAX_DIM),
+    Knob("pack_bytes", DEFAULT_PACK_BYTES, minimum=1, maximum=1 << 40),
+    Knob("threads", 1, maximum=MAX_THREADS),
+)
+LAYER_KEYS = {"name", "n", "h", "w", "c", "k", "r", "s", "stride", "pad", "dilation", "groups"}
+SECTION_KEYS = {"layout", "routes", "layers", *(k.name for k in KNOBS if k.name != "route")}
+
+
+@dataclass(frozen=True)
+class ConvSettings:
+    """The [conv2d] section: named layers, the layout, the routes each layer runs, the other knobs."""
+
+    layers: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+    layout: str
+    routes: tuple[str, ...]
+    how: tuple[tuple[str, Any], ...]
+
+    def specs(self, strategy: Strategy, point: Point | None = None) -> list[tuple[str, ConvSpec]]:
+        """(layer name, spec) for every (layer, route) this strategy runs: a sweep point's route alone,
+        else the section's routes that the layer can take (pointwise needs a 1x1, stride-1, unpadded layer)."""
+        how = {**dict(self.how), **(problem_knobs(point, CONV2D) if point is not None else {})}
+        routes = (how.pop("route"),) if "route" in how else self.routes
+        specs = []
+        for name, sizes in self.layers:
+            shape = ConvShape(**dict(sizes), layout=self.layout, dtype=strategy.kernel.dtype)
+            for route in routes:
+                if route == "pointwise" and not shape.pointwise:
+                    continue
+                specs.append((name, ConvSpec(shape, route, strategy.kernel, mc=how["mc"], nc=how["nc"],
+                                             pack_bytes=how["pack_bytes"] if route == "im2col_chunked" else None,
+                                             threads=how["threads"])))
+        return specs
+
+
+def _layer(raw: Any, index: int) -> tuple[str, tuple[tuple[str, int], ...]]:
+    where = f"conv2d.layers[{index}]"
+    if not isinstance(raw, dict):
+        raise StrategyError(f"{where}: must be a table of sizes, got {raw!r}")
+    known(raw, LAYER_KEYS, f"{where}.")
+    name = plain_name(typed(raw, "name", str, f"{where}.", f"layer{index}"), f"{where}.name")
+    sizes = {key: typed(raw, key, int, f"{where}.", None) for key in sorted(LAYER_KEYS - {"name"}) if key in raw}
+    missing = [key for key in ("h", "w", "c", "k", "r", "s") if key not in sizes]
+    if missing:
+        raise StrategyError(f"{where}: needs {', '.join(missing)}")
+    sizes.setdefault("n", 1)
+    try:
+        ConvShape(**sizes)
+    except SpecError as exc:
+        raise StrategyError(f"{where} ({name}).{exc}") from None
+    return name, tuple(sorted(sizes.items()))
+
+
+class Conv2dKind(ProblemKind):
+    name = "conv2d"
+    section = "conv2d"
+    knobs = KNOBS
+    plots = ("baselines", "knob_effects", "optuna")
+
+    def read_section(self, table: dict[str, Any], strategies: tuple[Strategy, ...]) -> ConvSettings:
+        known(table, SECTION_KEYS, "conv2d.")
+        raw_layers = table.get("layers")
+        if not isinstance(raw_layers, list) or not raw_layers:
+            raise StrategyError(f"conv2d.layers: must be a non-empty list of layer tables, got {raw_layers!r}")
+        if len(raw_layers) > MAX_SHAPES:
+            raise StrategyError(f"conv2d.layers: {len(raw_layers)} layers; at most {MAX_SHAPES}")
+        layers = tuple(_layer(raw, i) for i, raw in enumerate(raw_layers))
+        names = [name for name, _ in layers]
+        if len(set(names)) != len(names):
+            raise StrategyError(f"conv2d.layers: names must be unique, got {sorted({n for n in names if names.count(n) > 1})}")
+        layout = typed(table, "layout", str, "conv2d.", "nhwc")
+        if layout not in ("nhwc", "nchw"):
+            raise StrategyError(f"conv2d.layout: must be 'nhwc' or 'nchw', got {layout!r}")
+        routes = table.get("routes", list(ROUTES))
+        if not isinstance(routes, list) or not routes or any(r not in ROUTES for r in routes) or \
+                len(set(routes)) != len(routes):
+            raise StrategyError(f"conv2d.routes: must be a list of distinct routes from {list(ROUTES)}, got {routes!r}")
+        how = {"route": routes[0]}
+        for knob in KNOBS[1:]:
+            how[knob.name] = typed(table, knob.name, int, "conv2d.", knob.default)
+            knob.check(how[knob.name], "conv2d.")
+        check_threads(how["threads"], "conv2d.threads")
+        del how["route"]
+        settings = ConvSettings(layers, layout, tuple(routes), tuple(how.items()))
+        for strategy in strategies:
+            for layer, spec in self._specs_or_fail(settings, strategy):
+                fits_in_memory(spec.bytes_needed, f"conv2d ({strategy.name}, {layer}, {spec.route})")
+        return settings
+
+    def _specs_or_fail(self, settings: ConvSettings, strategy: Strategy,
+                       point: Point | None = None) -> list[tuple[str, ConvSpec]]:
+        try:
+            specs = settings.specs(strategy, point)
+        except SpecError as exc:
+            raise StrategyError(f"conv2d ({strategy.name}): {exc}") from None
+        if not specs:
+            raise StrategyError(f"conv2d: no layer can take route(s) {list(settings.routes)} (pointwise needs a "
+                                "1x1, stride-1, unpadded layer)")
+        return specs
+
+    def check_space(self, choices: dict[str, tuple[Any, ...]]) -> None:
+        for value in choices.get("threads", ()):
+            check_threads(value, "space.threads")
+
+    def problems(self, settings: ConvSettings, strategy: Strategy, point: Point | None = None) -> list[ConvSpec]:
+        return [spec for _, spec in self._specs_or_fail(settings, strategy, point)]
+
+    def problems_per_strategy(self, settings: ConvSettings) -> int:
+        return sum(len([r for r in settings.routes if r != "pointwise" or ConvShape(**dict(sizes)).pointwise])
+                   for _, sizes in settings.layers)
+
+    def to_dict(self, problem: ConvSpec) -> dict[str, Any]:
+        return problem.to_dict()
+
+    def from_dict(self, data: dict[str, Any]) -> ConvSpec:
+        return ConvSpec.from_dict(data)
+
+    def label(self, strategy: Strategy, p: ConvSpec) -> str:
+        """The strategy's name, the layer's sizes, and the route (with its bound and threads)."""
+        sh = p.shape
+        layer = f"{sh.n}x{sh.h}x{sh.w}x{sh.c}-{sh.k}x{sh.r}x{sh.s}-s{sh.stride}p{sh.pad}" + \
+            (f"d{sh.dilation}" if sh.dilation > 1 else "") + (f"g{sh.groups}" if sh.groups > 1 else "")
+        how = p.route + (f"-pb{p.pack_bytes}" if p.pack_bytes is not None else "") + \
+            (f"-t{p.threads}" if p.threads > 1 else "")
+        return f"{strategy.name}@{layer}-{sh.layout}/{how}"
+
+    def strategy_name(self, label: str) -> str:
+        return label.split("@")[0]
+
+    def identity(self, strategy: Strategy, problem: ConvSpec) -> dict[str, Any]:
+        return {"candidate_key": self.key(strategy, problem), "conv2d": self.to_dict(problem),
+                "route": problem.route, "extra_bytes": problem.extra_bytes}
+
+    def build(self, strategy: Strategy, problem: ConvSpec, target: Target, jit: bool | None,
+              stages: dict[str, str] | None) -> Compiled:
+        compiled = compile_driver(problem, problem.kernel_kcs, lambda lanes: build_conv(problem, lanes),
+                                  strategy, target, jit=jit)
+        return Compiled(compiled.code, compiled.vector_bits)
+
+    def threads(self, problem: ConvSpec) -> int:
+        return problem.threads
+
+    def launch(self, code: MachineCode, problem: ConvSpec, ops: Operands, bench: bool) -> Callable[..., None]:
+        """Each thread calls the entry on its share (ConvSpec.partition)."""
+        fn = NativeFunction(code, problem.bench if bench else problem.entry, [ops.a, ops.b, ops.c],
+                            n_scalars=2 + int(bench))
+        shares = problem.partition()
+        team = Team(len(shares))
+
+        def run(*n: int) -> None:
+            team.run([lambda lo=lo, hi=hi: fn(lo, hi, *n) for lo, hi in shares])
+        return run
+
+    def baselines(self, problem: ConvSpec, ops: Operands) -> list[Baseline]:
+        """ONNX Runtime's Conv in both configurations (float32 only: its Conv has no int8 or bf16 form)."""
+        if problem.dtype != "f32":
+            return []
+        x, w = to_nhwc(problem.shape, ops.a, ops.b)
+        return ort_conv(problem.shape, x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1), problem.threads)
+
+    def report_columns(self, records: list[dict[str, Any]]) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+        def baseline(name: str) -> Callable[[dict[str, Any]], str]:
+            def cell(r: dict[str, Any]) -> str:
+                b = next((b for b in r.get("baselines") or [] if b.get("name") == name), None)
+                if b is None or b.get("ratio") is None:
+                    return "-"
+                low, high = b.get("ratio_ci") or (None, None)
+                return f"{b['ratio']:.3f} [{low:.3f}, {high:.3f}]" if low is not None else f"{b['ratio']:.3f}"
+            return cell
+        names = list(dict.fromkeys(b.get("name") for r in records for b in r.get("baselines") or []))
+        return [("route", lambda r: str(r.get("route"))),
+                ("extra MiB", lambda r: f"{(r.get('extra_bytes') or 0) / 2**20:.2f}"),
+                *[(f"ours/{name} [95% CI]", baseline(name)) for name in names]]
+
+
+CONV2D = register(Conv2dKind())
+
