@@ -1,7 +1,7 @@
 """Human output: aligned tables. Scripts use --json instead."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 from tabulate import tabulate
 
@@ -76,6 +76,15 @@ def mca_table(records: Iterable[dict]) -> str:
 def gemm_table(records: Iterable[Record]) -> str:
     """GEMM records: our GFLOP/s next to each baseline's (OpenBLAS, BLIS), measured in alternation, and
     the ratio of ours to each with its 95% interval."""
+    return baseline_table(records, [
+        ("hash", lambda r: r.extra["gemm_hash"][:8]), ("M x N x K", lambda r: "x".join(map(str, r.extra["shape"]))),
+        ("dtype", lambda r: r.strategy.kernel.dtype),
+        ("mc/nc/kc", lambda r: f"{r.extra['gemm']['mc']}/{r.extra['gemm']['nc']}/{r.extra['gemm']['kc']}")])
+
+
+def baseline_table(records: Iterable[Record], describe: list[tuple[str, Callable[[Record], str]]]) -> str:
+    """Records of a kind with baselines: the strategy, the kind's `describe` columns, our GFLOP/s next to
+    each baseline's, measured in alternation, and the ratio of ours to each with its 95% interval."""
     records = list(records)
     names = list(dict.fromkeys(b["name"] for r in records for b in r.extra.get("baselines", [])))
     rows = []
@@ -87,15 +96,12 @@ def gemm_table(records: Iterable[Record]) -> str:
             b = by_name.get(name)
             cells += ["", ""] if b is None else [f"{b['gflops']:.2f}",
                                                  f"{b['ratio']:.3f} [{b['ratio_ci'][0]:.3f}, {b['ratio_ci'][1]:.3f}]"]
-        rows.append([
-            terminal(r.strategy.name), x["gemm_hash"][:8], "x".join(map(str, x["shape"])), r.strategy.kernel.dtype,
-            f"{x['gemm']['mc']}/{x['gemm']['nc']}/{x['gemm']['kc']}", r.status,
-            "" if m is None else f"{m.median:.2f}", *cells, _cv(r), _peak(r), _pct(r.fraction_of_peak),
-        ])
-    headers = ["strategy", "hash", "M x N x K", "dtype", "mc/nc/kc", "status", "GFLOP/s",
+        rows.append([terminal(r.strategy.name), *(cell(r) for _, cell in describe), r.status,
+                     "" if m is None else f"{m.median:.2f}", *cells, _cv(r), _peak(r), _pct(r.fraction_of_peak)])
+    headers = ["strategy", *(h for h, _ in describe), "status", "GFLOP/s",
                *[h for name in names for h in (name, f"ours/{name} [95% CI]")], "cv", "peak", "of peak"]
     return tabulate(rows, headers=headers, disable_numparse=True,
-                    colalign=("left",) * 6 + ("right",) * (4 + 2 * len(names)))
+                    colalign=("left",) * (2 + len(describe)) + ("right",) * (4 + 2 * len(names)))
 
 
 def progress_line(r: Record) -> str:

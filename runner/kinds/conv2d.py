@@ -30,12 +30,14 @@ from transforms.errors import StrategyError
 from transforms.knobs import Knob, Point
 from transforms.strategy import Strategy
 
+from runner.cli.output import baseline_table
 from runner.config.fields import MAX_SHAPES, check_threads, fits_in_memory, known, plain_name, typed
 from runner.kinds.base import Compiled, ProblemKind, problem_knobs, register
 from runner.measure.baselines import Baseline
 from runner.measure.native import NativeFunction
 from runner.measure.onnxruntime_conv import ort_conv
 from runner.measure.parallel import Team
+from runner.measure.record import Record
 
 #: A chunk of the column matrix that fits every core's L2 with room for the GEMM's packed blocks.
 DEFAULT_PACK_BYTES = 256 * 1024
@@ -214,6 +216,11 @@ class Conv2dKind(ProblemKind):
         return [("route", lambda r: str(r.get("route"))),
                 ("extra MiB", lambda r: f"{(r.get('extra_bytes') or 0) / 2**20:.2f}"),
                 *[(f"ours/{name} [95% CI]", baseline(name)) for name in names]]
+
+    def table(self, records: list[Record]) -> str:
+        """Each (layer, route) in its label, the route's extra memory, and ours against ONNX Runtime."""
+        return baseline_table(records, [("hash", lambda r: str(r.extra.get("candidate_key", ""))[:8]),
+                                        ("extra MiB", lambda r: f"{r.extra.get('extra_bytes', 0) / 2**20:.2f}")])
 
 
 CONV2D = register(Conv2dKind())

@@ -1,0 +1,116 @@
+"""Convolution: the spec's checks, the float64 reference against the definition, and every route
+against the reference on odd cases in both layouts, with the guards watching the output's edges."""
+import itertools
+
+import numpy as np
+import pytest
+
+from kernels_mlir import conv
+from kernels_mlir.conv import ConvShape, ConvSpec, conv_reference
+from kernels_mlir.spec import KernelSpec, SpecError
+from runner.measure.lifecycle import Candidate, build
+from runner.measure.verify import verify
+
+from ..conftest import best_host_strategy
+
+#: Odd cases: a 1x1 input padded around a 3x3 kernel, prime sizes, strides 2 and 3, padding 3,
+#: dilation 2, groups 1, 2 and C (depthwise with a channel multiplier of 2), a kernel larger than the input.
+ODD = [
+    ConvShape(1, 1, 1, 3, 5, 3, 3, pad=1),
+    ConvShape(2, 7, 11, 5, 13, 3, 3, stride=2, pad=1),
+    ConvShape(1, 11, 13, 3, 7, 3, 3, stride=3, pad=3, dilation=2),
+    ConvShape(1, 6, 7, 4, 6, 3, 3, pad=1, groups=2),
+    ConvShape(1, 5, 6, 4, 8, 3, 3, pad=1, groups=4),
+    ConvShape(1, 3, 2, 2, 3, 5, 5, pad=2),
+    ConvShape(2, 5, 3, 7, 11, 1, 1),
+]
+
+
+def _definition(sh: ConvShape, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """out[n, p, q, k] by the textbook loops, on (N, H, W, C) and (R, S, Cg, K) arrays."""
+    out = np.zeros((sh.n, sh.p, sh.q, sh.k))
+    for n, p, q, k, r, s, ci in itertools.product(range(sh.n), range(sh.p), range(sh.q), range(sh.k), range(sh.r),
+                                                  range(sh.s), range(sh.cg)):
+        h, col = p * sh.stride - sh.pad + r * sh.dilation, q * sh.stride - sh.pad + s * sh.dilation
+        if 0 <= h < sh.h and 0 <= col < sh.w:
+            out[n, p, q, k] += x[n, h, col, (k // sh.kg) * sh.cg + ci] * w[r, s, ci, k]
+    return out
+
+
+@pytest.mark.parametrize("sh", ODD[:6], ids=str)
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+def test_the_reference_is_the_definition(sh, layout):
+    sh = ConvShape(**{**sh.workload(), "layout": layout})
+    spec = ConvSpec(sh, "im2col", KernelSpec(4, 8, 64))
+    ops = spec.operands(seed=3)
+    x, w = conv.to_nhwc(sh, ops.a, ops.b)
+    want = _definition(sh, x.astype(np.float64), w.astype(np.float64))
+    got = conv_reference(sh, ops.a, ops.b, exact=False)
+    as_nhwc = got.reshape(sh.n, sh.p, sh.q, sh.k) if layout == "nhwc" else \
+        got.reshape(sh.n, sh.k, sh.p, sh.q).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(as_nhwc, want, rtol=1e-12, atol=1e-12)
+
+
+def _routes(sh: ConvShape) -> list[str]:
+    return [r for r in conv.ROUTES if r != "pointwise" or sh.pointwise]
+
+
+CASES = [(sh, layout, route, 1 + (i + j) % 2) for i, sh in enumerate(ODD) for j, layout in enumerate(["nhwc", "nchw"])
+         for route in _routes(sh)]
+
+
+@pytest.mark.parametrize("sh, layout, route, threads", CASES,
+                         ids=[f"{s.h}x{s.w}x{s.c}-{s.k}x{s.r}x{s.s}-s{s.stride}p{s.pad}d{s.dilation}g{s.groups}-{lay}-{r}-t{t}"
+                              for s, lay, r, t in CASES])
+def test_every_route_agrees_with_the_reference(host, sh, layout, route, threads):
+    sh = ConvShape(**{**sh.workload(), "layout": layout})
+    strategy = best_host_strategy(64)
+    # A chunk of 5 lines: never a whole number of register tiles, so the remainder GEMM runs too.
+    spec = ConvSpec(sh, route, strategy.kernel, mc=12, nc=32, threads=threads,
+                    pack_bytes=5 * sh.taps * 4 if route == "im2col_chunked" else None)
+    check = verify(build(Candidate(strategy, spec, host)).code, spec, seed=sh.h + sh.k)
+    assert check.correct, check.message
+
+
+def test_a_route_writing_outside_its_output_is_caught_by_the_guards(host, monkeypatch):
+    """The last chunk computed as a whole one: its pixel columns run past the image's last, and for the
+    last filter of the last image past the end of C (NCHW packs those pixels as padding, so nothing is
+    read out of bounds)."""
+    real = conv._chunk
+    monkeypatch.setattr(conv, "_chunk", lambda spec, e, gemm, lines, *rest: real(
+        spec, e, f"ukl_conv_gemm_{spec.chunk}", spec.chunk, *rest))
+    strategy = best_host_strategy(64)
+    sh = ConvShape(1, 6, 6, 4, 8, 3, 3, pad=1, layout="nchw")
+    spec = ConvSpec(sh, "im2col_chunked", strategy.kernel, mc=12, nc=32, pack_bytes=5 * sh.taps * 4)
+    assert (spec.chunk, spec.lines % spec.chunk) == (5, 1)
+    check = verify(build(Candidate(strategy, spec, host)).code, spec)
+    assert not check.correct and "wrote outside the C block: after its last row" in check.message
+
+
+@pytest.mark.parametrize("shape, how, message", [
+    ({"h": 0}, {}, "h: must be an integer between 1"),
+    ({"groups": 3}, {}, "groups: 3 must divide the input channels (4) and the filters (8)"),
+    ({"r": 9}, {}, "the kernel (9 wide with dilation) is larger than the padded input along h (6 + 2 x 1)"),
+    ({"dilation": 4}, {}, "the kernel (9 wide with dilation) is larger than the padded input"),
+    ({"pad": -1}, {}, "pad: must be an integer between 0"),
+    ({}, {"route": "im2col_chunked", "pack_bytes": 100}, "pack_bytes: must hold one line of the column matrix (144 bytes"),
+    ({}, {"route": "pointwise"}, "route pointwise: needs a 1x1 kernel, stride 1 and no padding"),
+    ({}, {"route": "winograd"}, "route: must be one of"),
+    ({}, {"pack_bytes": 4096}, "pack_bytes: only route im2col_chunked takes it"),
+    ({"layout": "chwn"}, {}, "layout: must be one of"),
+])
+def test_bad_convolutions_name_the_problem(shape, how, message):
+    with pytest.raises(SpecError, match=__import__("re").escape(message)):
+        ConvSpec(ConvShape(**{**ConvShape(1, 6, 6, 4, 8, 3, 3, pad=1).workload(), **shape}),
+                 kernel=KernelSpec(4, 8, 64), **how)
+
+
+def test_chunks_hold_what_pack_bytes_allows_in_whole_tiles():
+    sh = ConvShape(1, 56, 56, 64, 64, 3, 3, pad=1)
+    line = 576 * 4
+    spec = ConvSpec(sh, "im2col_chunked", KernelSpec(6, 16, 256), pack_bytes=100 * line)
+    assert spec.chunk == 96 and spec.chunks == -(-56 * 56 // 96)
+    assert spec.extra_bytes >= 96 * line
+    whole = ConvSpec(sh, "im2col", KernelSpec(6, 16, 256), threads=2)
+    assert whole.chunk == 1572 and whole.partition() == [(0, 1), (1, 2)]  # half, in whole 6-row tiles
+    assert ConvSpec.from_dict(spec.to_dict()) == spec
