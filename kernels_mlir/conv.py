@@ -14,6 +14,7 @@ Routes (ConvSpec.route):
                   `pack_bytes`, one buffer reused (the seed's fix for an unbounded packing buffer)
   pointwise       a 1x1, stride-1, unpadded convolution is one GEMM on the input as it lies (no packing
                   of the input beyond the GEMM's own)
+  depthwise       a dedicated NHWC kernel for groups = C = K, vectorized over channels (conv_depthwise)
 
 The column matrix is built by plain loops (the driver is compiled at O2, so LLVM vectorizes the
 contiguous copies): upstream's `convert_conv2d_to_img2col` rewrites a linalg conv into a
@@ -30,6 +31,8 @@ from mlir import ir
 from mlir.dialects import arith, func, memref, scf
 
 from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, GemmSpec, emit_gemm
+from .conv_depthwise import emit_depthwise
+from .emitter import Emitter
 from .harness import add_bench_loop
 from .mlir_types import element_type, mark_entry_point
 from .operands import GUARD, Guarded, Operands
@@ -38,7 +41,7 @@ from .spec import DTYPES, KernelSpec, SpecError
 
 CONV, CONV_BENCH = "ukl_conv", "ukl_conv_bench"
 LAYOUTS = ("nhwc", "nchw")
-ROUTES = ("im2col", "im2col_chunked", "pointwise")
+ROUTES = ("im2col", "im2col_chunked", "pointwise", "depthwise")
 #: Routes whose GEMM reads a packed column matrix.
 PACKING_ROUTES = ("im2col", "im2col_chunked")
 #: A typo guard on every size (a convolution's operands are bounded by memory, checked separately).
@@ -152,6 +155,11 @@ class ConvSpec:
             raise SpecError(f"the micro-kernel is {self.kernel.dtype}, the convolution {self.shape.dtype}")
         if self.route == "pointwise" and not self.shape.pointwise:
             raise SpecError("route pointwise: needs a 1x1 kernel, stride 1 and no padding")
+        if self.route == "depthwise" and not (self.shape.depthwise and self.shape.k == self.shape.c and
+                                              self.shape.layout == "nhwc" and not DTYPES[self.dtype].acc.exact
+                                              and self.dtype in ("f32", "f64")):
+            raise SpecError("route depthwise: needs an NHWC f32 or f64 convolution with groups = C and one filter "
+                            "per channel (a channel multiplier above 1 takes an im2col route)")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS:
             raise SpecError(f"threads: must be an integer between 1 and {MAX_THREADS}, got {self.threads!r}")
         if self.route == "im2col_chunked":
@@ -206,6 +214,8 @@ class ConvSpec:
     def gemms(self) -> dict[int, GemmSpec]:
         """Every GEMM the route calls, by the lines it spans (a chunk, the last chunk's remainder)."""
         sh = self.shape
+        if self.route == "depthwise":
+            return {}
         if self.route == "pointwise":
             return {0: self.gemm(sh.n * sh.h * sh.w if sh.layout == "nhwc" else sh.h * sh.w)}
         sizes = {self.chunk, self.lines % self.chunk or self.chunk}
@@ -221,8 +231,8 @@ class ConvSpec:
         the GEMM's packing buffers (as allocated: counted from the sizes, not sampled)."""
         d = DTYPES[self.dtype]
         column = self.chunk * self.shape.taps * d.a.bytes if self.route in PACKING_ROUTES else 0
-        packing = max(spec.blocks[0] * spec.blocks[2] + spec.blocks[2] * spec.blocks[1]
-                      for spec in self.gemms().values()) * d.a.bytes
+        packing = max((spec.blocks[0] * spec.blocks[2] + spec.blocks[2] * spec.blocks[1]
+                       for spec in self.gemms().values()), default=0) * d.a.bytes
         return self.threads * (column + packing)
 
     @property
@@ -230,8 +240,12 @@ class ConvSpec:
         return self.shape.flops
 
     def partition(self) -> list[tuple[int, int]]:
-        """Each thread's [lo, hi): chunks of the column matrix, or for pointwise rows (NHWC) or pixel
-        columns (NCHW) in whole register tiles."""
+        """Each thread's [lo, hi): chunks of the column matrix, for pointwise rows (NHWC) or pixel
+        columns (NCHW) in whole register tiles, for depthwise rows of output pixels."""
+        if self.route == "depthwise":
+            rows = self.shape.n * self.shape.p
+            bounds = [rows * t // self.threads for t in range(self.threads + 1)]
+            return list(zip(bounds, bounds[1:]))
         if self.route == "pointwise":
             spec = self.gemms()[0]
             return dataclasses.replace(spec, threads=self.threads).partition()
@@ -328,49 +342,11 @@ def reference_bytes(shape: ConvShape) -> int:
     return 2 * 8 * (inputs + windows + 4 * outputs) + 8 * 7 * outputs
 
 
-class _Emitter:
-    """Index arithmetic helpers; every method assumes an active insertion point and location."""
-
-    def __init__(self) -> None:
-        self.index = ir.IndexType.get()
-
-    def c(self, value: int) -> ir.Value:
-        return arith.constant(self.index, value)
-
-    def loop(self, lower, upper, step: int = 1) -> scf.ForOp:
-        lower = self.c(lower) if isinstance(lower, int) else lower
-        upper = self.c(upper) if isinstance(upper, int) else upper
-        return scf.ForOp(lower, upper, self.c(step))
-
-    def add(self, *values) -> ir.Value:
-        total = values[0]
-        for v in values[1:]:
-            total = arith.addi(total, v)
-        return total
-
-    def mul(self, a: ir.Value, b: int) -> ir.Value:
-        return arith.muli(a, self.c(b))
-
-    def inside(self, value: ir.Value, size: int) -> ir.Value:
-        """0 <= value < size (value may be negative: index arithmetic is signed here)."""
-        return arith.andi(arith.cmpi(arith.CmpIPredicate.sge, value, self.c(0)),
-                          arith.cmpi(arith.CmpIPredicate.slt, value, self.c(size)))
-
-    def view(self, source: ir.Value, offsets: list, sizes: list[int], ld: int) -> ir.Value:
-        """sizes[0] x sizes[1] of row-major `source` at `offsets` (index values or ints), typed as a GEMM
-        operand with leading dimension `ld` at a run-time offset."""
-        dyn = ir.ShapedType.get_dynamic_stride_or_offset()
-        elt = ir.MemRefType(source.type).element_type
-        typ = ir.MemRefType.get(sizes, elt, layout=ir.StridedLayoutAttr.get(offset=dyn, strides=[ld, 1]))
-        view = memref.subview(source, offsets, sizes, [1, 1])
-        return view if view.type == typ else memref.cast(typ, view)
-
-
 def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
     """`ukl_conv(A, B, C, lo, hi)` computing the share [lo, hi) (ConvSpec.partition) of the convolution,
     its GEMM drivers, and `ukl_conv_bench(A, B, C, lo, hi, n)`."""
     sh = spec.shape
-    e = _Emitter()
+    e = Emitter()
     d = DTYPES[spec.dtype]
     module = ir.Module.create()
     mats = sh.matrices()
@@ -385,7 +361,9 @@ def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
         mark_entry_point(fn, noinline=True)
         with ir.InsertionPoint(fn.add_entry_block()):
             a, b, c, lo, hi = fn.entry_block.arguments
-            if spec.route == "pointwise":
+            if spec.route == "depthwise":
+                emit_depthwise(spec, e, lanes, a, b, c, lo, hi)
+            elif spec.route == "pointwise":
                 _pointwise(spec, e, names[0], a, b, c, lo, hi)
             else:
                 _packed(spec, e, names, a, b, c, lo, hi)
@@ -408,7 +386,7 @@ def _call(name: str, args: list[ir.Value]) -> None:
     func.CallOp([], ir.FlatSymbolRefAttr.get(name), args)
 
 
-def _pointwise(spec: ConvSpec, e: _Emitter, gemm: str, a, b, c, lo, hi) -> None:
+def _pointwise(spec: ConvSpec, e: Emitter, gemm: str, a, b, c, lo, hi) -> None:
     """One GEMM per group (and per image in NCHW) on the operands as they lie; [lo, hi) are rows of the
     output (NHWC) or pixel columns of every image (NCHW)."""
     sh = spec.shape
@@ -431,7 +409,7 @@ def _pointwise(spec: ConvSpec, e: _Emitter, gemm: str, a, b, c, lo, hi) -> None:
         scf.YieldOp([])
 
 
-def _packed(spec: ConvSpec, e: _Emitter, gemms: dict[int, str], a, b, c, lo, hi) -> None:
+def _packed(spec: ConvSpec, e: Emitter, gemms: dict[int, str], a, b, c, lo, hi) -> None:
     """Chunks [lo, hi) of the column matrix: for each, and each group, pack it, then one GEMM."""
     sh = spec.shape
     chunk, taps = spec.chunk, sh.taps
@@ -468,7 +446,7 @@ def _packed(spec: ConvSpec, e: _Emitter, gemms: dict[int, str], a, b, c, lo, hi)
     memref.dealloc(buffer)
 
 
-def _chunk(spec: ConvSpec, e: _Emitter, gemm: str, lines: int, a, b, c, buffer, image, first, g) -> None:
+def _chunk(spec: ConvSpec, e: Emitter, gemm: str, lines: int, a, b, c, buffer, image, first, g) -> None:
     """Pack `lines` lines of group g's column matrix from line `first` (of `image`, NCHW), then multiply."""
     sh = spec.shape
     taps, pq = sh.taps, sh.p * sh.q
@@ -489,7 +467,7 @@ def _zero(elt: ir.Type) -> ir.Value:
     return arith.constant(elt, 0 if isinstance(elt, ir.IntegerType) else 0.0)
 
 
-def _pack_rows(sh: ConvShape, e: _Emitter, a, buffer, first, lines: int, g) -> None:
+def _pack_rows(sh: ConvShape, e: Emitter, a, buffer, first, lines: int, g) -> None:
     """NHWC: buffer[i, (r.S + s).Cg + ci] = input pixel of output row first + i shifted by tap (r, s),
     channel g.Cg + ci, or 0 in the padding: one contiguous copy of Cg channels per tap."""
     elt = ir.MemRefType(a.type).element_type
@@ -525,7 +503,7 @@ def _pack_rows(sh: ConvShape, e: _Emitter, a, buffer, first, lines: int, g) -> N
         scf.YieldOp([])
 
 
-def _pack_columns(sh: ConvShape, e: _Emitter, a, buffer, image, first, lines: int, g) -> None:
+def _pack_columns(sh: ConvShape, e: Emitter, a, buffer, image, first, lines: int, g) -> None:
     """NCHW: buffer[(ci.R + r).S + s, j] = input channel g.Cg + ci of `image` at output pixel first + j
     shifted by tap (r, s), or 0 in the padding: a row of pixels per tap, clamped loads selected."""
     elt = ir.MemRefType(a.type).element_type

@@ -1,0 +1,126 @@
+"""The `depthwise` route: a dedicated NHWC depthwise kernel (groups = C, one filter per channel),
+vectorized over channels, instead of the generic im2col GEMM whose depth would be R.S (the slow path
+the second seed found).
+
+out[n, p, q, c] = sum over taps (r, s) of in[n, p.stride - pad + r.dil, q.stride - pad + s.dil, c] . f[r, s, c]
+
+The register tile is the micro-kernel's: mr output pixels along a row times nr channels (nr / lanes
+vectors), accumulated over every tap, then stored once. A row's taps that fall in the padding are
+left out by the bounds of the r loop (computed per output row); along the width, the pixels whose
+taps all lie inside the input are tiled, and the few border pixels each take their own static
+range of s. Channels beyond whole nr blocks take whole vectors and one masked vector.
+
+Upstream's route to a depthwise kernel (`linalg.depthwise_conv_2d_nhwc_hwc`, decomposed to 1-D and
+vectorized with flattening) keeps the padding outside the op (a padded copy of the input, or
+`tensor.pad` masks); this builder reads the input as it lies and skips padded taps.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlir import ir
+from mlir.dialects import arith, scf, vector
+
+from .emitter import Emitter
+
+if TYPE_CHECKING:
+    from .conv import ConvSpec
+
+
+def emit_depthwise(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> None:
+    """Output rows [lo, hi) of the N.P rows (threads split rows)."""
+    sh, mr = spec.shape, spec.kernel.mr
+    vectors = max(1, -(-spec.kernel.nr // lanes))
+    elt = ir.MemRefType(a.type).element_type
+    vec = ir.VectorType.get([lanes], elt)
+    mask_type = ir.VectorType.get([lanes], ir.IntegerType.get_signless(1))
+    # Pixels whose every tap along the width lies inside the input: [inner_lo, inner_hi).
+    inner_lo = min(sh.q, -(-sh.pad // sh.stride))
+    inner_hi = max(inner_lo, min(sh.q, (sh.w - 1 - (sh.s - 1) * sh.dilation + sh.pad) // sh.stride + 1))
+    tiled_hi = inner_lo + (inner_hi - inner_lo) // mr * mr
+    full_channels = sh.c - sh.c % (lanes * vectors)
+    whole, tail = divmod(sh.c - full_channels, lanes)
+
+    rows = e.loop(lo, hi)
+    with ir.InsertionPoint(rows.body):
+        row = rows.induction_variable
+        image, p = arith.divui(row, e.c(sh.p)), arith.remui(row, e.c(sh.p))
+        h0 = arith.subi(e.mul(p, sh.stride), e.c(sh.pad))
+        # r such that 0 <= h0 + r.dil < H: [ceil(-h0 / dil), floor((H - 1 - h0) / dil) + 1), within [0, R).
+        r_lo = arith.maxsi(e.c(0), arith.ceildivsi(arith.subi(e.c(0), h0), e.c(sh.dilation)))
+        r_hi = arith.minsi(e.c(sh.r), arith.addi(arith.floordivsi(arith.subi(e.c(sh.h - 1), h0),
+                                                                  e.c(sh.dilation)), e.c(1)))
+        in_row0 = e.mul(image, sh.h)
+        out_row0 = e.mul(row, sh.q)
+
+        def block(qs: list, s_ranges: list[range], channels: list[tuple[ir.Value, ir.Value | None]]) -> None:
+            """Pixels `qs` (index values) x channel vectors (offset, mask), over taps r in [r_lo, r_hi)
+            and each pixel's s range; then stored."""
+            def zero() -> ir.Value:
+                return arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
+            init = [zero() for _ in qs for _ in channels]
+            r_loop = scf.ForOp(r_lo, r_hi, e.c(1), init)
+            with ir.InsertionPoint(r_loop.body):
+                r = r_loop.induction_variable
+                h = arith.addi(h0, e.mul(r, sh.dilation))
+                in_row = e.mul(arith.addi(in_row0, h), sh.w)
+                accs = list(r_loop.inner_iter_args)
+                for s in range(sh.s):
+                    f_row = arith.addi(e.mul(r, sh.s), e.c(s))
+                    weights = [_load(vec, b, f_row, col, mask, elt) for col, mask in channels]
+                    for i, (q, s_range) in enumerate(zip(qs, s_ranges)):
+                        if s not in s_range:
+                            continue
+                        w = arith.addi(e.mul(q, sh.stride), e.c(s * sh.dilation - sh.pad))
+                        for j, (col, mask) in enumerate(channels):
+                            x = _load(vec, a, arith.addi(in_row, w), col, mask, elt)
+                            k = i * len(channels) + j
+                            accs[k] = vector.fma(x, weights[j], accs[k])
+                scf.YieldOp(accs)
+            results = iter(r_loop.results)
+            for q in qs:
+                for col, mask in channels:
+                    value, out_row = next(results), arith.addi(out_row0, q)
+                    if mask is None:
+                        vector.store(value, c, [out_row, col])
+                    else:
+                        vector.maskedstore(c, [out_row, col], mask, value)
+
+        def all_channels(qs: list, s_ranges: list[range]) -> None:
+            if full_channels:
+                channel_loop = e.loop(0, full_channels, lanes * vectors)
+                with ir.InsertionPoint(channel_loop.body):
+                    c0 = channel_loop.induction_variable
+                    block(qs, s_ranges, [(arith.addi(c0, e.c(v * lanes)), None) for v in range(vectors)])
+                    scf.YieldOp([])
+            rest = [(e.c(full_channels + v * lanes), None) for v in range(whole)]
+            if tail:
+                rest.append((e.c(full_channels + whole * lanes),
+                             vector.create_mask(mask_type, [e.c(tail)])))
+            if rest:
+                block(qs, s_ranges, rest)
+
+        for q in [*range(0, inner_lo), *range(inner_hi, sh.q)]:  # border pixels: their own taps
+            w0 = q * sh.stride - sh.pad
+            inside = [s for s in range(sh.s) if 0 <= w0 + s * sh.dilation < sh.w]
+            all_channels([e.c(q)], [range(inside[0], inside[-1] + 1) if inside else range(0)])
+        if tiled_hi > inner_lo:
+            tiles = e.loop(inner_lo, tiled_hi, mr)
+            with ir.InsertionPoint(tiles.body):
+                q0 = tiles.induction_variable
+                all_channels([arith.addi(q0, e.c(i)) for i in range(mr)], [range(sh.s)] * mr)
+                scf.YieldOp([])
+        for q in range(tiled_hi, inner_hi):
+            all_channels([e.c(q)], [range(sh.s)])
+        scf.YieldOp([])
+
+
+def _zero_attr(elt: ir.Type) -> ir.Attribute:
+    return ir.FloatAttr.get(elt, 0.0)
+
+
+def _load(vec: ir.VectorType, memory, row, col, mask, elt: ir.Type) -> ir.Value:
+    if mask is None:
+        return vector.load(vec, memory, [row, col])
+    return vector.maskedload(vec, memory, [row, col], mask,
+                             arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt))))
