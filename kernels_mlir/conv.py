@@ -12,6 +12,10 @@ Routes (ConvSpec.route):
   im2col          each thread packs the column matrix of its share of the output whole, then our GEMM
   im2col_chunked  rows (NHWC) or pixel columns (NCHW) of the column matrix packed in chunks bounded by
                   `pack_bytes`, one buffer reused (the seed's fix for an unbounded packing buffer)
+  igemm           implicit GEMM: no column matrix; an indirection buffer holds, for every output pixel
+                  and tap, the input pixel it reads (-1 in the padding: XNNPACK's and KleidiAI's
+                  indirection, with row indices for pointers), and the GEMM packs its input operand
+                  through it (gemm.Gather)
   pointwise       a 1x1, stride-1, unpadded convolution is one GEMM on the input as it lies (no packing
                   of the input beyond the GEMM's own)
   depthwise       a dedicated NHWC kernel for groups = C = K, vectorized over channels (conv_depthwise)
@@ -30,7 +34,7 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, func, memref, scf
 
-from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, GemmSpec, emit_gemm
+from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, Gather, GemmSpec, emit_gemm
 from .conv_depthwise import emit_depthwise
 from .emitter import Emitter
 from .harness import add_bench_loop
@@ -41,7 +45,7 @@ from .spec import DTYPES, KernelSpec, SpecError
 
 CONV, CONV_BENCH = "ukl_conv", "ukl_conv_bench"
 LAYOUTS = ("nhwc", "nchw")
-ROUTES = ("im2col", "im2col_chunked", "pointwise", "depthwise")
+ROUTES = ("im2col", "im2col_chunked", "igemm", "pointwise", "depthwise")
 #: Routes whose GEMM reads a packed column matrix.
 PACKING_ROUTES = ("im2col", "im2col_chunked")
 #: A typo guard on every size (a convolution's operands are bounded by memory, checked separately).
@@ -218,6 +222,8 @@ class ConvSpec:
             return {}
         if self.route == "pointwise":
             return {0: self.gemm(sh.n * sh.h * sh.w if sh.layout == "nhwc" else sh.h * sh.w)}
+        if self.route == "igemm":
+            return {0: self.gemm(self.lines)}
         sizes = {self.chunk, self.lines % self.chunk or self.chunk}
         return {size: self.gemm(size) for size in sorted(sizes)}
 
@@ -227,10 +233,12 @@ class ConvSpec:
 
     @property
     def extra_bytes(self) -> int:
-        """Memory the route takes beyond the operands, all threads together: column-matrix buffers and
-        the GEMM's packing buffers (as allocated: counted from the sizes, not sampled)."""
+        """Memory the route takes beyond the operands, all threads together: column-matrix buffers or
+        indirection buffers, and the GEMM's packing buffers (as allocated: counted from the sizes, not
+        sampled)."""
         d = DTYPES[self.dtype]
-        column = self.chunk * self.shape.taps * d.a.bytes if self.route in PACKING_ROUTES else 0
+        column = self.chunk * self.shape.taps * d.a.bytes if self.route in PACKING_ROUTES else \
+            self.lines * self.shape.r * self.shape.s * 8 if self.route == "igemm" else 0
         packing = max((spec.blocks[0] * spec.blocks[2] + spec.blocks[2] * spec.blocks[1]
                        for spec in self.gemms().values()), default=0) * d.a.bytes
         return self.threads * (column + packing)
@@ -246,7 +254,7 @@ class ConvSpec:
             rows = self.shape.n * self.shape.p
             bounds = [rows * t // self.threads for t in range(self.threads + 1)]
             return list(zip(bounds, bounds[1:]))
-        if self.route == "pointwise":
+        if self.route in ("pointwise", "igemm"):
             spec = self.gemms()[0]
             return dataclasses.replace(spec, threads=self.threads).partition()
         bounds = [self.chunks * t // self.threads for t in range(self.threads + 1)]
@@ -354,9 +362,10 @@ def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
                                                                                        ("C", d.acc))]
     with ir.InsertionPoint(module.body):
         names = {}
+        gathers = _indirect(spec, types[0]) if spec.route == "igemm" else None
         for lines, gemm in spec.gemms().items():
             names[lines] = f"ukl_conv_gemm_{lines}"
-            emit_gemm(gemm, lanes, names[lines], _lds(spec, lines))
+            emit_gemm(gemm, lanes, names[lines], _lds(spec, lines), gathers)
         fn = func.FuncOp(CONV, ir.FunctionType.get([*types, e.index, e.index], []))
         mark_entry_point(fn, noinline=True)
         with ir.InsertionPoint(fn.add_entry_block()):
@@ -365,6 +374,8 @@ def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
                 emit_depthwise(spec, e, lanes, a, b, c, lo, hi)
             elif spec.route == "pointwise":
                 _pointwise(spec, e, names[0], a, b, c, lo, hi)
+            elif spec.route == "igemm":
+                _implicit(spec, e, names[0], a, b, c, lo, hi)
             else:
                 _packed(spec, e, names, a, b, c, lo, hi)
             func.ReturnOp([])
@@ -377,6 +388,8 @@ def _lds(spec: ConvSpec, lines: int) -> tuple[int, int, int]:
     sh = spec.shape
     if spec.route == "pointwise":
         return (sh.c, sh.k, sh.k) if sh.layout == "nhwc" else (sh.taps, sh.h * sh.w, sh.h * sh.w)
+    if spec.route == "igemm":  # the gathered operand's leading dimension is unused
+        return (sh.taps, sh.k, sh.k) if sh.layout == "nhwc" else (sh.taps, sh.p * sh.q, sh.p * sh.q)
     if sh.layout == "nhwc":  # A: the chunk buffer's rows; B, C: one group's columns
         return sh.taps, sh.k, sh.k
     return sh.taps, spec.chunk, sh.p * sh.q  # A: one group's filters; B: the chunk buffer; C: an image's rows
@@ -407,6 +420,73 @@ def _pointwise(spec: ConvSpec, e: Emitter, gemm: str, a, b, c, lo, hi) -> None:
                              e.view(c, [e.add(e.mul(i, sh.k), e.mul(g, sh.kg)), 0], [sh.kg, hw], hw), lo, hi])
                 scf.YieldOp([])
         scf.YieldOp([])
+
+
+def _indirect(spec: ConvSpec, input_type: ir.Type) -> dict[str, Gather]:
+    """The igemm's input operand (A in NHWC, B in NCHW): read through the indirection buffer. Its
+    arguments: the input, the buffer (lines x R.S input pixels, -1 in the padding), and the first
+    input channel (NHWC: of the group) or input row (NCHW: of the image and group)."""
+    sh = spec.shape
+    index = ir.IndexType.get()
+    taps = sh.r * sh.s
+    indirection = ir.MemRefType.get([spec.lines, taps], index)
+    e = Emitter()
+
+    def element(x, pixels, start, line: ir.Value, tap: ir.Value, channel: ir.Value) -> ir.Value:
+        pixel = memref.load(pixels, [line, tap])
+        valid = arith.cmpi(arith.CmpIPredicate.sge, pixel, e.c(0))
+        clamped = arith.select(valid, pixel, e.c(0))
+        where = [clamped, arith.addi(start, channel)] if sh.layout == "nhwc" else [arith.addi(start, channel), clamped]
+        value = memref.load(x, where)
+        return arith.select(valid, value, _zero(value.type))
+
+    if sh.layout == "nhwc":  # A(m, (r.S + s).Cg + ci)
+        def read(args, row, col):
+            return element(*args, row, arith.divui(col, e.c(sh.cg)), arith.remui(col, e.c(sh.cg)))
+        return {"A": Gather((input_type, indirection, index), read)}
+
+    def read_b(args, row, col):  # B((ci.R + r).S + s, j)
+        return element(*args, col, arith.remui(row, e.c(taps)), arith.divui(row, e.c(taps)))
+    return {"B": Gather((input_type, indirection, index), read_b)}
+
+
+def _implicit(spec: ConvSpec, e: Emitter, gemm: str, a, b, c, lo, hi) -> None:
+    """Fill this share's lines of the indirection buffer, then one GEMM per group (and image, NCHW)."""
+    sh = spec.shape
+    taps, pq = sh.r * sh.s, sh.p * sh.q
+    buffer = memref.alloc(ir.MemRefType.get([spec.lines, taps], e.index), [], [])
+    lines = e.loop(lo, hi)
+    with ir.InsertionPoint(lines.body):
+        line = lines.induction_variable
+        image, pixel = arith.divui(line, e.c(pq)), arith.remui(line, e.c(pq))
+        h0 = arith.subi(e.mul(arith.divui(pixel, e.c(sh.q)), sh.stride), e.c(sh.pad))
+        w0 = arith.subi(e.mul(arith.remui(pixel, e.c(sh.q)), sh.stride), e.c(sh.pad))
+        # NHWC: a row of the (N.H.W) x C input; NCHW: a column of an image's (C x H.W) planes.
+        first = e.mul(image, sh.h) if sh.layout == "nhwc" else e.c(0)
+        for r in range(sh.r):
+            h = arith.addi(h0, e.c(r * sh.dilation))
+            for s in range(sh.s):
+                w = arith.addi(w0, e.c(s * sh.dilation))
+                inside = arith.andi(e.inside(h, sh.h), e.inside(w, sh.w))
+                where = e.add(e.mul(arith.addi(first, h), sh.w), w)
+                memref.store(arith.select(inside, where, e.c(-1)), buffer, [line, e.c(r * sh.s + s)])
+        scf.YieldOp([])
+    groups = e.loop(0, sh.groups)
+    with ir.InsertionPoint(groups.body):
+        g = groups.induction_variable
+        if sh.layout == "nhwc":
+            _call(gemm, [a, buffer, e.mul(g, sh.cg), e.view(b, [0, e.mul(g, sh.kg)], [sh.taps, sh.kg], sh.k),
+                         e.view(c, [0, e.mul(g, sh.kg)], [spec.lines, sh.kg], sh.k), lo, hi])
+        else:
+            images = e.loop(0, sh.n)
+            with ir.InsertionPoint(images.body):
+                i = images.induction_variable
+                _call(gemm, [e.view(b, [e.mul(g, sh.kg), 0], [sh.kg, sh.taps], sh.taps),
+                             a, buffer, e.add(e.mul(i, sh.c), e.mul(g, sh.cg)),
+                             e.view(c, [e.add(e.mul(i, sh.k), e.mul(g, sh.kg)), 0], [sh.kg, pq], pq), lo, hi])
+                scf.YieldOp([])
+        scf.YieldOp([])
+    memref.dealloc(buffer)
 
 
 def _packed(spec: ConvSpec, e: Emitter, gemms: dict[int, str], a, b, c, lo, hi) -> None:

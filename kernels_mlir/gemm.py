@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from mlir import ir
@@ -44,6 +45,16 @@ DIRECT_VECTORS = 8
 DEFAULT_MC, DEFAULT_NC = 96, 1024
 #: Upper bound on M, N, K (a typo guard, as for the micro-kernel's sizes).
 MAX_DIM = 1 << 15
+
+
+@dataclass(frozen=True)
+class Gather:
+    """An operand the driver does not take as a matrix but reads element by element while packing it
+    (an implicit GEMM's input through its indirection buffer): the arguments that replace the matrix,
+    and how to read element (row, col) from them (called inside the matrix's bounds only)."""
+
+    types: tuple[ir.Type, ...]
+    read: Callable[[tuple[ir.Value, ...], ir.Value, ir.Value], ir.Value]
 
 
 @dataclass(frozen=True)
@@ -214,8 +225,11 @@ def padded(depth: int, group: int) -> int:
 class _Builder:
     """Emits the loop nest; every helper assumes an active insertion point and location."""
 
-    def __init__(self, spec: GemmSpec, lds: tuple[int, int, int] | None = None):
+    def __init__(self, spec: GemmSpec, lds: tuple[int, int, int] | None = None,
+                 gathers: dict[str, Gather] | None = None):
         self.s = spec
+        #: Operands ("A", "B") read through a Gather instead of as matrices.
+        self.gathers = gathers or {}
         #: Leading dimensions of A, B and C (a view into a larger matrix, e.g. one group of a convolution).
         self.lda, self.ldb, self.ldc = lds or (spec.k, spec.n, spec.n)
         self.index = ir.IndexType.get()
@@ -255,12 +269,18 @@ class _Builder:
     def loop(self, lower: ir.Value, upper: ir.Value, step: int):
         return scf.ForOp(lower, upper, self.c(step))
 
-    def guarded_load(self, source: ir.Value, row: ir.Value, col: ir.Value, rows: int, cols: int) -> ir.Value:
+    def read(self, side: str, source, row: ir.Value, col: ir.Value) -> ir.Value:
+        """Element (row, col) of operand `side` ("A", "B", "C"): a load, or its Gather's read."""
+        if side in self.gathers:
+            return self.gathers[side].read(source, row, col)
+        return memref.load(source, [row, col])
+
+    def guarded_load(self, source, row: ir.Value, col: ir.Value, rows: int, cols: int, side: str = "C") -> ir.Value:
         """source[row, col], or 0 outside rows x cols: indices are clamped, then the value selected."""
         inside = arith.andi(arith.cmpi(arith.CmpIPredicate.slt, row, self.c(rows)),
                             arith.cmpi(arith.CmpIPredicate.slt, col, self.c(cols)))
-        value = memref.load(source, [self.min(row, self.c(rows - 1)), self.min(col, self.c(cols - 1))])
-        return arith.select(inside, value, self.zero(ir.MemRefType(source.type).element_type))
+        value = self.read(side, source, self.min(row, self.c(rows - 1)), self.min(col, self.c(cols - 1)))
+        return arith.select(inside, value, self.zero(value.type))
 
     def store_packed(self, value: ir.Value, buffer: ir.Value, p: ir.Value, k: ir.Value, w: ir.Value) -> None:
         """buffer[p, k, w], or for grouped dtypes buffer[p, k / g, w * g + k % g] (the VNNI layout)."""
@@ -303,7 +323,7 @@ class _Builder:
                     w_loop = self.loop(self.c(0), self.c(width), 1)
                     with ir.InsertionPoint(w_loop.body):
                         w = w_loop.induction_variable
-                        self.store_packed(memref.load(source, [self.add(k0, k), self.add(base, w)]), buffer, p, k, w)
+                        self.store_packed(self.read("B", source, self.add(k0, k), self.add(base, w)), buffer, p, k, w)
                         scf.YieldOp([])
                     scf.YieldOp([])
                 scf.YieldOp([])
@@ -326,9 +346,10 @@ class _Builder:
                 k, w = k_loop.induction_variable, w_loop.induction_variable
                 row, col = (self.add(base, w), self.add(k0, k)) if a_side else (self.add(k0, k), self.add(base, w))
                 if guarded:
-                    value = self.guarded_load(source, row, col, *((s.m, s.k) if a_side else (s.k, s.n)))
+                    value = self.guarded_load(source, row, col, *((s.m, s.k) if a_side else (s.k, s.n)),
+                                              side="A" if a_side else "B")
                 else:
-                    value = memref.load(source, [row, col])
+                    value = self.read("A" if a_side else "B", source, row, col)
                 self.store_packed(value, buffer, p, k, w)
                 scf.YieldOp([])
             scf.YieldOp([])
@@ -454,23 +475,36 @@ def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
     return module
 
 
-def emit_gemm(spec: GemmSpec, lanes: int, name: str, lds: tuple[int, int, int] | None = None) -> None:
+def emit_gemm(spec: GemmSpec, lanes: int, name: str, lds: tuple[int, int, int] | None = None,
+              gathers: dict[str, Gather] | None = None) -> None:
     """The driver `name(A, B, C, lo, hi)` (and the declarations of its micro-kernels) at the insertion
-    point; with `lds`, A, B and C are views into larger matrices (operand_types). Other drivers (a
-    convolution's routes) call it like a library GEMM."""
+    point; with `lds`, A, B and C are views into larger matrices (operand_types); an operand in
+    `gathers` ("A" or "B") is replaced by its Gather's arguments and read through it while packing.
+    Other drivers (a convolution's routes) call it like a library GEMM."""
+    gathers = gathers or {}
     if spec.traversal == "direct":
+        if gathers:
+            raise SpecError("the direct traversal reads A and B as matrices: a gathered operand needs packing")
         _emit_direct(spec, lanes, name, lds)
         return
     declare_kernels(spec)
-    b_ = _Builder(spec, lds)
+    b_ = _Builder(spec, lds, gathers)
     mc, nc, kc = spec.blocks
     g = spec.group
     elt = b_.elt
-    fn = func.FuncOp(name, ir.FunctionType.get([*operand_types(spec, lds), b_.index, b_.index], []))
+    matrices = dict(zip("ABC", operand_types(spec, lds)))
+    groups = [list(gathers[side].types) if side in gathers else [matrices[side]] for side in "ABC"]
+    fn = func.FuncOp(name, ir.FunctionType.get([*(t for group in groups for t in group), b_.index, b_.index], []))
     mark_entry_point(fn, noinline=True)
     entry = fn.add_entry_block()
     with ir.InsertionPoint(entry):
-        a, b, c, lo, hi = entry.arguments
+        args = list(entry.arguments)
+        operands = []
+        for side, group in zip("ABC", groups):
+            taken, args = tuple(args[:len(group)]), args[len(group):]
+            operands.append(taken if side in gathers else taken[0])
+        a, b, c = operands
+        lo, hi = args
         b_.share(lo, hi)
         align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
         depth = padded(kc, g)
