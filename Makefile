@@ -4,10 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= experiments/default.toml
-# Debian packages the tests need: AArch64 kernels are verified under emulation (cross GCC to link,
-# qemu-user to run); GEMMs are timed against BLIS (serial and pthread builds) and NumPy's OpenBLAS;
+# Debian packages the tests need: a C compiler (a route rule's C predicate is compiled and called);
+# AArch64 kernels are verified under emulation (cross GCC to link, qemu-user to run); GEMMs are timed against BLIS (serial and pthread builds) and NumPy's OpenBLAS;
 # the HTML report is rendered in headless Chromium; shared sweeps are tested on a throwaway PostgreSQL cluster.
-SYSTEM_PACKAGES := gcc-aarch64-linux-gnu qemu-user libblis4-serial libblis4-pthread chromium postgresql
+SYSTEM_PACKAGES := gcc gcc-aarch64-linux-gnu qemu-user libblis4-serial libblis4-pthread chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test check test-avx2 ci-sweep venv system-packages clean

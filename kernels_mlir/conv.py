@@ -131,6 +131,17 @@ class ConvShape:
         return dataclasses.asdict(self)
 
 
+def cannot_take(shape: ConvShape, route: str) -> str | None:
+    """Why `route` cannot compute `shape`, or None when it can."""
+    if route == "pointwise" and not shape.pointwise:
+        return "needs a 1x1 kernel, stride 1 and no padding"
+    if route == "depthwise" and not (shape.depthwise and shape.k == shape.c and shape.layout == "nhwc"
+                                     and shape.dtype in ("f32", "f64")):
+        return ("needs an NHWC f32 or f64 convolution with groups = C and one filter per channel (a channel "
+                "multiplier above 1 takes an im2col route)")
+    return None
+
+
 def _check_int(name: str, value, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_SIZE:
         raise SpecError(f"{name}: must be an integer between {low} and {MAX_SIZE}, got {value!r}")
@@ -157,13 +168,9 @@ class ConvSpec:
             raise SpecError(f"route: must be one of {list(ROUTES)}, got {self.route!r}")
         if self.kernel.dtype != self.shape.dtype:
             raise SpecError(f"the micro-kernel is {self.kernel.dtype}, the convolution {self.shape.dtype}")
-        if self.route == "pointwise" and not self.shape.pointwise:
-            raise SpecError("route pointwise: needs a 1x1 kernel, stride 1 and no padding")
-        if self.route == "depthwise" and not (self.shape.depthwise and self.shape.k == self.shape.c and
-                                              self.shape.layout == "nhwc" and not DTYPES[self.dtype].acc.exact
-                                              and self.dtype in ("f32", "f64")):
-            raise SpecError("route depthwise: needs an NHWC f32 or f64 convolution with groups = C and one filter "
-                            "per channel (a channel multiplier above 1 takes an im2col route)")
+        why = cannot_take(self.shape, self.route)
+        if why:
+            raise SpecError(f"route {self.route}: {why}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS:
             raise SpecError(f"threads: must be an integer between 1 and {MAX_THREADS}, got {self.threads!r}")
         if self.route == "im2col_chunked":

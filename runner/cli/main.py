@@ -23,6 +23,7 @@ from transforms.strategy import Strategy
 from runner.cli import json_lines
 from runner.cli.asm import inspect, select
 from runner.cli.mca import predict_strategies
+from runner.cli.routes import command as routes_command
 from runner.cli.output import markdown_summary, mca_table, noise_line, peak_line, progress_line, rate_header
 from runner.config import experiment as config_mod
 from runner.config.experiment import ConfigError, runnable_target
@@ -553,6 +554,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_progress(cross, "a line per measured shape even when not on a terminal")
     _add_db(cross, "results database the crossover is stored in")
     cross.set_defaults(func=_cmd_crossover)
+
+    routes = sub.add_parser("routes", help="which convolution route wins on each layer of a conv2d config, "
+                            "against ONNX Runtime, and the route rule fitted on the store's layers")
+    routes.add_argument("config", type=Path)
+    routes.add_argument("--rule-dir", type=files.output_dir, metavar="DIR",
+                        help="where the rule's C and Python predicates go (default results/<name>-route-rule)")
+    _add_json(routes, "one JSON object per layer, then the rule")
+    _add_progress(routes, "a line per measured layer even when not on a terminal")
+    _add_db(routes, "results database the study is stored in (the rule is fitted on every study there)")
+    routes.set_defaults(func=routes_command)
 
     repro = sub.add_parser("repro", help="replay a failed candidate from its reproducer folder (results/repro/...)")
     repro.add_argument("folder", type=Path)

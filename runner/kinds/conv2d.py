@@ -11,15 +11,16 @@ runner.measure.onnxruntime_conv. The [conv2d] section:
     threads = 1
     layers = [{ name = "conv2_1", h = 56, w = 56, c = 64, k = 64, r = 3, s = 3, pad = 1 }, ...]
 
-A layer gives n (default 1), h, w, c, k, r, s, stride, pad, dilation, groups; its dtype is the
-strategy's. A sweep point may set route, mc, nc, pack_bytes and threads.
+A layer gives n (default 1), h, w, c, k, r, s, stride, pad, dilation, groups, and optionally the
+network it comes from (`ukl routes` fits its route rule leaving one network out at a time); its
+dtype is the strategy's. A sweep point may set route, mc, nc, pack_bytes and threads.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kernels_mlir.conv import ROUTES, ConvShape, ConvSpec, build_conv, to_nhwc
+from kernels_mlir.conv import ROUTES, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, MAX_DIM, MAX_THREADS
 from kernels_mlir.operands import Operands
 from kernels_mlir.spec import SpecError
@@ -48,7 +49,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("pack_bytes", DEFAULT_PACK_BYTES, minimum=1, maximum=1 << 40),
     Knob("threads", 1, maximum=MAX_THREADS),
 )
-LAYER_KEYS = {"name", "n", "h", "w", "c", "k", "r", "s", "stride", "pad", "dilation", "groups"}
+LAYER_KEYS = {"name", "network", "n", "h", "w", "c", "k", "r", "s", "stride", "pad", "dilation", "groups"}
 SECTION_KEYS = {"layout", "routes", "layers", *(k.name for k in KNOBS if k.name != "route")}
 
 
@@ -56,35 +57,48 @@ SECTION_KEYS = {"layout", "routes", "layers", *(k.name for k in KNOBS if k.name 
 class ConvSettings:
     """The [conv2d] section: named layers, the layout, the routes each layer runs, the other knobs."""
 
-    layers: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+    #: (name, network or "", sizes) per layer.
+    layers: tuple[tuple[str, str, tuple[tuple[str, int], ...]], ...]
     layout: str
     routes: tuple[str, ...]
     how: tuple[tuple[str, Any], ...]
 
     def specs(self, strategy: Strategy, point: Point | None = None) -> list[tuple[str, ConvSpec]]:
         """(layer name, spec) for every (layer, route) this strategy runs: a sweep point's route alone,
-        else the section's routes that the layer can take (pointwise needs a 1x1, stride-1, unpadded layer)."""
+        else the section's routes that the layer can take (kernels_mlir.conv.cannot_take)."""
         how = {**dict(self.how), **(problem_knobs(point, CONV2D) if point is not None else {})}
         routes = (how.pop("route"),) if "route" in how else self.routes
         specs = []
-        for name, sizes in self.layers:
+        for name, _, sizes in self.layers:
             shape = ConvShape(**dict(sizes), layout=self.layout, dtype=strategy.kernel.dtype)
             for route in routes:
-                if route == "pointwise" and not shape.pointwise:
+                if cannot_take(shape, route):
                     continue
                 specs.append((name, ConvSpec(shape, route, strategy.kernel, mc=how["mc"], nc=how["nc"],
                                              pack_bytes=how["pack_bytes"] if route == "im2col_chunked" else None,
                                              threads=how["threads"])))
         return specs
 
+    def by_layer(self, strategies: tuple[Strategy, ...], network: str) -> list[tuple[str, str, list[tuple[Strategy, ConvSpec]]]]:
+        """(layer, its network or `network`, every (strategy, spec) it runs), layer by layer."""
+        found: dict[str, list[tuple[Strategy, ConvSpec]]] = {}
+        for strategy in strategies:
+            for name, spec in self.specs(strategy):
+                found.setdefault(name, []).append((strategy, spec))
+        return [(name, net or network, found[name]) for name, net, _ in self.layers if name in found]
 
-def _layer(raw: Any, index: int) -> tuple[str, tuple[tuple[str, int], ...]]:
+
+def _layer(raw: Any, index: int) -> tuple[str, str, tuple[tuple[str, int], ...]]:
     where = f"conv2d.layers[{index}]"
     if not isinstance(raw, dict):
         raise StrategyError(f"{where}: must be a table of sizes, got {raw!r}")
     known(raw, LAYER_KEYS, f"{where}.")
     name = plain_name(typed(raw, "name", str, f"{where}.", f"layer{index}"), f"{where}.name")
-    sizes = {key: typed(raw, key, int, f"{where}.", None) for key in sorted(LAYER_KEYS - {"name"}) if key in raw}
+    network = typed(raw, "network", str, f"{where}.", "")
+    if network:
+        plain_name(network, f"{where}.network")
+    sizes = {key: typed(raw, key, int, f"{where}.", None) for key in sorted(LAYER_KEYS - {"name", "network"})
+             if key in raw}
     missing = [key for key in ("h", "w", "c", "k", "r", "s") if key not in sizes]
     if missing:
         raise StrategyError(f"{where}: needs {', '.join(missing)}")
@@ -93,7 +107,12 @@ def _layer(raw: Any, index: int) -> tuple[str, tuple[tuple[str, int], ...]]:
         ConvShape(**sizes)
     except SpecError as exc:
         raise StrategyError(f"{where} ({name}).{exc}") from None
-    return name, tuple(sorted(sizes.items()))
+    return name, network, tuple(sorted(sizes.items()))
+
+
+def _any(settings: ConvSettings) -> ConvShape:
+    """The first layer (what a refusal names)."""
+    return ConvShape(**dict(settings.layers[0][2]), layout=settings.layout)
 
 
 class Conv2dKind(ProblemKind):
@@ -110,7 +129,7 @@ class Conv2dKind(ProblemKind):
         if len(raw_layers) > MAX_SHAPES:
             raise StrategyError(f"conv2d.layers: {len(raw_layers)} layers; at most {MAX_SHAPES}")
         layers = tuple(_layer(raw, i) for i, raw in enumerate(raw_layers))
-        names = [name for name, _ in layers]
+        names = [name for name, _, _ in layers]
         if len(set(names)) != len(names):
             raise StrategyError(f"conv2d.layers: names must be unique, got {sorted({n for n in names if names.count(n) > 1})}")
         layout = typed(table, "layout", str, "conv2d.", "nhwc")
@@ -139,8 +158,9 @@ class Conv2dKind(ProblemKind):
         except SpecError as exc:
             raise StrategyError(f"conv2d ({strategy.name}): {exc}") from None
         if not specs:
-            raise StrategyError(f"conv2d: no layer can take route(s) {list(settings.routes)} (pointwise needs a "
-                                "1x1, stride-1, unpadded layer)")
+            routes = [point["route"]] if point is not None and "route" in point else list(settings.routes)
+            raise StrategyError(f"conv2d: no layer can take route(s) {routes} "
+                                f"({'; '.join(f'{r}: {cannot_take(_any(settings), r)}' for r in routes)})")
         return specs
 
     def check_space(self, choices: dict[str, tuple[Any, ...]]) -> None:
@@ -151,8 +171,8 @@ class Conv2dKind(ProblemKind):
         return [spec for _, spec in self._specs_or_fail(settings, strategy, point)]
 
     def problems_per_strategy(self, settings: ConvSettings) -> int:
-        return sum(len([r for r in settings.routes if r != "pointwise" or ConvShape(**dict(sizes)).pointwise])
-                   for _, sizes in settings.layers)
+        return sum(len([r for r in settings.routes if not cannot_take(ConvShape(**dict(sizes), layout=settings.layout), r)])
+                   for _, _, sizes in settings.layers)
 
     def to_dict(self, problem: ConvSpec) -> dict[str, Any]:
         return problem.to_dict()

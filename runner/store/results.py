@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 #: The schema this code writes. Every older store is migrated to it on open (MIGRATIONS), keeping
 #: every row. SQLite keeps the version in `PRAGMA user_version`, a server in the table `ukl_schema`.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 META = MetaData()
 runs = Table(
@@ -89,6 +89,12 @@ crossovers = Table(
     Column("host_cpu", Text, nullable=False), Column("dtype", Text, nullable=False),
     Column("routes_json", Text, nullable=False), Column("points_json", Text, nullable=False),
     Column("boundary_json", Text, nullable=False))
+route_studies = Table(
+    "route_studies", META,
+    Column("id", Integer, primary_key=True), Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("measured_at", Text, nullable=False), Column("experiment", Text), Column("target", Text, nullable=False),
+    Column("host_cpu", Text, nullable=False), Column("layer", Text, nullable=False),
+    Column("network", Text, nullable=False), Column("study_json", Text, nullable=False))
 predictions = Table(
     "predictions", META,
     Column("id", Integer, primary_key=True), Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
@@ -154,9 +160,9 @@ def _migrate_to_5(db: Connection) -> None:
 
 
 #: version -> what turns a store of version - 1 into one of that version (after its columns exist).
-#: Versions 3 and 4 only added tables, columns and an index, which the schema creates.
+#: Versions 3, 4 and 6 only added tables, columns and an index, which the schema creates.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: lambda db: None, 2: _migrate_to_2, 3: lambda db: None,
-                                                       4: lambda db: None, 5: _migrate_to_5}
+                                                       4: lambda db: None, 5: _migrate_to_5, 6: lambda db: None}
 
 
 def _now() -> str:
@@ -420,6 +426,34 @@ class Store:
             except ValueError:  # a damaged row: listed with nothing to redraw
                 item.update(routes=[], points=[], boundary={})
         return [c for c in found if target is None or c["target"] == target]
+
+    def add_route_study(self, run_id: int, experiment: str, target: Target, study: dict[str, Any]) -> None:
+        """One layer of a `ukl routes` study (every route's figures, ONNX Runtime's, the winner)."""
+        row = {"run_id": run_id, "measured_at": _now(), "experiment": experiment, "target": target.name,
+               "host_cpu": host_cpu_model(), "layer": study["layer"], "network": study["network"],
+               "study_json": json.dumps(study)}
+        self._write(lambda db: db.execute(route_studies.insert().values(**row)))
+
+    def route_studies(self, target: str | None = None) -> list[dict[str, Any]]:
+        """Every stored layer study (the latest per experiment, target, host and layer), oldest first; a
+        damaged row is listed with `damaged` set and nothing else to show."""
+        c = route_studies.c
+        rows = self._read(lambda db: db.execute(select(
+            c.experiment, c.target, c.host_cpu, c.layer, c.network, c.study_json, c.measured_at).order_by(c.id)).all())
+        latest: dict[tuple, dict[str, Any]] = {}
+        for experiment, target_name, host, layer, network, study_json, measured_at in rows:
+            if target is not None and target_name != target:
+                continue
+            item = {"experiment": experiment, "target": target_name, "host_cpu": host, "measured_at": measured_at}
+            try:
+                study = json.loads(study_json)
+                if not isinstance(study, dict) or not isinstance(study.get("routes"), dict):
+                    raise ValueError
+                item.update(study)
+            except ValueError:
+                item.update(layer=layer, network=network, damaged=True)
+            latest[(experiment, target_name, host, layer)] = item
+        return list(latest.values())
 
     def add_prediction(self, run_id: int, record: dict[str, Any]) -> None:
         """One `ukl mca` record (llvm-mca's prediction of a strategy's hot loop on a target)."""

@@ -1,0 +1,104 @@
+"""`ukl routes CONFIG`: the convolution route study of a conv2d config, stored layer by layer, then the
+route rule fitted on every layer study in the store (this target) and scored against the
+hand-written rules."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+from tqdm import tqdm
+
+from runner import files
+from runner.cli import json_lines
+from runner.config import experiment as config_mod
+from runner.config.experiment import ConfigError, runnable_target
+from runner.store.results import Store
+from runner.studies.route_rule import Layer, RuleReport, derive
+from runner.studies.routes import LayerRoutes, run_routes
+
+
+def command(args: argparse.Namespace) -> int:
+    experiment = config_mod.load(args.config)
+    if experiment.kind != "conv2d":
+        raise ConfigError(f"{args.config}: experiment.kind {experiment.kind!r} is not for ukl routes "
+                          "(it studies conv2d configs)")
+    target = runnable_target(experiment.target)
+    config_mod.check_for_target(experiment.strategies, target, f"{args.config}: ")
+    for strategy in experiment.strategies:
+        why = config_mod.why_not_here(strategy)
+        if why:
+            raise ConfigError(f"{args.config}: {strategy.name}: {why}")
+    if args.json:
+        json_lines.emit(json_lines.context("routes", target))
+    failed = False
+    with Store(args.db) as store:
+        run_id = store.start_run("routes", target, str(experiment.path), experiment.name)
+        for layer in run_routes(experiment.settings, experiment.strategies, target, experiment.timing,
+                                experiment.name):
+            for record in layer.records:
+                store.add(run_id, record, target, experiment.name)
+                failed |= record.status not in ("ok", "disturbed")
+            store.add_route_study(run_id, experiment.name, target, layer.to_json())
+            if args.json:
+                json_lines.emit(json_lines.line("layer", layer.to_json()))
+            elif args.progress or not args.json:
+                tqdm.write(layer_line(layer))
+        studies = [s for s in store.route_studies(target.name) if not s.get("damaged") and s.get("routes")]
+    report = derive([Layer.from_study(s) for s in studies]) if studies else None
+    folder = args.rule_dir or Path("results") / f"{experiment.name}-route-rule"
+    if report is not None:
+        files.write(folder / "conv_route.py", report.rule.python())
+        files.write(folder / "conv_route.c", report.rule.c())
+    if args.json:
+        if report is not None:
+            json_lines.emit(json_lines.line("rule", rule_json(report)))
+        return 1 if failed else 0
+    print(route_table(studies))
+    if report is not None:
+        print(rule_text(report))
+        print(f"predicates: {folder / 'conv_route.py'}, {folder / 'conv_route.c'}")
+    print(f"results: {args.db}")
+    return 1 if failed else 0
+
+
+def layer_line(layer: LayerRoutes) -> str:
+    if layer.winner is None:
+        return f"{layer.layer}: no route verified"
+    margin = "" if layer.margin is None else \
+        f" by {layer.margin[0]:.3f} [{layer.margin[1]:.3f}, {layer.margin[2]:.3f}]"
+    figures = ", ".join(f"{name} {r['gflops']:.1f}" for name, r in layer.routes.items())
+    ort = ", ".join(f"{name} {o['gflops']:.1f}" for name, o in layer.ort.items())
+    verdict = "" if layer.clear else " (within the noise)"
+    return f"{layer.layer}: {figures}; {ort or 'no ONNX Runtime figure'} GFLOP/s; winner {layer.winner}{margin}{verdict}"
+
+
+def _ratio(cell: list[float] | None) -> str:
+    return "-" if not cell else f"{cell[0]:.2f} [{cell[1]:.2f}, {cell[2]:.2f}]"
+
+
+def route_table(studies: list[dict[str, Any]]) -> str:
+    """Per layer: the winner, its margin over the runner-up, its ratio to ONNX Runtime's better
+    configuration, its fraction of peak and extra memory."""
+    rows = []
+    for s in studies:
+        win = s.get("winner")
+        r = s["routes"].get(win) or {}
+        rows.append([s.get("network", ""), s.get("layer", ""), win or "-", _ratio(s.get("margin")),
+                     f"{r.get('gflops', 0):.1f}", _ratio(r.get("vs_ort")),
+                     f"{100 * (r.get('fraction') or 0):.1f}%", f"{(r.get('extra_bytes') or 0) / 2**20:.2f}",
+                     "" if s.get("clear") else "tie"])
+    return tabulate(rows, headers=["network", "layer", "winner", "over runner-up [95% CI]", "GFLOP/s",
+                                   "vs ORT best [95% CI]", "of peak", "extra MiB", ""], disable_numparse=True)
+
+
+def rule_text(report: RuleReport) -> str:
+    regrets = ", ".join(f"{name} {100 * value:.1f}%" for name, value in report.regret.items())
+    return "\n".join(["route rule (decision tree on every stored layer of this target):", report.rule.text(),
+                      f"regret, geometric mean ({report.scoring}): {regrets}"])
+
+
+def rule_json(report: RuleReport) -> dict[str, Any]:
+    return {"rule": report.rule.text(), "python": report.rule.python(), "c": report.rule.c(),
+            "scoring": report.scoring, "regret": report.regret, "choices": report.choices}
