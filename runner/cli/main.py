@@ -38,6 +38,7 @@ from runner.measure.timing import (MAX_SAMPLES, MIN_ROUNDS, MIN_SAMPLE_SECONDS, 
                                    check_count, check_sample_seconds, check_seconds)
 from runner.report.display import terminal
 from runner.report.report import build_report, side_by_side_rows
+from runner.report.routes import route_table, rule_text
 from runner.search.space import MAX_BUDGET, MAX_SWEEP_SECONDS, METHODS, max_jobs
 from runner.search.shared import DEFAULT_HEARTBEAT, SharedSweep
 from runner.search.sweep import GIVE_UP_AFTER, Sweep, summary_line
@@ -298,6 +299,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 json_lines.emit(json_lines.line("best_per_host", {"experiment": experiment, "host": host,
                                                                   "name": row["name"], "gflops": row["gflops"],
                                                                   "fraction_of_peak": row["fraction_of_peak"]}))
+        for group in report.route_groups:
+            json_lines.emit(json_lines.line("route_study", group.to_json()))
         json_lines.emit(json_lines.line("summary", {"summary": report.summary(), "statuses": dict(report.statuses),
                                                     "rejections": report.rejections,
                                                     "plots": [p.title for p in report.plots]}))
@@ -310,6 +313,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
             for title, headers, rows in section.summaries:
                 print(f"\n{section.kind}, {title.lower()}:")
                 print(tabulate(rows, headers=headers, disable_numparse=True))
+        for group in report.route_groups:
+            print(f"\n{terminal(group.title)}:")
+            print(route_table(group.studies))
+            print(rule_text(group.report))
         if len(report.hosts) > 1:
             headers, rows = side_by_side_rows(report.best_per_host)
             print("\nbest strategy per kind of host:")

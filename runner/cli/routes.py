@@ -14,6 +14,8 @@ from runner import files
 from runner.cli import json_lines
 from runner.config import experiment as config_mod
 from runner.config.experiment import ConfigError, runnable_target
+from runner.measure.environment import host_cpu_model
+from runner.report.routes import route_table, rule_text, usable
 from runner.store.results import Store
 from runner.studies.route_rule import Layer, RuleReport, derive
 from runner.studies.routes import LayerRoutes, run_routes
@@ -45,7 +47,7 @@ def command(args: argparse.Namespace) -> int:
                 json_lines.emit(json_lines.line("layer", layer.to_json()))
             elif args.progress or not args.json:
                 tqdm.write(layer_line(layer))
-        studies = [s for s in store.route_studies(target.name) if not s.get("damaged") and s.get("routes")]
+        studies = usable(store.route_studies(target.name), host_cpu_model())
     report = derive([Layer.from_study(s) for s in studies]) if studies else None
     folder = args.rule_dir or Path("results") / f"{experiment.name}-route-rule"
     if report is not None:
@@ -72,31 +74,6 @@ def layer_line(layer: LayerRoutes) -> str:
     ort = ", ".join(f"{name} {o['gflops']:.1f}" for name, o in layer.ort.items())
     verdict = "" if layer.clear else " (within the noise)"
     return f"{layer.layer}: {figures}; {ort or 'no ONNX Runtime figure'} GFLOP/s; winner {layer.winner}{margin}{verdict}"
-
-
-def _ratio(cell: list[float] | None) -> str:
-    return "-" if not cell else f"{cell[0]:.2f} [{cell[1]:.2f}, {cell[2]:.2f}]"
-
-
-def route_table(studies: list[dict[str, Any]]) -> str:
-    """Per layer: the winner, its margin over the runner-up, its ratio to ONNX Runtime's better
-    configuration, its fraction of peak and extra memory."""
-    rows = []
-    for s in studies:
-        win = s.get("winner")
-        r = s["routes"].get(win) or {}
-        rows.append([s.get("network", ""), s.get("layer", ""), win or "-", _ratio(s.get("margin")),
-                     f"{r.get('gflops', 0):.1f}", _ratio(r.get("vs_ort")),
-                     f"{100 * (r.get('fraction') or 0):.1f}%", f"{(r.get('extra_bytes') or 0) / 2**20:.2f}",
-                     "" if s.get("clear") else "tie"])
-    return tabulate(rows, headers=["network", "layer", "winner", "over runner-up [95% CI]", "GFLOP/s",
-                                   "vs ORT best [95% CI]", "of peak", "extra MiB", ""], disable_numparse=True)
-
-
-def rule_text(report: RuleReport) -> str:
-    regrets = ", ".join(f"{name} {100 * value:.1f}%" for name, value in report.regret.items())
-    return "\n".join(["route rule (decision tree on every stored layer of this target):", report.rule.text(),
-                      f"regret, geometric mean ({report.scoring}): {regrets}"])
 
 
 def rule_json(report: RuleReport) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from runner.search.space import knobs, knobs_of
 from runner.search.sweep import rejection_reasons
 from runner.store.database import Database, as_database
 from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
+from runner.report.routes import HEADERS, RouteGroup, route_groups, route_rows
 from runner.studies.crossover import boundary_from_json, plot as crossover_plot, point_from_json
 
 #: Text in figures comes from databases: never parsed as math ($...$ would be TeX to matplotlib).
@@ -349,6 +350,8 @@ class Report:
     sections: list[Section]
     #: Crossover plots (studies, not results of a kind).
     crossover_plots: list[Plot]
+    #: Convolution route studies, per target and host CPU, each with its rule.
+    route_groups: list[RouteGroup] = field(default_factory=list)
     #: Why sweeps rejected points before compiling (reason -> count).
     rejections: dict[str, int] = field(default_factory=dict)
 
@@ -358,7 +361,14 @@ class Report:
 
     @property
     def plots(self) -> list[Plot]:
-        return [p for s in self.sections for p in s.plots] + self.crossover_plots
+        return [p for s in self.sections for p in s.plots] + self.crossover_plots + self.route_plots
+
+    @property
+    def route_plots(self) -> list[Plot]:
+        return [Plot(f"conv2d-routes-{i}.png", g.title, "Each route's median GFLOP/s on each layer (log scale), with "
+                     "ONNX Runtime's better configuration timed in the same alternation (dashed).",
+                     _png(g.plot(), f"{g.target} on {g.host_cpu}"))
+                for i, g in enumerate(self.route_groups, start=1)]
 
     @property
     def hosts(self) -> list[str]:
@@ -407,7 +417,12 @@ class Report:
                        "text_columns": {i + 1 for i, h in enumerate(s.headers) if h in TEXT_HEADERS},
                        "phase_column": s.headers.index("phase"), "summaries": s.summaries,
                        "plots": [_plot_json(p) for p in s.plots]} for s in self.sections],
-            crossovers=[_plot_json(p) for p in self.crossover_plots])
+            crossovers=[_plot_json(p) for p in self.crossover_plots],
+            route_groups=[{"title": g.title, "headers": HEADERS, "rows": route_rows(g.studies),
+                           "rule": g.report.rule.text(), "scoring": g.report.scoring,
+                           "regret": {k: f"{100 * v:.1f}%" for k, v in g.report.regret.items()}}
+                          for g in self.route_groups],
+            route_plots=[_plot_json(p) for p in self.route_plots])
 
 
 #: Columns the HTML aligns left: names and words, not figures.
@@ -535,6 +550,7 @@ def build_report(db: Database | Path, top: int, target: str | None = None, kind:
         rows = list(store.rows(kind=kind))
         crossovers, rejections = store.crossovers(target), store.rejections(target)
         predictions = store.predictions()
+        studies = store.route_studies(target) if kind in (None, "conv2d") else []
     sections = []
     for name in dict.fromkeys(r["kind"] for r in rows):
         results = best_results([r for r in rows if r["kind"] == name], target)
@@ -549,4 +565,4 @@ def build_report(db: Database | Path, top: int, target: str | None = None, kind:
         sections.append(Section(name, results, headers, table, plots, [
             (title, columns, [[terminal(cell) for cell in line] for line in lines])
             for title, columns, lines in summaries]))
-    return Report(as_database(db), sections, crossover_plots(crossovers), rejections)
+    return Report(as_database(db), sections, crossover_plots(crossovers), route_groups(studies), rejections)

@@ -204,3 +204,42 @@ def test_the_fraction_chart_puts_llvm_mcas_prediction_beside_the_measurement(tmp
     # The store holds 6x16-u2 at kc 64 (predicted) and kc 32 (not), and 4x8 at both (not).
     assert [(n, p) for n, _, p in rows if p is not None] == [("6x16-u2", prediction["predicted_fraction_of_model_peak"])]
     assert len(rows) == 4 and all(0 < measured <= 1 for _, measured, _ in rows)
+
+
+def test_route_studies_are_reported_with_their_rule_and_damaged_rows_left_out(tmp_path, capsys):
+    """Layer studies of two networks on one host: the route table, the rule and its regret, in text,
+    JSON and HTML; rows another tool wrote (not JSON, a NaN figure, a shape that is no convolution,
+    a terminal escape in a name) neither crash the report nor reach the rule."""
+    import sqlite3
+
+    from pipelines.targets import host_target
+    from runner.store.results import Store
+
+    from .test_routes import _layers
+
+    db = tmp_path / "r.sqlite"
+    with Store(db) as store:
+        run = store.start_run("routes", host_target())
+        for layer in _layers():
+            routes = {name: {"gflops": g, "fraction": g / 100, "extra_bytes": 1 << 20, "vs_best": [1.0, 0.9, 1.1],
+                             "vs_ort": [1.2, 1.1, 1.3]} for name, g in layer.gflops.items()}
+            store.add_route_study(run, "synthetic", host_target(), {
+                "layer": layer.name, "network": layer.network, "shape": layer.shape, "routes": routes,
+                "ort": {"ORT": {"gflops": 10.0, "configuration": "ONNX Runtime"}}, "winner": layer.best,
+                "margin": [1.5, 1.4, 1.6], "clear": True})
+        store.add_route_study(run, "synthetic", host_target(), {"layer": "nan\x1b[2J", "network": "a",
+                                                                "routes": {"im2col": {"gflops": float("nan")}}})
+        store.add_route_study(run, "synthetic", host_target(), {"layer": "nogroups", "network": "a", "routes": {
+            "im2col": {"gflops": 1.0}}, "shape": {**_layers()[0].shape, "groups": 3}})
+    con = sqlite3.connect(db)
+    con.execute("UPDATE route_studies SET study_json = 'not json' WHERE layer = 'small2'")
+    con.commit()
+    assert main(["report", "--db", str(db), "--html", str(tmp_path / "r.html")]) == 0
+    out = capsys.readouterr().out
+    assert "conv2d routes on host" in out and "regret, geometric mean (leave one network out): derived" in out
+    assert "dw1" in out and "small2" not in out and "nogroups" not in out and "\x1b" not in out
+    html = (tmp_path / "r.html").read_text()
+    assert "Route rule fitted on these layers" in html and "big1" in html
+    assert main(["report", "--db", str(db), "--json"]) == 0
+    study = one(capsys.readouterr().out, "route_study")
+    assert study["layers"] == 5 and set(study["regret"]) == {"derived", "XNNPACK", "ACL", "MLAS"}
