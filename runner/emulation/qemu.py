@@ -24,6 +24,8 @@ QEMU_CPU = "max"
 #: Debian packages that provide GCC and QEMU; the Makefile installs them when missing.
 PACKAGES = "qemu-user gcc-aarch64-linux-gnu"
 DRIVER_SOURCE = Path(__file__).with_name("emulation_driver.c")
+#: The driver of problems whose entry takes A, B, C and a share [lo, hi) (GEMMs, convolutions).
+ENTRY_DRIVER_SOURCE = Path(__file__).with_name("entry_driver.c")
 #: One emulated call takes milliseconds; a kernel that loops forever must not hang the harness.
 RUN_TIMEOUT_SECONDS = 60
 
@@ -65,13 +67,35 @@ def _run(command: list[str], what: str, timeout: float | None = None) -> None:
 
 
 @lru_cache(maxsize=None)
-def _driver_object(dtype: str) -> Path:
+def _driver_object(dtype: str, entry: str | None = None) -> Path:
+    """The micro-kernel driver, or with `entry` the driver calling that C interface on shares."""
     require_tools()
-    out = _workdir() / f"driver-{dtype}.o"
+    out = _workdir() / f"driver-{dtype}-{entry or 'ukernel'}.o"
     d = DTYPES[dtype]
     types = [f"-DELT_{name}={element.c_type}" for name, element in (("A", d.a), ("B", d.b), ("C", d.acc))]
-    _run([GCC, "-O1", "-c", *types, str(DRIVER_SOURCE), "-o", str(out)], "compiling the driver")
+    source, extra = (DRIVER_SOURCE, []) if entry is None else (ENTRY_DRIVER_SOURCE, [f"-DENTRY={entry}"])
+    _run([GCC, "-O1", "-c", *types, *extra, str(source), "-o", str(out)], "compiling the driver")
     return out
+
+
+def run_emulated_entry(object_code: bytes, entry: str, dtype: str, ops: Operands,
+                       shares: list[tuple[int, int]]) -> None:
+    """Call `entry` (a C interface taking A, B, C and a share) once per share under qemu, in turn; C's
+    buffer is updated in place."""
+    driver = _driver_object(dtype, entry)
+    arrays = [ops.a, ops.b, ops.c]
+    with tempfile.TemporaryDirectory(dir=_workdir()) as tmp:
+        folder = Path(tmp)
+        kernel, program = folder / "kernel.o", folder / "kernel"
+        inputs, outputs = folder / "in.bin", folder / "out.bin"
+        kernel.write_bytes(object_code)
+        _run([GCC, "-static", str(driver), str(kernel), "-o", str(program), "-lm"], "linking the kernel")
+        inputs.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in arrays))
+        sizes = [str(n) for x in arrays for n in x.shape]
+        bounds = [str(n) for share in shares for n in share]
+        _run([QEMU, "-cpu", QEMU_CPU, str(program), *sizes, str(inputs), str(outputs), *bounds],
+             "the kernel under qemu-aarch64", RUN_TIMEOUT_SECONDS)
+        ops.c[...] = np.fromfile(outputs, dtype=ops.c.dtype).reshape(ops.c.shape)
 
 
 def run_emulated(object_code: bytes, spec: KernelSpec, ops: Operands) -> None:

@@ -140,6 +140,11 @@ class ProblemKind:
         arrays = [g.view for g in ops.guarded.values()]
         return NativeFunction(code, problem.bench if bench else problem.entry, arrays, n_scalars=int(bench))
 
+    def shares(self, problem: Problem) -> list[tuple[int, int]] | None:
+        """The [lo, hi) each thread passes to the entry after A, B and C (what emulated verification calls
+        in turn), or None for an entry taking its operands only (a micro-kernel: its own driver)."""
+        return None
+
     def baselines(self, problem: Problem, ops: Operands) -> list[Baseline]:
         """Libraries timed in the same alternation as ours, on the same operands."""
         return []

@@ -216,6 +216,9 @@ class Conv2dKind(ProblemKind):
             team.run([lambda lo=lo, hi=hi: fn(lo, hi, *n) for lo, hi in shares])
         return run
 
+    def shares(self, problem: ConvSpec) -> list[tuple[int, int]]:
+        return problem.partition()
+
     def baselines(self, problem: ConvSpec, ops: Operands) -> list[Baseline]:
         """ONNX Runtime's Conv in both configurations (float32 only: its Conv has no int8 or bf16 form)."""
         if problem.dtype != "f32":

@@ -186,6 +186,9 @@ class GemmKind(ProblemKind):
             team.run([lambda lo=lo, hi=hi: fn(lo, hi, *n) for lo, hi in shares])
         return run
 
+    def shares(self, problem: GemmSpec) -> list[tuple[int, int]]:
+        return problem.partition()
+
     def baselines(self, problem: GemmSpec, ops: Operands) -> list[Baseline]:
         """OpenBLAS and BLIS at the GEMM's thread count, for the dtypes they have (not int8 or bf16)."""
         if problem.dtype not in ("f32", "f64"):

@@ -11,12 +11,13 @@ from typing import Callable
 
 import numpy as np
 
+from kernels_mlir.names import c_interface
 from kernels_mlir.operands import Operands
 from kernels_mlir.problem import Problem
 from pipelines.codegen import MachineCode
 
-from runner.emulation.qemu import run_emulated
-from runner.kinds import launch
+from runner.emulation.qemu import run_emulated, run_emulated_entry
+from runner.kinds import kind_of, launch
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,11 @@ def verify_emulated(code: MachineCode, problem: Problem, seed: int = 0) -> Verif
     """Verify AArch64 object code under qemu-aarch64 (raises EmulatedFailure if it crashes or hangs)."""
     if code.object_code is None:
         raise ValueError("no object code to run: compile without JIT")
-    return check_call(lambda ops: run_emulated(code.object_code, problem, ops), problem, seed)
+    shares = kind_of(problem).shares(problem)
+    if shares is None:
+        return check_call(lambda ops: run_emulated(code.object_code, problem, ops), problem, seed)
+    return check_call(lambda ops: run_emulated_entry(code.object_code, c_interface(problem.entry), problem.dtype, ops,
+                                                     shares), problem, seed)
 
 
 def check_call(call: Callable[[Operands], None], problem: Problem, seed: int = 0) -> Verification:

@@ -68,3 +68,40 @@ def test_missing_tools_name_the_packages(monkeypatch):
     monkeypatch.setattr(emulation.shutil, "which", lambda tool: None)
     with pytest.raises(EmulationUnavailable, match="qemu-user gcc-aarch64-linux-gnu"):
         require_tools()
+
+
+#: Every convolution route in both layouts where it applies, at two threads (each share called in turn).
+_CONV_CASES = [
+    ("im2col", dict(h=7, w=9, c=5, k=6, r=3, s=3, stride=2, pad=1), "nhwc"),
+    ("im2col_chunked", dict(h=7, w=9, c=5, k=6, r=3, s=3, pad=1, groups=1), "nchw"),
+    ("igemm", dict(h=7, w=9, c=4, k=6, r=3, s=3, pad=1, dilation=2, groups=2), "nchw"),
+    ("igemm", dict(h=6, w=5, c=5, k=7, r=3, s=3, stride=2, pad=1), "nhwc"),
+    ("pointwise", dict(h=5, w=5, c=4, k=6, r=1, s=1), "nchw"),
+    ("depthwise", dict(h=7, w=9, c=12, k=12, r=3, s=3, pad=1, groups=12), "nhwc"),
+]
+
+
+@pytest.mark.parametrize("target", ["neoverse-v2", "neoverse-n1"])
+@pytest.mark.parametrize("route, sizes, layout", _CONV_CASES, ids=[f"{r}-{lay}" for r, _, lay in _CONV_CASES])
+def test_every_convolution_route_is_verified_under_qemu(target, route, sizes, layout):
+    from kernels_mlir.conv import ConvShape, ConvSpec
+    from runner.measure.lifecycle import Candidate, build
+
+    s = legal_strategy(8, 8, 64)
+    shape = ConvShape(1, **sizes, layout=layout)
+    spec = ConvSpec(shape, route, s.kernel, mc=16, nc=16, threads=2,
+                    pack_bytes=5 * shape.taps * 4 if route == "im2col_chunked" else None)
+    code = build(Candidate(s, spec, get_target(target)), jit=False).code
+    assert "fmla" in code.assembly
+    check = verify_emulated(code, spec, seed=5)
+    assert check.correct, check.message
+
+
+def test_a_wrong_convolution_is_caught_under_qemu():
+    from kernels_mlir.conv import ConvShape, ConvSpec
+    from runner.measure.lifecycle import Candidate, build
+
+    s = sabotaged(8, 8, 64)
+    spec = ConvSpec(ConvShape(1, 6, 6, 4, 8, 3, 3, pad=1), "igemm", s.kernel, mc=16, nc=16)
+    check = verify_emulated(build(Candidate(s, spec, get_target("neoverse-n1")), jit=False).code, spec)
+    assert not check.correct and "expected" in check.message
