@@ -7,7 +7,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
 from tqdm import tqdm
 
 from runner import files

@@ -7,30 +7,9 @@
  * The kernel updates the MR x NR block of C in place; OUT receives the whole C buffer,
  * so the harness can also check that nothing beyond NR columns was written.
  */
-#include <stdio.h>
-#include <stdlib.h>
-
-typedef struct {
-    void *allocated;
-    void *aligned;
-    long offset;
-    long sizes[2];
-    long strides[2];
-} memref2d;
+#include "memref2d.h"
 
 void _mlir_ciface_ukernel(memref2d *a, memref2d *b, memref2d *c);
-
-static memref2d view(void *data, long rows, long cols, long stride) {
-    memref2d m = {data, data, 0, {rows, cols}, {stride, 1}};
-    return m;
-}
-
-static void check(size_t done, size_t wanted, const char *what) {
-    if (done != wanted) {
-        fprintf(stderr, "driver: short %s\n", what);
-        exit(3);
-    }
-}
 
 int main(int argc, char **argv) {
     if (argc != 8) {

@@ -5,25 +5,9 @@
  * usage: driver ROWS_A COLS_A ROWS_B COLS_B ROWS_C COLS_C IN OUT LO HI [LO HI ...]
  * IN holds A, B and C, row-major, native byte order; OUT receives C after the calls.
  */
-#include <stdio.h>
-#include <stdlib.h>
-
-typedef struct {
-    void *allocated;
-    void *aligned;
-    long offset;
-    long sizes[2];
-    long strides[2];
-} memref2d;
+#include "memref2d.h"
 
 void ENTRY(memref2d *a, memref2d *b, memref2d *c, long lo, long hi);
-
-static void check(size_t done, size_t wanted, const char *what) {
-    if (done != wanted) {
-        fprintf(stderr, "driver: short %s\n", what);
-        exit(3);
-    }
-}
 
 int main(int argc, char **argv) {
     if (argc < 11 || (argc - 9) % 2) {
@@ -48,9 +32,8 @@ int main(int argc, char **argv) {
     check(fread(c, sizeof(ELT_C), rows[2] * cols[2], in), rows[2] * cols[2], "read of C");
     fclose(in);
 
-    memref2d ma = {a, a, 0, {rows[0], cols[0]}, {cols[0], 1}};
-    memref2d mb = {b, b, 0, {rows[1], cols[1]}, {cols[1], 1}};
-    memref2d mc = {c, c, 0, {rows[2], cols[2]}, {cols[2], 1}};
+    memref2d ma = view(a, rows[0], cols[0], cols[0]), mb = view(b, rows[1], cols[1], cols[1]),
+             mc = view(c, rows[2], cols[2], cols[2]);
     for (int i = 9; i < argc; i += 2)
         ENTRY(&ma, &mb, &mc, atol(argv[i]), atol(argv[i + 1]));
 

@@ -29,6 +29,7 @@ from transforms.strategy import Strategy
 from runner.cli.output import results_table
 from runner.measure.baselines import Baseline
 from runner.measure.native import NativeFunction
+from runner.measure.parallel import Team
 from runner.measure.record import Record
 
 
@@ -157,6 +158,37 @@ class ProblemKind:
         """Memory one measurement takes: the problem's own count (its baselines' buffers included), made
         before anything is allocated."""
         return problem.bytes_needed
+
+
+class SharedEntryKind(ProblemKind):
+    """A kind whose entry takes A, B, C and a share [lo, hi) of the work: each of the problem's
+    `threads` calls it on its share (`problem.partition()`), in parallel natively, in turn under
+    emulation."""
+
+    def threads(self, problem: Problem) -> int:
+        return problem.threads
+
+    def shares(self, problem: Problem) -> list[tuple[int, int]]:
+        return problem.partition()
+
+    def launch(self, code: MachineCode, problem: Problem, ops: Operands, bench: bool) -> Callable[..., None]:
+        fn = NativeFunction(code, problem.bench if bench else problem.entry, [ops.a, ops.b, ops.c],
+                            n_scalars=2 + int(bench))
+        shares = self.shares(problem)
+        team = Team(len(shares))
+
+        def run(*n: int) -> None:
+            team.run([lambda lo=lo, hi=hi: fn(lo, hi, *n) for lo, hi in shares])
+        return run
+
+
+def ratio_cell(record: dict[str, Any], name: str) -> str:
+    """Our ratio to baseline `name` in a stored record, with its 95% interval ("-" when absent)."""
+    b = next((b for b in record.get("baselines") or [] if b.get("name") == name), None)
+    if b is None or b.get("ratio") is None:
+        return "-"
+    low, high = b.get("ratio_ci") or (None, None)
+    return f"{b['ratio']:.3f} [{low:.3f}, {high:.3f}]" if low is not None else f"{b['ratio']:.3f}"
 
 
 #: Every registered kind by name, built-ins first.

@@ -24,7 +24,6 @@ from kernels_mlir.conv import ROUTES, ConvShape, ConvSpec, build_conv, cannot_ta
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, MAX_DIM, MAX_THREADS
 from kernels_mlir.operands import Operands
 from kernels_mlir.spec import SpecError
-from pipelines.codegen import MachineCode
 from pipelines.compile_gemm import compile_driver
 from pipelines.targets import Target
 from transforms.errors import StrategyError
@@ -33,11 +32,9 @@ from transforms.strategy import Strategy
 
 from runner.cli.output import baseline_table
 from runner.config.fields import MAX_SHAPES, check_threads, fits_in_memory, known, plain_name, typed
-from runner.kinds.base import Compiled, ProblemKind, problem_knobs, register
+from runner.kinds.base import Compiled, SharedEntryKind, problem_knobs, ratio_cell, register
 from runner.measure.baselines import Baseline
-from runner.measure.native import NativeFunction
 from runner.measure.onnxruntime_conv import ort_conv
-from runner.measure.parallel import Team
 from runner.measure.record import Record
 
 #: A chunk of the column matrix that fits every core's L2 with room for the GEMM's packed blocks.
@@ -115,7 +112,7 @@ def _any(settings: ConvSettings) -> ConvShape:
     return ConvShape(**dict(settings.layers[0][2]), layout=settings.layout)
 
 
-class Conv2dKind(ProblemKind):
+class Conv2dKind(SharedEntryKind):
     name = "conv2d"
     section = "conv2d"
     knobs = KNOBS
@@ -202,23 +199,6 @@ class Conv2dKind(ProblemKind):
                                   strategy, target, jit=jit)
         return Compiled(compiled.code, compiled.vector_bits)
 
-    def threads(self, problem: ConvSpec) -> int:
-        return problem.threads
-
-    def launch(self, code: MachineCode, problem: ConvSpec, ops: Operands, bench: bool) -> Callable[..., None]:
-        """Each thread calls the entry on its share (ConvSpec.partition)."""
-        fn = NativeFunction(code, problem.bench if bench else problem.entry, [ops.a, ops.b, ops.c],
-                            n_scalars=2 + int(bench))
-        shares = problem.partition()
-        team = Team(len(shares))
-
-        def run(*n: int) -> None:
-            team.run([lambda lo=lo, hi=hi: fn(lo, hi, *n) for lo, hi in shares])
-        return run
-
-    def shares(self, problem: ConvSpec) -> list[tuple[int, int]]:
-        return problem.partition()
-
     def baselines(self, problem: ConvSpec, ops: Operands) -> list[Baseline]:
         """ONNX Runtime's Conv in both configurations (float32 only: its Conv has no int8 or bf16 form)."""
         if problem.dtype != "f32":
@@ -227,18 +207,10 @@ class Conv2dKind(ProblemKind):
         return ort_conv(problem.shape, x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1), problem.threads)
 
     def report_columns(self, records: list[dict[str, Any]]) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
-        def baseline(name: str) -> Callable[[dict[str, Any]], str]:
-            def cell(r: dict[str, Any]) -> str:
-                b = next((b for b in r.get("baselines") or [] if b.get("name") == name), None)
-                if b is None or b.get("ratio") is None:
-                    return "-"
-                low, high = b.get("ratio_ci") or (None, None)
-                return f"{b['ratio']:.3f} [{low:.3f}, {high:.3f}]" if low is not None else f"{b['ratio']:.3f}"
-            return cell
         names = list(dict.fromkeys(b.get("name") for r in records for b in r.get("baselines") or []))
         return [("route", lambda r: str(r.get("route"))),
                 ("extra MiB", lambda r: f"{(r.get('extra_bytes') or 0) / 2**20:.2f}"),
-                *[(f"ours/{name} [95% CI]", baseline(name)) for name in names]]
+                *[(f"ours/{name} [95% CI]", lambda r, name=name: ratio_cell(r, name)) for name in names]]
 
     def table(self, records: list[Record]) -> str:
         """Each (layer, route) in its label, the route's extra memory, and ours against ONNX Runtime."""

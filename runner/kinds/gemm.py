@@ -14,7 +14,6 @@ from kernels_mlir.gemm import (DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, INNER_
                                TRAVERSALS, GemmSpec)
 from kernels_mlir.operands import Operands
 from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
-from pipelines.codegen import MachineCode
 from pipelines.compile_gemm import compile_gemm
 from pipelines.targets import Target
 from transforms.errors import StrategyError
@@ -23,10 +22,8 @@ from transforms.strategy import Strategy
 
 from runner.cli.output import gemm_table
 from runner.config.fields import MAX_SHAPES, check_threads, fits_in_memory, known, typed
-from runner.kinds.base import Compiled, ProblemKind, problem_knobs, register
+from runner.kinds.base import Compiled, SharedEntryKind, problem_knobs, ratio_cell, register
 from runner.measure.baselines import Baseline, blis_gemm, numpy_matmul
-from runner.measure.native import NativeFunction
-from runner.measure.parallel import Team
 from runner.measure.record import Record
 
 #: The GEMM's blocking around the micro-kernel (kc is the micro-kernel's), its traversal (blis, tiles,
@@ -97,7 +94,7 @@ class GemmSettings:
         return gemm_spec(strategy, shape, self.accumulate, **dict(self.blocking))
 
 
-class GemmKind(ProblemKind):
+class GemmKind(SharedEntryKind):
     name = "gemm"
     section = "gemm"
     knobs = KNOBS
@@ -172,23 +169,6 @@ class GemmKind(ProblemKind):
         compiled = compile_gemm(problem, strategy, target, jit=jit)
         return Compiled(compiled.code, compiled.vector_bits)
 
-    def threads(self, problem: GemmSpec) -> int:
-        return problem.threads
-
-    def launch(self, code: MachineCode, problem: GemmSpec, ops: Operands, bench: bool) -> Callable[..., None]:
-        """Each thread calls the entry on its share of C (rows or columns [lo, hi))."""
-        fn = NativeFunction(code, problem.bench if bench else problem.entry, [ops.a, ops.b, ops.c],
-                            n_scalars=2 + int(bench))
-        shares = problem.partition()
-        team = Team(len(shares))
-
-        def run(*n: int) -> None:
-            team.run([lambda lo=lo, hi=hi: fn(lo, hi, *n) for lo, hi in shares])
-        return run
-
-    def shares(self, problem: GemmSpec) -> list[tuple[int, int]]:
-        return problem.partition()
-
     def baselines(self, problem: GemmSpec, ops: Operands) -> list[Baseline]:
         """OpenBLAS and BLIS at the GEMM's thread count, for the dtypes they have (not int8 or bf16)."""
         if problem.dtype not in ("f32", "f64"):
@@ -209,13 +189,10 @@ class GemmKind(ProblemKind):
 
         def baseline(name: str, ratio: bool) -> Callable[[dict[str, Any]], str]:
             def cell(r: dict[str, Any]) -> str:
+                if ratio:
+                    return ratio_cell(r, name)
                 b = next((b for b in r.get("baselines") or [] if b.get("name") == name), None)
-                if b is None or b.get("gflops") is None or (ratio and b.get("ratio") is None):
-                    return "-"
-                if not ratio:
-                    return f"{b['gflops']:.2f}"
-                low, high = b.get("ratio_ci") or (None, None)
-                return f"{b['ratio']:.3f} [{low:.3f}, {high:.3f}]" if low is not None else f"{b['ratio']:.3f}"
+                return "-" if b is None or b.get("gflops") is None else f"{b['gflops']:.2f}"
             return cell
         names = list(dict.fromkeys(b.get("name") for r in records for b in r.get("baselines") or []))
         return [("M x N x K", lambda r: "x".join(map(str, r.get("shape") or []))), ("blocking", blocking),
