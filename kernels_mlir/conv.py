@@ -34,7 +34,7 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, func, memref, scf
 
-from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, Gather, GemmSpec, emit_gemm
+from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, Gather, GemmSpec, emit_gemm, packed_type
 from .conv_depthwise import emit_depthwise
 from .emitter import Emitter
 from .harness import add_bench_loop
@@ -235,6 +235,18 @@ class ConvSpec:
         return {size: self.gemm(size) for size in sorted(sizes)}
 
     @property
+    def panels(self) -> bool:
+        """The im2col routes pack their column matrix straight into the micro-kernel's panel layout (the
+        GEMM then packs it no more): for dtypes of one k per row; grouped ones (bf16, int8) keep a
+        row-major column matrix that the GEMM packs."""
+        return self.route in PACKING_ROUTES and self.kernel.group == 1
+
+    @property
+    def unit(self) -> int:
+        """The column matrix's lines per panel: the micro-kernel's rows (NHWC) or columns (NCHW)."""
+        return self.kernel.mr if self.shape.layout == "nhwc" else self.kernel.nr
+
+    @property
     def kernel_kcs(self) -> tuple[int, ...]:
         return tuple(dict.fromkeys(kc for spec in self.gemms().values() for kc in spec.kernel_kcs))
 
@@ -244,10 +256,16 @@ class ConvSpec:
         indirection buffers, and the GEMM's packing buffers (as allocated: counted from the sizes, not
         sampled)."""
         d = DTYPES[self.dtype]
-        column = self.chunk * self.shape.taps * d.a.bytes if self.route in PACKING_ROUTES else \
-            self.lines * self.shape.r * self.shape.s * 8 if self.route == "igemm" else 0
-        packing = max((spec.blocks[0] * spec.blocks[2] + spec.blocks[2] * spec.blocks[1]
-                       for spec in self.gemms().values()), default=0) * d.a.bytes
+        if self.route in PACKING_ROUTES:
+            lines = -(-self.chunk // self.unit) * self.unit if self.panels else self.chunk
+            column = lines * self.shape.taps * d.a.bytes
+        else:
+            column = self.lines * self.shape.r * self.shape.s * 8 if self.route == "igemm" else 0
+        a_side = self.panels and self.shape.layout == "nhwc"
+        b_side = self.panels and self.shape.layout == "nchw"
+        packing = max(((0 if a_side else spec.blocks[0] * spec.blocks[2]) +
+                       (0 if b_side else spec.blocks[2] * spec.blocks[1]) for spec in self.gemms().values()),
+                      default=0) * d.a.bytes
         return self.threads * (column + packing)
 
     @property
@@ -370,9 +388,10 @@ def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
     with ir.InsertionPoint(module.body):
         names = {}
         gathers = _indirect(spec, types[0]) if spec.route == "igemm" else None
+        packed = frozenset(() if not spec.panels else ("A",) if sh.layout == "nhwc" else ("B",))
         for lines, gemm in spec.gemms().items():
             names[lines] = f"ukl_conv_gemm_{lines}"
-            emit_gemm(gemm, lanes, names[lines], _lds(spec, lines), gathers)
+            emit_gemm(gemm, lanes, names[lines], _lds(spec, lines), gathers, packed)
         fn = func.FuncOp(CONV, ir.FunctionType.get([*types, e.index, e.index], []))
         mark_entry_point(fn, noinline=True)
         with ir.InsertionPoint(fn.add_entry_block()):
@@ -502,7 +521,10 @@ def _packed(spec: ConvSpec, e: Emitter, gemms: dict[int, str], a, b, c, lo, hi) 
     chunk, taps = spec.chunk, sh.taps
     elt = ir.MemRefType(a.type).element_type
     align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
-    shape = [chunk, taps] if sh.layout == "nhwc" else [taps, chunk]
+    if spec.panels:
+        shape = [-(-chunk // spec.unit), taps, spec.unit]
+    else:
+        shape = [chunk, taps] if sh.layout == "nhwc" else [taps, chunk]
     buffer = memref.alloc(ir.MemRefType.get(shape, elt), [], [], alignment=align)
     per_image = -(-spec.lines // chunk)
     chunks = e.loop(lo, hi)
@@ -537,27 +559,60 @@ def _chunk(spec: ConvSpec, e: Emitter, gemm: str, lines: int, a, b, c, buffer, i
     """Pack `lines` lines of group g's column matrix from line `first` (of `image`, NCHW), then multiply."""
     sh = spec.shape
     taps, pq = sh.taps, sh.p * sh.q
+    put = _panel_store(spec, e, buffer, lines) if spec.panels else None
     if sh.layout == "nhwc":
-        _pack_rows(sh, e, a, buffer, first, lines, g)
-        _call(gemm, [e.view(buffer, [0, 0], [lines, taps], taps),
-                     e.view(b, [0, e.mul(g, sh.kg)], [taps, sh.kg], sh.k),
+        _pack_rows(sh, e, a, buffer, first, lines, g, put)
+        column = _panels(spec, e, buffer, lines) if spec.panels else e.view(buffer, [0, 0], [lines, taps], taps)
+        _call(gemm, [column, e.view(b, [0, e.mul(g, sh.kg)], [taps, sh.kg], sh.k),
                      e.view(c, [first, e.mul(g, sh.kg)], [lines, sh.kg], sh.k), e.c(0), e.c(lines)])
     else:
-        _pack_columns(sh, e, a, buffer, image, first, lines, g)
-        _call(gemm, [e.view(b, [e.mul(g, sh.kg), 0], [sh.kg, taps], taps),
-                     e.view(buffer, [0, 0], [taps, lines], spec.chunk),
+        _pack_columns(sh, e, a, buffer, image, first, lines, g, put)
+        column = _panels(spec, e, buffer, lines) if spec.panels else \
+            e.view(buffer, [0, 0], [taps, lines], spec.chunk)
+        _call(gemm, [e.view(b, [e.mul(g, sh.kg), 0], [sh.kg, taps], taps), column,
                      e.view(c, [e.add(e.mul(image, sh.k), e.mul(g, sh.kg)), first], [sh.kg, lines], pq),
                      e.c(0), e.c(lines)])
+
+
+def _panel_store(spec: ConvSpec, e: Emitter, buffer, lines: int):
+    """`put(value, line, kk)` storing element kk of a line into its panel (buffer[line / unit, kk, line %
+    unit]); the lines past `lines` in the last panel are zeroed now (the micro-kernel reads whole panels)."""
+    unit, taps = spec.unit, spec.shape.taps
+    if lines % unit:
+        elt = ir.MemRefType(buffer.type).element_type
+        pad = e.loop(lines, -(-lines // unit) * unit)
+        with ir.InsertionPoint(pad.body):
+            line = pad.induction_variable
+            where = [arith.divui(line, e.c(unit)), None, arith.remui(line, e.c(unit))]
+            depth = e.loop(0, taps)
+            with ir.InsertionPoint(depth.body):
+                memref.store(_zero(elt), buffer, [where[0], depth.induction_variable, where[2]])
+                scf.YieldOp([])
+            scf.YieldOp([])
+
+    def put(value, line, kk) -> None:
+        memref.store(value, buffer, [arith.divui(line, e.c(unit)), kk, arith.remui(line, e.c(unit))])
+    return put
+
+
+def _panels(spec: ConvSpec, e: Emitter, buffer, lines: int) -> ir.Value:
+    """The panels holding `lines` lines, typed as the GEMM's caller-packed operand."""
+    gemm = spec.gemm(lines)
+    side = "A" if spec.shape.layout == "nhwc" else "B"
+    view = memref.subview(buffer, [0, 0, 0], [-(-lines // spec.unit), spec.shape.taps, spec.unit], [1, 1, 1])
+    return memref.cast(packed_type(gemm, side), view)
 
 
 def _zero(elt: ir.Type) -> ir.Value:
     return arith.constant(elt, 0 if isinstance(elt, ir.IntegerType) else 0.0)
 
 
-def _pack_rows(sh: ConvShape, e: Emitter, a, buffer, first, lines: int, g) -> None:
+def _pack_rows(sh: ConvShape, e: Emitter, a, buffer, first, lines: int, g, put=None) -> None:
     """NHWC: buffer[i, (r.S + s).Cg + ci] = input pixel of output row first + i shifted by tap (r, s),
-    channel g.Cg + ci, or 0 in the padding: one contiguous copy of Cg channels per tap."""
+    channel g.Cg + ci, or 0 in the padding: one contiguous copy of Cg channels per tap (or through
+    `put`, into panels)."""
     elt = ir.MemRefType(a.type).element_type
+    put = put or (lambda value, line, kk: memref.store(value, buffer, [line, kk]))
     rows = e.loop(0, lines)
     with ir.InsertionPoint(rows.body):
         i = rows.induction_variable
@@ -578,22 +633,24 @@ def _pack_rows(sh: ConvShape, e: Emitter, a, buffer, first, lines: int, g) -> No
                     with ir.InsertionPoint(copy.body):
                         ci = copy.induction_variable
                         value = memref.load(a, [source, arith.addi(channel0, ci)])
-                        memref.store(value, buffer, [i, arith.addi(e.c(column), ci)])
+                        put(value, i, arith.addi(e.c(column), ci))
                         scf.YieldOp([])
                     scf.YieldOp([])
                 with ir.InsertionPoint(branch.else_block):
                     zeros = e.loop(0, sh.cg)
                     with ir.InsertionPoint(zeros.body):
-                        memref.store(_zero(elt), buffer, [i, arith.addi(e.c(column), zeros.induction_variable)])
+                        put(_zero(elt), i, arith.addi(e.c(column), zeros.induction_variable))
                         scf.YieldOp([])
                     scf.YieldOp([])
         scf.YieldOp([])
 
 
-def _pack_columns(sh: ConvShape, e: Emitter, a, buffer, image, first, lines: int, g) -> None:
+def _pack_columns(sh: ConvShape, e: Emitter, a, buffer, image, first, lines: int, g, put=None) -> None:
     """NCHW: buffer[(ci.R + r).S + s, j] = input channel g.Cg + ci of `image` at output pixel first + j
-    shifted by tap (r, s), or 0 in the padding: a row of pixels per tap, clamped loads selected."""
+    shifted by tap (r, s), or 0 in the padding: a row of pixels per tap, clamped loads selected (or
+    through `put`, into panels)."""
     elt = ir.MemRefType(a.type).element_type
+    put = put or (lambda value, line, kk: memref.store(value, buffer, [kk, line]))
     channels = e.loop(0, sh.cg)
     with ir.InsertionPoint(channels.body):
         ci = channels.induction_variable
@@ -610,6 +667,6 @@ def _pack_columns(sh: ConvShape, e: Emitter, a, buffer, image, first, lines: int
                     inside = arith.andi(e.inside(h, sh.h), e.inside(w, sh.w))
                     clamped = arith.select(inside, e.add(e.mul(h, sh.w), w), e.c(0))
                     value = arith.select(inside, memref.load(a, [plane, clamped]), _zero(elt))
-                    memref.store(value, buffer, [row, j])
+                    put(value, j, row)
                     scf.YieldOp([])
         scf.YieldOp([])

@@ -226,10 +226,12 @@ class _Builder:
     """Emits the loop nest; every helper assumes an active insertion point and location."""
 
     def __init__(self, spec: GemmSpec, lds: tuple[int, int, int] | None = None,
-                 gathers: dict[str, Gather] | None = None):
+                 gathers: dict[str, Gather] | None = None, packed: frozenset[str] = frozenset()):
         self.s = spec
         #: Operands ("A", "B") read through a Gather instead of as matrices.
         self.gathers = gathers or {}
+        #: Operands ("A", "B") the caller hands over already packed in panels (packed_type).
+        self.packed = packed
         #: Leading dimensions of A, B and C (a view into a larger matrix, e.g. one group of a convolution).
         self.lda, self.ldb, self.ldc = lds or (spec.k, spec.n, spec.n)
         self.index = ir.IndexType.get()
@@ -360,6 +362,11 @@ class _Builder:
         return memref.subview(buffer, [index, 0, 0], [1, rows, cols], [1, 1, 1],
                               result_type=panel_type(rows, cols, ir.MemRefType(buffer.type).element_type))
 
+    def packed_panel(self, packed: ir.Value, first: ir.Value, pc: ir.Value, kc: int, width: int) -> ir.Value:
+        """The kc x width panel of a caller-packed operand holding row (A) or column (B) `first`, from depth pc."""
+        return memref.subview(packed, [arith.divui(first, self.c(width)), pc, 0], [1, kc, width], [1, 1, 1],
+                              result_type=panel_type(kc, width, ir.MemRefType(packed.type).element_type))
+
     def tile(self, matrix: ir.Value, row: ir.Value, col: ir.Value) -> ir.Value:
         """The mr x nr view of C at (row, col), cast to the micro-kernel's C type."""
         s, dyn = self.s, ir.ShapedType.get_dynamic_stride_or_offset()
@@ -397,12 +404,14 @@ class _Builder:
         sweep the register tiles."""
         s = self.s
         mc = self.s.blocks[0]
-        self.pack(b_pack, b, jc, pc, nc_cur, kc, s.nr, a_side=False)
+        if "B" not in self.packed:
+            self.pack(b_pack, b, jc, pc, nc_cur, kc, s.nr, a_side=False)
         ic_loop = self.loop(self.m_lo, self.m_hi, mc)
         with ir.InsertionPoint(ic_loop.body):
             ic = ic_loop.induction_variable
             mc_cur = self.min(self.c(mc), arith.subi(self.m_hi, ic))
-            self.pack(a_pack, a, ic, pc, mc_cur, kc, s.mr, a_side=True)
+            if "A" not in self.packed:
+                self.pack(a_pack, a, ic, pc, mc_cur, kc, s.mr, a_side=True)
             # The outer register-tile loop's panel stays in L1 while the inner loop's panels stream.
             j_outer = s.inner == "ir"
             outer = self.loop(self.c(0), nc_cur if j_outer else mc_cur, s.nr if j_outer else s.mr)
@@ -411,9 +420,11 @@ class _Builder:
                 with ir.InsertionPoint(inner.body):
                     ir_, jr = (inner, outer) if j_outer else (outer, inner)
                     ir_, jr = ir_.induction_variable, jr.induction_variable
-                    b_panel = self.panel(b_pack, arith.divui(jr, self.c(s.nr)), kc, s.nr)
-                    a_panel = self.panel(a_pack, arith.divui(ir_, self.c(s.mr)), kc, s.mr)
                     row, col = self.add(ic, ir_), self.add(jc, jr)
+                    b_panel = self.packed_panel(b, col, pc, kc, s.nr) if "B" in self.packed else \
+                        self.panel(b_pack, arith.divui(jr, self.c(s.nr)), kc, s.nr)
+                    a_panel = self.packed_panel(a, row, pc, kc, s.mr) if "A" in self.packed else \
+                        self.panel(a_pack, arith.divui(ir_, self.c(s.mr)), kc, s.mr)
 
                     def call(c_tile: ir.Value) -> None:
                         func.CallOp([], ir.FlatSymbolRefAttr.get(kernel_symbol(padded(kc, self.g))),
@@ -446,6 +457,16 @@ def operand_types(spec: GemmSpec, lds: tuple[int, int, int] | None) -> list[ir.T
             for shape, e, ld in zip(shapes, elements, lds)]
 
 
+def packed_type(spec: GemmSpec, side: str) -> ir.MemRefType:
+    """A (or B) packed by the caller: ceil(M / mr) panels of K x mr (or ceil(N / nr) of K x nr), each
+    k-step's mr (nr) values contiguous, zero past the matrix's edge; at a run-time offset."""
+    width, extent = (spec.mr, spec.m) if side == "A" else (spec.nr, spec.n)
+    d = DTYPES[spec.dtype]
+    dyn = ir.ShapedType.get_dynamic_stride_or_offset()
+    return ir.MemRefType.get([-(-extent // width), spec.k, width], element_type(d.a if side == "A" else d.b),
+                             layout=ir.StridedLayoutAttr.get(offset=dyn, strides=[spec.k * width, width, 1]))
+
+
 def declare_kernels(spec: GemmSpec) -> None:
     """Declare the micro-kernels the GEMM calls (at the insertion point: a module's body), once each."""
     d, g = DTYPES[spec.dtype], spec.group
@@ -476,23 +497,27 @@ def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
 
 
 def emit_gemm(spec: GemmSpec, lanes: int, name: str, lds: tuple[int, int, int] | None = None,
-              gathers: dict[str, Gather] | None = None) -> None:
+              gathers: dict[str, Gather] | None = None, packed: frozenset[str] = frozenset()) -> None:
     """The driver `name(A, B, C, lo, hi)` (and the declarations of its micro-kernels) at the insertion
     point; with `lds`, A, B and C are views into larger matrices (operand_types); an operand in
-    `gathers` ("A" or "B") is replaced by its Gather's arguments and read through it while packing.
-    Other drivers (a convolution's routes) call it like a library GEMM."""
+    `gathers` ("A" or "B") is replaced by its Gather's arguments and read through it while packing;
+    one in `packed` comes already packed (packed_type) and is not packed again. Other drivers (a
+    convolution's routes) call it like a library GEMM."""
     gathers = gathers or {}
     if spec.traversal == "direct":
-        if gathers:
-            raise SpecError("the direct traversal reads A and B as matrices: a gathered operand needs packing")
+        if gathers or packed:
+            raise SpecError("the direct traversal reads A and B as matrices: a gathered or packed operand needs "
+                            "the packed traversals")
         _emit_direct(spec, lanes, name, lds)
         return
+    if packed and spec.group != 1:
+        raise SpecError(f"a caller-packed operand takes one k per row: {spec.dtype} groups {spec.group}")
     declare_kernels(spec)
-    b_ = _Builder(spec, lds, gathers)
+    b_ = _Builder(spec, lds, gathers, packed)
     mc, nc, kc = spec.blocks
     g = spec.group
     elt = b_.elt
-    matrices = dict(zip("ABC", operand_types(spec, lds)))
+    matrices = {**dict(zip("ABC", operand_types(spec, lds))), **{side: packed_type(spec, side) for side in packed}}
     groups = [list(gathers[side].types) if side in gathers else [matrices[side]] for side in "ABC"]
     fn = func.FuncOp(name, ir.FunctionType.get([*(t for group in groups for t in group), b_.index, b_.index], []))
     mark_entry_point(fn, noinline=True)
@@ -508,10 +533,10 @@ def emit_gemm(spec: GemmSpec, lanes: int, name: str, lds: tuple[int, int, int] |
         b_.share(lo, hi)
         align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
         depth = padded(kc, g)
-        a_pack = memref.alloc(ir.MemRefType.get([mc // spec.mr, depth // g, spec.mr * g], b_.a_elt), [], [],
-                              alignment=align)
-        b_pack = memref.alloc(ir.MemRefType.get([nc // spec.nr, depth // g, spec.nr * g], b_.b_elt), [], [],
-                              alignment=align)
+        a_pack = None if "A" in packed else memref.alloc(
+            ir.MemRefType.get([mc // spec.mr, depth // g, spec.mr * g], b_.a_elt), [], [], alignment=align)
+        b_pack = None if "B" in packed else memref.alloc(
+            ir.MemRefType.get([nc // spec.nr, depth // g, spec.nr * g], b_.b_elt), [], [], alignment=align)
         local = memref.alloca(ir.MemRefType.get([spec.mr, spec.nr], elt), [], [], alignment=align)
         if not spec.accumulate:
             _zero(b_, c)
@@ -528,8 +553,9 @@ def emit_gemm(spec: GemmSpec, lanes: int, name: str, lds: tuple[int, int, int] |
             if spec.k % kc:
                 b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, b_.c(full_k), spec.k % kc)
             scf.YieldOp([])
-        memref.dealloc(a_pack)
-        memref.dealloc(b_pack)
+        for buffer in (a_pack, b_pack):
+            if buffer is not None:
+                memref.dealloc(buffer)
         func.ReturnOp([])
 
 
