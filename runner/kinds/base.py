@@ -222,9 +222,14 @@ def kind_of(problem: Problem) -> ProblemKind:
     return kind_named(problem.kind)
 
 
-def kind_knobs() -> dict[str, ProblemKind]:
-    """Each problem knob's name -> the kind that declares it."""
-    return {knob.name: kind for kind in KINDS.values() for knob in kind.knobs}
+def kind_knobs() -> dict[str, list[ProblemKind]]:
+    """Each problem knob's name -> the kinds that declare it (a GEMM's and a convolution's mc, nc,
+    threads and pack_bytes share their names, each kind with its own domain)."""
+    owners: dict[str, list[ProblemKind]] = {}
+    for kind in KINDS.values():
+        for knob in kind.knobs:
+            owners.setdefault(knob.name, []).append(kind)
+    return owners
 
 
 def problem_knobs(point: Point, kind: ProblemKind) -> dict[str, Any]:

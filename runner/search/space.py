@@ -93,13 +93,14 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         owners = kind_knobs()
-        table = {**knobs(), **{k.name: k for kind in set(owners.values()) for k in kind.knobs}}
+        table = {**knobs(), **{k.name: k for kinds in owners.values() for kind in kinds for k in kind.knobs},
+                 **{k.name: k for k in (self.kind.knobs if self.kind is not None else ())}}
         for knob, values in self.choices.items():
             if knob not in table:
                 raise StrategyError(f"space.{knob}: unknown knob (known: {', '.join(table)})")
-            if knob in owners and owners[knob] is not self.kind:
-                raise StrategyError(f"space.{knob}: a knob of kind {owners[knob].name!r}: only for "
-                                    f"experiment.kind = \"{owners[knob].name}\"")
+            if knob in owners and self.kind not in owners[knob]:
+                names = " or ".join(f'"{kind.name}"' for kind in owners[knob])
+                raise StrategyError(f"space.{knob}: a knob of kind {names}: only for experiment.kind = {names}")
             if not values:
                 raise StrategyError(f"space.{knob}: needs at least one choice")
             for value in values:

@@ -139,3 +139,36 @@ def test_routes_refuses_a_config_of_another_kind(tmp_path, capsys):
     from .test_cli import GOOD, write
     assert main(["routes", str(write(tmp_path, GOOD)), "--db", str(tmp_path / "r.sqlite")]) == 2
     assert "is not for ukl routes (it studies conv2d configs)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_sweep_searches_routes_and_packing_bounds_of_a_layer(tmp_path, capsys):
+    """The route and the packing bound are knobs of the kind: a point whose bound its route ignores is the
+    same candidate as its twin (run once), and every candidate is verified before it is timed."""
+    config = tmp_path / "sweep.toml"
+    config.write_text(textwrap.dedent("""
+        [experiment]
+        name = "conv-sweep"
+        kind = "conv2d"
+        [timing]
+        min_sample_seconds = 0.002
+        samples = 10
+        [conv2d]
+        layers = [{ name = "c3", h = 9, w = 7, c = 8, k = 16, r = 3, s = 3, pad = 1 }]
+        [sweep]
+        method = "grid"
+        leaders = 1
+        [space]
+        mr = [4]
+        nr = [8]
+        kc = [64]
+        route = ["im2col", "im2col_chunked", "igemm"]
+        pack_bytes = [1024, 4096]
+    """))
+    db = tmp_path / "s.sqlite"
+    assert main(["sweep", str(config), "--db", str(db), "--jobs", "1"]) == 0
+    capsys.readouterr()
+    rows = sqlite3.connect(db).execute("SELECT name, status FROM results WHERE phase = 'screen'").fetchall()
+    names = sorted(name.split("/", 1)[1] for name, _ in rows)
+    assert names == ["igemm", "im2col", "im2col_chunked-pb1024", "im2col_chunked-pb4096"]
+    assert {status for _, status in rows} <= {"ok", "disturbed"}

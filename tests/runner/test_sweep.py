@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.targets import get_target
+from runner.kinds import kind_named
 from runner.search.candidates import ListSource
 from runner.search.space import SearchSpace, defaults, knobs_of, strategy_for, vector_registers_needed
 from transforms.errors import StrategyError
@@ -472,7 +473,12 @@ def test_compile_gate_lets_a_lone_measurement_wait_for_compiles_and_hold_new_one
     assert events == ["first compile done", "measured", "measurement done", "second compile"]
 
 
-def test_gemm_knobs_are_only_for_gemm_configs():
-    with pytest.raises(StrategyError, match=r'space\.mc: a knob of kind .gemm.: only for '
-                                            r'experiment\.kind = "gemm"'):
+def test_problem_knobs_are_only_for_configs_of_the_kinds_that_have_them():
+    with pytest.raises(StrategyError, match=r'space\.mc: a knob of kind "conv2d" or "gemm": only for '
+                                            r'experiment\.kind = "conv2d" or "gemm"'):
         SearchSpace({"mc": (48,)})
+    with pytest.raises(StrategyError, match=r'space\.route: a knob of kind "conv2d"'):
+        SearchSpace({"route": ("igemm",)}, kind=kind_named("gemm"))
+    with pytest.raises(StrategyError, match="space.route: .winograd. is not one of its values"):  # its domain
+        SearchSpace({"route": ("winograd",)}, kind=kind_named("conv2d"))
+    assert SearchSpace({"pack_bytes": (4096,), "route": ("im2col_chunked",)}, kind=kind_named("conv2d")).size == 1
