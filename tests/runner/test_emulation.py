@@ -105,3 +105,24 @@ def test_a_wrong_convolution_is_caught_under_qemu():
     spec = ConvSpec(ConvShape(1, 6, 6, 4, 8, 3, 3, pad=1), "igemm", s.kernel, mc=16, nc=16)
     check = verify_emulated(build(Candidate(s, spec, get_target("neoverse-n1")), jit=False).code, spec)
     assert not check.correct and "expected" in check.message
+
+
+@pytest.mark.parametrize("strategy_name", ["smmla-8x8", "bfmmla-8x8"])
+@pytest.mark.parametrize("route, layout", [("im2col_chunked", "nchw"), ("igemm", "nhwc")])
+def test_low_precision_convolutions_run_on_arm_dot_products_under_qemu(strategy_name, route, layout):
+    """s8 x s8 (smmla) and bf16 (bfmmla) convolutions: the column matrix stays row-major (k grouped in
+    pairs or eights) and the GEMM packs it; exact for integers."""
+    from pathlib import Path
+
+    from kernels_mlir.conv import ConvShape, ConvSpec
+    from runner.config.experiment import load
+    from runner.measure.lifecycle import Candidate, build
+
+    (s,) = [s for s in load(Path("experiments/lowp_arm.toml")).strategies if s.name == strategy_name]
+    spec = ConvSpec(ConvShape(1, 7, 5, 6, 8, 3, 3, pad=1, dtype=s.kernel.dtype, layout=layout), route, s.kernel,
+                    mc=8, nc=16, pack_bytes=3000 if route == "im2col_chunked" else None)
+    assert not spec.panels
+    code = build(Candidate(s, spec, get_target("neoverse-v2")), jit=False).code
+    check = verify_emulated(code, spec, seed=3)
+    assert check.correct, check.message
+    assert s.instruction in code.assembly
