@@ -24,7 +24,7 @@ from mlir.dialects import arith, func, memref, scf, vector
 
 from .harness import add_bench_loop
 from .mlir_types import c_block_type, element_type, mark_entry_point, panel_type
-from .names import GEMM, GEMM_BENCH
+from .names import GEMM, GEMM_BENCH, kernel_symbol
 from .operands import GUARD, Guarded, Operands
 from .reference import draw, error_bound, reference, verification_bytes
 from .spec import DTYPES, KernelSpec, SpecError
@@ -211,10 +211,6 @@ class GemmSpec:
         acc = DTYPES[self.dtype].acc
         start = ops.c if self.accumulate else np.zeros_like(ops.c)
         return reference(ops.a.T, ops.b, start, acc.exact), error_bound(ops.a.T, ops.b, start, acc)
-
-
-def kernel_symbol(kc: int) -> str:
-    return f"ukernel_k{kc}"
 
 
 def padded(depth: int, group: int) -> int:

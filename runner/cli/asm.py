@@ -29,9 +29,10 @@ def header(strategy: Strategy, target: Target) -> dict:
             "cpu": strategy.llvm.cpu or target.cpu}
 
 
-def annotated_loop(code: MachineCode, target: Target, with_lines: bool = False) -> dict:
-    """The hot loop's annotation; with `with_lines`, also the loop itself, tagged (for `ukl asm`)."""
-    loop = hot_loop(code.assembly, KERNEL)
+def annotated_loop(code: MachineCode, target: Target, with_lines: bool = False, symbol: str = KERNEL) -> dict:
+    """The hot loop's annotation (of `symbol`'s loops); with `with_lines`, also the loop itself, tagged
+    (for `ukl asm`)."""
+    loop = hot_loop(code.assembly, symbol)
     note = annotate(loop, target.vector_registers, target.is_aarch64).to_json()
     return {**note, "loop": annotated_lines(loop, target.is_aarch64)} if with_lines else note
 

@@ -13,7 +13,7 @@ import numpy as np
 from tabulate import tabulate
 from tqdm import tqdm
 
-from kernels_mlir.spec import DTYPES, SpecError
+from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.targets import TARGETS, Target, UnknownTarget, get_target, host_target, target_names
 from transforms.errors import StrategyError
 from transforms.instructions import INSTRUCTIONS
@@ -22,7 +22,7 @@ from transforms.strategy import Strategy
 
 from runner.cli import json_lines
 from runner.cli.asm import inspect, select
-from runner.cli.mca import predict_strategies
+from runner.cli.mca import predict_candidates
 from runner.cli.routes import command as routes_command
 from runner.cli.output import markdown_summary, mca_table, noise_line, peak_line, progress_line, rate_header
 from runner.config import experiment as config_mod
@@ -31,7 +31,7 @@ from runner import files
 from runner.kinds import kind_named
 from runner.measure import reproducer
 from runner.measure.baselines import BaselineUnavailable
-from runner.measure.lifecycle import build_or_record, check
+from runner.measure.lifecycle import Candidate, build_or_record, check
 from runner.measure.peak import measure_peak
 from runner.measure.record import Record, rank
 from runner.measure.timing import (MAX_SAMPLES, MIN_ROUNDS, MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy,
@@ -134,17 +134,18 @@ def _cmd_peak(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chosen(args: argparse.Namespace) -> tuple[Target, list[Strategy]]:
-    """The target (--target, else the config's) and the --strategy selection, checked against each other."""
+def _chosen(args: argparse.Namespace) -> tuple[Target, list[Strategy], config_mod.Experiment]:
+    """The target (--target, else the config's) and the --strategy selection, checked against each other,
+    with the config they come from."""
     experiment = config_mod.load(args.config)
     target = get_target_or_fail(args.target or experiment.target)
     strategies = select(experiment.strategies, args.strategy)
     config_mod.check_for_target(strategies, target, "--target: ")
-    return target, strategies
+    return target, strategies, experiment
 
 
 def _cmd_asm(args: argparse.Namespace) -> int:
-    target, strategies = _chosen(args)
+    target, strategies, _ = _chosen(args)
     statuses = []
     if args.json:
         json_lines.emit(json_lines.context("asm", target))
@@ -168,14 +169,17 @@ def _cmd_asm(args: argparse.Namespace) -> int:
 
 
 def _cmd_mca(args: argparse.Namespace) -> int:
-    target, strategies = _chosen(args)
+    target, strategies, experiment = _chosen(args)
+    # Each strategy's problems as its config's kind makes them (a crossover study's: its micro-kernels).
+    kind = kind_named(KernelSpec.kind) if experiment.kind == config_mod.CROSSOVER else experiment.problem_kind
+    candidates = [Candidate(s, problem, target) for s in strategies for problem in kind.problems(experiment.settings, s)]
     records = []
     if args.json:
         json_lines.emit(json_lines.context("mca", target))
     store = None if args.db is None else Store(args.db)  # predictions kept only when asked
     run_id = None if store is None else store.start_run("mca", target, str(args.config))
     try:
-        for record in predict_strategies(strategies, target):
+        for record in predict_candidates(candidates):
             records.append(record)
             if store is not None and record["status"] == "ok":
                 store.add_prediction(run_id, record)

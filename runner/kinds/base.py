@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
+from kernels_mlir.names import KERNEL
 from kernels_mlir.operands import Operands
 from kernels_mlir.problem import Problem
 from pipelines.codegen import MachineCode
@@ -135,6 +136,10 @@ class ProblemKind:
 
     def threads(self, problem: Problem) -> int:
         return 1
+
+    def hot_function(self, problem: Problem) -> str:
+        """The function whose hottest loop is the problem's (what `ukl mca` predicts): the micro-kernel."""
+        return KERNEL
 
     def launch(self, code: MachineCode, problem: Problem, ops: Operands, bench: bool) -> Callable[..., None]:
         """The problem's entry (`f()`) or bench loop (`f(n)`) over `ops`: every operand, in order."""

@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kernels_mlir.conv import ROUTES, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
+from kernels_mlir.conv import CONV, ROUTES, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, MAX_DIM, MAX_THREADS
+from kernels_mlir.names import kernel_symbol
 from kernels_mlir.operands import Operands
 from kernels_mlir.spec import SpecError
 from pipelines.compile_gemm import compile_driver
@@ -198,6 +199,10 @@ class Conv2dKind(SharedEntryKind):
         compiled = compile_driver(problem, problem.kernel_kcs, lambda lanes: build_conv(problem, lanes),
                                   strategy, target, jit=jit)
         return Compiled(compiled.code, compiled.vector_bits)
+
+    def hot_function(self, problem: ConvSpec) -> str:
+        """The micro-kernel for the GEMM routes; the depthwise kernel's own loops."""
+        return kernel_symbol(problem.kernel_kcs[0]) if problem.kernel_kcs else CONV
 
     def baselines(self, problem: ConvSpec, ops: Operands) -> list[Baseline]:
         """ONNX Runtime's Conv in both configurations (float32 only: its Conv has no int8 or bf16 form)."""

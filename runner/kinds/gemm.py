@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from kernels_mlir.gemm import (DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, INNER_LOOPS, MAX_DIM, MAX_THREADS, SPLITS,
                                TRAVERSALS, GemmSpec)
+from kernels_mlir.names import GEMM as GEMM_ENTRY, kernel_symbol
 from kernels_mlir.operands import Operands
 from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.compile_gemm import compile_gemm
@@ -168,6 +169,10 @@ class GemmKind(SharedEntryKind):
               stages: dict[str, str] | None) -> Compiled:
         compiled = compile_gemm(problem, strategy, target, jit=jit)
         return Compiled(compiled.code, compiled.vector_bits)
+
+    def hot_function(self, problem: GemmSpec) -> str:
+        """The micro-kernel at the block's depth; the direct traversal's own loops otherwise."""
+        return kernel_symbol(problem.kernel_kcs[0]) if problem.kernel_kcs else GEMM_ENTRY
 
     def baselines(self, problem: GemmSpec, ops: Operands) -> list[Baseline]:
         """OpenBLAS and BLIS at the GEMM's thread count, for the dtypes they have (not int8 or bf16)."""

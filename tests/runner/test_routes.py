@@ -172,3 +172,20 @@ def test_a_sweep_searches_routes_and_packing_bounds_of_a_layer(tmp_path, capsys)
     names = sorted(name.split("/", 1)[1] for name, _ in rows)
     assert names == ["igemm", "im2col", "im2col_chunked-pb1024", "im2col_chunked-pb4096"]
     assert {status for _, status in rows} <= {"ok", "disturbed"}
+
+
+@pytest.mark.emulation
+def test_mca_predicts_each_routes_hot_loop_on_arm(tmp_path, capsys):
+    """On a conv2d config, `ukl mca` takes every (layer, route): each verified under qemu, then its hot
+    loop predicted: the micro-kernel's for the GEMM routes, the depthwise kernel's own."""
+    config = tmp_path / "routes.toml"
+    config.write_text(STUDY)
+    assert main(["mca", str(config), "--target", "neoverse-n1", "--json"]) == 0
+    predictions = of_type(capsys.readouterr().out, "prediction")
+    routes = {p["name"].rsplit("/", 1)[1]: p for p in predictions}
+    assert len(predictions) == 11 and set(routes) == {"im2col", "im2col_chunked-pb4096", "igemm", "pointwise",
+                                                       "depthwise"}
+    assert all(p["verification"] == "qemu-aarch64" and p["verified"] for p in predictions)
+    assert routes["depthwise"]["function"] == "ukl_conv" and routes["depthwise"]["cycles_per_k_step"] is None
+    assert routes["igemm"]["function"].startswith("ukernel_k") and routes["igemm"]["cycles_per_k_step"] > 0
+    assert all(0 < p["predicted_fraction_of_model_peak"] <= 1 for p in predictions)
