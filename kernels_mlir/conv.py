@@ -18,7 +18,8 @@ Routes (ConvSpec.route):
                   through it (gemm.Gather)
   pointwise       a 1x1, stride-1, unpadded convolution is one GEMM on the input as it lies (no packing
                   of the input beyond the GEMM's own)
-  depthwise       a dedicated NHWC kernel for groups = C = K, vectorized over channels (conv_depthwise)
+  depthwise       a dedicated kernel for groups = C = K: vectorized over channels in NHWC, over the output
+                  width in NCHW (conv_depthwise)
 
 The column matrix is built by plain loops (the driver is compiled at O2, so LLVM vectorizes the
 contiguous copies): upstream's `convert_conv2d_to_img2col` rewrites a linalg conv into a
@@ -35,7 +36,7 @@ from mlir import ir
 from mlir.dialects import arith, func, memref, scf
 
 from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, Gather, GemmSpec, emit_gemm, packed_type
-from .conv_depthwise import emit_depthwise
+from .conv_depthwise import emit_depthwise, emit_depthwise_nchw
 from .emitter import Emitter
 from .harness import add_bench_loop
 from .mlir_types import element_type, mark_entry_point
@@ -135,9 +136,8 @@ def cannot_take(shape: ConvShape, route: str) -> str | None:
     """Why `route` cannot compute `shape`, or None when it can."""
     if route == "pointwise" and not shape.pointwise:
         return "needs a 1x1 kernel, stride 1 and no padding"
-    if route == "depthwise" and not (shape.depthwise and shape.k == shape.c and shape.layout == "nhwc"
-                                     and shape.dtype in ("f32", "f64")):
-        return ("needs an NHWC f32 or f64 convolution with groups = C and one filter per channel (a channel "
+    if route == "depthwise" and not (shape.depthwise and shape.k == shape.c and shape.dtype in ("f32", "f64")):
+        return ("needs an f32 or f64 convolution with groups = C and one filter per channel (a channel "
                 "multiplier above 1 takes an im2col route)")
     return None
 
@@ -275,8 +275,8 @@ class ConvSpec:
     def partition(self) -> list[tuple[int, int]]:
         """Each thread's [lo, hi): chunks of the column matrix, for pointwise rows (NHWC) or pixel
         columns (NCHW) in whole register tiles, for depthwise rows of output pixels."""
-        if self.route == "depthwise":
-            rows = self.shape.n * self.shape.p
+        if self.route == "depthwise":  # output rows: of every image (NHWC), of every plane (NCHW)
+            rows = self.shape.n * self.shape.p * (self.shape.c if self.shape.layout == "nchw" else 1)
             bounds = [rows * t // self.threads for t in range(self.threads + 1)]
             return list(zip(bounds, bounds[1:]))
         if self.route in ("pointwise", "igemm"):
@@ -397,7 +397,7 @@ def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
         with ir.InsertionPoint(fn.add_entry_block()):
             a, b, c, lo, hi = fn.entry_block.arguments
             if spec.route == "depthwise":
-                emit_depthwise(spec, e, lanes, a, b, c, lo, hi)
+                (emit_depthwise if sh.layout == "nhwc" else emit_depthwise_nchw)(spec, e, lanes, a, b, c, lo, hi)
             elif spec.route == "pointwise":
                 _pointwise(spec, e, names[0], a, b, c, lo, hi)
             elif spec.route == "igemm":

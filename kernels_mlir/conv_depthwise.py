@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlir import ir
-from mlir.dialects import arith, scf, vector
+from mlir.dialects import arith, memref, scf, vector
 
 from .emitter import Emitter
 
@@ -124,3 +124,77 @@ def _load(vec: ir.VectorType, memory, row, col, mask, elt: ir.Type) -> ir.Value:
         return vector.load(vec, memory, [row, col])
     return vector.maskedload(vec, memory, [row, col], mask,
                              arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt))))
+
+
+def emit_depthwise_nchw(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> None:
+    """NCHW: rows [lo, hi) of the N.C.P output rows, each a plane's row, vectorized along its width:
+    mr vectors of output pixels accumulated over every tap (r in the row's bounds, each s), the
+    filter's tap broadcast. An input vector is a contiguous load at stride 1 and a gather otherwise,
+    its lanes outside the input masked off (they read nothing and count as zeros)."""
+    sh, vectors = spec.shape, spec.kernel.mr
+    elt = ir.MemRefType(a.type).element_type
+    index = ir.IndexType.get()
+    vec = ir.VectorType.get([lanes], elt)
+    ivec = ir.VectorType.get([lanes], index)
+    mask_type = ir.VectorType.get([lanes], ir.IntegerType.get_signless(1))
+    zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
+    width = lanes * vectors
+    tiles, rest = divmod(sh.q, width)
+
+    def splat(value: ir.Value) -> ir.Value:
+        return vector.broadcast(ivec, value)
+
+    rows = e.loop(lo, hi)
+    with ir.InsertionPoint(rows.body):
+        row = rows.induction_variable
+        plane, p = arith.divui(row, e.c(sh.p)), arith.remui(row, e.c(sh.p))  # plane = image.C + channel
+        channel = arith.remui(plane, e.c(sh.c))
+        h0 = arith.subi(e.mul(p, sh.stride), e.c(sh.pad))
+        r_lo = arith.maxsi(e.c(0), arith.ceildivsi(arith.subi(e.c(0), h0), e.c(sh.dilation)))
+        r_hi = arith.minsi(e.c(sh.r), arith.addi(arith.floordivsi(arith.subi(e.c(sh.h - 1), h0),
+                                                                  e.c(sh.dilation)), e.c(1)))
+        lane = vector.step(ivec)
+        strided = arith.muli(lane, splat(e.c(sh.stride)))
+
+        def block(q0: ir.Value, count: int, tail: int) -> None:
+            """`count` vectors of output pixels from q0, the last holding `tail` pixels when tail > 0."""
+            r_loop = scf.ForOp(r_lo, r_hi, e.c(1), [zero] * count)
+            with ir.InsertionPoint(r_loop.body):
+                r = r_loop.induction_variable
+                h = arith.addi(h0, e.mul(r, sh.dilation))
+                accs = list(r_loop.inner_iter_args)
+                for s in range(sh.s):
+                    weight = vector.broadcast(vec, memref.load(b, [channel, e.add(e.mul(r, sh.s), e.c(s))]))
+                    for v in range(count):
+                        first = arith.addi(e.mul(arith.addi(q0, e.c(v * lanes)), sh.stride),
+                                           e.c(s * sh.dilation - sh.pad))
+                        columns = arith.addi(strided, splat(first))
+                        inside = arith.andi(arith.cmpi(arith.CmpIPredicate.sge, columns, splat(e.c(0))),
+                                            arith.cmpi(arith.CmpIPredicate.slt, columns, splat(e.c(sh.w))))
+                        if tail and v == count - 1:
+                            inside = arith.andi(inside, vector.create_mask(mask_type, [e.c(tail)]))
+                        position = arith.addi(e.mul(h, sh.w), first)
+                        if sh.stride == 1:
+                            x = vector.maskedload(vec, a, [plane, position], inside, zero)
+                        else:
+                            x = vector.gather(vec, a, [plane, e.c(0)], arith.addi(columns, splat(e.mul(h, sh.w))),
+                                              inside, zero)
+                        accs[v] = vector.fma(x, weight, accs[v])
+                scf.YieldOp(accs)
+            for v, value in enumerate(r_loop.results):
+                column = arith.addi(q0, e.c(v * lanes))
+                if tail and v == count - 1:
+                    vector.maskedstore(c, [plane, arith.addi(e.mul(p, sh.q), column)],
+                                       vector.create_mask(mask_type, [e.c(tail)]), value)
+                else:
+                    vector.store(value, c, [plane, arith.addi(e.mul(p, sh.q), column)])
+
+        if tiles:
+            q_loop = e.loop(0, tiles * width, width)
+            with ir.InsertionPoint(q_loop.body):
+                block(q_loop.induction_variable, vectors, 0)
+                scf.YieldOp([])
+        if rest:
+            whole, tail = divmod(rest, lanes)
+            block(e.c(tiles * width), whole + bool(tail), tail)
+        scf.YieldOp([])

@@ -78,11 +78,13 @@ _CONV_CASES = [
     ("igemm", dict(h=6, w=5, c=5, k=7, r=3, s=3, stride=2, pad=1), "nhwc"),
     ("pointwise", dict(h=5, w=5, c=4, k=6, r=1, s=1), "nchw"),
     ("depthwise", dict(h=7, w=9, c=12, k=12, r=3, s=3, pad=1, groups=12), "nhwc"),
+    ("depthwise", dict(h=7, w=19, c=3, k=3, r=3, s=3, stride=2, pad=1, groups=3), "nchw"),
 ]
 
 
 @pytest.mark.parametrize("target", ["neoverse-v2", "neoverse-n1"])
-@pytest.mark.parametrize("route, sizes, layout", _CONV_CASES, ids=[f"{r}-{lay}" for r, _, lay in _CONV_CASES])
+@pytest.mark.parametrize("route, sizes, layout", _CONV_CASES,
+                         ids=[f"{r}-{lay}-s{sizes.get('stride', 1)}" for r, sizes, lay in _CONV_CASES])
 def test_every_convolution_route_is_verified_under_qemu(target, route, sizes, layout):
     from kernels_mlir.conv import ConvShape, ConvSpec
     from runner.measure.lifecycle import Candidate, build
