@@ -16,10 +16,12 @@ Routes (ConvSpec.route):
                   and tap, the input pixel it reads (-1 in the padding: XNNPACK's and KleidiAI's
                   indirection, with row indices for pointers), and the GEMM packs its input operand
                   through it (gemm.Gather)
+  direct          NHWC: register tiles of mr output pixels x nr output channels accumulated over every
+                  tap and input channel straight from the input and the filter (conv_direct)
   pointwise       a 1x1, stride-1, unpadded convolution is one GEMM on the input as it lies (no packing
                   of the input beyond the GEMM's own)
   depthwise       a dedicated kernel for groups = C = K: vectorized over channels in NHWC, over the output
-                  width in NCHW (conv_depthwise)
+                  width in NCHW (conv_direct)
 
 The column matrix is built by plain loops (the driver is compiled at O2, so LLVM vectorizes the
 contiguous copies): upstream's `convert_conv2d_to_img2col` rewrites a linalg conv into a
@@ -36,7 +38,7 @@ from mlir import ir
 from mlir.dialects import arith, func, memref, scf
 
 from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, Gather, GemmSpec, emit_gemm, packed_type
-from .conv_depthwise import emit_depthwise, emit_depthwise_nchw
+from .conv_direct import emit_depthwise, emit_depthwise_nchw, emit_direct
 from .emitter import Emitter
 from .harness import add_bench_loop
 from .mlir_types import element_type, mark_entry_point
@@ -46,7 +48,7 @@ from .spec import DTYPES, KernelSpec, SpecError
 
 CONV, CONV_BENCH = "ukl_conv", "ukl_conv_bench"
 LAYOUTS = ("nhwc", "nchw")
-ROUTES = ("im2col", "im2col_chunked", "igemm", "pointwise", "depthwise")
+ROUTES = ("im2col", "im2col_chunked", "igemm", "direct", "pointwise", "depthwise")
 #: Routes whose GEMM reads a packed column matrix.
 PACKING_ROUTES = ("im2col", "im2col_chunked")
 #: A typo guard on every size (a convolution's operands are bounded by memory, checked separately).
@@ -136,6 +138,8 @@ def cannot_take(shape: ConvShape, route: str) -> str | None:
     """Why `route` cannot compute `shape`, or None when it can."""
     if route == "pointwise" and not shape.pointwise:
         return "needs a 1x1 kernel, stride 1 and no padding"
+    if route == "direct" and (shape.layout != "nhwc" or shape.dtype not in ("f32", "f64")):
+        return "needs an NHWC f32 or f64 convolution (its kernel broadcasts input values against filter rows)"
     if route == "depthwise" and not (shape.depthwise and shape.k == shape.c and shape.dtype in ("f32", "f64")):
         return ("needs an f32 or f64 convolution with groups = C and one filter per channel (a channel "
                 "multiplier above 1 takes an im2col route)")
@@ -225,7 +229,7 @@ class ConvSpec:
     def gemms(self) -> dict[int, GemmSpec]:
         """Every GEMM the route calls, by the lines it spans (a chunk, the last chunk's remainder)."""
         sh = self.shape
-        if self.route == "depthwise":
+        if self.route in ("depthwise", "direct"):
             return {}
         if self.route == "pointwise":
             return {0: self.gemm(sh.n * sh.h * sh.w if sh.layout == "nhwc" else sh.h * sh.w)}
@@ -275,7 +279,7 @@ class ConvSpec:
     def partition(self) -> list[tuple[int, int]]:
         """Each thread's [lo, hi): chunks of the column matrix, for pointwise rows (NHWC) or pixel
         columns (NCHW) in whole register tiles, for depthwise rows of output pixels."""
-        if self.route == "depthwise":  # output rows: of every image (NHWC), of every plane (NCHW)
+        if self.route in ("depthwise", "direct"):  # output rows: of every image (NHWC), of every plane (NCHW)
             rows = self.shape.n * self.shape.p * (self.shape.c if self.shape.layout == "nchw" else 1)
             bounds = [rows * t // self.threads for t in range(self.threads + 1)]
             return list(zip(bounds, bounds[1:]))
@@ -398,6 +402,8 @@ def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
             a, b, c, lo, hi = fn.entry_block.arguments
             if spec.route == "depthwise":
                 (emit_depthwise if sh.layout == "nhwc" else emit_depthwise_nchw)(spec, e, lanes, a, b, c, lo, hi)
+            elif spec.route == "direct":
+                emit_direct(spec, e, lanes, a, b, c, lo, hi)
             elif spec.route == "pointwise":
                 _pointwise(spec, e, names[0], a, b, c, lo, hi)
             elif spec.route == "igemm":

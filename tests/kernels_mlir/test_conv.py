@@ -52,8 +52,7 @@ def test_the_reference_is_the_definition(sh, layout):
 
 
 def _routes(sh: ConvShape) -> list[str]:
-    return [r for r in conv.ROUTES if (r != "pointwise" or sh.pointwise) and
-            (r != "depthwise" or (sh.depthwise and sh.k == sh.c))]
+    return [r for r in conv.ROUTES if not conv.cannot_take(sh, r)]
 
 
 #: Depthwise layers with one filter per channel (the depthwise route's): channels (NHWC) or output widths

@@ -76,7 +76,7 @@ STUDY = textwrap.dedent("""
     min_sample_seconds = 0.002
     samples = 10
     [conv2d]
-    routes = ["im2col", "im2col_chunked", "igemm", "pointwise", "depthwise"]
+    routes = ["im2col", "im2col_chunked", "igemm", "direct", "pointwise", "depthwise"]
     pack_bytes = 4096
     layers = [{ network = "x", name = "c3", h = 9, w = 11, c = 8, k = 16, r = 3, s = 3, pad = 1 },
               { network = "x", name = "pw", h = 8, w = 8, c = 16, k = 24, r = 1, s = 1 },
@@ -98,8 +98,9 @@ def test_a_route_study_stores_every_layer_and_fits_the_rule(tmp_path, capsys):
     out = capsys.readouterr().out
     layers = of_type(out, "layer")
     assert [layer["layer"] for layer in layers] == ["c3", "pw", "dw"]
-    expected = {"c3": {"im2col", "im2col_chunked", "igemm"}, "pw": {"im2col", "im2col_chunked", "igemm", "pointwise"},
-                "dw": {"im2col", "im2col_chunked", "igemm", "depthwise"}}
+    expected = {"c3": {"im2col", "im2col_chunked", "igemm", "direct"},
+                "pw": {"im2col", "im2col_chunked", "igemm", "direct", "pointwise"},
+                "dw": {"im2col", "im2col_chunked", "igemm", "direct", "depthwise"}}
     for layer in layers:
         assert set(layer["routes"]) == expected[layer["layer"]]  # every route the layer can take, none else
         assert layer["winner"] in layer["routes"]
@@ -183,9 +184,10 @@ def test_mca_predicts_each_routes_hot_loop_on_arm(tmp_path, capsys):
     assert main(["mca", str(config), "--target", "neoverse-n1", "--json"]) == 0
     predictions = of_type(capsys.readouterr().out, "prediction")
     routes = {p["name"].rsplit("/", 1)[1]: p for p in predictions}
-    assert len(predictions) == 11 and set(routes) == {"im2col", "im2col_chunked-pb4096", "igemm", "pointwise",
-                                                       "depthwise"}
+    assert len(predictions) == 14 and set(routes) == {"im2col", "im2col_chunked-pb4096", "igemm", "direct",
+                                                       "pointwise", "depthwise"}
     assert all(p["verification"] == "qemu-aarch64" and p["verified"] for p in predictions)
     assert routes["depthwise"]["function"] == "ukl_conv" and routes["depthwise"]["cycles_per_k_step"] is None
+    assert routes["direct"]["function"] == "ukl_conv"
     assert routes["igemm"]["function"].startswith("ukernel_k") and routes["igemm"]["cycles_per_k_step"] > 0
     assert all(0 < p["predicted_fraction_of_model_peak"] <= 1 for p in predictions)

@@ -1,6 +1,7 @@
-"""The `depthwise` route: a dedicated NHWC depthwise kernel (groups = C, one filter per channel),
-vectorized over channels, instead of the generic im2col GEMM whose depth would be R.S (the slow path
-the second seed found).
+"""The routes that compute straight from the input, with no column matrix and no packing: `depthwise`
+(groups = C, one filter per channel), in NHWC vectorized over channels, in NCHW along each output
+row, instead of the generic im2col GEMM whose depth would be R.S (the slow path the second seed
+found); and `direct` (NHWC, any groups), the same tiles with the input channels reduced inside.
 
 out[n, p, q, c] = sum over taps (r, s) of in[n, p.stride - pad + r.dil, q.stride - pad + s.dil, c] . f[r, s, c]
 
@@ -28,18 +29,40 @@ if TYPE_CHECKING:
 
 
 def emit_depthwise(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> None:
-    """Output rows [lo, hi) of the N.P rows (threads split rows)."""
+    """Output rows [lo, hi) of the N.P rows (threads split rows): per tap, each pixel's input vector
+    of channels times the tap's filter vector."""
+    def tap(accs, r, s, pixels, channels):
+        f_row = arith.addi(e.mul(r, spec.shape.s), e.c(s))
+        weights = [load(b, f_row, col, mask) for col, mask in channels]
+        for i, in_row in pixels:
+            for j, (col, mask) in enumerate(channels):
+                k = i * len(channels) + j
+                accs[k] = vector.fma(load(a, in_row, col, mask), weights[j], accs[k])
+        return accs
+
+    load = _loader(a, lanes)
+    emit_nhwc_tiles(spec, e, lanes, c, lo, hi, spec.shape.c, e.c(0), tap)
+
+
+def emit_nhwc_tiles(spec: "ConvSpec", e: Emitter, lanes: int, c, lo, hi, channels_out: int, first_channel,
+                    tap) -> None:
+    """The skeleton of the NHWC kernels (depthwise, direct): output rows [lo, hi) of the N.P rows, each
+    cut into mr-pixel tiles (the border pixels one by one, with the taps that lie inside the input)
+    times nr/lanes vectors of `channels_out` output channels from `first_channel` (whole vectors, then
+    a masked one); `tap(accs, r, s, pixels, channels)` adds tap (r, s) for (index, input row) pixels
+    and (column, mask) channel vectors. Rows whose taps fall in the padding are left out by the r
+    loop's bounds."""
     sh, mr = spec.shape, spec.kernel.mr
     vectors = max(1, -(-spec.kernel.nr // lanes))
-    elt = ir.MemRefType(a.type).element_type
+    elt = ir.MemRefType(c.type).element_type
     vec = ir.VectorType.get([lanes], elt)
     mask_type = ir.VectorType.get([lanes], ir.IntegerType.get_signless(1))
     # Pixels whose every tap along the width lies inside the input: [inner_lo, inner_hi).
     inner_lo = min(sh.q, -(-sh.pad // sh.stride))
     inner_hi = max(inner_lo, min(sh.q, (sh.w - 1 - (sh.s - 1) * sh.dilation + sh.pad) // sh.stride + 1))
     tiled_hi = inner_lo + (inner_hi - inner_lo) // mr * mr
-    full_channels = sh.c - sh.c % (lanes * vectors)
-    whole, tail = divmod(sh.c - full_channels, lanes)
+    full_channels = channels_out - channels_out % (lanes * vectors)
+    whole, tail = divmod(channels_out - full_channels, lanes)
 
     rows = e.loop(lo, hi)
     with ir.InsertionPoint(rows.body):
@@ -56,26 +79,17 @@ def emit_depthwise(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) ->
         def block(qs: list, s_ranges: list[range], channels: list[tuple[ir.Value, ir.Value | None]]) -> None:
             """Pixels `qs` (index values) x channel vectors (offset, mask), over taps r in [r_lo, r_hi)
             and each pixel's s range; then stored."""
-            def zero() -> ir.Value:
-                return arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
-            init = [zero() for _ in qs for _ in channels]
-            r_loop = scf.ForOp(r_lo, r_hi, e.c(1), init)
+            zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
+            r_loop = scf.ForOp(r_lo, r_hi, e.c(1), [zero] * (len(qs) * len(channels)))
             with ir.InsertionPoint(r_loop.body):
                 r = r_loop.induction_variable
-                h = arith.addi(h0, e.mul(r, sh.dilation))
-                in_row = e.mul(arith.addi(in_row0, h), sh.w)
+                in_row = e.mul(arith.addi(in_row0, arith.addi(h0, e.mul(r, sh.dilation))), sh.w)
                 accs = list(r_loop.inner_iter_args)
                 for s in range(sh.s):
-                    f_row = arith.addi(e.mul(r, sh.s), e.c(s))
-                    weights = [_load(vec, b, f_row, col, mask, elt) for col, mask in channels]
-                    for i, (q, s_range) in enumerate(zip(qs, s_ranges)):
-                        if s not in s_range:
-                            continue
-                        w = arith.addi(e.mul(q, sh.stride), e.c(s * sh.dilation - sh.pad))
-                        for j, (col, mask) in enumerate(channels):
-                            x = _load(vec, a, arith.addi(in_row, w), col, mask, elt)
-                            k = i * len(channels) + j
-                            accs[k] = vector.fma(x, weights[j], accs[k])
+                    pixels = [(i, arith.addi(in_row, arith.addi(e.mul(q, sh.stride), e.c(s * sh.dilation - sh.pad))))
+                              for i, (q, s_range) in enumerate(zip(qs, s_ranges)) if s in s_range]
+                    if pixels:
+                        accs = tap(accs, r, s, pixels, channels)
                 scf.YieldOp(accs)
             results = iter(r_loop.results)
             for q in qs:
@@ -90,12 +104,12 @@ def emit_depthwise(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) ->
             if full_channels:
                 channel_loop = e.loop(0, full_channels, lanes * vectors)
                 with ir.InsertionPoint(channel_loop.body):
-                    c0 = channel_loop.induction_variable
+                    c0 = arith.addi(first_channel, channel_loop.induction_variable)
                     block(qs, s_ranges, [(arith.addi(c0, e.c(v * lanes)), None) for v in range(vectors)])
                     scf.YieldOp([])
-            rest = [(e.c(full_channels + v * lanes), None) for v in range(whole)]
+            rest = [(arith.addi(first_channel, e.c(full_channels + v * lanes)), None) for v in range(whole)]
             if tail:
-                rest.append((e.c(full_channels + whole * lanes),
+                rest.append((arith.addi(first_channel, e.c(full_channels + whole * lanes)),
                              vector.create_mask(mask_type, [e.c(tail)])))
             if rest:
                 block(qs, s_ranges, rest)
@@ -119,11 +133,17 @@ def _zero_attr(elt: ir.Type) -> ir.Attribute:
     return ir.FloatAttr.get(elt, 0.0)
 
 
-def _load(vec: ir.VectorType, memory, row, col, mask, elt: ir.Type) -> ir.Value:
-    if mask is None:
-        return vector.load(vec, memory, [row, col])
-    return vector.maskedload(vec, memory, [row, col], mask,
-                             arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt))))
+def _loader(memory, lanes: int):
+    """`load(memory, row, col, mask)`: a vector of `lanes` elements, masked (zeros beyond) when `mask`."""
+    elt = ir.MemRefType(memory.type).element_type
+    vec = ir.VectorType.get([lanes], elt)
+
+    def load(source, row, col, mask) -> ir.Value:
+        if mask is None:
+            return vector.load(vec, source, [row, col])
+        return vector.maskedload(vec, source, [row, col], mask,
+                                 arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt))))
+    return load
 
 
 def emit_depthwise_nchw(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> None:
@@ -197,4 +217,38 @@ def emit_depthwise_nchw(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, h
         if rest:
             whole, tail = divmod(rest, lanes)
             block(e.c(tiles * width), whole + bool(tail), tail)
+        scf.YieldOp([])
+
+
+def emit_direct(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> None:
+    """The `direct` route (NHWC): no column matrix and no packing. Per group, the same tiles as the
+    depthwise kernel (mr pixels x nr output channels), each tap a loop over the group's input
+    channels: the tap's filter row of nr channels loaded as vectors (HWCF keeps them contiguous),
+    each pixel's input value broadcast, mr x nr/lanes FMAs: the micro-kernel's inner step, with A
+    read straight from the input."""
+    sh = spec.shape
+    load = _loader(b, lanes)
+    elt = ir.MemRefType(a.type).element_type
+    vec = ir.VectorType.get([lanes], elt)
+    groups = e.loop(0, sh.groups)
+    with ir.InsertionPoint(groups.body):
+        g = groups.induction_variable
+        channel0 = e.mul(g, sh.cg)
+
+        def tap(accs, r, s, pixels, channels):
+            depth0 = e.mul(arith.addi(e.mul(r, sh.s), e.c(s)), sh.cg)
+            ci_loop = scf.ForOp(e.c(0), e.c(sh.cg), e.c(1), accs)
+            with ir.InsertionPoint(ci_loop.body):
+                ci = ci_loop.induction_variable
+                weights = [load(b, arith.addi(depth0, ci), col, mask) for col, mask in channels]
+                out = list(ci_loop.inner_iter_args)
+                for i, in_row in pixels:
+                    x = vector.broadcast(vec, memref.load(a, [in_row, arith.addi(channel0, ci)]))
+                    for j in range(len(channels)):
+                        k = i * len(channels) + j
+                        out[k] = vector.fma(x, weights[j], out[k])
+                scf.YieldOp(out)
+            return list(ci_loop.results)
+
+        emit_nhwc_tiles(spec, e, lanes, c, lo, hi, sh.kg, e.mul(g, sh.kg), tap)
         scf.YieldOp([])
