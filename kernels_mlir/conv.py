@@ -16,8 +16,9 @@ Routes (ConvSpec.route):
                   and tap, the input pixel it reads (-1 in the padding: XNNPACK's and KleidiAI's
                   indirection, with row indices for pointers), and the GEMM packs its input operand
                   through it (gemm.Gather)
-  direct          NHWC: register tiles of mr output pixels x nr output channels accumulated over every
-                  tap and input channel straight from the input and the filter (conv_direct)
+  direct          register tiles accumulated over every tap and input channel straight from the input
+                  and the filter: NHWC mr output pixels x nr output channels, NCHW mr filters x nr
+                  pixels of an output row (conv_direct)
   pointwise       a 1x1, stride-1, unpadded convolution is one GEMM on the input as it lies (no packing
                   of the input beyond the GEMM's own)
   depthwise       a dedicated kernel for groups = C = K: vectorized over channels in NHWC, over the output
@@ -38,7 +39,7 @@ from mlir import ir
 from mlir.dialects import arith, func, memref, scf
 
 from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, Gather, GemmSpec, emit_gemm, packed_type
-from .conv_direct import emit_depthwise, emit_depthwise_nchw, emit_direct
+from .conv_direct import emit_depthwise, emit_depthwise_nchw, emit_direct, emit_direct_nchw
 from .emitter import Emitter
 from .harness import add_bench_loop
 from .mlir_types import element_type, mark_entry_point
@@ -138,8 +139,8 @@ def cannot_take(shape: ConvShape, route: str) -> str | None:
     """Why `route` cannot compute `shape`, or None when it can."""
     if route == "pointwise" and not shape.pointwise:
         return "needs a 1x1 kernel, stride 1 and no padding"
-    if route == "direct" and (shape.layout != "nhwc" or shape.dtype not in ("f32", "f64")):
-        return "needs an NHWC f32 or f64 convolution (its kernel broadcasts input values against filter rows)"
+    if route == "direct" and shape.dtype not in ("f32", "f64"):
+        return "needs an f32 or f64 convolution (its kernels multiply-add in the accumulator's type)"
     if route == "depthwise" and not (shape.depthwise and shape.k == shape.c and shape.dtype in ("f32", "f64")):
         return ("needs an f32 or f64 convolution with groups = C and one filter per channel (a channel "
                 "multiplier above 1 takes an im2col route)")
@@ -279,8 +280,11 @@ class ConvSpec:
     def partition(self) -> list[tuple[int, int]]:
         """Each thread's [lo, hi): chunks of the column matrix, for pointwise rows (NHWC) or pixel
         columns (NCHW) in whole register tiles, for depthwise rows of output pixels."""
-        if self.route in ("depthwise", "direct"):  # output rows: of every image (NHWC), of every plane (NCHW)
-            rows = self.shape.n * self.shape.p * (self.shape.c if self.shape.layout == "nchw" else 1)
+        if self.route in ("depthwise", "direct"):
+            sh = self.shape  # output rows: of every image (NHWC), of every plane or block of mr filters (NCHW)
+            per_row = 1 if sh.layout == "nhwc" else sh.c if self.route == "depthwise" else \
+                sh.groups * -(-sh.kg // self.kernel.mr)
+            rows = sh.n * sh.p * per_row
             bounds = [rows * t // self.threads for t in range(self.threads + 1)]
             return list(zip(bounds, bounds[1:]))
         if self.route in ("pointwise", "igemm"):
@@ -403,7 +407,7 @@ def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
             if spec.route == "depthwise":
                 (emit_depthwise if sh.layout == "nhwc" else emit_depthwise_nchw)(spec, e, lanes, a, b, c, lo, hi)
             elif spec.route == "direct":
-                emit_direct(spec, e, lanes, a, b, c, lo, hi)
+                (emit_direct if sh.layout == "nhwc" else emit_direct_nchw)(spec, e, lanes, a, b, c, lo, hi)
             elif spec.route == "pointwise":
                 _pointwise(spec, e, names[0], a, b, c, lo, hi)
             elif spec.route == "igemm":

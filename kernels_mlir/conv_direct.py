@@ -25,7 +25,7 @@ from mlir.dialects import arith, memref, scf, vector
 from .emitter import Emitter
 
 if TYPE_CHECKING:
-    from .conv import ConvSpec
+    from .conv import ConvShape, ConvSpec
 
 
 def emit_depthwise(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> None:
@@ -153,16 +153,11 @@ def emit_depthwise_nchw(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, h
     its lanes outside the input masked off (they read nothing and count as zeros)."""
     sh, vectors = spec.shape, spec.kernel.mr
     elt = ir.MemRefType(a.type).element_type
-    index = ir.IndexType.get()
     vec = ir.VectorType.get([lanes], elt)
-    ivec = ir.VectorType.get([lanes], index)
     mask_type = ir.VectorType.get([lanes], ir.IntegerType.get_signless(1))
     zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
     width = lanes * vectors
     tiles, rest = divmod(sh.q, width)
-
-    def splat(value: ir.Value) -> ir.Value:
-        return vector.broadcast(ivec, value)
 
     rows = e.loop(lo, hi)
     with ir.InsertionPoint(rows.body):
@@ -173,8 +168,7 @@ def emit_depthwise_nchw(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, h
         r_lo = arith.maxsi(e.c(0), arith.ceildivsi(arith.subi(e.c(0), h0), e.c(sh.dilation)))
         r_hi = arith.minsi(e.c(sh.r), arith.addi(arith.floordivsi(arith.subi(e.c(sh.h - 1), h0),
                                                                   e.c(sh.dilation)), e.c(1)))
-        lane = vector.step(ivec)
-        strided = arith.muli(lane, splat(e.c(sh.stride)))
+        row_vector = _row_vectors(sh, e, lanes, a)
 
         def block(q0: ir.Value, count: int, tail: int) -> None:
             """`count` vectors of output pixels from q0, the last holding `tail` pixels when tail > 0."""
@@ -186,19 +180,7 @@ def emit_depthwise_nchw(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, h
                 for s in range(sh.s):
                     weight = vector.broadcast(vec, memref.load(b, [channel, e.add(e.mul(r, sh.s), e.c(s))]))
                     for v in range(count):
-                        first = arith.addi(e.mul(arith.addi(q0, e.c(v * lanes)), sh.stride),
-                                           e.c(s * sh.dilation - sh.pad))
-                        columns = arith.addi(strided, splat(first))
-                        inside = arith.andi(arith.cmpi(arith.CmpIPredicate.sge, columns, splat(e.c(0))),
-                                            arith.cmpi(arith.CmpIPredicate.slt, columns, splat(e.c(sh.w))))
-                        if tail and v == count - 1:
-                            inside = arith.andi(inside, vector.create_mask(mask_type, [e.c(tail)]))
-                        position = arith.addi(e.mul(h, sh.w), first)
-                        if sh.stride == 1:
-                            x = vector.maskedload(vec, a, [plane, position], inside, zero)
-                        else:
-                            x = vector.gather(vec, a, [plane, e.c(0)], arith.addi(columns, splat(e.mul(h, sh.w))),
-                                              inside, zero)
+                        x = row_vector(plane, h, arith.addi(q0, e.c(v * lanes)), s, tail if v == count - 1 else 0)
                         accs[v] = vector.fma(x, weight, accs[v])
                 scf.YieldOp(accs)
             for v, value in enumerate(r_loop.results):
@@ -251,4 +233,112 @@ def emit_direct(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> No
             return list(ci_loop.results)
 
         emit_nhwc_tiles(spec, e, lanes, c, lo, hi, sh.kg, e.mul(g, sh.kg), tap)
+        scf.YieldOp([])
+
+
+def _row_vectors(sh: "ConvShape", e: Emitter, lanes: int, a):
+    """`vector(plane, h, q0, s, tail)`: the input values tap s of output pixels q0 .. q0 + lanes reads in
+    row h of a (N.C) x (H.W) plane, zeros where they fall outside the row (or past `tail` pixels when
+    tail > 0): a masked contiguous load at stride 1, a masked gather otherwise."""
+    elt = ir.MemRefType(a.type).element_type
+    vec = ir.VectorType.get([lanes], elt)
+    ivec = ir.VectorType.get([lanes], ir.IndexType.get())
+    mask_type = ir.VectorType.get([lanes], ir.IntegerType.get_signless(1))
+    zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
+    strided = arith.muli(vector.step(ivec), vector.broadcast(ivec, e.c(sh.stride)))
+
+    def load(plane, h, q0, s: int, tail: int) -> ir.Value:
+        first = arith.addi(e.mul(q0, sh.stride), e.c(s * sh.dilation - sh.pad))
+        columns = arith.addi(strided, vector.broadcast(ivec, first))
+        inside = arith.andi(arith.cmpi(arith.CmpIPredicate.sge, columns, vector.broadcast(ivec, e.c(0))),
+                            arith.cmpi(arith.CmpIPredicate.slt, columns, vector.broadcast(ivec, e.c(sh.w))))
+        if tail:
+            inside = arith.andi(inside, vector.create_mask(mask_type, [e.c(tail)]))
+        if sh.stride == 1:
+            return vector.maskedload(vec, a, [plane, arith.addi(e.mul(h, sh.w), first)], inside, zero)
+        return vector.gather(vec, a, [plane, e.c(0)], arith.addi(columns, vector.broadcast(ivec, e.mul(h, sh.w))),
+                             inside, zero)
+    return load
+
+
+def emit_direct_nchw(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> None:
+    """The `direct` route (NCHW): rows [lo, hi) of N x (blocks of up to mr filters of one group) x P; each
+    output row of a block in tiles of nr/lanes vectors along its width, accumulated over the group's
+    input channels and every tap: the filters' tap values broadcast against the input row's vector."""
+    sh, mr = spec.shape, spec.kernel.mr
+    vectors = max(1, -(-spec.kernel.nr // lanes))
+    elt = ir.MemRefType(a.type).element_type
+    vec = ir.VectorType.get([lanes], elt)
+    mask_type = ir.VectorType.get([lanes], ir.IntegerType.get_signless(1))
+    zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
+    blocks = -(-sh.kg // mr)
+    width = lanes * vectors
+    tiles, rest = divmod(sh.q, width)
+    row_vector = _row_vectors(sh, e, lanes, a)
+    rows = e.loop(lo, hi)
+    with ir.InsertionPoint(rows.body):
+        row = rows.induction_variable
+        p = arith.remui(row, e.c(sh.p))
+        block_index = arith.divui(row, e.c(sh.p))  # image . (groups . blocks) + group . blocks + block
+        image = arith.divui(block_index, e.c(sh.groups * blocks))
+        g = arith.divui(arith.remui(block_index, e.c(sh.groups * blocks)), e.c(blocks))
+        j = arith.remui(block_index, e.c(blocks))
+        k0 = arith.addi(e.mul(g, sh.kg), e.mul(j, mr))
+        h0 = arith.subi(e.mul(p, sh.stride), e.c(sh.pad))
+        r_lo = arith.maxsi(e.c(0), arith.ceildivsi(arith.subi(e.c(0), h0), e.c(sh.dilation)))
+        r_hi = arith.minsi(e.c(sh.r), arith.addi(arith.floordivsi(arith.subi(e.c(sh.h - 1), h0),
+                                                                  e.c(sh.dilation)), e.c(1)))
+        plane0 = arith.addi(e.mul(image, sh.c), e.mul(g, sh.cg))
+
+        def tile(filters: int, q0: ir.Value, count: int, tail: int) -> None:
+            r_loop = scf.ForOp(r_lo, r_hi, e.c(1), [zero] * (filters * count))
+            with ir.InsertionPoint(r_loop.body):
+                r = r_loop.induction_variable
+                h = arith.addi(h0, e.mul(r, sh.dilation))
+                ci_loop = scf.ForOp(e.c(0), e.c(sh.cg), e.c(1), list(r_loop.inner_iter_args))
+                with ir.InsertionPoint(ci_loop.body):
+                    ci = ci_loop.induction_variable
+                    accs = list(ci_loop.inner_iter_args)
+                    for s in range(sh.s):
+                        xs = [row_vector(arith.addi(plane0, ci), h, arith.addi(q0, e.c(v * lanes)), s,
+                                         tail if v == count - 1 else 0) for v in range(count)]
+                        tap = e.add(e.mul(ci, sh.r * sh.s), e.mul(r, sh.s), e.c(s))
+                        for i in range(filters):
+                            weight = vector.broadcast(vec, memref.load(b, [arith.addi(k0, e.c(i)), tap]))
+                            for v in range(count):
+                                accs[i * count + v] = vector.fma(xs[v], weight, accs[i * count + v])
+                    scf.YieldOp(accs)
+                scf.YieldOp(list(ci_loop.results))
+            results = iter(r_loop.results)
+            for i in range(filters):
+                out_row = arith.addi(e.mul(image, sh.k), arith.addi(k0, e.c(i)))
+                for v in range(count):
+                    column = arith.addi(e.mul(p, sh.q), arith.addi(q0, e.c(v * lanes)))
+                    if tail and v == count - 1:
+                        vector.maskedstore(c, [out_row, column], vector.create_mask(mask_type, [e.c(tail)]),
+                                           next(results))
+                    else:
+                        vector.store(next(results), c, [out_row, column])
+
+        def row_of(filters: int) -> None:
+            if tiles:
+                q_loop = e.loop(0, tiles * width, width)
+                with ir.InsertionPoint(q_loop.body):
+                    tile(filters, q_loop.induction_variable, vectors, 0)
+                    scf.YieldOp([])
+            if rest:
+                whole, tail = divmod(rest, lanes)
+                tile(filters, e.c(tiles * width), whole + bool(tail), tail)
+
+        last = sh.kg - (blocks - 1) * mr
+        if last == mr:
+            row_of(mr)
+        else:  # the group's last block holds fewer filters
+            branch = scf.IfOp(arith.cmpi(arith.CmpIPredicate.eq, j, e.c(blocks - 1)), has_else=True)
+            with ir.InsertionPoint(branch.then_block):
+                row_of(last)
+                scf.YieldOp([])
+            with ir.InsertionPoint(branch.else_block):
+                row_of(mr)
+                scf.YieldOp([])
         scf.YieldOp([])

@@ -78,6 +78,7 @@ _CONV_CASES = [
     ("igemm", dict(h=6, w=5, c=5, k=7, r=3, s=3, stride=2, pad=1), "nhwc"),
     ("pointwise", dict(h=5, w=5, c=4, k=6, r=1, s=1), "nchw"),
     ("direct", dict(h=7, w=9, c=6, k=10, r=3, s=3, pad=1, groups=2), "nhwc"),
+    ("direct", dict(h=7, w=9, c=6, k=10, r=3, s=3, stride=2, pad=1, groups=2), "nchw"),
     ("depthwise", dict(h=7, w=9, c=12, k=12, r=3, s=3, pad=1, groups=12), "nhwc"),
     ("depthwise", dict(h=7, w=19, c=3, k=3, r=3, s=3, stride=2, pad=1, groups=3), "nchw"),
 ]
