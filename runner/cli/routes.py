@@ -46,7 +46,8 @@ def command(args: argparse.Namespace) -> int:
                 json_lines.emit(json_lines.line("layer", layer.to_json()))
             elif args.progress or not args.json:
                 tqdm.write(layer_line(layer))
-        studies = usable(store.route_studies(target.name), host_cpu_model())
+        threads = dict(experiment.settings.how)["threads"]
+        studies = usable(store.route_studies(target.name), host_cpu_model(), threads)
     report = derive([Layer.from_study(s) for s in studies]) if studies else None
     folder = args.rule_dir or Path("results") / f"{experiment.name}-route-rule"
     if report is not None:

@@ -31,11 +31,18 @@ def _measured(study: dict[str, Any]) -> bool:
         and isinstance(study.get("layer"), str) and isinstance(study.get("network"), str)
 
 
-def usable(studies: list[dict[str, Any]], host_cpu: str | None = None) -> list[dict[str, Any]]:
-    """Stored layer studies a rule can be fitted on (measured, whole), of one host CPU if given; a row
-    the store holds but `ukl routes` did not write is left out, never a crash."""
+def usable(studies: list[dict[str, Any]], host_cpu: str | None = None, threads: int | None = None
+           ) -> list[dict[str, Any]]:
+    """Stored layer studies a rule can be fitted on (measured, whole), of one host CPU and thread count
+    if given; a row the store holds but `ukl routes` did not write is left out, never a crash."""
     return [s for s in studies if not s.get("damaged") and _measured(s) and
-            (host_cpu is None or s.get("host_cpu") == host_cpu)]
+            (host_cpu is None or s.get("host_cpu") == host_cpu) and (threads is None or _threads(s) == threads)]
+
+
+def _threads(study: dict[str, Any]) -> int:
+    """The thread count a study ran at (1 when a row does not say)."""
+    threads = study.get("threads", 1)
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) else 1
 
 
 def _finite(value: Any) -> bool:
@@ -79,7 +86,8 @@ def route_table(studies: list[dict[str, Any]]) -> str:
 
 def rule_text(report: RuleReport) -> str:
     regrets = ", ".join(f"{name} {100 * value:.1f}%" for name, value in report.regret.items())
-    return "\n".join(["route rule (decision tree on every stored layer of this target and host):", report.rule.text(),
+    return "\n".join(["route rule (decision tree on every stored layer of this target, host and thread count):",
+                      report.rule.text(),
                       f"regret, geometric mean ({report.scoring}): {regrets}"])
 
 
@@ -89,21 +97,22 @@ class RouteGroup:
 
     target: str
     host_cpu: str
+    threads: int
     studies: list[dict[str, Any]]
     report: RuleReport
 
     @property
     def title(self) -> str:
-        return f"conv2d routes on {self.target} ({self.host_cpu})"
+        return f"conv2d routes on {self.target} ({self.host_cpu}), {self.threads} thread{'s' * (self.threads > 1)}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "host_cpu": self.host_cpu, "layers": len(self.studies),
+        return {"target": self.target, "host_cpu": self.host_cpu, "threads": self.threads, "layers": len(self.studies),
                 "rule": self.report.rule.text(), "scoring": self.report.scoring, "regret": self.report.regret}
 
     def plot(self) -> Figure:
         """Each route's GFLOP/s across the layers, with ONNX Runtime's better configuration."""
         names = list(dict.fromkeys(n for s in self.studies for n in s["routes"]))
-        fig = Figure(figsize=(2 + 0.45 * len(self.studies), 4.2))
+        fig = Figure(figsize=(max(6.0, 2 + 0.45 * len(self.studies)), 4.2))
         ax = fig.subplots()
         x = np.arange(len(self.studies))
         for name in names:
@@ -122,9 +131,10 @@ class RouteGroup:
 
 
 def route_groups(studies: list[dict[str, Any]]) -> list[RouteGroup]:
-    """One group per (target, host CPU) holding measured studies, each with its fitted rule."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    """One group per (target, host CPU, thread count) holding measured studies, each with its fitted
+    rule: a route rule is a core's at a thread count."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for s in usable(studies):
-        groups.setdefault((s["target"], s["host_cpu"]), []).append(s)
-    return [RouteGroup(target, host, found, derive([Layer.from_study(s) for s in found]))
-            for (target, host), found in groups.items()]
+        groups.setdefault((s["target"], s["host_cpu"], _threads(s)), []).append(s)
+    return [RouteGroup(target, host, threads, found, derive([Layer.from_study(s) for s in found]))
+            for (target, host, threads), found in groups.items()]

@@ -51,6 +51,7 @@ class LayerRoutes:
 
     def to_json(self) -> dict[str, Any]:
         return {"layer": self.layer, "network": self.network, "shape": self.spec.shape.workload(),
+                "threads": self.spec.threads,
                 "routes": self.routes, "ort": self.ort, "winner": self.winner, "margin": self.margin,
                 "clear": self.clear}
 

@@ -8,7 +8,7 @@ import pytest
 from runner.cli.main import main
 from runner.report.report import best_results
 
-from .jsonl import one, parse, results
+from .jsonl import of_type, one, parse, results
 from .test_cli import GOOD, write
 
 
@@ -227,6 +227,9 @@ def test_route_studies_are_reported_with_their_rule_and_damaged_rows_left_out(tm
                 "layer": layer.name, "network": layer.network, "shape": layer.shape, "routes": routes,
                 "ort": {"ORT": {"gflops": 10.0, "configuration": "ONNX Runtime"}}, "winner": layer.best,
                 "margin": [1.5, 1.4, 1.6], "clear": True})
+        store.add_route_study(run, "synthetic-t2", host_target(), {
+            "layer": "dw1", "network": "a", "shape": _layers()[0].shape, "threads": 2, "winner": "depthwise",
+            "routes": {"depthwise": {"gflops": 35.0}, "im2col": {"gflops": 3.5}}})
         store.add_route_study(run, "synthetic", host_target(), {"layer": "nan\x1b[2J", "network": "a",
                                                                 "routes": {"im2col": {"gflops": float("nan")}}})
         store.add_route_study(run, "synthetic", host_target(), {"layer": "nogroups", "network": "a", "routes": {
@@ -236,10 +239,12 @@ def test_route_studies_are_reported_with_their_rule_and_damaged_rows_left_out(tm
     con.commit()
     assert main(["report", "--db", str(db), "--html", str(tmp_path / "r.html")]) == 0
     out = capsys.readouterr().out
-    assert "conv2d routes on host" in out and "regret, geometric mean (leave one network out): derived" in out
+    assert "regret, geometric mean (leave one network out): derived" in out
+    assert ", 1 thread:" in out and ", 2 threads:" in out  # a rule is a core's at a thread count
     assert "dw1" in out and "small2" not in out and "nogroups" not in out and "\x1b" not in out
     html = (tmp_path / "r.html").read_text()
     assert "Route rule fitted on these layers" in html and "big1" in html
     assert main(["report", "--db", str(db), "--json"]) == 0
-    study = one(capsys.readouterr().out, "route_study")
-    assert study["layers"] == 5 and set(study["regret"]) == {"derived", "XNNPACK", "ACL", "MLAS"}
+    one_thread, two = of_type(capsys.readouterr().out, "route_study")
+    assert (one_thread["threads"], one_thread["layers"], two["threads"], two["layers"]) == (1, 5, 2, 1)
+    assert set(one_thread["regret"]) == {"derived", "XNNPACK", "ACL", "MLAS"}
