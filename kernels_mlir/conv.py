@@ -264,8 +264,12 @@ class ConvSpec:
         if self.route in PACKING_ROUTES:
             lines = -(-self.chunk // self.unit) * self.unit if self.panels else self.chunk
             column = lines * self.shape.taps * d.a.bytes
-        else:
-            column = self.lines * self.shape.r * self.shape.s * 8 if self.route == "igemm" else 0
+        elif self.route == "igemm":
+            column = self.lines * self.shape.r * self.shape.s * 8
+        else:  # direct NHWC: one block of output channels' slice of the filter
+            vectors = self.kernel.nr
+            column = self.shape.taps * vectors * d.a.bytes if self.route == "direct" and \
+                self.shape.layout == "nhwc" else 0
         a_side = self.panels and self.shape.layout == "nhwc"
         b_side = self.panels and self.shape.layout == "nchw"
         packing = max(((0 if a_side else spec.blocks[0] * spec.blocks[2]) +

@@ -44,14 +44,21 @@ def emit_depthwise(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) ->
     emit_nhwc_tiles(spec, e, lanes, c, lo, hi, spec.shape.c, e.c(0), tap)
 
 
+#: A row narrower than this many tiles is tiled whole, border pixels included (each pixel with its own
+#: taps): otherwise a 7-pixel row of a deep layer would run one pixel at a time, two accumulators deep.
+SHORT_ROW_TILES = 3
+
+
 def emit_nhwc_tiles(spec: "ConvSpec", e: Emitter, lanes: int, c, lo, hi, channels_out: int, first_channel,
-                    tap) -> None:
+                    tap, channels_outside: bool = False, before_channels=None) -> None:
     """The skeleton of the NHWC kernels (depthwise, direct): output rows [lo, hi) of the N.P rows, each
     cut into mr-pixel tiles (the border pixels one by one, with the taps that lie inside the input)
     times nr/lanes vectors of `channels_out` output channels from `first_channel` (whole vectors, then
     a masked one); `tap(accs, r, s, pixels, channels)` adds tap (r, s) for (index, input row) pixels
     and (column, mask) channel vectors. Rows whose taps fall in the padding are left out by the r
-    loop's bounds."""
+    loop's bounds. With `channels_outside`, each block of output channels sweeps every row (its slice
+    of the filter stays in cache across the rows: the direct kernel's), after `before_channels(channels)`
+    (which may pack that slice); else each row sweeps the blocks."""
     sh, mr = spec.shape, spec.kernel.mr
     vectors = max(1, -(-spec.kernel.nr // lanes))
     elt = ir.MemRefType(c.type).element_type
@@ -64,69 +71,91 @@ def emit_nhwc_tiles(spec: "ConvSpec", e: Emitter, lanes: int, c, lo, hi, channel
     full_channels = channels_out - channels_out % (lanes * vectors)
     whole, tail = divmod(channels_out - full_channels, lanes)
 
-    rows = e.loop(lo, hi)
-    with ir.InsertionPoint(rows.body):
-        row = rows.induction_variable
-        image, p = arith.divui(row, e.c(sh.p)), arith.remui(row, e.c(sh.p))
-        h0 = arith.subi(e.mul(p, sh.stride), e.c(sh.pad))
-        # r such that 0 <= h0 + r.dil < H: [ceil(-h0 / dil), floor((H - 1 - h0) / dil) + 1), within [0, R).
-        r_lo = arith.maxsi(e.c(0), arith.ceildivsi(arith.subi(e.c(0), h0), e.c(sh.dilation)))
-        r_hi = arith.minsi(e.c(sh.r), arith.addi(arith.floordivsi(arith.subi(e.c(sh.h - 1), h0),
-                                                                  e.c(sh.dilation)), e.c(1)))
-        in_row0 = e.mul(image, sh.h)
-        out_row0 = e.mul(row, sh.q)
+    def taps_inside(q: int) -> range:
+        """The s whose input pixel lies inside the row, for output pixel q."""
+        inside = [s for s in range(sh.s) if 0 <= q * sh.stride - sh.pad + s * sh.dilation < sh.w]
+        return range(inside[0], inside[-1] + 1) if inside else range(0)
 
-        def block(qs: list, s_ranges: list[range], channels: list[tuple[ir.Value, ir.Value | None]]) -> None:
-            """Pixels `qs` (index values) x channel vectors (offset, mask), over taps r in [r_lo, r_hi)
-            and each pixel's s range; then stored."""
-            zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
-            r_loop = scf.ForOp(r_lo, r_hi, e.c(1), [zero] * (len(qs) * len(channels)))
-            with ir.InsertionPoint(r_loop.body):
-                r = r_loop.induction_variable
-                in_row = e.mul(arith.addi(in_row0, arith.addi(h0, e.mul(r, sh.dilation))), sh.w)
-                accs = list(r_loop.inner_iter_args)
-                for s in range(sh.s):
-                    pixels = [(i, arith.addi(in_row, arith.addi(e.mul(q, sh.stride), e.c(s * sh.dilation - sh.pad))))
-                              for i, (q, s_range) in enumerate(zip(qs, s_ranges)) if s in s_range]
-                    if pixels:
-                        accs = tap(accs, r, s, pixels, channels)
-                scf.YieldOp(accs)
-            results = iter(r_loop.results)
-            for q in qs:
-                for col, mask in channels:
-                    value, out_row = next(results), arith.addi(out_row0, q)
-                    if mask is None:
-                        vector.store(value, c, [out_row, col])
-                    else:
-                        vector.maskedstore(c, [out_row, col], mask, value)
-
-        def all_channels(qs: list, s_ranges: list[range]) -> None:
-            if full_channels:
-                channel_loop = e.loop(0, full_channels, lanes * vectors)
-                with ir.InsertionPoint(channel_loop.body):
-                    c0 = arith.addi(first_channel, channel_loop.induction_variable)
-                    block(qs, s_ranges, [(arith.addi(c0, e.c(v * lanes)), None) for v in range(vectors)])
-                    scf.YieldOp([])
-            rest = [(arith.addi(first_channel, e.c(full_channels + v * lanes)), None) for v in range(whole)]
-            if tail:
-                rest.append((arith.addi(first_channel, e.c(full_channels + whole * lanes)),
-                             vector.create_mask(mask_type, [e.c(tail)])))
-            if rest:
-                block(qs, s_ranges, rest)
-
-        for q in [*range(0, inner_lo), *range(inner_hi, sh.q)]:  # border pixels: their own taps
-            w0 = q * sh.stride - sh.pad
-            inside = [s for s in range(sh.s) if 0 <= w0 + s * sh.dilation < sh.w]
-            all_channels([e.c(q)], [range(inside[0], inside[-1] + 1) if inside else range(0)])
-        if tiled_hi > inner_lo:
-            tiles = e.loop(inner_lo, tiled_hi, mr)
-            with ir.InsertionPoint(tiles.body):
-                q0 = tiles.induction_variable
-                all_channels([arith.addi(q0, e.c(i)) for i in range(mr)], [range(sh.s)] * mr)
+    def channel_sets(emit) -> None:
+        """emit(channels) for every set of channel vectors: whole blocks in a loop, then the rest."""
+        if full_channels:
+            channel_loop = e.loop(0, full_channels, lanes * vectors)
+            with ir.InsertionPoint(channel_loop.body):
+                c0 = arith.addi(first_channel, channel_loop.induction_variable)
+                emit([(arith.addi(c0, e.c(v * lanes)), None) for v in range(vectors)])
                 scf.YieldOp([])
-        for q in range(tiled_hi, inner_hi):
-            all_channels([e.c(q)], [range(sh.s)])
-        scf.YieldOp([])
+        rest = [(arith.addi(first_channel, e.c(full_channels + v * lanes)), None) for v in range(whole)]
+        if tail:
+            rest.append((arith.addi(first_channel, e.c(full_channels + whole * lanes)),
+                         vector.create_mask(mask_type, [e.c(tail)])))
+        if rest:
+            emit(rest)
+
+    def rows_loop(each_tile) -> None:
+        """For every row of [lo, hi): each_tile(block, qs, s_ranges) over its pixel tiles."""
+        rows = e.loop(lo, hi)
+        with ir.InsertionPoint(rows.body):
+            row = rows.induction_variable
+            image, p = arith.divui(row, e.c(sh.p)), arith.remui(row, e.c(sh.p))
+            h0 = arith.subi(e.mul(p, sh.stride), e.c(sh.pad))
+            # r such that 0 <= h0 + r.dil < H: [ceil(-h0 / dil), floor((H - 1 - h0) / dil) + 1), within [0, R).
+            r_lo = arith.maxsi(e.c(0), arith.ceildivsi(arith.subi(e.c(0), h0), e.c(sh.dilation)))
+            r_hi = arith.minsi(e.c(sh.r), arith.addi(arith.floordivsi(arith.subi(e.c(sh.h - 1), h0),
+                                                                      e.c(sh.dilation)), e.c(1)))
+            in_row0 = e.mul(image, sh.h)
+            out_row0 = e.mul(row, sh.q)
+
+            def block(qs: list, s_ranges: list[range], channels: list[tuple[ir.Value, ir.Value | None]]) -> None:
+                """Pixels `qs` (index values) x channel vectors (offset, mask), over taps r in [r_lo, r_hi)
+                and each pixel's s range; then stored."""
+                zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
+                r_loop = scf.ForOp(r_lo, r_hi, e.c(1), [zero] * (len(qs) * len(channels)))
+                with ir.InsertionPoint(r_loop.body):
+                    r = r_loop.induction_variable
+                    in_row = e.mul(arith.addi(in_row0, arith.addi(h0, e.mul(r, sh.dilation))), sh.w)
+                    accs = list(r_loop.inner_iter_args)
+                    for s in range(sh.s):
+                        pixels = [(i, arith.addi(in_row, arith.addi(e.mul(q, sh.stride),
+                                                                    e.c(s * sh.dilation - sh.pad))))
+                                  for i, (q, s_range) in enumerate(zip(qs, s_ranges)) if s in s_range]
+                        if pixels:
+                            accs = tap(accs, r, s, pixels, channels)
+                    scf.YieldOp(accs)
+                results = iter(r_loop.results)
+                for q in qs:
+                    for col, mask in channels:
+                        value, out_row = next(results), arith.addi(out_row0, q)
+                        if mask is None:
+                            vector.store(value, c, [out_row, col])
+                        else:
+                            vector.maskedstore(c, [out_row, col], mask, value)
+
+            if sh.q < SHORT_ROW_TILES * mr:  # a short row: whole tiles of mr pixels, each with its own taps
+                for q0 in range(0, sh.q, mr):
+                    qs = range(q0, min(sh.q, q0 + mr))
+                    each_tile(block, [e.c(q) for q in qs], [taps_inside(q) for q in qs])
+                scf.YieldOp([])
+                return
+            for q in [*range(0, inner_lo), *range(inner_hi, sh.q)]:  # border pixels: their own taps
+                each_tile(block, [e.c(q)], [taps_inside(q)])
+            if tiled_hi > inner_lo:
+                tiles = e.loop(inner_lo, tiled_hi, mr)
+                with ir.InsertionPoint(tiles.body):
+                    q0 = tiles.induction_variable
+                    each_tile(block, [arith.addi(q0, e.c(i)) for i in range(mr)], [range(sh.s)] * mr)
+                    scf.YieldOp([])
+            for q in range(tiled_hi, inner_hi):
+                each_tile(block, [e.c(q)], [range(sh.s)])
+            scf.YieldOp([])
+
+    if channels_outside:
+        def sweep(channels) -> None:
+            if before_channels is not None:
+                before_channels(channels)
+            rows_loop(lambda block, qs, s_ranges: block(qs, s_ranges, channels))
+        channel_sets(sweep)
+    else:
+        rows_loop(lambda block, qs, s_ranges: channel_sets(lambda channels: block(qs, s_ranges, channels)))
 
 
 def _zero_attr(elt: ir.Type) -> ir.Attribute:
@@ -207,11 +236,26 @@ def emit_direct(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> No
     depthwise kernel (mr pixels x nr output channels), each tap a loop over the group's input
     channels: the tap's filter row of nr channels loaded as vectors (HWCF keeps them contiguous),
     each pixel's input value broadcast, mr x nr/lanes FMAs: the micro-kernel's inner step, with A
-    read straight from the input."""
+    read straight from the input. Each block of output channels first copies its slice of the filter
+    into a contiguous buffer (R.S.Cg rows of nr values): read in place, a filter row is K values
+    apart from the next, and a deep layer's taps then span megabytes of pages (the TLB, not the
+    FMAs, set the pace)."""
     sh = spec.shape
     load = _loader(b, lanes)
     elt = ir.MemRefType(a.type).element_type
     vec = ir.VectorType.get([lanes], elt)
+    vectors = max(1, -(-spec.kernel.nr // lanes))
+    align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
+    packed = memref.alloc(ir.MemRefType.get([sh.taps, vectors * lanes], elt), [], [], alignment=align)
+
+    def pack(channels) -> None:
+        rows = e.loop(0, sh.taps)
+        with ir.InsertionPoint(rows.body):
+            kk = rows.induction_variable
+            for j, (col, mask) in enumerate(channels):
+                vector.store(load(b, kk, col, mask), packed, [kk, e.c(j * lanes)])
+            scf.YieldOp([])
+
     groups = e.loop(0, sh.groups)
     with ir.InsertionPoint(groups.body):
         g = groups.induction_variable
@@ -222,7 +266,8 @@ def emit_direct(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> No
             ci_loop = scf.ForOp(e.c(0), e.c(sh.cg), e.c(1), accs)
             with ir.InsertionPoint(ci_loop.body):
                 ci = ci_loop.induction_variable
-                weights = [load(b, arith.addi(depth0, ci), col, mask) for col, mask in channels]
+                weights = [vector.load(vec, packed, [arith.addi(depth0, ci), e.c(j * lanes)])
+                           for j in range(len(channels))]
                 out = list(ci_loop.inner_iter_args)
                 for i, in_row in pixels:
                     x = vector.broadcast(vec, memref.load(a, [in_row, arith.addi(channel0, ci)]))
@@ -232,8 +277,10 @@ def emit_direct(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> No
                 scf.YieldOp(out)
             return list(ci_loop.results)
 
-        emit_nhwc_tiles(spec, e, lanes, c, lo, hi, sh.kg, e.mul(g, sh.kg), tap)
+        emit_nhwc_tiles(spec, e, lanes, c, lo, hi, sh.kg, e.mul(g, sh.kg), tap, channels_outside=True,
+                        before_channels=pack)
         scf.YieldOp([])
+    memref.dealloc(packed)
 
 
 def _row_vectors(sh: "ConvShape", e: Emitter, lanes: int, a):
