@@ -1,4 +1,4 @@
-"""A route rule derived from measurements: a shallow decision tree over a layer's features, printed,
+"""A route rule derived from measurements: a shallow (cost-sensitive) decision tree over a layer's features, printed,
 written as C and Python predicates a library could paste, and scored by its regret against each
 layer's measured best on networks it was not fitted on (leave one network out), beside the
 hand-written rules of XNNPACK, Arm Compute Library and MLAS encoded on the same routes.
@@ -94,6 +94,21 @@ def mlas_rule(sh: dict[str, int]) -> str:
     return "depthwise" if sh["groups"] == sh["c"] == sh["k"] else "im2col_chunked"
 
 
+#: Routes only some layers can take (kernels_mlir.conv.cannot_take: the structural conditions).
+RESTRICTED = ("pointwise", "depthwise")
+
+
+def takes(route: str, sh: dict[str, int]) -> bool:
+    """Whether a layer can take a route, as a library sees it (f32)."""
+    if route == "pointwise":
+        return bool(features(sh)[FEATURES.index("pointwise")])
+    return route != "depthwise" or sh["groups"] == sh["c"] == sh["k"]
+
+
+def _c_takes(route: str) -> str:
+    return {"pointwise": "pointwise", "depthwise": "groups == c && c == k"}.get(route, "1")
+
+
 HAND_WRITTEN: dict[str, Callable[[dict[str, int]], str]] = {"XNNPACK": xnnpack_rule, "ACL": acl_rule,
                                                             "MLAS": mlas_rule}
 
@@ -103,31 +118,43 @@ class Rule:
     """A fitted tree and what it says, as text a human reads and code a library pastes."""
 
     tree: Any
+    #: The routes, in the order of the tree's outputs (each leaf holds their mean log-regret).
     classes: list[str]
 
     @classmethod
     def fit(cls, layers: Sequence[Layer]) -> "Rule":
-        """A tree predicting each layer's best route, each layer weighted by what choosing wrong costs it
-        (log of best over worst: a layer where every route ties teaches nothing)."""
-        from sklearn.tree import DecisionTreeClassifier
+        """A regression tree on each route's log-regret (log of the layer's best GFLOP/s over the route's;
+        a route the layer did not run counts as its slowest): each leaf chooses the route with the least
+        mean log-regret over its layers. A tie between routes costs nothing whichever is chosen, and a
+        layer where a wrong choice is expensive weighs accordingly (cost-sensitive, unlike a classifier
+        of each layer's winner)."""
+        from sklearn.tree import DecisionTreeRegressor
+        routes = sorted({route for layer in layers for route in layer.gflops})
         x = np.array([features(layer.shape) for layer in layers])
-        y = [layer.best for layer in layers]
-        weights = [math.log(layer.gflops[layer.best] / min(layer.gflops.values())) + 1e-3 for layer in layers]
-        tree = DecisionTreeClassifier(max_depth=MAX_DEPTH, random_state=0).fit(x, y, sample_weight=weights)
-        return cls(tree, [str(c) for c in tree.classes_])
+        y = np.array([[math.log1p(layer.regret(route)) for route in routes] for layer in layers])
+        tree = DecisionTreeRegressor(max_depth=MAX_DEPTH, random_state=0).fit(x, y)
+        return cls(tree, routes)
+
+    def _leaf_routes(self, values: np.ndarray) -> tuple[str, ...]:
+        """A leaf's routes, least mean log-regret first, down to the first every layer can take."""
+        ranked = [self.classes[i] for i in np.argsort(values, kind="stable")]
+        general = next(i for i, route in enumerate(ranked) if route not in RESTRICTED)
+        return tuple(ranked[:general + 1])
 
     def __call__(self, shape: dict[str, int]) -> str:
-        return str(self.tree.predict(np.array([features(shape)]))[0])
+        """The leaf's first route this layer can take (a library knows which it can)."""
+        return next(r for r in self._leaf_routes(self.tree.predict(np.array([features(shape)]))[0])
+                    if takes(r, shape))
 
-    def _walk(self, emit_if: Callable[[str, float, int], str], emit_leaf: Callable[[str, int], str],
+    def _walk(self, emit_if: Callable[[str, float, int], str], emit_leaf: Callable[[tuple[str, ...], int], str],
               emit_else: Callable[[int], str], emit_end: Callable[[int], str]) -> list[str]:
         t = self.tree.tree_
         lines: list[str] = []
 
-        def routes(i: int) -> set[str]:
-            """The routes the leaves under node i choose."""
+        def routes(i: int) -> set[tuple[str, ...]]:
+            """The route lists the leaves under node i choose from."""
             if t.children_left[i] == t.children_right[i]:
-                return {self.classes[int(np.argmax(t.value[i][0]))]}
+                return {self._leaf_routes(t.value[i][:, 0])}
             return routes(t.children_left[i]) | routes(t.children_right[i])
 
         def node(i: int, depth: int) -> None:
@@ -148,12 +175,12 @@ class Rule:
     def text(self) -> str:
         """The rule as `if feature <= threshold:` lines."""
         return "\n".join(self._walk(lambda f, th, d: f"{'  ' * (d - 1)}if {f} <= {th:.3g}:",
-                                    lambda r, d: f"{'  ' * (d - 1)}-> {r}",
+                                    lambda r, d: f"{'  ' * (d - 1)}-> {', else '.join(r)}",
                                     lambda d: f"{'  ' * (d - 1)}else:", lambda d: ""))
 
     def python(self) -> str:
         body = self._walk(lambda f, th, d: f"{'    ' * d}if {f} <= {th!r}:",
-                          lambda r, d: f"{'    ' * d}return {r!r}",
+                          lambda r, d: f"{'    ' * d}return next(route for route in {r!r} if _takes(route))",
                           lambda d: f"{'    ' * d}else:", lambda d: "")
         return "\n".join([
             "import math", "", "",
@@ -166,11 +193,15 @@ class Rule:
             "    taps = r * s",
             "    depthwise = float(groups == c)",
             "    pointwise = float(r == s == stride == 1 and pad == 0)",
+            "",
+            "    def _takes(route):",
+            "        return (route != 'pointwise' or pointwise) and (route != 'depthwise' or groups == c == k)",
             *body, ""])
 
     def c(self) -> str:
         body = self._walk(lambda f, th, d: f"{'    ' * d}if ({f} <= {th!r}) {{",
-                          lambda r, d: f"{'    ' * d}return \"{r}\";",
+                          lambda r, d: "".join(f"{'    ' * d}if ({_c_takes(route)}) return \"{route}\";\n"
+                                               for route in r).rstrip("\n"),
                           lambda d: f"{'    ' * d}}} else {{", lambda d: f"{'    ' * d}}}")
         return "\n".join([
             "#include <math.h>", "",
@@ -183,7 +214,7 @@ class Rule:
             "    double log2_work = log2((double)n * p * q * k * r * s * (c / groups));",
             "    double depthwise = groups == c, pointwise = r == 1 && s == 1 && stride == 1 && pad == 0;",
             "    (void)log2_work; (void)cg; (void)kg; (void)taps; (void)depthwise; (void)pointwise;",
-            *body, "}", ""])
+            *body, "    return \"im2col\";", "}", ""])
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from runner.cli.main import main
-from runner.studies.route_rule import FEATURES, HAND_WRITTEN, Layer, Rule, derive
+from runner.studies.route_rule import FEATURES, HAND_WRITTEN, Layer, Rule, derive, takes
 
 from .jsonl import of_type
 
@@ -54,6 +54,10 @@ def test_the_derived_rule_finds_the_winners_and_its_predicates_choose_alike(tmp_
         assert namespace["conv_route"](*args) == rule(sh) == layer.best
         assert c_route(*args).decode() == rule(sh)
     assert all(f in rule.python() for f in ("log2_work", "depthwise"))
+    # A leaf's first route may be one a layer cannot take: the next one is chosen, in all three forms.
+    odd = {"n": 1, "h": 9, "w": 9, "c": 12, "k": 24, "r": 1, "s": 1, "stride": 2, "pad": 0, "dilation": 1, "groups": 12}
+    args = [odd[k] for k in ("n", "h", "w", "c", "k", "r", "s", "stride", "pad", "dilation", "groups")]
+    assert takes(rule(odd), odd) and namespace["conv_route"](*args) == rule(odd) == c_route(*args).decode()
 
 
 def test_a_rule_picking_a_route_a_layer_did_not_run_pays_the_slowest():
