@@ -101,9 +101,10 @@ def test_arm_kernel_agrees_with_numpy_under_qemu(dtype, instruction, mr, nr, kc)
 @pytest.mark.emulation
 def test_a_sabotaged_int8_kernel_is_reported_wrong_answer_under_qemu():
     """What `ukl mca` reports for an Arm kernel that runs, under qemu, to a wrong answer."""
-    from runner.cli.mca import predict_strategies
+    from runner.cli.mca import predict_candidates
+    from runner.measure.lifecycle import Candidate
     s = dot_strategy("s8s8", "smmla", 4, 4, 32, unroll=False, sabotage=True)
-    (record,) = predict_strategies([s], get_target("neoverse-v1"))
+    (record,) = predict_candidates([Candidate.microkernel(s, get_target("neoverse-v1"))])
     assert record["status"] == "wrong_answer" and record["verification"] == "qemu-aarch64"
     assert "expected" in record["error"] and record["predicted_fraction_of_peak"] is None
 
