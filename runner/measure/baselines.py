@@ -19,8 +19,6 @@ from typing import Callable
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from kernels_mlir.operands import Operands
-from kernels_mlir.problem import Problem
 
 from runner.measure.timing import seconds_for
 
@@ -43,14 +41,6 @@ class Baseline:
     run: Callable[[int], None]
     #: Seconds per call a Python loop costs around it.
     call_overhead: Callable[[], float]
-
-
-def baselines_for(problem: Problem, ops: Operands) -> list[Baseline]:
-    """What `problem` is measured against: OpenBLAS and BLIS for an f32 or f64 GEMM, at its thread
-    count; nothing for a micro-kernel, or for a dtype neither library has (int8, bf16)."""
-    if problem.kind != "gemm" or problem.dtype not in ("f32", "f64"):
-        return []
-    return [numpy_matmul(ops.a, ops.b, ops.c, problem.threads), blis_gemm(ops.a, ops.b, ops.c, problem.threads)]
 
 
 def threads_word(threads: int) -> str:
