@@ -28,6 +28,7 @@ from transforms.knobs import Knob, Point
 from transforms.strategy import Strategy
 
 from runner.cli.output import results_table
+from runner.config.fields import check_threads
 from runner.measure.baselines import Baseline
 from runner.measure.native import NativeFunction
 from runner.measure.parallel import Team
@@ -172,6 +173,11 @@ class SharedEntryKind(ProblemKind):
 
     def threads(self, problem: Problem) -> int:
         return problem.threads
+
+    def check_space(self, choices: dict[str, tuple[Any, ...]]) -> None:
+        """A thread count this machine can run."""
+        for value in choices.get("threads", ()):
+            check_threads(value, "space.threads")
 
     def shares(self, problem: Problem) -> list[tuple[int, int]]:
         return problem.partition()

@@ -161,10 +161,6 @@ class Conv2dKind(SharedEntryKind):
                                 f"({'; '.join(f'{r}: {cannot_take(_any(settings), r)}' for r in routes)})")
         return specs
 
-    def check_space(self, choices: dict[str, tuple[Any, ...]]) -> None:
-        for value in choices.get("threads", ()):
-            check_threads(value, "space.threads")
-
     def problems(self, settings: ConvSettings, strategy: Strategy, point: Point | None = None) -> list[ConvSpec]:
         return [spec for _, spec in self._specs_or_fail(settings, strategy, point)]
 

@@ -131,11 +131,6 @@ class GemmKind(SharedEntryKind):
                     raise StrategyError(f"gemm ({strategy.name}, shape {list(shape)}).{exc}") from None
         return settings
 
-    def check_space(self, choices: dict[str, tuple[Any, ...]]) -> None:
-        """A thread count this machine can run."""
-        for value in choices.get("threads", ()):
-            check_threads(value, "space.threads")
-
     def problems(self, settings: GemmSettings, strategy: Strategy, point: Point | None = None) -> list[GemmSpec]:
         settings = settings.with_point(point)
         return [settings.spec(strategy, shape) for shape in settings.shapes]
