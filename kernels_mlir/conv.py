@@ -52,6 +52,8 @@ LAYOUTS = ("nhwc", "nchw")
 ROUTES = ("im2col", "im2col_chunked", "igemm", "direct", "pointwise", "depthwise")
 #: Routes whose GEMM reads a packed column matrix.
 PACKING_ROUTES = ("im2col", "im2col_chunked")
+#: Routes that compute straight from the input, in tiles of output rows (conv_direct), with no GEMM.
+DIRECT_ROUTES = ("direct", "depthwise")
 #: A typo guard on every size (a convolution's operands are bounded by memory, checked separately).
 MAX_SIZE = 1 << 16
 
@@ -206,7 +208,7 @@ class ConvSpec:
     def chunk(self) -> int:
         """Lines per packed chunk: a thread's share (im2col), or what pack_bytes holds, in whole register
         tiles when it holds one (im2col_chunked)."""
-        unit = self.kernel.mr if self.shape.layout == "nhwc" else self.kernel.nr
+        unit = self.unit
         if self.route == "im2col":
             shares = self.threads if self.shape.layout == "nhwc" else -(-self.threads // self.shape.n)
             chunk = -(-self.lines // shares)
@@ -230,7 +232,7 @@ class ConvSpec:
     def gemms(self) -> dict[int, GemmSpec]:
         """Every GEMM the route calls, by the lines it spans (a chunk, the last chunk's remainder)."""
         sh = self.shape
-        if self.route in ("depthwise", "direct"):
+        if self.route in DIRECT_ROUTES:
             return {}
         if self.route == "pointwise":
             return {0: self.gemm(sh.n * sh.h * sh.w if sh.layout == "nhwc" else sh.h * sh.w)}
@@ -266,10 +268,12 @@ class ConvSpec:
             column = lines * self.shape.taps * d.a.bytes
         elif self.route == "igemm":
             column = self.lines * self.shape.r * self.shape.s * 8
-        else:  # direct NHWC: one block of output channels' slice of the filter
-            vectors = self.kernel.nr
-            column = self.shape.taps * vectors * d.a.bytes if self.route == "direct" and \
-                self.shape.layout == "nhwc" else 0
+        elif self.route == "direct" and self.shape.layout == "nhwc":
+            # One block of output channels' slice of the filter: nr values a row, in whole vectors (at
+            # most 64 bytes each: rounding up to 64 bytes covers every target's vector width).
+            column = self.shape.taps * -(-self.kernel.nr * d.a.bytes // 64) * 64
+        else:
+            column = 0
         a_side = self.panels and self.shape.layout == "nhwc"
         b_side = self.panels and self.shape.layout == "nchw"
         packing = max(((0 if a_side else spec.blocks[0] * spec.blocks[2]) +
@@ -284,7 +288,7 @@ class ConvSpec:
     def partition(self) -> list[tuple[int, int]]:
         """Each thread's [lo, hi): chunks of the column matrix, for pointwise rows (NHWC) or pixel
         columns (NCHW) in whole register tiles, for depthwise rows of output pixels."""
-        if self.route in ("depthwise", "direct"):
+        if self.route in DIRECT_ROUTES:
             sh = self.shape  # output rows: of every image (NHWC), of every plane or block of mr filters (NCHW)
             per_row = 1 if sh.layout == "nhwc" else sh.c if self.route == "depthwise" else \
                 sh.groups * -(-sh.kg // self.kernel.mr)

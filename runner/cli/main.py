@@ -13,7 +13,7 @@ import numpy as np
 from tabulate import tabulate
 from tqdm import tqdm
 
-from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
+from kernels_mlir.spec import DTYPES, SpecError
 from pipelines.targets import TARGETS, Target, UnknownTarget, get_target, host_target, target_names
 from transforms.errors import StrategyError
 from transforms.instructions import INSTRUCTIONS
@@ -170,9 +170,7 @@ def _cmd_asm(args: argparse.Namespace) -> int:
 
 def _cmd_mca(args: argparse.Namespace) -> int:
     target, strategies, experiment = _chosen(args)
-    # Each strategy's problems as its config's kind makes them (a crossover study's: its micro-kernels).
-    kind = kind_named(KernelSpec.kind) if experiment.kind == config_mod.CROSSOVER else experiment.problem_kind
-    candidates = [Candidate(s, problem, target) for s in strategies for problem in kind.problems(experiment.settings, s)]
+    candidates = [Candidate(s, problem, target) for s in strategies for problem in experiment.problems_of(s)]
     records = []
     if args.json:
         json_lines.emit(json_lines.context("mca", target))

@@ -4,6 +4,7 @@ hand-written rules."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,14 @@ from runner.measure.environment import host_cpu_model
 from runner.report.routes import route_table, rule_text, usable
 from runner.store.results import Store
 from runner.studies.route_rule import Layer, RuleReport, derive
-from runner.studies.routes import LayerRoutes, run_routes
+from runner.studies.routes import KIND, LayerRoutes, run_routes
 
 
 def command(args: argparse.Namespace) -> int:
     experiment = config_mod.load(args.config)
-    if experiment.kind != "conv2d":
+    if experiment.kind != KIND:
         raise ConfigError(f"{args.config}: experiment.kind {experiment.kind!r} is not for ukl routes "
-                          "(it studies conv2d configs)")
+                          f"(it studies {KIND} configs)")
     target = runnable_target(experiment.target)
     config_mod.check_for_target(experiment.strategies, target, f"{args.config}: ")
     for strategy in experiment.strategies:
@@ -44,7 +45,7 @@ def command(args: argparse.Namespace) -> int:
             store.add_route_study(run_id, experiment.name, target, layer.to_json())
             if args.json:
                 json_lines.emit(json_lines.line("layer", layer.to_json()))
-            elif args.progress or not args.json:
+            elif args.progress or sys.stdout.isatty():
                 tqdm.write(layer_line(layer))
         threads = dict(experiment.settings.how)["threads"]
         studies = usable(store.route_studies(target.name), host_cpu_model(), threads)

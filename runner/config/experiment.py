@@ -71,6 +71,13 @@ class Experiment:
         """The kind of problem its strategies run on (not for a crossover study)."""
         return kind_named(self.kind)
 
+    def problems_of(self, strategy: Strategy) -> list:
+        """The problems a strategy of this config runs on: its kind's, or for a crossover study (whose
+        routes time GEMMs of every shape) its own micro-kernel."""
+        if self.kind == CROSSOVER:
+            return [strategy.kernel]
+        return self.problem_kind.problems(self.settings, strategy)
+
 
 @dataclass(frozen=True)
 class Route:

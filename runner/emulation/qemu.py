@@ -78,12 +78,25 @@ def _driver_object(dtype: str, entry: str | None = None) -> Path:
     return out
 
 
+def run_emulated(object_code: bytes, spec: KernelSpec, ops: Operands) -> None:
+    """Call the kernel in `object_code` once on `ops` under qemu; C's buffer is updated in place."""
+    _emulate(object_code, _driver_object(spec.dtype), [ops.a, ops.b, ops.c_block],
+             [spec.mr, spec.nr, spec.kc, spec.group, ops.c_block.shape[1]], [], ops.c_block)
+
+
 def run_emulated_entry(object_code: bytes, entry: str, dtype: str, ops: Operands,
                        shares: list[tuple[int, int]]) -> None:
     """Call `entry` (a C interface taking A, B, C and a share) once per share under qemu, in turn; C's
     buffer is updated in place."""
-    driver = _driver_object(dtype, entry)
     arrays = [ops.a, ops.b, ops.c]
+    _emulate(object_code, _driver_object(dtype, entry), arrays, [n for x in arrays for n in x.shape],
+             [n for share in shares for n in share], ops.c)
+
+
+def _emulate(object_code: bytes, driver: Path, arrays: list[np.ndarray], before: list[int], after: list[int],
+             out: np.ndarray) -> None:
+    """Link `object_code` with `driver`, run it under qemu as `program BEFORE... IN OUT AFTER...` on the
+    arrays written to IN, and read `out` back from OUT."""
     with tempfile.TemporaryDirectory(dir=_workdir()) as tmp:
         folder = Path(tmp)
         kernel, program = folder / "kernel.o", folder / "kernel"
@@ -91,25 +104,6 @@ def run_emulated_entry(object_code: bytes, entry: str, dtype: str, ops: Operands
         kernel.write_bytes(object_code)
         _run([GCC, "-static", str(driver), str(kernel), "-o", str(program), "-lm"], "linking the kernel")
         inputs.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in arrays))
-        sizes = [str(n) for x in arrays for n in x.shape]
-        bounds = [str(n) for share in shares for n in share]
-        _run([QEMU, "-cpu", QEMU_CPU, str(program), *sizes, str(inputs), str(outputs), *bounds],
+        _run([QEMU, "-cpu", QEMU_CPU, str(program), *map(str, before), str(inputs), str(outputs), *map(str, after)],
              "the kernel under qemu-aarch64", RUN_TIMEOUT_SECONDS)
-        ops.c[...] = np.fromfile(outputs, dtype=ops.c.dtype).reshape(ops.c.shape)
-
-
-def run_emulated(object_code: bytes, spec: KernelSpec, ops: Operands) -> None:
-    """Call the kernel in `object_code` once on `ops` under qemu; C's buffer is updated in place."""
-    driver = _driver_object(spec.dtype)
-    with tempfile.TemporaryDirectory(dir=_workdir()) as tmp:
-        folder = Path(tmp)
-        kernel, program = folder / "kernel.o", folder / "kernel"
-        inputs, outputs = folder / "in.bin", folder / "out.bin"
-        kernel.write_bytes(object_code)
-        _run([GCC, "-static", str(driver), str(kernel), "-o", str(program)], "linking the kernel")
-        inputs.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in (ops.a, ops.b, ops.c_block)))
-        ldc = ops.c_block.shape[1]
-        sizes = (spec.mr, spec.nr, spec.kc, spec.group, ldc)
-        _run([QEMU, "-cpu", QEMU_CPU, str(program), *map(str, sizes), str(inputs), str(outputs)],
-             "the kernel under qemu-aarch64", RUN_TIMEOUT_SECONDS)
-        ops.c_block[...] = np.fromfile(outputs, dtype=ops.c_block.dtype).reshape(ops.c_block.shape)
+        out[...] = np.fromfile(outputs, dtype=out.dtype).reshape(out.shape)

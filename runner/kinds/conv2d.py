@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kernels_mlir.conv import CONV, ROUTES, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
+from kernels_mlir.conv import CONV, LAYOUTS, ROUTES, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, MAX_DIM, MAX_THREADS
 from kernels_mlir.names import kernel_symbol
 from kernels_mlir.operands import Operands
@@ -130,19 +130,19 @@ class Conv2dKind(SharedEntryKind):
         names = [name for name, _, _ in layers]
         if len(set(names)) != len(names):
             raise StrategyError(f"conv2d.layers: names must be unique, got {sorted({n for n in names if names.count(n) > 1})}")
-        layout = typed(table, "layout", str, "conv2d.", "nhwc")
-        if layout not in ("nhwc", "nchw"):
-            raise StrategyError(f"conv2d.layout: must be 'nhwc' or 'nchw', got {layout!r}")
+        layout = typed(table, "layout", str, "conv2d.", LAYOUTS[0])
+        if layout not in LAYOUTS:
+            raise StrategyError(f"conv2d.layout: must be one of {list(LAYOUTS)}, got {layout!r}")
         routes = table.get("routes", list(ROUTES))
         if not isinstance(routes, list) or not routes or any(r not in ROUTES for r in routes) or \
                 len(set(routes)) != len(routes):
             raise StrategyError(f"conv2d.routes: must be a list of distinct routes from {list(ROUTES)}, got {routes!r}")
-        how = {"route": routes[0]}
-        for knob in KNOBS[1:]:
-            how[knob.name] = typed(table, knob.name, int, "conv2d.", knob.default)
-            knob.check(how[knob.name], "conv2d.")
+        how = {}
+        for knob in KNOBS:
+            if knob.name != "route":  # (the section lists its routes)
+                how[knob.name] = typed(table, knob.name, int, "conv2d.", knob.default)
+                knob.check(how[knob.name], "conv2d.")
         check_threads(how["threads"], "conv2d.threads")
-        del how["route"]
         settings = ConvSettings(layers, layout, tuple(routes), tuple(how.items()))
         for strategy in strategies:
             for layer, spec in self._specs_or_fail(settings, strategy):
@@ -197,7 +197,7 @@ class Conv2dKind(SharedEntryKind):
         return Compiled(compiled.code, compiled.vector_bits)
 
     def hot_function(self, problem: ConvSpec) -> str:
-        """The micro-kernel for the GEMM routes; the depthwise kernel's own loops."""
+        """The micro-kernel for the GEMM routes; the direct and depthwise kernels' own loops."""
         return kernel_symbol(problem.kernel_kcs[0]) if problem.kernel_kcs else CONV
 
     def baselines(self, problem: ConvSpec, ops: Operands) -> list[Baseline]:

@@ -33,6 +33,7 @@ from runner.search.sweep import rejection_reasons
 from runner.store.database import Database, as_database
 from runner.store.results import FINAL, FULL, RESCREEN, SCREEN, SCREENING, Store
 from runner.report.routes import HEADERS, RouteGroup, route_groups, route_rows
+from runner.studies.routes import KIND as ROUTE_KIND
 from runner.studies.crossover import boundary_from_json, plot as crossover_plot, point_from_json
 
 #: Text in figures comes from databases: never parsed as math ($...$ would be TeX to matplotlib).
@@ -550,7 +551,7 @@ def build_report(db: Database | Path, top: int, target: str | None = None, kind:
         rows = list(store.rows(kind=kind))
         crossovers, rejections = store.crossovers(target), store.rejections(target)
         predictions = store.predictions()
-        studies = store.route_studies(target) if kind in (None, "conv2d") else []
+        studies = store.route_studies(target) if kind in (None, ROUTE_KIND) else []
     sections = []
     for name in dict.fromkeys(r["kind"] for r in rows):
         results = best_results([r for r in rows if r["kind"] == name], target)

@@ -10,21 +10,21 @@ import numpy as np
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
+from kernels_mlir.conv import ConvShape
+from kernels_mlir.spec import SpecError
+
 from runner.report.display import terminal
 from runner.studies.route_rule import Layer, RuleReport, derive
 
 
-#: The shape fields a stored study must hold for a rule to read its layer.
-_SHAPE_FIELDS = ("n", "h", "w", "c", "k", "r", "s", "stride", "pad", "dilation", "groups")
-
-
 def _measured(study: dict[str, Any]) -> bool:
-    """A study row as `ukl routes` writes it: a shape of positive integers and finite positive figures."""
+    """A study row as `ukl routes` writes it: a convolution's shape and finite positive figures."""
     shape, routes = study.get("shape"), study.get("routes")
     if not isinstance(shape, dict) or not isinstance(routes, dict) or not routes:
         return False
-    if not all(isinstance(shape.get(f), int) and not isinstance(shape.get(f), bool) and shape[f] >= (f != "pad")
-               for f in _SHAPE_FIELDS) or shape["c"] % shape["groups"] or shape["k"] % shape["groups"]:
+    try:
+        ConvShape(**shape)
+    except (SpecError, TypeError):
         return False
     figures = [r.get("gflops") if isinstance(r, dict) else None for r in routes.values()]
     return all(isinstance(g, (int, float)) and not isinstance(g, bool) and 0 < g < float("inf") for g in figures) \

@@ -15,6 +15,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from kernels_mlir.conv import ConvShape, cannot_take
+
 #: The features a rule may test, each computable from a Conv's attributes (the predicates compute them).
 FEATURES = ("log2_work", "taps", "cg", "kg", "groups", "stride", "dilation", "depthwise", "pointwise")
 #: A rule deep enough for route choices, shallow enough to read.
@@ -22,15 +24,10 @@ MAX_DEPTH = 3
 
 
 def features(shape: dict[str, int]) -> list[float]:
-    """FEATURES of a layer given by its ConvShape fields."""
-    sh = shape
-    p = (sh["h"] + 2 * sh["pad"] - sh["dilation"] * (sh["r"] - 1) - 1) // sh["stride"] + 1
-    q = (sh["w"] + 2 * sh["pad"] - sh["dilation"] * (sh["s"] - 1) - 1) // sh["stride"] + 1
-    cg, kg = sh["c"] // sh["groups"], sh["k"] // sh["groups"]
-    work = sh["n"] * p * q * sh["k"] * sh["r"] * sh["s"] * cg
-    pointwise = sh["r"] == sh["s"] == sh["stride"] == 1 and sh["pad"] == 0
-    return [math.log2(work), sh["r"] * sh["s"], cg, kg, sh["groups"], sh["stride"], sh["dilation"],
-            float(sh["groups"] == sh["c"]), float(pointwise)]
+    """FEATURES of a layer given by its ConvShape fields (its multiply-adds are half its flops)."""
+    sh = ConvShape(**shape)
+    return [math.log2(sh.flops // 2), sh.r * sh.s, sh.cg, sh.kg, sh.groups, sh.stride, sh.dilation,
+            float(sh.depthwise), float(sh.pointwise)]
 
 
 def _route(name: str) -> str:
@@ -70,39 +67,31 @@ def geomean_regret(layers: Sequence[Layer], chosen: Sequence[str]) -> float:
 
 # --- the hand-written rules, on our route names ---
 
-def xnnpack_rule(sh: dict[str, int]) -> str:
+def takes(route: str, shape: dict[str, int]) -> bool:
+    """Whether a layer can take a route (kernels_mlir.conv.cannot_take)."""
+    return cannot_take(ConvShape(**shape), route) is None
+
+
+def xnnpack_rule(shape: dict[str, int]) -> str:
     """XNNPACK: depthwise -> dwconv, 1x1 stride 1 -> gemm, else igemm."""
-    if sh["groups"] == sh["c"] == sh["k"]:
-        return "depthwise"
-    return "pointwise" if features(sh)[FEATURES.index("pointwise")] else "igemm"
+    return next(route for route in ("depthwise", "pointwise", "igemm") if takes(route, shape))
 
 
-def acl_rule(sh: dict[str, int]) -> str:
+def acl_rule(shape: dict[str, int]) -> str:
     """Arm Compute Library: depthwise -> its depthwise kernel; 1x1 -> GEMM; fewer than 16 input channels
     or dilation -> im2col GEMM; else indirect GEMM."""
-    if sh["groups"] == sh["c"] == sh["k"]:
-        return "depthwise"
-    if features(sh)[FEATURES.index("pointwise")]:
-        return "pointwise"
-    return "im2col" if sh["c"] // sh["groups"] < 16 or sh["dilation"] > 1 else "igemm"
+    sh = ConvShape(**shape)
+    general = "im2col" if sh.cg < 16 or sh.dilation > 1 else "igemm"
+    return next(route for route in ("depthwise", "pointwise", general) if takes(route, shape))
 
 
-def mlas_rule(sh: dict[str, int]) -> str:
+def mlas_rule(shape: dict[str, int]) -> str:
     """MLAS: pointwise -> direct GEMM, depthwise -> its depthwise kernel, else segmented (chunked) im2col."""
-    if features(sh)[FEATURES.index("pointwise")]:
-        return "pointwise"
-    return "depthwise" if sh["groups"] == sh["c"] == sh["k"] else "im2col_chunked"
+    return next(route for route in ("pointwise", "depthwise", "im2col_chunked") if takes(route, shape))
 
 
 #: Routes only some layers can take (kernels_mlir.conv.cannot_take: the structural conditions).
 RESTRICTED = ("pointwise", "depthwise")
-
-
-def takes(route: str, sh: dict[str, int]) -> bool:
-    """Whether a layer can take a route, as a library sees it (f32)."""
-    if route == "pointwise":
-        return bool(features(sh)[FEATURES.index("pointwise")])
-    return route != "depthwise" or sh["groups"] == sh["c"] == sh["k"]
 
 
 def _c_takes(route: str) -> str:

@@ -56,6 +56,10 @@ class LayerRoutes:
                 "clear": self.clear}
 
 
+#: The kind a route study is about.
+KIND = CONV2D.name
+
+
 def route_name(strategy: Strategy, spec: ConvSpec, strategies: int) -> str:
     """The route, and with several strategies the strategy too."""
     return spec.route if strategies == 1 else f"{spec.route}/{strategy.name}"
