@@ -568,17 +568,8 @@ def _emit_direct(spec: GemmSpec, lanes: int, name: str, lds: tuple[int, int, int
     b_vec = ir.VectorType.get([lanes], b_.b_elt)
     types = operand_types(spec, lds)
 
-    def widen(value: ir.Value, element, to: ir.Type) -> ir.Value:
-        if value.type == to:
-            return value
-        if not element.exact:
-            return arith.extf(to, value)
-        return arith.extsi(to, value) if element.signed else arith.extui(to, value)
-
     def multiply_add(x: ir.Value, y: ir.Value, acc: ir.Value) -> ir.Value:
-        if d.acc.exact:
-            return arith.addi(acc, arith.muli(x, y))
-        return vector.fma(x, y, acc) if isinstance(acc.type, ir.VectorType) else arith.addf(acc, arith.mulf(x, y))
+        return multiply_accumulate(x, y, acc, d.acc.exact)
 
     def vector_block(a, b, c, rows: list[ir.Value], cols: list[ir.Value], tail: int = 0) -> None:
         """C[rows, cols..cols+lanes) for every row and column vector, kept in registers over k. With
@@ -656,6 +647,22 @@ def _emit_direct(spec: GemmSpec, lanes: int, name: str, lds: tuple[int, int, int
             columns_from(a, b, c, [rest.induction_variable], 0)
             scf.YieldOp([])
         func.ReturnOp([])
+
+
+def widen(value: ir.Value, element, to: ir.Type) -> ir.Value:
+    """A low-precision input (an Element's value) converted to the accumulator type `to`."""
+    if value.type == to:
+        return value
+    if not element.exact:
+        return arith.extf(to, value)
+    return arith.extsi(to, value) if element.signed else arith.extui(to, value)
+
+
+def multiply_accumulate(x: ir.Value, y: ir.Value, acc: ir.Value, exact: bool) -> ir.Value:
+    """acc + x * y: an FMA for floats (vectors), a multiply and an add for integers."""
+    if exact:
+        return arith.addi(acc, arith.muli(x, y))
+    return vector.fma(x, y, acc) if isinstance(acc.type, ir.VectorType) else arith.addf(acc, arith.mulf(x, y))
 
 
 def _zero(b_: _Builder, c: ir.Value) -> None:

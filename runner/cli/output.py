@@ -82,6 +82,30 @@ def gemm_table(records: Iterable[Record]) -> str:
         ("mc/nc/kc", lambda r: f"{r.extra['gemm']['mc']}/{r.extra['gemm']['nc']}/{r.extra['gemm']['kc']}")])
 
 
+def small_gemm_table(records: Iterable[Record]) -> str:
+    """Small-GEMM records per call: our ns/call next to each baseline's, measured in alternation, and our
+    speed ratio to each with its 95% interval."""
+    records = list(records)
+    names = list(dict.fromkeys(b["name"] for r in records for b in r.extra.get("baselines", [])))
+    rows = []
+    for r in records:
+        m, x = r.measurement, r.extra
+        flops = m.flops_per_iteration if m is not None else 0
+        by_name = {b["name"]: b for b in x.get("baselines", [])}
+        cells = []
+        for name in names:
+            b = by_name.get(name)
+            cells += ["", ""] if b is None else [f"{flops / b['gflops']:.1f}",
+                                                 f"{b['ratio']:.2f} [{b['ratio_ci'][0]:.2f}, {b['ratio_ci'][1]:.2f}]"]
+        rows.append([terminal(r.strategy.name), "x".join(map(str, x["shape"])), x["small_gemm"]["layout"],
+                     x["small_gemm"]["scratch"], r.status, "" if m is None else f"{flops / m.median:.1f}",
+                     "" if m is None else f"{m.median:.2f}", *cells, _pct(r.fraction_of_peak)])
+    headers = ["strategy", "B x M x N x K", "layout", "scratch", "status", "ns/call", "GFLOP/s",
+               *[h for name in names for h in (f"{name} ns", f"ours/{name} [95% CI]")], "of peak"]
+    return tabulate(rows, headers=headers, disable_numparse=True,
+                    colalign=("left",) * 5 + ("right",) * (3 + 2 * len(names)))
+
+
 def baseline_table(records: Iterable[Record], describe: list[tuple[str, Callable[[Record], str]]]) -> str:
     """Records of a kind with baselines: the strategy, the kind's `describe` columns, our GFLOP/s next to
     each baseline's, measured in alternation, and the ratio of ours to each with its 95% interval."""

@@ -41,6 +41,8 @@ class Baseline:
     run: Callable[[int], None]
     #: Seconds per call a Python loop costs around it.
     call_overhead: Callable[[], float]
+    #: Products one of run's n calls computes (a chain of nodes run in one session call).
+    products: int = 1
 
 
 def threads_word(threads: int) -> str:

@@ -136,9 +136,9 @@ def measure(built: Built, policy: TimingPolicy, check_result: Verification, cpu:
         ops = problem.operands(seed=1)
         ours = launch(built.code, problem, ops, bench=True)
         bases = candidate.kind.baselines(problem, ops)
+        flops = [problem.flops * products for products in (1, *(b.products for b in bases))]
         with threadpool_limits(limits=threads, user_api="blas"):
-            (mine, *theirs), peak_m = alongside_peak([ours, *(b.run for b in bases)],
-                                                     [problem.flops] * (1 + len(bases)), peak, policy, cpus)
+            (mine, *theirs), peak_m = alongside_peak([ours, *(b.run for b in bases)], flops, peak, policy, cpus)
         return mine, theirs, peak_m, bases
 
     (mine, theirs, peak_m, bases), disturbed = until_plausible(

@@ -1,0 +1,312 @@
+"""Small and batched GEMMs, shape-specialized: every dimension a compile-time constant, no packing.
+
+Shapes as ONNX Runtime's MatMul sees them: one GEMM [M, K] x [K, N]; [B, S, K] x [K, N], which it
+flattens into one (B*S) x K GEMM (layout "flat"); or true batches [B, M, K] x [B, K, N] ("batched").
+Operands are stored 2-D: A is (B*M) x K, B is K x N (flat) or (B*K) x N (batched), C is (B*M) x N.
+
+The code holds C in mr x (v * lanes) register tiles over the whole k loop, read straight from A
+(broadcast) and B (vectors); rows beyond whole tiles make one smaller tile, columns beyond whole
+vectors one masked vector, so no element is computed one at a time and nothing is written past C.
+With every bound constant, LLVM unrolls and schedules the whole call as it sees fit.
+
+`scratch = "malloc"` adds one malloc/free pair per call, kept alive by an empty volatile asm that
+takes the pointer (what benchmark::DoNotOptimize does): the seed's before/after, one allocation
+per MatMul call. The module also holds an empty function of the same signature, and bench loops
+around both: the native call's own cost, measured the same way as the kernel's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from mlir import ir
+from mlir.dialects import arith, func, llvm, memref, scf, vector
+
+from .emitter import Emitter
+from .gemm import MAX_DIM, multiply_accumulate, widen
+from .harness import add_bench_loop
+from .mlir_types import element_type, mark_entry_point
+from .operands import GUARD, Guarded, Operands
+from .reference import draw, error_bound, reference, verification_bytes
+from .spec import DTYPES, MAX_MR, MAX_NR, SpecError
+
+SMALL_GEMM, SMALL_GEMM_BENCH = "ukl_small_gemm", "ukl_small_gemm_bench"
+EMPTY, EMPTY_BENCH = "ukl_empty_call", "ukl_empty_call_bench"
+LAYOUTS = ("flat", "batched")
+SCRATCH = ("none", "malloc")
+#: Bytes the malloc variant allocates per batch entry: about what MLAS's per-call parameter block
+#: (MLAS_SGEMM_DATA_PARAMS) takes, the allocation the seed removed.
+SCRATCH_BYTES = 64
+MAX_BATCH = 4096
+
+
+def _positive(value: Any, name: str, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise SpecError(f"{name}: must be an integer from 1 to {high}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SmallGemmSpec:
+    """C = A . B for `batch` products of M x N x K, shape-specialized, in mr x (vectors of nr) tiles."""
+
+    m: int
+    n: int
+    k: int
+    batch: int = 1
+    layout: str = "flat"
+    dtype: str = "f32"
+    #: The register tile: rows, and columns (whole vectors of the target's lanes; at least one).
+    mr: int = 6
+    nr: int = 16
+    scratch: str = "none"
+
+    kind = "small_gemm"
+    entry, bench = SMALL_GEMM, SMALL_GEMM_BENCH
+
+    def __post_init__(self) -> None:
+        for name in ("m", "n", "k"):
+            _positive(getattr(self, name), name, MAX_DIM)
+        _positive(self.batch, "batch", MAX_BATCH)
+        _positive(self.mr, "mr", MAX_MR)
+        _positive(self.nr, "nr", MAX_NR)
+        if self.layout not in LAYOUTS:
+            raise SpecError(f"layout: must be one of {list(LAYOUTS)}, got {self.layout!r}")
+        if self.scratch not in SCRATCH:
+            raise SpecError(f"scratch: must be one of {list(SCRATCH)}, got {self.scratch!r}")
+        if self.dtype not in DTYPES:
+            raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def rows(self) -> int:
+        """Rows of A and C as stored (every batch's, stacked)."""
+        return self.batch * self.m
+
+    @property
+    def b_rows(self) -> int:
+        return self.k if self.layout == "flat" else self.batch * self.k
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.batch * self.m * self.n * self.k
+
+    @property
+    def bytes_needed(self) -> int:
+        """A, B and C guarded, the snapshot verification keeps of each, two baseline outputs, and the
+        float64 reference with its temporaries."""
+        d = DTYPES[self.dtype]
+        inputs, outputs = self.rows * self.k + self.b_rows * self.n, self.rows * self.n
+        operands = inputs * d.a.bytes + outputs * d.acc.bytes + 6 * GUARD * 8
+        return 2 * operands + 2 * outputs * d.acc.bytes + verification_bytes(inputs, outputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"m": self.m, "n": self.n, "k": self.k, "batch": self.batch, "layout": self.layout,
+                "dtype": self.dtype, "mr": self.mr, "nr": self.nr, "scratch": self.scratch}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SmallGemmSpec":
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise SpecError(f"not a small GEMM's fields: {exc}") from None
+
+    def workload(self) -> dict[str, Any]:
+        return {"m": self.m, "n": self.n, "k": self.k, "batch": self.batch, "layout": self.layout,
+                "dtype": self.dtype}
+
+    def operands(self, seed: int) -> Operands:
+        rng = np.random.default_rng(seed)
+        d = DTYPES[self.dtype]
+        return Operands({"A": Guarded.around(draw(rng, d.a, self.rows, self.k)),
+                         "B": Guarded.around(draw(rng, d.b, self.b_rows, self.n)),
+                         "C": Guarded.around(draw(rng, d.acc, self.rows, self.n))})
+
+    def expected(self, ops: Operands) -> tuple[np.ndarray, np.ndarray]:
+        acc = DTYPES[self.dtype].acc
+        values, bounds = [], []
+        for i in range(self.batch):
+            a = ops.a[i * self.m:(i + 1) * self.m]
+            b = ops.b if self.layout == "flat" else ops.b[i * self.k:(i + 1) * self.k]
+            zero = np.zeros((self.m, self.n), dtype=ops.c.dtype)
+            values.append(reference(a.T, b, zero, acc.exact))
+            bounds.append(error_bound(a.T, b, zero, acc))
+        return np.concatenate(values), np.concatenate(bounds)
+
+
+def operand_types(spec: SmallGemmSpec) -> list[ir.MemRefType]:
+    d = DTYPES[spec.dtype]
+    return [ir.MemRefType.get(shape, element_type(e)) for shape, e in (
+        ([spec.rows, spec.k], d.a), ([spec.b_rows, spec.n], d.b), ([spec.rows, spec.n], d.acc))]
+
+
+class _Builder(Emitter):
+    def __init__(self, spec: SmallGemmSpec, lanes: int):
+        super().__init__()
+        self.s, self.lanes = spec, lanes
+        self.d = DTYPES[spec.dtype]
+        self.elt = element_type(self.d.acc)
+        self.vec = ir.VectorType.get([lanes], self.elt)
+        self.b_vec = ir.VectorType.get([lanes], element_type(self.d.b))
+        #: Vectors of C per register tile (a tile narrower than one vector still takes one).
+        self.tile_vectors = max(1, spec.nr // lanes)
+
+    def zero(self, elt: ir.Type) -> ir.Value:
+        return arith.constant(elt, 0 if isinstance(elt, ir.IntegerType) else 0.0)
+
+    def tile(self, a, b, c, row: ir.Value, b_row: ir.Value, rows: int, cols: list[tuple[ir.Value, int]]) -> None:
+        """C[row:row+rows, each (col, width) of `cols`] = A . B, in registers over the whole k loop;
+        a width short of a vector is masked (loads and stores)."""
+        lanes = self.lanes
+        masks = [None if width == lanes else vector.create_mask(
+            ir.VectorType.get([lanes], ir.IntegerType.get_signless(1)), [self.c(width)]) for _, width in cols]
+        zero = vector.broadcast(self.vec, self.zero(self.elt))
+        k_loop = scf.ForOp(self.c(0), self.c(self.s.k), self.c(1), [zero] * (rows * len(cols)))
+        with ir.InsertionPoint(k_loop.body):
+            k = k_loop.induction_variable
+            bk = self.add(b_row, k)
+            b_k = [widen(vector.load(self.b_vec, b, [bk, col]) if mask is None else vector.maskedload(
+                self.b_vec, b, [bk, col], mask, vector.broadcast(self.b_vec, self.zero(self.b_vec.element_type))),
+                self.d.b, self.vec) for (col, _), mask in zip(cols, masks)]
+            accs = iter(k_loop.inner_iter_args)
+            out = []
+            for r in range(rows):
+                a_k = vector.broadcast(self.vec, widen(memref.load(a, [self.add(row, self.c(r)), k]), self.d.a,
+                                                       self.elt))
+                out += [multiply_accumulate(a_k, b_kv, next(accs), self.d.acc.exact) for b_kv in b_k]
+            scf.YieldOp(out)
+        results = iter(k_loop.results)
+        for r in range(rows):
+            for (col, _), mask in zip(cols, masks):
+                at = [self.add(row, self.c(r)), col]
+                if mask is None:
+                    vector.store(next(results), c, at)
+                else:
+                    vector.maskedstore(c, at, mask, next(results))
+
+    def row_block(self, a, b, c, row: ir.Value, b_row: ir.Value, rows: int) -> None:
+        """Rows [row, row + rows) of C: whole tiles of tile_vectors vectors, then the last columns as
+        whole vectors and one masked vector."""
+        s, lanes = self.s, self.lanes
+        width = self.tile_vectors * lanes
+        whole = s.n - s.n % width
+        if whole:
+            j_loop = self.loop(0, whole, width)
+            with ir.InsertionPoint(j_loop.body):
+                j = j_loop.induction_variable
+                self.tile(a, b, c, row, b_row, rows, [(self.add(j, self.c(v * lanes)), lanes)
+                                                      for v in range(self.tile_vectors)])
+                scf.YieldOp([])
+        if s.n > whole:
+            cols = [(self.c(col), min(lanes, s.n - col)) for col in range(whole, s.n, lanes)]
+            self.tile(a, b, c, row, b_row, rows, cols)
+
+    def product(self, a, b, c, first_row: ir.Value, b_row: ir.Value) -> None:
+        """One M x N x K product whose A and C rows start at first_row, B's at b_row."""
+        s = self.s
+        whole = s.m - s.m % s.mr
+        if whole:
+            i_loop = self.loop(0, whole, s.mr)
+            with ir.InsertionPoint(i_loop.body):
+                self.row_block(a, b, c, self.add(first_row, i_loop.induction_variable), b_row, s.mr)
+                scf.YieldOp([])
+        if s.m > whole:
+            self.row_block(a, b, c, self.add(first_row, self.c(whole)), b_row, s.m - whole)
+
+
+def _keep_alive(buffer: ir.Value | None = None) -> None:
+    """An empty volatile asm (taking the buffer's address): the allocation, or a call to a function
+    that does nothing else, cannot be optimized away."""
+    if buffer is None:
+        llvm.inline_asm(None, [], "", "", has_side_effects=True)
+        return
+    i64 = ir.IntegerType.get_signless(64)
+    address = arith.index_cast(i64, memref.extract_aligned_pointer_as_index(buffer))
+    llvm.inline_asm(None, [address], "", "r", has_side_effects=True)
+
+
+def build_small_gemm(spec: SmallGemmSpec, lanes: int) -> ir.Module:
+    """`ukl_small_gemm(A, B, C)` and its bench loop; `ukl_empty_call(A, B, C)` (returns at once) and
+    its bench loop. `lanes` is the target's vector length for C's elements."""
+    module = ir.Module.create()
+    types = operand_types(spec)
+    with ir.InsertionPoint(module.body):
+        fn = func.FuncOp(SMALL_GEMM, ir.FunctionType.get(types, []))
+        mark_entry_point(fn, noinline=True)
+        with ir.InsertionPoint(fn.add_entry_block()):
+            b_ = _Builder(spec, lanes)
+            a, b, c = fn.entry_block.arguments
+            scratch = None
+            if spec.scratch == "malloc":
+                scratch = memref.alloc(ir.MemRefType.get([spec.batch * SCRATCH_BYTES],
+                                                         ir.IntegerType.get_signless(8)), [], [])
+                _keep_alive(scratch)
+            if spec.layout == "flat":  # one (B*M) x K product, as ONNX Runtime flattens it
+                flat = SmallGemmSpec(spec.rows, spec.n, spec.k, 1, "flat", spec.dtype, spec.mr, spec.nr)
+                _Builder(flat, lanes).product(a, b, c, b_.c(0), b_.c(0))
+            else:
+                batches = b_.loop(0, spec.batch, 1)
+                with ir.InsertionPoint(batches.body):
+                    i = batches.induction_variable
+                    b_.product(a, b, c, b_.mul(i, spec.m), b_.mul(i, spec.k))
+                    scf.YieldOp([])
+            if scratch is not None:
+                memref.dealloc(scratch)
+            func.ReturnOp([])
+        empty = func.FuncOp(EMPTY, ir.FunctionType.get(types, []))
+        mark_entry_point(empty, noinline=True)
+        with ir.InsertionPoint(empty.add_entry_block()):
+            _keep_alive()
+            func.ReturnOp([])
+    add_bench_loop(module, SMALL_GEMM, SMALL_GEMM_BENCH)
+    add_bench_loop(module, EMPTY, EMPTY_BENCH)
+    return module
+
+
+#: CBLAS enum values (cblas.h): row-major, no transpose.
+CBLAS_ROW_MAJOR, CBLAS_NO_TRANS = 101, 111
+LIBRARY_BENCH = "ukl_library_bench"
+
+
+def build_library_loop(spec: SmallGemmSpec, symbol: str, int_bits: int) -> ir.Module:
+    """`ukl_library_bench(A, B, C, n)`: n products by a library's `cblas_?gemm` (`symbol`, its integer
+    arguments `int_bits` wide), one call per batch entry (or one for a flat batch), from native code,
+    so that what is timed is the library's call and not Python's."""
+    d = DTYPES[spec.dtype]
+    if d.acc.mlir not in ("f32", "f64"):
+        raise SpecError(f"dtype: cblas has no GEMM for {spec.dtype}")
+    elt = element_type(d.acc)
+    i32, wide, i64 = (ir.IntegerType.get_signless(bits) for bits in (32, int_bits, 64))
+    ptr = ir.Type.parse("!llvm.ptr")
+    module = ir.Module.create()
+    types = operand_types(spec)
+    with ir.InsertionPoint(module.body):
+        # An llvm.func, not a func.func: the C-wrapper request would wrap a func.func declaration.
+        arguments = ", ".join(str(t) for t in (i32, i32, i32, wide, wide, wide, elt, ptr, wide, ptr, wide, elt, ptr,
+                                               wide))
+        module.body.append(ir.Operation.parse(f"llvm.func @{symbol}({arguments})"))
+        fn = func.FuncOp(LIBRARY_BENCH, ir.FunctionType.get([*types, ir.IndexType.get()], []))
+        mark_entry_point(fn)
+        with ir.InsertionPoint(fn.add_entry_block()):
+            e = Emitter()
+            *matrices, count = fn.entry_block.arguments
+            bases = [arith.index_cast(i64, memref.extract_aligned_pointer_as_index(m)) for m in matrices]
+            flat = spec.layout == "flat"
+            calls, m = (1, spec.rows) if flat else (spec.batch, spec.m)
+            integer = lambda value, typ=wide: arith.constant(typ, value)  # noqa: E731
+            one, zero = arith.constant(elt, 1.0), arith.constant(elt, 0.0)
+            steps = [spec.m * spec.k, 0 if flat else spec.k * spec.n, spec.m * spec.n]
+            repeat = e.loop(0, count, 1)
+            with ir.InsertionPoint(repeat.body):
+                batch = e.loop(0, calls, 1)
+                with ir.InsertionPoint(batch.body):
+                    i = arith.index_cast(i64, batch.induction_variable)
+                    a, b, c = (llvm.inttoptr(ptr, arith.addi(base, arith.muli(i, integer(step * d.acc.bytes, i64))))
+                               for base, step in zip(bases, steps))
+                    llvm.call(None, [
+                        integer(CBLAS_ROW_MAJOR, i32), integer(CBLAS_NO_TRANS, i32), integer(CBLAS_NO_TRANS, i32),
+                        integer(m), integer(spec.n), integer(spec.k), one, a, integer(spec.k), b, integer(spec.n),
+                        zero, c, integer(spec.n)], [], [], callee=ir.FlatSymbolRefAttr.get(symbol))
+                    scf.YieldOp([])
+                scf.YieldOp([])
+            func.ReturnOp([])
+    return module
