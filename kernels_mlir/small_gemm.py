@@ -76,6 +76,11 @@ class SmallGemmSpec:
             raise SpecError(f"scratch: must be one of {list(SCRATCH)}, got {self.scratch!r}")
         if self.dtype not in DTYPES:
             raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        object.__setattr__(self, "_hash", hash(tuple(self.to_dict().values())))
+
+    def __hash__(self) -> int:
+        """Hashed once: a JIT cache keyed by the problem looks it up on every call."""
+        return self._hash
 
     @property
     def rows(self) -> int:

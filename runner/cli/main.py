@@ -23,12 +23,14 @@ from transforms.strategy import Strategy
 from runner.cli import json_lines
 from runner.cli.asm import inspect, select
 from runner.cli.mca import predict_candidates
+from runner.cli.calls import command as calls_command
 from runner.cli.routes import command as routes_command
 from runner.cli.output import markdown_summary, mca_table, noise_line, peak_line, progress_line, rate_header
 from runner.config import experiment as config_mod
 from runner.config.experiment import ConfigError, runnable_target
 from runner import files
-from runner.kinds import kind_named
+from runner.kinds import kind_named, kind_of
+from runner.kinds.microkernel import MICROKERNEL
 from runner.measure import reproducer
 from runner.measure.baselines import BaselineUnavailable
 from runner.measure.lifecycle import Candidate, build_or_record, check
@@ -44,7 +46,7 @@ from runner.search.shared import DEFAULT_HEARTBEAT, SharedSweep
 from runner.search.sweep import GIVE_UP_AFTER, Sweep, summary_line
 from runner.store.database import RECONNECT_SECONDS, Database, database_arg
 from runner.store.results import DEFAULT_DB, FINAL, Store, StoreError
-from runner.studies.compare import COPIES, compare
+from runner.studies.compare import COPIES, Side, compare, pairs
 from runner.studies.crossover import boundary_json, find_boundary, plot as crossover_plot, point_json
 from runner.studies.crossover_run import run_crossover
 from runner.studies.run import run_experiment
@@ -242,8 +244,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     if args.config is not None:
         experiment = config_mod.load(args.config)
-        a, b = (select(experiment.strategies, name)[0] for name in (args.a, args.b))
         target = runnable_target(args.target or experiment.target)
+        if experiment.kind in (MICROKERNEL.name, config_mod.CROSSOVER):
+            sides = [tuple(Side.microkernel(select(experiment.strategies, name)[0]) for name in (args.a, args.b))]
+        else:
+            sides = pairs(experiment.strategies, experiment.problems_of, args.a, args.b)
     else:
         if not args.db.exists():
             raise ConfigError(f"--db: {args.db}: no such results database (or pass --config)")
@@ -255,26 +260,36 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             except StrategyError as exc:  # a stored row is distrusted like a config
                 raise ConfigError(f"{args.db}: {exc}") from None
         target = runnable_target(args.target or "host")
-    config_mod.check_for_target((a, b), target, "--target: ")
-    for strategy in (a, b):
+        sides = [(Side.microkernel(a), Side.microkernel(b))]
+    strategies = tuple(dict.fromkeys(side.strategy for pair in sides for side in pair))
+    config_mod.check_for_target(strategies, target, "--target: ")
+    for strategy in strategies:
         why = config_mod.why_not_here(strategy)
         if why:
             raise ConfigError(f"{strategy.name}: {why}")
-    bar = tqdm(total=args.rounds, desc=f"{a.name} vs {b.name}", unit="round", leave=False,
-               disable=args.json or not _progress(args))
-
-    def on_round(ratio: float) -> None:
-        bar.update(1)
-        bar.set_postfix_str(f"A/B {ratio:.3f} so far")
-    result = compare(a, b, target, args.rounds, args.min_sample_seconds, on_round)
-    bar.close()
     if args.json:
         json_lines.emit(json_lines.context("compare", target))
-        json_lines.emit(json_lines.line("comparison", result.to_json()))
-    else:
-        print(f"{result.a}: {result.gflops_a:.2f} GFLOP/s, {result.b}: {result.gflops_b:.2f} GFLOP/s "
-              f"(medians of {result.rounds} interleaved rounds of {COPIES} copies of each)")
-        print(result.verdict)
+    for a, b in sides:
+        what = "" if len(sides) == 1 else f" on {a.problem.workload()}"
+        bar = tqdm(total=args.rounds, desc=f"{a.name} vs {b.name}{what}", unit="round", leave=False,
+                   disable=args.json or not _progress(args))
+
+        def on_round(ratio: float) -> None:
+            bar.update(1)
+            bar.set_postfix_str(f"A/B {ratio:.3f} so far")
+        result = compare(a, b, target, args.rounds, args.min_sample_seconds, on_round)
+        bar.close()
+        if args.json:
+            json_lines.emit(json_lines.line("comparison", result.to_json()))
+            continue
+        if result.ns_a is not None:
+            print(f"{kind_of(a.problem).label(a.strategy, a.problem)}: {result.ns_a:.1f} ns per call, "
+                  f"{kind_of(b.problem).label(b.strategy, b.problem)}: {result.ns_b:.1f} ns per call "
+                  f"(medians of {result.rounds} interleaved rounds of {COPIES} copies of each)")
+        else:
+            print(f"{result.a}: {result.gflops_a:.2f} GFLOP/s, {result.b}: {result.gflops_b:.2f} GFLOP/s "
+                  f"(medians of {result.rounds} interleaved rounds of {COPIES} copies of each)")
+        print(result.verdict, flush=True)
     return 0
 
 
@@ -573,6 +588,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_progress(routes, "a line per measured layer even when not on a terminal")
     _add_db(routes, "results database the study is stored in (the rule is fitted on every study there)")
     routes.set_defaults(func=routes_command)
+
+    calls = sub.add_parser("calls", help="where one call of each small GEMM of a small_gemm config goes (native "
+                           "call, Python's call, cache lookup, first compile, arithmetic), beside the libraries, "
+                           "in ns per call")
+    calls.add_argument("config", type=Path)
+    calls.add_argument("--rounds", type=_count(MIN_ROUNDS, 10_000), default=30,
+                       help=f"alternated rounds (at least {MIN_ROUNDS})")
+    calls.add_argument("--min-sample-seconds", type=_SAMPLE_SECONDS, default=0.005)
+    _add_json(calls, "one JSON object per problem")
+    calls.set_defaults(func=calls_command)
 
     repro = sub.add_parser("repro", help="replay a failed candidate from its reproducer folder (results/repro/...)")
     repro.add_argument("folder", type=Path)

@@ -55,6 +55,8 @@ class ProblemKind:
     knobs: ClassVar[tuple[Knob, ...]] = ()
     #: The report's plots for its results, by name (runner.report.report.PLOTS).
     plots: ClassVar[tuple[str, ...]] = ("fraction", "knob_effects", "optuna")
+    #: Its figures are read per call (ns), not only per flop: small problems, where the call is the cost.
+    per_call: ClassVar[bool] = False
 
     # --- configs ---
     def read_section(self, table: dict[str, Any], strategies: tuple[Strategy, ...]) -> Any:
@@ -97,6 +99,11 @@ class ProblemKind:
     def strategy_name(self, label: str) -> str:
         """The strategy's own name in a label (label's inverse: a stored row carries the label)."""
         return label
+
+    def variant(self, strategy: Strategy, problem: Problem) -> str:
+        """What `ukl compare` names one side by, the same across workloads: the strategy's name, and
+        anything else of the problem's that is how rather than what."""
+        return strategy.name
 
     def identity(self, strategy: Strategy, problem: Problem) -> dict[str, Any]:
         """Fields its records carry beyond kind and problem (workload): the candidate key (a record

@@ -67,6 +67,7 @@ class SmallGemmKind(ProblemKind):
     name = "small_gemm"
     section = "small_gemm"
     plots = ("baselines", "knob_effects")
+    per_call = True
 
     def read_section(self, table: dict[str, Any], strategies: tuple[Strategy, ...]) -> SmallGemmSettings:
         known(table, SECTION_KEYS, "small_gemm.")

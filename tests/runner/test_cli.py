@@ -266,11 +266,11 @@ def test_a_line_per_finished_candidate_when_asked_and_quiet_otherwise_off_a_term
 
 
 def test_compare_reports_the_running_ratio_after_each_round():
-    from runner.studies.compare import compare
+    from runner.studies.compare import Side, compare
     from runner.config.experiment import load
     experiment = load("experiments/default.toml")
     a, b = (next(s for s in experiment.strategies if s.name == n) for n in ("6x16-u4", "8x8-u4"))
     from pipelines.targets import host_target
     seen = []
-    result = compare(a, b, host_target(), 12, 0.002, seen.append)
+    result = compare(Side.microkernel(a), Side.microkernel(b), host_target(), 12, 0.002, seen.append)
     assert len(seen) == 12 and seen[-1] == pytest.approx(result.ratio)
