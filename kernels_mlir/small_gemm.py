@@ -188,9 +188,23 @@ class _Builder(Emitter):
                 else:
                     vector.maskedstore(c, at, mask, next(results))
 
-    def row_block(self, a, b, c, row: ir.Value, b_row: ir.Value, rows: int) -> None:
-        """Rows [row, row + rows) of C: whole tiles of tile_vectors vectors, then the last columns as
-        whole vectors and one masked vector."""
+    def rows(self, a, b, c, first_row: ir.Value, b_row: ir.Value, cols: list[tuple[ir.Value, int]]) -> None:
+        """Every row of the product in these columns: whole mr-row tiles, then one tile of the last rows.
+        The rows are the inner loop: B's K x (tile) strip stays in cache while A's rows stream past it
+        (with M small and K x N large, B is what would otherwise be read from memory once per row tile)."""
+        s = self.s
+        whole = s.m - s.m % s.mr
+        if whole:
+            i_loop = self.loop(0, whole, s.mr)
+            with ir.InsertionPoint(i_loop.body):
+                self.tile(a, b, c, self.add(first_row, i_loop.induction_variable), b_row, s.mr, cols)
+                scf.YieldOp([])
+        if s.m > whole:
+            self.tile(a, b, c, self.add(first_row, self.c(whole)), b_row, s.m - whole, cols)
+
+    def product(self, a, b, c, first_row: ir.Value, b_row: ir.Value) -> None:
+        """One M x N x K product whose A and C rows start at first_row, B's at b_row: whole column tiles of
+        tile_vectors vectors, then the last columns as whole vectors and one masked vector."""
         s, lanes = self.s, self.lanes
         width = self.tile_vectors * lanes
         whole = s.n - s.n % width
@@ -198,24 +212,12 @@ class _Builder(Emitter):
             j_loop = self.loop(0, whole, width)
             with ir.InsertionPoint(j_loop.body):
                 j = j_loop.induction_variable
-                self.tile(a, b, c, row, b_row, rows, [(self.add(j, self.c(v * lanes)), lanes)
+                self.rows(a, b, c, first_row, b_row, [(self.add(j, self.c(v * lanes)), lanes)
                                                       for v in range(self.tile_vectors)])
                 scf.YieldOp([])
         if s.n > whole:
-            cols = [(self.c(col), min(lanes, s.n - col)) for col in range(whole, s.n, lanes)]
-            self.tile(a, b, c, row, b_row, rows, cols)
-
-    def product(self, a, b, c, first_row: ir.Value, b_row: ir.Value) -> None:
-        """One M x N x K product whose A and C rows start at first_row, B's at b_row."""
-        s = self.s
-        whole = s.m - s.m % s.mr
-        if whole:
-            i_loop = self.loop(0, whole, s.mr)
-            with ir.InsertionPoint(i_loop.body):
-                self.row_block(a, b, c, self.add(first_row, i_loop.induction_variable), b_row, s.mr)
-                scf.YieldOp([])
-        if s.m > whole:
-            self.row_block(a, b, c, self.add(first_row, self.c(whole)), b_row, s.m - whole)
+            self.rows(a, b, c, first_row, b_row, [(self.c(col), min(lanes, s.n - col))
+                                                  for col in range(whole, s.n, lanes)])
 
 
 def _keep_alive(buffer: ir.Value | None = None) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from kernels_mlir.small_gemm import SmallGemmSpec
 from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.llvm_catalog import known_cpus, known_features
@@ -34,8 +35,12 @@ SECTIONS = {"experiment", "timing", "defaults", "strategy", "space", "sweep", "c
 EXPERIMENT_KEYS = {"name", "description", "target", "kind"}
 #: The study kind beside the problem kinds: routes compared over a grid of GEMM shapes.
 CROSSOVER = "crossover"
-CROSSOVER_KEYS = {"m", "n", "k", "routes", "mc", "nc", "traversal"}
-ROUTE_KEYS = {"name", "strategy", "numpy", "mc", "nc", "traversal"}
+CROSSOVER_KEYS = {"m", "n", "k", "square", "routes", "mc", "nc", "traversal"}
+ROUTE_KEYS = {"name", "strategy", "numpy", "onnxruntime", "mc", "nc", "traversal"}
+#: Libraries a crossover route may be instead of our code (the route table's key for each is true).
+LIBRARIES = ("numpy", "onnxruntime")
+#: The traversal word of a route that is the shape-specialized small GEMM (kernels_mlir.small_gemm).
+SMALL = "small"
 TIMING_KEYS = {"min_sample_seconds", "samples"}
 STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "k_group", "steps", "llvm", "vector_bits", "target"}
 SWEEP_KEYS = {"method", "budget", "time_seconds", "seed", "jobs", "timeout_seconds", "screen_min_sample_seconds",
@@ -81,15 +86,21 @@ class Experiment:
 
 @dataclass(frozen=True)
 class Route:
-    """One way to compute C = A.B: our GEMM around a strategy's micro-kernel, or numpy.matmul."""
+    """One way to compute C = A.B: our GEMM around a strategy's micro-kernel (traversal "small": the
+    shape-specialized small GEMM in its register tile), or a library (numpy.matmul, or ONNX Runtime's
+    MatMul chain; one thread)."""
 
     name: str
-    strategy: Strategy | None  # None: numpy.matmul (OpenBLAS, one thread)
+    strategy: Strategy | None  # None: the library's
     mc: int = DEFAULT_MC
     nc: int = DEFAULT_NC
     traversal: str = DEFAULT_TRAVERSAL
+    library: str | None = None
 
     def spec(self, shape: tuple[int, int, int]):
+        if self.traversal == SMALL:
+            k = self.strategy.kernel
+            return SmallGemmSpec(*shape, dtype=k.dtype, mr=k.mr, nr=k.nr)
         return gemm_spec(self.strategy, shape, mc=self.mc, nc=self.nc, traversal=self.traversal)
 
 
@@ -276,11 +287,19 @@ def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> Crossov
     table = table_of(raw, "crossover")
     p = "crossover."
     known(table, CROSSOVER_KEYS, p)
-    dims = [int_list(table, key, p) for key in ("m", "n", "k")]
-    count = len(dims[0]) * len(dims[1]) * len(dims[2])
-    if count > MAX_SHAPES:
-        raise StrategyError(f"{p}m, n, k: a grid of {count} shapes; at most {MAX_SHAPES}")
-    shapes = tuple((m, n, k) for m in dims[0] for n in dims[1] for k in dims[2])
+    if "square" in table:  # N x N x N for each N: the diagonal a grid cannot give
+        if {"m", "n", "k"} & set(table):
+            raise StrategyError(f"{p}square: takes the place of m, n and k (give one or the other)")
+        sizes = int_list(table, "square", p)
+        if len(sizes) > MAX_SHAPES:
+            raise StrategyError(f"{p}square: {len(sizes)} shapes; at most {MAX_SHAPES}")
+        shapes = tuple((s, s, s) for s in sizes)
+    else:
+        dims = [int_list(table, key, p) for key in ("m", "n", "k")]
+        count = len(dims[0]) * len(dims[1]) * len(dims[2])
+        if count > MAX_SHAPES:
+            raise StrategyError(f"{p}m, n, k: a grid of {count} shapes; at most {MAX_SHAPES}")
+        shapes = tuple((m, n, k) for m in dims[0] for n in dims[1] for k in dims[2])
     by_name = {s.name: s for s in strategies}
     raw_routes = table.get("routes")
     if not isinstance(raw_routes, list) or len(raw_routes) < 2 or not all(isinstance(r, dict) for r in raw_routes):
@@ -295,16 +314,20 @@ def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> Crossov
         if name in {r.name for r in routes}:  # each route's figures are stored under its name
             raise StrategyError(f"{where}name: duplicate route name {name!r}")
         strategy = None
-        if not typed(entry, "numpy", bool, where, False):
+        libraries = [lib for lib in LIBRARIES if typed(entry, lib, bool, where, False)]
+        if len(libraries) > 1:
+            raise StrategyError(f"{where}: a route is one library, not {' and '.join(libraries)}")
+        if not libraries:
             wanted = typed(entry, "strategy", str, where, None)
             if wanted not in by_name:
                 raise StrategyError(f"{where}strategy: {wanted!r} is not a [[strategy]] of this config "
-                                    f"(known: {', '.join(by_name) or 'none'}), and numpy is not true")
+                                    f"(known: {', '.join(by_name) or 'none'}), and no library "
+                                    f"({', '.join(LIBRARIES)}) is true")
             strategy = by_name[wanted]
         route = Route(name, strategy, typed(entry, "mc", int, where, typed(table, "mc", int, p, DEFAULT_MC)),
                       typed(entry, "nc", int, where, typed(table, "nc", int, p, DEFAULT_NC)),
                       typed(entry, "traversal", str, where,
-                             typed(table, "traversal", str, p, DEFAULT_TRAVERSAL)))
+                             typed(table, "traversal", str, p, DEFAULT_TRAVERSAL)), libraries[0] if libraries else None)
         if strategy is not None:
             for shape in shapes:
                 try:
@@ -319,8 +342,8 @@ def _crossover(raw: dict[str, Any], strategies: tuple[Strategy, ...]) -> Crossov
     for shape in shapes:  # every route's, NumPy's too: the operands and the check are the same
         check_shape(shape, dtype, f"{p}m, n, k: shape")
     if DTYPES[dtype].groups != (1,) and any(r.strategy is None for r in routes):
-        raise StrategyError(f"{p}routes: numpy has no BLAS routine for {dtype} (its integer and bf16 "
-                            "products are plain loops): it is no baseline there")
+        raise StrategyError(f"{p}routes: the libraries have no GEMM routine for {dtype} (numpy's integer and bf16 "
+                            "products are plain loops): they are no baseline there")
     return CrossoverSettings(shapes, tuple(routes), dtype)
 
 
