@@ -82,21 +82,31 @@ def gemm_table(records: Iterable[Record]) -> str:
         ("mc/nc/kc", lambda r: f"{r.extra['gemm']['mc']}/{r.extra['gemm']['nc']}/{r.extra['gemm']['kc']}")])
 
 
+def _baseline_names(records: list[Record]) -> list[str]:
+    return list(dict.fromkeys(b["name"] for r in records for b in r.extra.get("baselines", [])))
+
+
+def _baseline_cells(r: Record, names: list[str], figure: Callable[[dict], str], digits: int) -> list[str]:
+    """Each named baseline's figure and our ratio to it with its 95% interval (blank where it did not run)."""
+    by_name = {b["name"]: b for b in r.extra.get("baselines", [])}
+    cells = []
+    for name in names:
+        b = by_name.get(name)
+        cells += ["", ""] if b is None else [
+            figure(b), f"{b['ratio']:.{digits}f} [{b['ratio_ci'][0]:.{digits}f}, {b['ratio_ci'][1]:.{digits}f}]"]
+    return cells
+
+
 def small_gemm_table(records: Iterable[Record]) -> str:
     """Small-GEMM records per call: our ns/call next to each baseline's, measured in alternation, and our
     speed ratio to each with its 95% interval."""
     records = list(records)
-    names = list(dict.fromkeys(b["name"] for r in records for b in r.extra.get("baselines", [])))
+    names = _baseline_names(records)
     rows = []
     for r in records:
         m, x = r.measurement, r.extra
         flops = m.flops_per_iteration if m is not None else 0
-        by_name = {b["name"]: b for b in x.get("baselines", [])}
-        cells = []
-        for name in names:
-            b = by_name.get(name)
-            cells += ["", ""] if b is None else [f"{flops / b['gflops']:.1f}",
-                                                 f"{b['ratio']:.2f} [{b['ratio_ci'][0]:.2f}, {b['ratio_ci'][1]:.2f}]"]
+        cells = _baseline_cells(r, names, lambda b: f"{flops / b['gflops']:.1f}", 2)
         rows.append([terminal(r.strategy.name), "x".join(map(str, x["shape"])), x["small_gemm"]["layout"],
                      x["small_gemm"]["scratch"], r.status, "" if m is None else f"{flops / m.median:.1f}",
                      "" if m is None else f"{m.median:.2f}", *cells, _pct(r.fraction_of_peak)])
@@ -110,16 +120,11 @@ def baseline_table(records: Iterable[Record], describe: list[tuple[str, Callable
     """Records of a kind with baselines: the strategy, the kind's `describe` columns, our GFLOP/s next to
     each baseline's, measured in alternation, and the ratio of ours to each with its 95% interval."""
     records = list(records)
-    names = list(dict.fromkeys(b["name"] for r in records for b in r.extra.get("baselines", [])))
+    names = _baseline_names(records)
     rows = []
     for r in records:
-        m, x = r.measurement, r.extra
-        by_name = {b["name"]: b for b in x.get("baselines", [])}
-        cells = []
-        for name in names:
-            b = by_name.get(name)
-            cells += ["", ""] if b is None else [f"{b['gflops']:.2f}",
-                                                 f"{b['ratio']:.3f} [{b['ratio_ci'][0]:.3f}, {b['ratio_ci'][1]:.3f}]"]
+        m = r.measurement
+        cells = _baseline_cells(r, names, lambda b: f"{b['gflops']:.2f}", 3)
         rows.append([terminal(r.strategy.name), *(cell(r) for _, cell in describe), r.status,
                      "" if m is None else f"{m.median:.2f}", *cells, _cv(r), _peak(r), _pct(r.fraction_of_peak)])
     headers = ["strategy", *(h for h, _ in describe), "status", "GFLOP/s",
