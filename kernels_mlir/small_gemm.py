@@ -9,6 +9,11 @@ The code holds C in mr x (v * lanes) register tiles over the whole k loop, read 
 vectors one masked vector, so no element is computed one at a time and nothing is written past C.
 With every bound constant, LLVM unrolls and schedules the whole call as it sees fit.
 
+`weights = "packed"` takes B as a library takes a constant weight it packed once, at load time (as
+ONNX Runtime's MLAS packs a MatMul's initializer when the session is created): ceil(N / nr) panels
+of K x nr, each k's nr values contiguous, zero past N; the call reads each panel front to back
+instead of an nr-wide strip N elements apart. Packing is the caller's, once, and not timed.
+
 `scratch = "malloc"` adds one malloc/free pair per call, kept alive by an empty volatile asm that
 takes the pointer (what benchmark::DoNotOptimize does): the seed's before/after, one allocation
 per MatMul call. The module also holds an empty function of the same signature, and bench loops
@@ -35,6 +40,7 @@ SMALL_GEMM, SMALL_GEMM_BENCH = "ukl_small_gemm", "ukl_small_gemm_bench"
 EMPTY, EMPTY_BENCH = "ukl_empty_call", "ukl_empty_call_bench"
 LAYOUTS = ("flat", "batched")
 SCRATCH = ("none", "malloc")
+WEIGHTS = ("rows", "packed")
 #: Bytes the malloc variant allocates per batch entry: about what MLAS's per-call parameter block
 #: (MLAS_SGEMM_DATA_PARAMS) takes, the allocation the seed removed.
 SCRATCH_BYTES = 64
@@ -60,6 +66,7 @@ class SmallGemmSpec:
     mr: int = 6
     nr: int = 16
     scratch: str = "none"
+    weights: str = "rows"
 
     kind = "small_gemm"
     entry, bench = SMALL_GEMM, SMALL_GEMM_BENCH
@@ -76,6 +83,8 @@ class SmallGemmSpec:
             raise SpecError(f"scratch: must be one of {list(SCRATCH)}, got {self.scratch!r}")
         if self.dtype not in DTYPES:
             raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.weights not in WEIGHTS:
+            raise SpecError(f"weights: must be one of {list(WEIGHTS)}, got {self.weights!r}")
         object.__setattr__(self, "_hash", hash(tuple(self.to_dict().values())))
 
     def __hash__(self) -> int:
@@ -88,8 +97,36 @@ class SmallGemmSpec:
         return self.batch * self.m
 
     @property
-    def b_rows(self) -> int:
-        return self.k if self.layout == "flat" else self.batch * self.k
+    def b_products(self) -> int:
+        """How many B matrices there are: one shared by a flat batch, one per entry of a true batch."""
+        return 1 if self.layout == "flat" else self.batch
+
+    @property
+    def panels(self) -> int:
+        return -(-self.n // self.nr)
+
+    @property
+    def b_shape(self) -> tuple[int, int]:
+        """B as stored: K x N row-major matrices stacked, or their nr-wide panels stacked."""
+        if self.weights == "packed":
+            return self.b_products * self.panels * self.k, self.nr
+        return self.b_products * self.k, self.n
+
+    def pack_weights(self, b: np.ndarray) -> np.ndarray:
+        """B (every product's K x N, stacked) in the stored form."""
+        if self.weights == "rows":
+            return b
+        padded = np.zeros((self.b_products, self.k, self.panels * self.nr), dtype=b.dtype)
+        padded[:, :, :self.n] = b.reshape(self.b_products, self.k, self.n)
+        return padded.reshape(self.b_products, self.k, self.panels, self.nr).transpose(0, 2, 1, 3).reshape(self.b_shape)
+
+    def logical_b(self, stored: np.ndarray) -> np.ndarray:
+        """pack_weights' inverse: every product's K x N B, stacked."""
+        if self.weights == "rows":
+            return stored
+        panels = stored.reshape(self.b_products, self.panels, self.k, self.nr).transpose(0, 2, 1, 3)
+        return np.ascontiguousarray(panels.reshape(self.b_products, self.k, self.panels * self.nr)[:, :, :self.n]
+                                    .reshape(self.b_products * self.k, self.n))
 
     @property
     def flops(self) -> int:
@@ -100,13 +137,15 @@ class SmallGemmSpec:
         """A, B and C guarded, the snapshot verification keeps of each, two baseline outputs, and the
         float64 reference with its temporaries."""
         d = DTYPES[self.dtype]
-        inputs, outputs = self.rows * self.k + self.b_rows * self.n, self.rows * self.n
-        operands = inputs * d.a.bytes + outputs * d.acc.bytes + 6 * GUARD * 8
-        return 2 * operands + 2 * outputs * d.acc.bytes + verification_bytes(inputs, outputs)
+        stored_b = self.b_shape[0] * self.b_shape[1]
+        inputs, outputs = self.rows * self.k + self.b_products * self.k * self.n, self.rows * self.n
+        operands = (self.rows * self.k + stored_b) * d.a.bytes + outputs * d.acc.bytes + 6 * GUARD * 8
+        unpacked = 0 if self.weights == "rows" else 2 * stored_b * d.b.bytes  # packing, and the logical copy
+        return 2 * operands + unpacked + 2 * outputs * d.acc.bytes + verification_bytes(inputs, outputs)
 
     def to_dict(self) -> dict[str, Any]:
         return {"m": self.m, "n": self.n, "k": self.k, "batch": self.batch, "layout": self.layout,
-                "dtype": self.dtype, "mr": self.mr, "nr": self.nr, "scratch": self.scratch}
+                "dtype": self.dtype, "mr": self.mr, "nr": self.nr, "scratch": self.scratch, "weights": self.weights}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SmallGemmSpec":
@@ -123,15 +162,16 @@ class SmallGemmSpec:
         rng = np.random.default_rng(seed)
         d = DTYPES[self.dtype]
         return Operands({"A": Guarded.around(draw(rng, d.a, self.rows, self.k)),
-                         "B": Guarded.around(draw(rng, d.b, self.b_rows, self.n)),
+                         "B": Guarded.around(self.pack_weights(draw(rng, d.b, self.b_products * self.k, self.n))),
                          "C": Guarded.around(draw(rng, d.acc, self.rows, self.n))})
 
     def expected(self, ops: Operands) -> tuple[np.ndarray, np.ndarray]:
         acc = DTYPES[self.dtype].acc
         values, bounds = [], []
+        weights = self.logical_b(ops.b)
         for i in range(self.batch):
             a = ops.a[i * self.m:(i + 1) * self.m]
-            b = ops.b if self.layout == "flat" else ops.b[i * self.k:(i + 1) * self.k]
+            b = weights if self.layout == "flat" else weights[i * self.k:(i + 1) * self.k]
             zero = np.zeros((self.m, self.n), dtype=ops.c.dtype)
             values.append(reference(a.T, b, zero, acc.exact))
             bounds.append(error_bound(a.T, b, zero, acc))
@@ -141,7 +181,7 @@ class SmallGemmSpec:
 def operand_types(spec: SmallGemmSpec) -> list[ir.MemRefType]:
     d = DTYPES[spec.dtype]
     return [ir.MemRefType.get(shape, element_type(e)) for shape, e in (
-        ([spec.rows, spec.k], d.a), ([spec.b_rows, spec.n], d.b), ([spec.rows, spec.n], d.acc))]
+        ([spec.rows, spec.k], d.a), (list(spec.b_shape), d.b), ([spec.rows, spec.n], d.acc))]
 
 
 class _Builder(Emitter):
@@ -158,20 +198,23 @@ class _Builder(Emitter):
     def zero(self, elt: ir.Type) -> ir.Value:
         return arith.constant(elt, 0 if isinstance(elt, ir.IntegerType) else 0.0)
 
-    def tile(self, a, b, c, row: ir.Value, b_row: ir.Value, rows: int, cols: list[tuple[ir.Value, int]]) -> None:
-        """C[row:row+rows, each (col, width) of `cols`] = A . B, in registers over the whole k loop;
-        a width short of a vector is masked (loads and stores)."""
+    def tile(self, a, b, c, row: ir.Value, rows: int, cols: list[tuple[ir.Value, int]],
+             b_at: list[tuple[ir.Value, ir.Value]]) -> None:
+        """C[row:row+rows, each (col, width) of `cols`] = A . B, in registers over the whole k loop; each
+        vector's B at k is B[b_at row + k, b_at col]. A width short of a vector is masked: its C always,
+        its B unless B is packed (zero-padded panels)."""
         lanes = self.lanes
         masks = [None if width == lanes else vector.create_mask(
             ir.VectorType.get([lanes], ir.IntegerType.get_signless(1)), [self.c(width)]) for _, width in cols]
         zero = vector.broadcast(self.vec, self.zero(self.elt))
+        packed = self.s.weights == "packed"
         k_loop = scf.ForOp(self.c(0), self.c(self.s.k), self.c(1), [zero] * (rows * len(cols)))
         with ir.InsertionPoint(k_loop.body):
             k = k_loop.induction_variable
-            bk = self.add(b_row, k)
-            b_k = [widen(vector.load(self.b_vec, b, [bk, col]) if mask is None else vector.maskedload(
-                self.b_vec, b, [bk, col], mask, vector.broadcast(self.b_vec, self.zero(self.b_vec.element_type))),
-                self.d.b, self.vec) for (col, _), mask in zip(cols, masks)]
+            b_k = [widen(vector.load(self.b_vec, b, [self.add(base, k), col]) if mask is None or packed else
+                         vector.maskedload(self.b_vec, b, [self.add(base, k), col], mask,
+                                           vector.broadcast(self.b_vec, self.zero(self.b_vec.element_type))),
+                         self.d.b, self.vec) for (base, col), mask in zip(b_at, masks)]
             accs = iter(k_loop.inner_iter_args)
             out = []
             for r in range(rows):
@@ -188,7 +231,8 @@ class _Builder(Emitter):
                 else:
                     vector.maskedstore(c, at, mask, next(results))
 
-    def rows(self, a, b, c, first_row: ir.Value, b_row: ir.Value, cols: list[tuple[ir.Value, int]]) -> None:
+    def rows(self, a, b, c, first_row: ir.Value, cols: list[tuple[ir.Value, int]],
+             b_at: list[tuple[ir.Value, ir.Value]]) -> None:
         """Every row of the product in these columns: whole mr-row tiles, then one tile of the last rows.
         The rows are the inner loop: B's K x (tile) strip stays in cache while A's rows stream past it
         (with M small and K x N large, B is what would otherwise be read from memory once per row tile)."""
@@ -197,27 +241,40 @@ class _Builder(Emitter):
         if whole:
             i_loop = self.loop(0, whole, s.mr)
             with ir.InsertionPoint(i_loop.body):
-                self.tile(a, b, c, self.add(first_row, i_loop.induction_variable), b_row, s.mr, cols)
+                self.tile(a, b, c, self.add(first_row, i_loop.induction_variable), s.mr, cols, b_at)
                 scf.YieldOp([])
         if s.m > whole:
-            self.tile(a, b, c, self.add(first_row, self.c(whole)), b_row, s.m - whole, cols)
+            self.tile(a, b, c, self.add(first_row, self.c(whole)), s.m - whole, cols, b_at)
 
-    def product(self, a, b, c, first_row: ir.Value, b_row: ir.Value) -> None:
-        """One M x N x K product whose A and C rows start at first_row, B's at b_row: whole column tiles of
-        tile_vectors vectors, then the last columns as whole vectors and one masked vector."""
+    def product(self, a, b, c, first_row: ir.Value, b_first: ir.Value) -> None:
+        """One M x N x K product whose A and C rows start at first_row, its B at row b_first of B as stored:
+        whole column tiles of tile_vectors vectors, then the last columns as whole vectors and one
+        masked vector."""
         s, lanes = self.s, self.lanes
         width = self.tile_vectors * lanes
+        packed = s.weights == "packed"
+        if packed and width != s.nr:
+            raise SpecError(f"weights = \"packed\": panels are nr = {s.nr} wide, a tile here is {width} "
+                            f"({self.tile_vectors} vectors of {lanes}): nr must be a multiple of {lanes}")
+
+        def b_at(col: ir.Value, vectors: int) -> list[tuple[ir.Value, ir.Value]]:
+            """Where each of the vectors from C's column `col` reads B (row base, column)."""
+            if not packed:
+                return [(b_first, self.add(col, self.c(v * lanes))) for v in range(vectors)]
+            panel_rows = self.add(b_first, arith.muli(arith.divui(col, self.c(s.nr)), self.c(s.k)))
+            return [(panel_rows, self.c(v * lanes)) for v in range(vectors)]
+
         whole = s.n - s.n % width
         if whole:
             j_loop = self.loop(0, whole, width)
             with ir.InsertionPoint(j_loop.body):
                 j = j_loop.induction_variable
-                self.rows(a, b, c, first_row, b_row, [(self.add(j, self.c(v * lanes)), lanes)
-                                                      for v in range(self.tile_vectors)])
+                self.rows(a, b, c, first_row, [(self.add(j, self.c(v * lanes)), lanes)
+                                               for v in range(self.tile_vectors)], b_at(j, self.tile_vectors))
                 scf.YieldOp([])
         if s.n > whole:
-            self.rows(a, b, c, first_row, b_row, [(self.c(col), min(lanes, s.n - col))
-                                                  for col in range(whole, s.n, lanes)])
+            cols = [(self.c(col), min(lanes, s.n - col)) for col in range(whole, s.n, lanes)]
+            self.rows(a, b, c, first_row, cols, b_at(self.c(whole), len(cols)))
 
 
 def _keep_alive(buffer: ir.Value | None = None) -> None:
@@ -248,13 +305,14 @@ def build_small_gemm(spec: SmallGemmSpec, lanes: int) -> ir.Module:
                                                          ir.IntegerType.get_signless(8)), [], [])
                 _keep_alive(scratch)
             if spec.layout == "flat":  # one (B*M) x K product, as ONNX Runtime flattens it
-                flat = SmallGemmSpec(spec.rows, spec.n, spec.k, 1, "flat", spec.dtype, spec.mr, spec.nr)
+                flat = SmallGemmSpec(spec.rows, spec.n, spec.k, 1, "flat", spec.dtype, spec.mr, spec.nr,
+                                     weights=spec.weights)
                 _Builder(flat, lanes).product(a, b, c, b_.c(0), b_.c(0))
             else:
                 batches = b_.loop(0, spec.batch, 1)
                 with ir.InsertionPoint(batches.body):
                     i = batches.induction_variable
-                    b_.product(a, b, c, b_.mul(i, spec.m), b_.mul(i, spec.k))
+                    b_.product(a, b, c, b_.mul(i, spec.m), b_.mul(i, spec.b_shape[0] // spec.batch))
                     scf.YieldOp([])
             if scratch is not None:
                 memref.dealloc(scratch)

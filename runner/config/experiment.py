@@ -39,8 +39,9 @@ CROSSOVER_KEYS = {"m", "n", "k", "square", "routes", "mc", "nc", "traversal"}
 ROUTE_KEYS = {"name", "strategy", "numpy", "onnxruntime", "mc", "nc", "traversal"}
 #: Libraries a crossover route may be instead of our code (the route table's key for each is true).
 LIBRARIES = ("numpy", "onnxruntime")
-#: The traversal word of a route that is the shape-specialized small GEMM (kernels_mlir.small_gemm).
-SMALL = "small"
+#: The traversal words of a route that is the shape-specialized small GEMM (kernels_mlir.small_gemm),
+#: and how each takes B: as it is, or packed once beforehand (a constant weight).
+SMALL = {"small": "rows", "small_packed_b": "packed"}
 TIMING_KEYS = {"min_sample_seconds", "samples"}
 STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "k_group", "steps", "llvm", "vector_bits", "target"}
 SWEEP_KEYS = {"method", "budget", "time_seconds", "seed", "jobs", "timeout_seconds", "screen_min_sample_seconds",
@@ -98,9 +99,9 @@ class Route:
     library: str | None = None
 
     def spec(self, shape: tuple[int, int, int]):
-        if self.traversal == SMALL:
+        if self.traversal in SMALL:
             k = self.strategy.kernel
-            return SmallGemmSpec(*shape, dtype=k.dtype, mr=k.mr, nr=k.nr)
+            return SmallGemmSpec(*shape, dtype=k.dtype, mr=k.mr, nr=k.nr, weights=SMALL[self.traversal])
         return gemm_spec(self.strategy, shape, mc=self.mc, nc=self.nc, traversal=self.traversal)
 
 

@@ -57,6 +57,8 @@ class ProblemKind:
     plots: ClassVar[tuple[str, ...]] = ("fraction", "knob_effects", "optuna")
     #: Its figures are read per call (ns), not only per flop: small problems, where the call is the cost.
     per_call: ClassVar[bool] = False
+    #: Its code can be verified under qemu (its entry is a micro-kernel's, or takes A, B, C and a share).
+    emulated: ClassVar[bool] = True
 
     # --- configs ---
     def read_section(self, table: dict[str, Any], strategies: tuple[Strategy, ...]) -> Any:

@@ -78,6 +78,8 @@ def verify_anywhere(code: MachineCode, problem: Problem, aarch64: bool) -> tuple
     """(verification, how): natively when JIT-compiled, under qemu for AArch64, else (None, why not)."""
     if code.engine is not None:
         return verify(code, problem), "native"
-    if aarch64:
+    if aarch64 and kind_of(problem).emulated:
         return verify_emulated(code, problem), "qemu-aarch64"
+    if aarch64:
+        return None, f"not run: {problem.kind} code has no emulation driver (it is verified natively only)"
     return None, "not run: this host cannot execute code for that target"

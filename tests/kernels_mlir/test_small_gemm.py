@@ -94,3 +94,19 @@ def test_the_native_cblas_loop_computes_the_product(layout, batch):
     NativeFunction(code, LIBRARY_BENCH, [ops.a, ops.b, out], n_scalars=1)(2)
     expected, bound = spec.expected(ops)
     assert np.all(np.abs(out - expected) <= bound)
+
+
+@pytest.mark.parametrize("m, n, k, batch, layout", [(1, 1, 1, 1, "flat"), (7, 13, 5, 1, "flat"), (5, 33, 9, 3, "batched"),
+                                                    (5, 16, 3, 3, "flat"), (17, 17, 17, 1, "flat")])
+def test_packed_weights_agree_with_numpy_and_round_trip(m, n, k, batch, layout):
+    spec = SmallGemmSpec(m, n, k, batch, layout, weights="packed")
+    check = verify(compiled(spec), spec)
+    assert check.correct, check.message
+    b = np.arange(spec.b_products * k * n, dtype=np.float32).reshape(spec.b_products * k, n)
+    assert spec.pack_weights(b).shape == spec.b_shape
+    assert np.array_equal(spec.logical_b(spec.pack_weights(b)), b)
+
+
+def test_packed_weights_need_whole_vector_panels():
+    with pytest.raises(SpecError, match="nr must be a multiple of 8"):
+        compiled(SmallGemmSpec(8, 8, 8, nr=12, weights="packed"))
