@@ -14,6 +14,11 @@ ONNX Runtime's MLAS packs a MatMul's initializer when the session is created): c
 of K x nr, each k's nr values contiguous, zero past N; the call reads each panel front to back
 instead of an nr-wide strip N elements apart. Packing is the caller's, once, and not timed.
 
+`sizes = "dynamic"` is the same loop nest with M, N and K read from the operands at run time (one
+compiled function for every shape, as a library's): row tiles, then the last rows one at a time;
+column tiles, then single vectors, then one masked vector. Beside the specialized code it measures
+what knowing the shape is worth.
+
 `scratch = "malloc"` adds one malloc/free pair per call, kept alive by an empty volatile asm that
 takes the pointer (what benchmark::DoNotOptimize does): the seed's before/after, one allocation
 per MatMul call. The module also holds an empty function of the same signature, and bench loops
@@ -41,6 +46,7 @@ EMPTY, EMPTY_BENCH = "ukl_empty_call", "ukl_empty_call_bench"
 LAYOUTS = ("flat", "batched")
 SCRATCH = ("none", "malloc")
 WEIGHTS = ("rows", "packed")
+SIZES = ("static", "dynamic")
 #: Bytes the malloc variant allocates per batch entry: about what MLAS's per-call parameter block
 #: (MLAS_SGEMM_DATA_PARAMS) takes, the allocation the seed removed.
 SCRATCH_BYTES = 64
@@ -67,6 +73,7 @@ class SmallGemmSpec:
     nr: int = 16
     scratch: str = "none"
     weights: str = "rows"
+    sizes: str = "static"
 
     kind = "small_gemm"
     entry, bench = SMALL_GEMM, SMALL_GEMM_BENCH
@@ -85,6 +92,10 @@ class SmallGemmSpec:
             raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.weights not in WEIGHTS:
             raise SpecError(f"weights: must be one of {list(WEIGHTS)}, got {self.weights!r}")
+        if self.sizes not in SIZES:
+            raise SpecError(f"sizes: must be one of {list(SIZES)}, got {self.sizes!r}")
+        if self.sizes == "dynamic" and self.weights == "packed":
+            raise SpecError("sizes: run-time sizes read B as it is (weights = \"rows\"), not packed panels")
         object.__setattr__(self, "_hash", hash(tuple(self.to_dict().values())))
 
     def __hash__(self) -> int:
@@ -145,7 +156,8 @@ class SmallGemmSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"m": self.m, "n": self.n, "k": self.k, "batch": self.batch, "layout": self.layout,
-                "dtype": self.dtype, "mr": self.mr, "nr": self.nr, "scratch": self.scratch, "weights": self.weights}
+                "dtype": self.dtype, "mr": self.mr, "nr": self.nr, "scratch": self.scratch, "weights": self.weights,
+                "sizes": self.sizes}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SmallGemmSpec":
@@ -180,14 +192,24 @@ class SmallGemmSpec:
 
 def operand_types(spec: SmallGemmSpec) -> list[ir.MemRefType]:
     d = DTYPES[spec.dtype]
-    return [ir.MemRefType.get(shape, element_type(e)) for shape, e in (
-        ([spec.rows, spec.k], d.a), (list(spec.b_shape), d.b), ([spec.rows, spec.n], d.acc))]
+    shapes = ([spec.rows, spec.k], list(spec.b_shape), [spec.rows, spec.n])
+    if spec.sizes == "dynamic":
+        shapes = ([ir.ShapedType.get_dynamic_size()] * 2,) * 3
+    return [ir.MemRefType.get(shape, element_type(e)) for shape, e in zip(shapes, (d.a, d.b, d.acc))]
+
+
+Size = int | ir.Value
 
 
 class _Builder(Emitter):
-    def __init__(self, spec: SmallGemmSpec, lanes: int):
+    """The loop nest of one M x N x K product; m, n and k are the spec's (constants) unless given as
+    run-time values (sizes = "dynamic")."""
+
+    def __init__(self, spec: SmallGemmSpec, lanes: int, m: Size | None = None, n: Size | None = None,
+                 k: Size | None = None):
         super().__init__()
         self.s, self.lanes = spec, lanes
+        self.m, self.n, self.k = (spec.m if m is None else m), (spec.n if n is None else n), (spec.k if k is None else k)
         self.d = DTYPES[spec.dtype]
         self.elt = element_type(self.d.acc)
         self.vec = ir.VectorType.get([lanes], self.elt)
@@ -198,17 +220,20 @@ class _Builder(Emitter):
     def zero(self, elt: ir.Type) -> ir.Value:
         return arith.constant(elt, 0 if isinstance(elt, ir.IntegerType) else 0.0)
 
-    def tile(self, a, b, c, row: ir.Value, rows: int, cols: list[tuple[ir.Value, int]],
+    def value(self, size: Size) -> ir.Value:
+        return self.c(size) if isinstance(size, int) else size
+
+    def tile(self, a, b, c, row: ir.Value, rows: int, cols: list[tuple[ir.Value, Size]],
              b_at: list[tuple[ir.Value, ir.Value]]) -> None:
         """C[row:row+rows, each (col, width) of `cols`] = A . B, in registers over the whole k loop; each
         vector's B at k is B[b_at row + k, b_at col]. A width short of a vector is masked: its C always,
         its B unless B is packed (zero-padded panels)."""
         lanes = self.lanes
-        masks = [None if width == lanes else vector.create_mask(
-            ir.VectorType.get([lanes], ir.IntegerType.get_signless(1)), [self.c(width)]) for _, width in cols]
+        masks = [None if isinstance(width, int) and width == lanes else vector.create_mask(
+            ir.VectorType.get([lanes], ir.IntegerType.get_signless(1)), [self.value(width)]) for _, width in cols]
         zero = vector.broadcast(self.vec, self.zero(self.elt))
         packed = self.s.weights == "packed"
-        k_loop = scf.ForOp(self.c(0), self.c(self.s.k), self.c(1), [zero] * (rows * len(cols)))
+        k_loop = scf.ForOp(self.c(0), self.value(self.k), self.c(1), [zero] * (rows * len(cols)))
         with ir.InsertionPoint(k_loop.body):
             k = k_loop.induction_variable
             b_k = [widen(vector.load(self.b_vec, b, [self.add(base, k), col]) if mask is None or packed else
@@ -237,6 +262,14 @@ class _Builder(Emitter):
         The rows are the inner loop: B's K x (tile) strip stays in cache while A's rows stream past it
         (with M small and K x N large, B is what would otherwise be read from memory once per row tile)."""
         s = self.s
+        if not isinstance(self.m, int):  # run-time M: whole tiles, then the last rows one at a time
+            whole = arith.subi(self.m, arith.remui(self.m, self.c(s.mr)))
+            for lower, upper, step in ((self.c(0), whole, s.mr), (whole, self.m, 1)):
+                i_loop = self.loop(lower, upper, step)
+                with ir.InsertionPoint(i_loop.body):
+                    self.tile(a, b, c, self.add(first_row, i_loop.induction_variable), step, cols, b_at)
+                    scf.YieldOp([])
+            return
         whole = s.m - s.m % s.mr
         if whole:
             i_loop = self.loop(0, whole, s.mr)
@@ -264,6 +297,9 @@ class _Builder(Emitter):
             panel_rows = self.add(b_first, arith.muli(arith.divui(col, self.c(s.nr)), self.c(s.k)))
             return [(panel_rows, self.c(v * lanes)) for v in range(vectors)]
 
+        if not isinstance(self.n, int):
+            self._dynamic_columns(a, b, c, first_row, width, b_at)
+            return
         whole = s.n - s.n % width
         if whole:
             j_loop = self.loop(0, whole, width)
@@ -275,6 +311,24 @@ class _Builder(Emitter):
         if s.n > whole:
             cols = [(self.c(col), min(lanes, s.n - col)) for col in range(whole, s.n, lanes)]
             self.rows(a, b, c, first_row, cols, b_at(self.c(whole), len(cols)))
+
+    def _dynamic_columns(self, a, b, c, first_row: ir.Value, width: int, b_at) -> None:
+        """Run-time N: whole column tiles, then single vectors, then one masked vector if N leaves a tail."""
+        lanes, n = self.lanes, self.n
+        whole = arith.subi(n, arith.remui(n, self.c(width)))
+        vectors_end = arith.subi(n, arith.remui(n, self.c(lanes)))
+        for lower, upper, step in ((self.c(0), whole, width), (whole, vectors_end, lanes)):
+            j_loop = self.loop(lower, upper, step)
+            with ir.InsertionPoint(j_loop.body):
+                j, count = j_loop.induction_variable, step // lanes
+                self.rows(a, b, c, first_row, [(self.add(j, self.c(v * lanes)), lanes) for v in range(count)],
+                          b_at(j, count))
+                scf.YieldOp([])
+        tail = arith.remui(n, self.c(lanes))
+        has_tail = scf.IfOp(arith.cmpi(arith.CmpIPredicate.ugt, tail, self.c(0)))
+        with ir.InsertionPoint(has_tail.then_block):
+            self.rows(a, b, c, first_row, [(vectors_end, tail)], b_at(vectors_end, 1))
+            scf.YieldOp([])
 
 
 def _keep_alive(buffer: ir.Value | None = None) -> None:
@@ -304,15 +358,21 @@ def build_small_gemm(spec: SmallGemmSpec, lanes: int) -> ir.Module:
                 scratch = memref.alloc(ir.MemRefType.get([spec.batch * SCRATCH_BYTES],
                                                          ir.IntegerType.get_signless(8)), [], [])
                 _keep_alive(scratch)
+            sizes = {}
+            if spec.sizes == "dynamic":  # M, K from A, N from C: one function for every shape
+                rows, k, n = memref.dim(a, b_.c(0)), memref.dim(a, b_.c(1)), memref.dim(c, b_.c(1))
+                sizes = {"m": rows if spec.layout == "flat" else arith.divui(rows, b_.c(spec.batch)), "n": n, "k": k}
             if spec.layout == "flat":  # one (B*M) x K product, as ONNX Runtime flattens it
                 flat = SmallGemmSpec(spec.rows, spec.n, spec.k, 1, "flat", spec.dtype, spec.mr, spec.nr,
-                                     weights=spec.weights)
-                _Builder(flat, lanes).product(a, b, c, b_.c(0), b_.c(0))
+                                     weights=spec.weights, sizes=spec.sizes)
+                _Builder(flat, lanes, **sizes).product(a, b, c, b_.c(0), b_.c(0))
             else:
+                b_ = _Builder(spec, lanes, **sizes)
                 batches = b_.loop(0, spec.batch, 1)
                 with ir.InsertionPoint(batches.body):
                     i = batches.induction_variable
-                    b_.product(a, b, c, b_.mul(i, spec.m), b_.mul(i, spec.b_shape[0] // spec.batch))
+                    b_rows = spec.b_shape[0] // spec.batch if not sizes else sizes["k"]
+                    b_.product(a, b, c, arith.muli(i, b_.value(b_.m)), arith.muli(i, b_.value(b_rows)))
                     scf.YieldOp([])
             if scratch is not None:
                 memref.dealloc(scratch)

@@ -107,13 +107,12 @@ def small_gemm_table(records: Iterable[Record]) -> str:
         m, x = r.measurement, r.extra
         flops = m.flops_per_iteration if m is not None else 0
         cells = _baseline_cells(r, names, lambda b: f"{flops / b['gflops']:.1f}", 2)
-        rows.append([terminal(r.strategy.name), "x".join(map(str, x["shape"])), x["small_gemm"]["layout"],
-                     x["small_gemm"]["scratch"], r.status, "" if m is None else f"{flops / m.median:.1f}",
+        rows.append([terminal(r.strategy.name), "x".join(map(str, x["shape"])), x["small_gemm"]["layout"], r.status, "" if m is None else f"{flops / m.median:.1f}",
                      "" if m is None else f"{m.median:.2f}", *cells, _pct(r.fraction_of_peak)])
-    headers = ["strategy", "B x M x N x K", "layout", "scratch", "status", "ns/call", "GFLOP/s",
+    headers = ["strategy", "B x M x N x K", "layout", "status", "ns/call", "GFLOP/s",
                *[h for name in names for h in (f"{name} ns", f"ours/{name} [95% CI]")], "of peak"]
     return tabulate(rows, headers=headers, disable_numparse=True,
-                    colalign=("left",) * 5 + ("right",) * (3 + 2 * len(names)))
+                    colalign=("left",) * 4 + ("right",) * (3 + 2 * len(names)))
 
 
 def baseline_table(records: Iterable[Record], describe: list[tuple[str, Callable[[Record], str]]]) -> str:

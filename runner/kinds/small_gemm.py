@@ -4,7 +4,8 @@ per call against numpy.matmul, cblas (from Python and from a native loop) and ON
 Its [small_gemm] section lists shapes as [M, N, K] or [B, M, N, K], the batch layout ("flat":
 [B, M, K] x [K, N], as ONNX Runtime flattens it; "batched": [B, M, K] x [B, K, N]), and `scratch`
 ("none", "malloc", or both as a list: the seed's before and after, one malloc/free pair per call) and
-`weights` ("rows", "packed", or both: B as a library's constant weight, packed once and not timed).
+`weights` ("rows", "packed", or both: B as a library's constant weight, packed once and not timed) and
+`sizes` ("static", "dynamic", or both: every dimension a constant, or read at run time; not with packed B).
 The register tile is the strategy's mr x nr; its kc and steps do not apply (nothing is packed).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Callable
 from mlir import ir
 
 from kernels_mlir.operands import Operands
-from kernels_mlir.small_gemm import LAYOUTS, SCRATCH, SMALL_GEMM, WEIGHTS, SmallGemmSpec, build_small_gemm
+from kernels_mlir.small_gemm import LAYOUTS, SCRATCH, SIZES, SMALL_GEMM, WEIGHTS, SmallGemmSpec, build_small_gemm
 from kernels_mlir.spec import SpecError
 from pipelines.codegen import generate
 from pipelines.compile import fma_width, limit_vector_width, strategy_lanes, strategy_width
@@ -33,7 +34,7 @@ from runner.kinds.base import Compiled, ProblemKind, ratio_cell, register
 from runner.measure.baselines import Baseline
 from runner.measure.record import Record
 
-SECTION_KEYS = {"shapes", "layout", "scratch", "weights"}
+SECTION_KEYS = {"shapes", "layout", "scratch", "weights", "sizes"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class SmallGemmSettings:
     layout: str = "flat"
     scratch: tuple[str, ...] = ("none",)
     weights: tuple[str, ...] = ("rows",)
+    sizes: tuple[str, ...] = ("static",)
 
 
 def _shapes(raw: Any) -> tuple[tuple[int, int, int, int], ...]:
@@ -79,7 +81,7 @@ class SmallGemmKind(ProblemKind):
         if layout not in LAYOUTS:
             raise StrategyError(f"small_gemm.layout: must be one of {list(LAYOUTS)}, got {layout!r}")
         settings = SmallGemmSettings(_shapes(table.get("shapes")), layout, _words(table, "scratch", SCRATCH, ("none",)),
-                                     _words(table, "weights", WEIGHTS, ("rows",)))
+                                     _words(table, "weights", WEIGHTS, ("rows",)), _words(table, "sizes", SIZES, ("static",)))
         for strategy in strategies:
             for p in self.problems(settings, strategy):
                 fits_in_memory(p.bytes_needed, f"small_gemm.shapes {[p.batch, p.m, p.n, p.k]}")
@@ -88,13 +90,15 @@ class SmallGemmKind(ProblemKind):
     def problems(self, settings: SmallGemmSettings, strategy: Strategy, point: Point | None = None) -> list[SmallGemmSpec]:
         k = strategy.kernel
         try:
-            return [SmallGemmSpec(m, n, kk, b, settings.layout, k.dtype, k.mr, k.nr, scratch, weights)
-                    for b, m, n, kk in settings.shapes for weights in settings.weights for scratch in settings.scratch]
+            return [SmallGemmSpec(m, n, kk, b, settings.layout, k.dtype, k.mr, k.nr, scratch, weights, sizes)
+                    for b, m, n, kk in settings.shapes for sizes in settings.sizes for weights in settings.weights
+                    for scratch in settings.scratch if not (sizes == "dynamic" and weights == "packed")]
         except SpecError as exc:
             raise StrategyError(f"small_gemm ({strategy.name}).{exc}") from None
 
     def problems_per_strategy(self, settings: SmallGemmSettings) -> int:
-        return len(settings.shapes) * len(settings.scratch) * len(settings.weights)
+        combinations = [(w, z) for w in settings.weights for z in settings.sizes if not (z == "dynamic" and w == "packed")]
+        return len(settings.shapes) * len(settings.scratch) * len(combinations)
 
     def to_dict(self, problem: SmallGemmSpec) -> dict[str, Any]:
         return problem.to_dict()
@@ -103,7 +107,7 @@ class SmallGemmKind(ProblemKind):
         return SmallGemmSpec.from_dict(data)
 
     def label(self, strategy: Strategy, p: SmallGemmSpec) -> str:
-        """strategy[+packed-B][+malloc]@[B x]M x N x K[/batched]."""
+        """strategy[+packed-B][+dynamic][+malloc]@[B x]M x N x K[/batched]."""
         batch = f"{p.batch}x" if p.batch > 1 else ""
         return (f"{self.variant(strategy, p)}@{batch}{p.m}x{p.n}x{p.k}"
                 + ("/batched" if p.batch > 1 and p.layout == "batched" else ""))
@@ -114,7 +118,7 @@ class SmallGemmKind(ProblemKind):
     def variant(self, strategy: Strategy, problem: SmallGemmSpec) -> str:
         """What `ukl compare` pairs across shapes: the strategy, how B comes, and the scratch it allocates."""
         return (strategy.name + ("+packed-B" if problem.weights == "packed" else "")
-                + ("+malloc" if problem.scratch == "malloc" else ""))
+                + ("+dynamic" if problem.sizes == "dynamic" else "") + ("+malloc" if problem.scratch == "malloc" else ""))
 
     def identity(self, strategy: Strategy, problem: SmallGemmSpec) -> dict[str, Any]:
         return {"candidate_key": self.key(strategy, problem), self.name: self.to_dict(problem),
@@ -147,7 +151,7 @@ class SmallGemmKind(ProblemKind):
         from runner.measure.small_baselines import cblas_native, cblas_python, numpy_small
         if problem.dtype not in ("f32", "f64"):
             return []
-        plain = dataclasses.replace(problem, weights="rows", scratch="none")  # B as the libraries take it
+        plain = dataclasses.replace(problem, weights="rows", scratch="none", sizes="static")  # B as libraries take it
         b = problem.logical_b(ops.b)
         return [numpy_small(plain, ops.a, b), cblas_python(plain, ops.a, b), cblas_native(plain, ops.a, b),
                 ort_matmul(plain, ops.a)]

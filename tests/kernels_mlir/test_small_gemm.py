@@ -110,3 +110,19 @@ def test_packed_weights_agree_with_numpy_and_round_trip(m, n, k, batch, layout):
 def test_packed_weights_need_whole_vector_panels():
     with pytest.raises(SpecError, match="nr must be a multiple of 8"):
         compiled(SmallGemmSpec(8, 8, 8, nr=12, weights="packed"))
+
+
+@pytest.mark.parametrize("m, n, k, batch, layout", [(1, 1, 1, 1, "flat"), (7, 13, 5, 1, "flat"), (5, 33, 9, 3, "batched"),
+                                                    (13, 16, 3, 3, "flat"), (17, 17, 17, 1, "flat"), (6, 8, 1, 2, "batched")])
+def test_run_time_sizes_agree_with_numpy(m, n, k, batch, layout):
+    spec = SmallGemmSpec(m, n, k, batch, layout, sizes="dynamic")
+    check = verify(compiled(spec), spec)
+    assert check.correct, check.message
+
+
+def test_one_dynamic_function_serves_every_shape():
+    """Compiled once, for a 1x1x1 spec, it computes a 17 x 9 x 5 product right: its sizes are read at run time."""
+    code = compiled(SmallGemmSpec(1, 1, 1, sizes="dynamic"))
+    other = SmallGemmSpec(17, 9, 5, sizes="dynamic")
+    check = verify(code, other)
+    assert check.correct, check.message
