@@ -42,7 +42,7 @@ def _model(shape: "ConvShape", weights: np.ndarray) -> bytes:
     return model.SerializeToString()
 
 
-def session(model: bytes, level: str, threads: int):
+def make_session(model: bytes, level: str, threads: int):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
@@ -64,7 +64,7 @@ def ort_conv(shape: "ConvShape", x_nchw: np.ndarray, w_fchw: np.ndarray, threads
     x = np.ascontiguousarray(x_nchw, dtype=np.float32)
     found = []
     for name, level, what in CONFIGURATIONS:
-        session = session(model, level, threads)
+        session = make_session(model, level, threads)
         y = np.empty((shape.n, shape.k, shape.p, shape.q), dtype=np.float32)
         binding = session.io_binding()
         binding.bind_ortvalue_input("X", ort.OrtValue.ortvalue_from_numpy(x))
@@ -86,7 +86,7 @@ def call_overhead(level: str, threads: int) -> float:
     from kernels_mlir.conv import ConvShape
     import onnxruntime as ort
     tiny = ConvShape(1, 1, 1, 1, 1, 1, 1)
-    session = session(_model(tiny, np.ones((1, 1, 1, 1), np.float32)), level, threads)
+    session = make_session(_model(tiny, np.ones((1, 1, 1, 1), np.float32)), level, threads)
     binding = session.io_binding()
     binding.bind_ortvalue_input("X", ort.OrtValue.ortvalue_from_numpy(np.ones((1, 1, 1, 1), np.float32)))
     binding.bind_ortvalue_output("Y", ort.OrtValue.ortvalue_from_numpy(np.empty((1, 1, 1, 1), np.float32)))

@@ -15,7 +15,7 @@ import numpy as np
 
 from kernels_mlir.small_gemm import SmallGemmSpec
 from runner.measure.baselines import Baseline
-from runner.measure.onnxruntime_conv import session, version
+from runner.measure.onnxruntime_conv import make_session, version
 from runner.measure.timing import seconds_for
 
 #: Nodes per session call (the seed's 256-node chains).
@@ -52,7 +52,7 @@ def _model(spec: SmallGemmSpec, nodes: int) -> bytes:
 def _bound(spec: SmallGemmSpec, a: np.ndarray, nodes: int, threads: int):
     """(session, binding) running the chain on A's values, into a preallocated output."""
     import onnxruntime as ort
-    sess = session(_model(spec, nodes), LEVEL, threads)
+    sess = make_session(_model(spec, nodes), LEVEL, threads)
     lead = (spec.m,) if spec.batch == 1 else (spec.batch, spec.m)
     x = np.ascontiguousarray(a).reshape(*lead, spec.k)
     y = np.empty((*lead, spec.n if nodes % 2 else spec.k), dtype=a.dtype)
