@@ -151,6 +151,6 @@ def compare(a: Side, b: Side, target: Target, rounds: int, min_sample_seconds: f
     text = verdict(a.name, b.name, ratio, low, high, floor)
     if per_call:  # the same verdict, in ns: the floor is the noise floor's share of A's time
         text += (f"; {b.name} minus {a.name}: {per_call['ns_difference']:+.1f} ns per call "
-                 f"(95% CI {d_low:+.1f} to {d_high:+.1f} ns, noise floor ±{floor * per_call['ns_a']:.1f} ns)")
+                 f"(95% CI {d_low:+.1f} to {d_high:+.1f} ns, noise floor ±{floor * per_call['ns_a']:.2g} ns)")
     return Comparison(a.name, b.name, _workload(a.problem), float(np.median(side_a)), float(np.median(side_b)),
                       ratio, low, high, placement, floor, rounds, text, **per_call)
