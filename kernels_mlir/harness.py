@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from mlir import ir
-from mlir.dialects import arith, func, llvm, scf, vector
+from mlir.dialects import arith, func, llvm, memref, scf, vector
 
 from .mlir_types import element_type, mark_entry_point
 from .names import BENCH, KERNEL, PEAK
@@ -112,3 +112,35 @@ def peak_flops_per_iteration(macs_per_step: int, accumulators: int) -> int:
     """Operations of one peak-loop iteration: 2 per multiply-add (an FMA's lanes, or a dot product's
     multiply-adds), over every chain and unrolled step."""
     return 2 * macs_per_step * accumulators * PEAK_UNROLL
+
+
+#: Dependent integer adds per clock-loop iteration (amortises the loop's own branch).
+CLOCK_UNROLL = 16
+CLOCK = "ukl_clock"
+#: One integer add of a register to itself, per architecture: latency one cycle on every core we know
+#: (x86's add sets the flags, which the loop's own counter test reads: said, or the loop never ends).
+_ADD_ONE = {"x86_64": ("addq $$1, $0", "=r,0,~{flags}"), "aarch64": ("add $0, $0, #1", "=r,0")}
+
+
+def build_clock_loop(arch: str) -> ir.Module:
+    """`ukl_clock(x: memref<1xi64>, n)`: n x CLOCK_UNROLL dependent adds (inline asm, which no optimizer
+    folds), one cycle each: the loop's time per add is the core's clock period."""
+    asm, constraints = _ADD_ONE[arch]
+    i64, index = ir.IntegerType.get_signless(64), ir.IndexType.get()
+    module = ir.Module.create()
+    with ir.InsertionPoint(module.body):
+        fn = func.FuncOp(CLOCK, ir.FunctionType.get([ir.MemRefType.get([1], i64), index], []))
+        mark_entry_point(fn)
+        with ir.InsertionPoint(fn.add_entry_block()):
+            cell, count = fn.entry_block.arguments
+            zero, one = arith.constant(index, 0), arith.constant(index, 1)
+            start = memref.load(cell, [zero])
+            loop = scf.ForOp(zero, count, one, [start])
+            with ir.InsertionPoint(loop.body):
+                x = loop.inner_iter_args[0]
+                for _ in range(CLOCK_UNROLL):
+                    x = llvm.inline_asm(i64, [x], asm, constraints)
+                scf.YieldOp([x])
+            memref.store(loop.results[0], cell, [zero])
+            func.ReturnOp([])
+    return module

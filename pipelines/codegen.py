@@ -34,6 +34,7 @@ def _llvm(what: str, action):
 def initialize() -> None:
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()
+    llvm.initialize_native_asmparser()  # inline asm with instructions (the clock loop) in the host's code
 
 
 def target_machine(target: Target, options: LLVMOptions, *, jit: bool = False) -> llvm.TargetMachine:

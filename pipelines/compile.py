@@ -126,14 +126,18 @@ def dot_op(inst: Instruction, bits: int) -> DotOp:
 
 
 @lru_cache(maxsize=None)
-def compile_peak(target: Target, dtype: str, bits: int, instruction: str | None = None) -> MachineCode:
+def compile_peak(target: Target, dtype: str, bits: int, instruction: str | None = None,
+                 chains: int | None = None) -> MachineCode:
     """The throughput kernel for `target` at `bits`-wide vectors, through the same codegen (compiled
-    once per process, width and instruction): FMAs, or the dot-product `instruction` a kernel uses."""
+    once per process, width and instruction): FMAs, or the dot-product `instruction` a kernel uses;
+    `chains` independent accumulator chains (default the target's peak_accumulators; one chain
+    measures the instruction's latency)."""
+    chains = chains or target.peak_accumulators
     with ir.Context(), ir.Location.unknown():
         if instruction is None:
-            module = build_fma_peak(dtype, target.lanes(dtype, bits), target.peak_accumulators)
+            module = build_fma_peak(dtype, target.lanes(dtype, bits), chains)
         else:
-            module = build_dot_peak(dot_op(INSTRUCTIONS[instruction], bits), target.peak_accumulators)
+            module = build_dot_peak(dot_op(INSTRUCTIONS[instruction], bits), chains)
         limit_vector_width(module, bits)
         lower_to_llvm_dialect(module)
         llvm_ir = translate_to_llvm_ir(module)

@@ -33,6 +33,7 @@ from runner.kinds import kind_named, kind_of
 from runner.kinds.microkernel import MICROKERNEL
 from runner.measure import reproducer
 from runner.measure.baselines import BaselineUnavailable
+from runner.measure.characterize import characterize
 from runner.measure.lifecycle import Candidate, build_or_record, check
 from runner.measure.peak import measure_peak
 from runner.measure.record import Record, rank
@@ -101,6 +102,8 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _cmd_peak(args: argparse.Namespace) -> int:
     target = runnable_target(args.target)
+    if args.characterize:
+        return _characterize(target, args)
     policy = TimingPolicy(args.min_sample_seconds, args.samples)
     try:
         bits = target.width(args.vector_bits)
@@ -133,6 +136,32 @@ def _cmd_peak(args: argparse.Namespace) -> int:
         path = target.fma if inst is None else dict(target.dots).get(inst)
         print(f"theoretical: {'unknown' if theory is None else f'{theory:g} {unit}/cycle'}"
               + ("" if path is None else f" ({path.pipes} pipes x {path.bits_per_pipe} bits)"))
+    return 0
+
+
+def _characterize(target: Target, args: argparse.Namespace) -> int:
+    if not target.runs_here:
+        raise ConfigError(f"--target: {target.label} does not run here: its datapath is measured natively")
+    found = characterize(target, rounds=args.samples, min_sample_seconds=args.min_sample_seconds)
+    row = target.row if target.name == "host" else target.name
+    said = found.disagreements(target) if target.fma is not None else []
+    verdict = (f"no table row for {target.cpu}: the measured datapath stands for it" if target.fma is None else
+               f"agrees with the table's {row} row" if not said else
+               f"disagrees with the table's {row} row: " + "; ".join(said))
+    if args.json:
+        json_lines.emit(json_lines.context("peak", target))
+        json_lines.emit(json_lines.line("characterization", {**found.to_json(), "row": row, "verdict": verdict}))
+        return 0
+    print(f"{target.label}: clock {found.clock_ghz:.2f} GHz (one-cycle dependent adds, alternated with every FMA loop)")
+    print(tabulate([[w.dtype, w.bits, f"{w.latency_cycles:.2f}", f"{w.ops_per_cycle:.2f}", w.chains]
+                    for w in found.widths],
+                   headers=["dtype", "bits", "latency (cycles)", "FMAs per cycle", "chains"], disable_numparse=True))
+    for dtype in dict.fromkeys(w.dtype for w in found.widths):
+        path = found.datapath(dtype)
+        print(f"{dtype}: {path.pipes} pipes x {path.bits_per_pipe} bits, latency {path.latency}: at least "
+              f"{path.pipes * path.latency} independent accumulators keep them busy")
+    print("caches: " + (", ".join(f"{name} {size // 1024} KiB" for name, size in found.caches) or "not reported"))
+    print(verdict)
     return 0
 
 
@@ -614,6 +643,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a dot-product instruction instead of FMAs (its dtype replaces --dtype)")
     peak.add_argument("--min-sample-seconds", type=_SAMPLE_SECONDS, default=MIN_SAMPLE_SECONDS)
     peak.add_argument("--samples", type=_count(SAMPLES, MAX_SAMPLES), default=SAMPLES)
+    peak.add_argument("--characterize", action="store_true",
+                      help="measure the datapath instead: per dtype and width, FMA latency (one dependent chain) and "
+                      "throughput (independent chains) in cycles against a clock loop, the pipes, bits per pipe and "
+                      "latency they imply, the cache sizes, and where the target table's row disagrees")
     _add_json(peak)
     peak.set_defaults(func=_cmd_peak)
     return parser

@@ -32,11 +32,13 @@ class PeakKernel:
     chains: int
 
 
-def peak_kernel(target: Target, dtype: str, bits: int | None = None, instruction: str | None = None) -> PeakKernel:
-    """The peak of FMAs at `bits`, or of the dot-product `instruction` a low-precision kernel uses."""
+def peak_kernel(target: Target, dtype: str, bits: int | None = None, instruction: str | None = None,
+                chains: int | None = None) -> PeakKernel:
+    """The peak of FMAs at `bits`, or of the dot-product `instruction` a low-precision kernel uses, over
+    `chains` independent accumulators (default the target's peak_accumulators)."""
     bits = bits or target.vector_bits
-    code = compile_peak(target, dtype, bits, instruction)
-    chains = target.peak_accumulators
+    chains = chains or target.peak_accumulators
+    code = compile_peak(target, dtype, bits, instruction, chains)
     d = DTYPES[dtype]
     if instruction is None:
         inputs = lanes = macs = target.lanes(dtype, bits)

@@ -1,0 +1,134 @@
+"""The core's FMA datapath and caches, measured: what the target table states, read off the machine.
+
+Per dtype and vector width, in one alternation with a clock loop (dependent one-cycle integer
+adds: their rate is the clock, so every figure is in cycles whatever the turbo state):
+- latency: one dependent FMA chain, cycles per FMA;
+- throughput: as many independent chains as the registers allow, FMAs per cycle.
+From these, the datapath: pipes (FMAs per cycle at 128 bits, where every core we know issues
+whole ops), bits per pipe (the widest width still issuing that many), latency (at that width),
+and from sysfs the cache sizes. A table row is checked against it and each disagreement said: a
+core LLVM names after another (a Sapphire-Rapids-class core detected as `rocketlake`) shows here.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from kernels_mlir.harness import CLOCK, CLOCK_UNROLL, build_clock_loop
+from pipelines.codegen import generate
+from pipelines.lowering import lower_to_llvm_dialect, translate_to_llvm_ir
+from pipelines.targets import Datapath, Target
+from transforms.llvm_options import LLVMOptions
+
+from runner.measure.native import NativeFunction
+from runner.measure.peak import peak_kernel
+from runner.measure.timing import alternated_rates, pinned_to_one_cpu
+
+#: Ops per cycle within this share of the pipes still count as full issue (a 512-bit op on two
+#: 256-bit pipes issues at half: far outside it).
+FULL_ISSUE = 0.75
+
+
+@dataclass(frozen=True)
+class WidthFigures:
+    dtype: str
+    bits: int
+    #: Cycles per FMA of one dependent chain, and FMAs per cycle over `chains` independent ones.
+    latency_cycles: float
+    ops_per_cycle: float
+    chains: int
+
+
+@dataclass(frozen=True)
+class Characterization:
+    cpu: str
+    clock_ghz: float
+    widths: tuple[WidthFigures, ...]
+    #: (name, bytes) of each data or unified cache level of the measuring CPU, L1d first.
+    caches: tuple[tuple[str, int], ...]
+
+    def datapath(self, dtype: str) -> Datapath:
+        """Pipes, bits per pipe and latency (whole numbers) from the figures of `dtype`."""
+        figures = sorted((w for w in self.widths if w.dtype == dtype), key=lambda w: w.bits)
+        pipes = max(1, round(figures[0].ops_per_cycle))
+        full = [w for w in figures if w.ops_per_cycle >= FULL_ISSUE * pipes]
+        widest = full[-1] if full else figures[0]
+        return Datapath(pipes, widest.bits, max(1, round(widest.latency_cycles)))
+
+    def disagreements(self, target: Target, dtype: str = "f32") -> list[str]:
+        """How the measured datapath differs from `target`'s row (empty when it agrees, or the row
+        states none)."""
+        row, measured = target.datapath(dtype), self.datapath(dtype)
+        if row is None:
+            return []
+        said = []
+        for field, unit in (("pipes", ""), ("bits_per_pipe", " bits"), ("latency", " cycles")):
+            if getattr(row, field) != getattr(measured, field):
+                said.append(f"{field}: the table says {getattr(row, field)}{unit}, measured "
+                            f"{getattr(measured, field)}{unit}")
+        return said
+
+    def to_json(self) -> dict:
+        return {"cpu": self.cpu, "clock_ghz": self.clock_ghz,
+                "widths": [w.__dict__ for w in self.widths], "caches": dict(self.caches),
+                "datapaths": {d: self.datapath(d).__dict__ for d in dict.fromkeys(w.dtype for w in self.widths)}}
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip()
+    return int(text[:-1]) * units[text[-1]] if text and text[-1] in units else int(text)
+
+
+def cache_sizes(cpu: int = 0) -> tuple[tuple[str, int], ...]:
+    """(L1d, L2, L3...) sizes of `cpu` from sysfs; empty where the system does not say."""
+    found = {}
+    for index in sorted(glob.glob(f"/sys/devices/system/cpu/cpu{cpu}/cache/index*")):
+        try:
+            level = open(os.path.join(index, "level")).read().strip()
+            kind = open(os.path.join(index, "type")).read().strip()
+            size = _size(open(os.path.join(index, "size")).read())
+        except (OSError, ValueError):
+            continue
+        if kind in ("Data", "Unified"):
+            found[f"L{level}{'d' if kind == 'Data' else ''}"] = size
+    return tuple(sorted(found.items(), key=lambda item: item[0][1]))
+
+
+@lru_cache(maxsize=None)
+def _clock_code(target: Target):
+    from mlir import ir
+    with ir.Context(), ir.Location.unknown():
+        module = build_clock_loop(target.triple.split("-")[0])
+        lower_to_llvm_dialect(module)
+        text = translate_to_llvm_ir(module)
+    return generate(text, target, LLVMOptions(), jit=True)
+
+
+def characterize(target: Target, dtypes: tuple[str, ...] = ("f32", "f64"), rounds: int = 10,
+                 min_sample_seconds: float = 0.01) -> Characterization:
+    """Measure `target` (which must run here) at every width its ISA has, for each dtype."""
+    cell = np.zeros(1, dtype=np.int64)
+    clock = NativeFunction(_clock_code(target), CLOCK, [cell], n_scalars=1)
+    chains = max(2, target.vector_registers - 4)
+    runs, work, keys = [clock], [CLOCK_UNROLL], []
+    for dtype in dtypes:
+        for bits in target.widths:
+            lanes = target.lanes(dtype, bits)
+            for count in (1, chains):
+                peak = peak_kernel(target, dtype, bits, chains=count)
+                runs.append(peak.run)
+                work.append(peak.flops_per_iteration // (2 * lanes))  # FMAs per iteration
+                keys.append((dtype, bits, count))
+    with pinned_to_one_cpu():
+        rates, _ = alternated_rates(runs, work, min_sample_seconds, rounds)  # rates: adds or FMAs per ns
+    per_cycle = rates[:, 1:] / rates[:, :1]  # each FMA rate in the same round's clock
+    medians = dict(zip(keys, np.median(per_cycle, axis=0)))
+    figures = tuple(WidthFigures(dtype, bits, float(1 / medians[(dtype, bits, 1)]),
+                                 float(medians[(dtype, bits, chains)]), chains)
+                    for dtype in dtypes for bits in target.widths)
+    return Characterization(target.cpu, float(np.median(rates[:, 0])), figures, cache_sizes())
