@@ -25,6 +25,8 @@ from transforms.errors import StrategyError
 from transforms.instructions import INSTRUCTIONS
 from transforms.plan import MIN_VECTOR_BITS
 
+from .caches import cache_levels, per_core
+
 
 class UnknownTarget(ValueError):
     pass
@@ -84,6 +86,9 @@ class Target:
     #: Dot-product instructions the core has (transforms.instructions), each with its datapath, or
     #: None where the table has no cited throughput. The host has what its features allow.
     dots: tuple[tuple[str, Datapath | None], ...] = ()
+    #: Bytes of L1d, L2 and of L3 per core (its share of a shared L3) from the row's source, each None
+    #: where it states none; the host's are read from the system (pipelines.caches).
+    caches: tuple[int | None, int | None, int | None] = (None, None, None)
 
     @property
     def enabled(self) -> frozenset[str]:
@@ -163,7 +168,9 @@ def target_from_dict(data: dict) -> Target:
     fma = None if data["fma"] is None else Datapath(**data["fma"])
     by_dtype = tuple((dtype, Datapath(**path)) for dtype, path in data["fma_by_dtype"])
     dots = tuple((name, None if path is None else Datapath(**path)) for name, path in data.get("dots", ()))
-    return Target(**{**data, "fma": fma, "isa": tuple(data["isa"]), "fma_by_dtype": by_dtype, "dots": dots})
+    caches = tuple(data.get("caches") or (None, None, None))  # older records have none
+    return Target(**{**data, "fma": fma, "isa": tuple(data["isa"]), "fma_by_dtype": by_dtype, "dots": dots,
+                     "caches": caches})
 
 
 _X86 = "x86_64-unknown-linux-gnu"
@@ -178,44 +185,54 @@ _VNNI_BF16 = (("vdpbf16ps", None), ("vpdpbusd", None))
 # reciprocal throughput 0.25 = four 128-bit pipes, 0.5 = two. Cortex-A76 (modelled as A57) and
 # Apple M1 have no cited figure. LLVM's x86 models are not used for dot products: its Sapphire
 # Rapids model disagrees with what this harness measures for FMAs (one 512-bit port, not two).
+_K, _M = 1 << 10, 1 << 20
+#: Cache sizes: each vendor's optimization guide or TRM for the part named (per core; a shared L3 as
+#: each core's share); Apple M1's 12 MiB L2 is shared by four performance cores.
 TARGETS: dict[str, Target] = {t.name: t for t in (
     # ISA levels, not cores: for a strategy tied to an ISA (it runs on any host that has it). A
     # level has no FMA datapath, so its theoretical peak is unknown; its measured peak is the host's.
     Target("x86-64-v3", _X86, "x86-64-v3", "", 256, 16, None, _AVX2),
     Target("x86-64-v4", _X86, "x86-64-v4", "", 512, 32, None, _AVX512),
     # AMD SOG for Family 19h (doc 56665), 2.11: FP pipes 0 and 1 each do a 256-bit FMA, latency 4.
-    Target("znver3", _X86, "znver3", "", 256, 16, Datapath(2, 256, 4), _AVX2),
+    Target("znver3", _X86, "znver3", "", 256, 16, Datapath(2, 256, 4), _AVX2,
+           caches=(32 * _K, 512 * _K, 4 * _M)),
     # AMD SOG for Family 19h Zen 4 (doc 57647), 2.11: 512-bit ops execute on the two 256-bit FMA
     # pipes (one 512-bit FMA per cycle), latency 4; measured here: 32 flop/cycle ymm and zmm.
-    Target("znver4", _X86, "znver4", "", 512, 32, Datapath(2, 256, 4), _AVX512, dots=_VNNI_BF16),
+    Target("znver4", _X86, "znver4", "", 512, 32, Datapath(2, 256, 4), _AVX512, dots=_VNNI_BF16,
+           caches=(32 * _K, 1 * _M, 4 * _M)),
     # AMD SOG for Family 1Ah (doc 58455), 2.11: a full 512-bit datapath, two FMA pipes, latency 4
     # (desktop and server parts; some mobile parts keep the 256-bit datapath).
-    Target("znver5", _X86, "znver5", "", 512, 32, Datapath(2, 512, 4), _AVX512, dots=_VNNI_BF16),
+    Target("znver5", _X86, "znver5", "", 512, 32, Datapath(2, 512, 4), _AVX512, dots=_VNNI_BF16,
+           caches=(48 * _K, 1 * _M, 4 * _M)),
     # Intel Optimization Reference Manual (248966), Skylake Server: FMA units on ports 0+1 (fused)
     # and 5, latency 4 (two 512-bit units on Gold 6100 / Platinum; one on some SKUs).
-    Target("skylake-avx512", _X86, "skylake-avx512", "", 512, 32, Datapath(2, 512, 4), _AVX512),
+    Target("skylake-avx512", _X86, "skylake-avx512", "", 512, 32, Datapath(2, 512, 4), _AVX512,
+           caches=(32 * _K, 1 * _M, 1408 * _K)),
     # Same manual, Ice Lake Server (Sunny Cove): two 512-bit FMA units (ports 0+1 and 5), latency 4.
     Target("icelake-server", _X86, "icelake-server", "", 512, 32, Datapath(2, 512, 4), _AVX512,
-           dots=(("vpdpbusd", None),)),
+           dots=(("vpdpbusd", None),), caches=(48 * _K, 1280 * _K, 1536 * _K)),
     # Same manual, Sapphire Rapids (Golden Cove server): two 512-bit FMA units, latency 4.
     Target("sapphirerapids", _X86, "sapphirerapids", "", 512, 32, Datapath(2, 512, 4), _AVX512,
-           dots=_VNNI_BF16),
-    # Arm Neoverse N1 SOG, 3.15: FMLA (vector) on pipes V0/V1, throughput 2, latency 4.
+           dots=_VNNI_BF16, caches=(48 * _K, 2 * _M, 1920 * _K)),
+    # Arm Neoverse N1 SOG, 3.15: FMLA (vector) on pipes V0/V1, throughput 2, latency 4. Its TRM: 64 KiB
+    # L1d, 1 MiB L2 (as configured on Graviton2 and Altra); the system cache is the SoC's: none stated.
     Target("neoverse-n1", _ARM, "neoverse-n1", "+neon", 128, 32, Datapath(2, 128, 4), ("neon",),
-           dots=(("sdot", Datapath(2, 128, 2)),)),
+           dots=(("sdot", Datapath(2, 128, 2)),), caches=(64 * _K, 1 * _M, None)),
     # Arm Neoverse V1 SOG, 3.15: four 128-bit FP pipes V0-V3 take FMLA, latency 4.
     Target("neoverse-v1", _ARM, "neoverse-v1", "+neon", 128, 32, Datapath(4, 128, 4), ("neon",),
-           dots=(("sdot", Datapath(4, 128, 3)), ("smmla", Datapath(4, 128, 3)), ("bfmmla", Datapath(4, 128, 5)))),
+           dots=(("sdot", Datapath(4, 128, 3)), ("smmla", Datapath(4, 128, 3)), ("bfmmla", Datapath(4, 128, 5))),
+           caches=(64 * _K, 1 * _M, None)),
     # Arm Neoverse V2 SOG, 3.15: four 128-bit FP pipes V0-V3 take FMLA, latency 4.
     Target("neoverse-v2", _ARM, "neoverse-v2", "+neon", 128, 32, Datapath(4, 128, 4), ("neon",),
-           dots=(("sdot", Datapath(4, 128, 3)), ("smmla", Datapath(4, 128, 3)), ("bfmmla", Datapath(4, 128, 6)))),
+           dots=(("sdot", Datapath(4, 128, 3)), ("smmla", Datapath(4, 128, 3)), ("bfmmla", Datapath(4, 128, 6))),
+           caches=(64 * _K, 1 * _M, None)),
     # Arm Cortex-A76 SOG, 3.15: FMLA on pipes V0/V1, latency 4.
     Target("cortex-a76", _ARM, "cortex-a76", "+neon", 128, 32, Datapath(2, 128, 4), ("neon",),
-           dots=(("sdot", None),)),
+           dots=(("sdot", None),), caches=(64 * _K, 512 * _K, None)),
     # Apple M1 Firestorm, measured by Dougall Johnson (dougallj.github.io/applecpu/firestorm-simd.html):
     # four 128-bit FP/SIMD pipes take FMLA, latency 3 as used for the peak kernel's chains.
     Target("apple-m1", _ARM, "apple-m1", "+neon", 128, 32, Datapath(4, 128, 3), ("neon",),
-           dots=(("sdot", None),)),
+           dots=(("sdot", None),), caches=(128 * _K, 3 * _M, None)),
 )}
 
 
@@ -248,9 +265,11 @@ def resolve_host(cpu: str, feature_map: Mapping[str, bool], triple: str, cap: st
 
 @lru_cache(maxsize=1)
 def host_target() -> Target:
-    """The machine we run on (LLVM's host detection), capped by $UKL_HOST_ISA when set."""
-    return resolve_host(llvm.get_host_cpu_name(), llvm.get_host_cpu_features(), llvm.get_process_triple(),
+    """The machine we run on (LLVM's host detection), capped by $UKL_HOST_ISA when set, with the caches
+    the system reports."""
+    host = resolve_host(llvm.get_host_cpu_name(), llvm.get_host_cpu_features(), llvm.get_process_triple(),
                         os.environ.get(HOST_ISA_ENV) or None)
+    return replace(host, caches=per_core(cache_levels()))
 
 
 def missing_features(target: Target, host: Target) -> list[str]:

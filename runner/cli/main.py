@@ -33,6 +33,7 @@ from runner.kinds import kind_named, kind_of
 from runner.kinds.microkernel import MICROKERNEL
 from runner.measure import reproducer
 from runner.measure.baselines import BaselineUnavailable
+from pipelines.model import NoModel, blocking, register_tile
 from runner.measure.characterize import characterize
 from runner.measure.lifecycle import Candidate, build_or_record, check
 from runner.measure.peak import measure_peak
@@ -162,6 +163,13 @@ def _characterize(target: Target, args: argparse.Namespace) -> int:
               f"{path.pipes * path.latency} independent accumulators keep them busy")
     print("caches: " + (", ".join(f"{name} {size // 1024} KiB" for name, size in found.caches) or "not reported"))
     print(verdict)
+    measured = target if target.fma is not None else dataclasses.replace(target, fma=found.datapath("f32"))
+    try:  # the model on the table's row, or on the measured datapath where the table has none
+        tile = register_tile(measured, "f32")
+        b = blocking(measured, "f32", tile.mr, tile.nr)
+        print(f"model (f32{'' if target.fma is not None else ', measured datapath'}): {tile.why}; {b.why}")
+    except NoModel as exc:
+        print(f"model: {exc}")
     return 0
 
 

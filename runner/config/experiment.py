@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from kernels_mlir.small_gemm import SmallGemmSpec
+from pipelines.model import NoModel, blocking, register_tile
 from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.llvm_catalog import known_cpus, known_features
@@ -251,7 +252,8 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
     entries = raw.get("strategy", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries) or not (entries or space):
         raise StrategyError("strategy: needs at least one [[strategy]] table (or a [space] to sweep)")
-    strategies = tuple(_strategy(entry, defaults, f"strategy[{i}]") for i, entry in enumerate(entries))
+    strategies = tuple(_strategy(entry, defaults, f"strategy[{i}]", entry.get("target", target))
+                       for i, entry in enumerate(entries))
     strategy_targets = tuple((s.name, _strategy_target(entry, f"strategy[{i}] ({s.name}).")) for i, (s, entry)
                              in enumerate(zip(strategies, entries)) if "target" in entry)
     seen: set[str] = set()
@@ -374,7 +376,31 @@ def _sweep(table: dict[str, Any]) -> SweepSettings:
         screen=screen, leaders=typed(table, "leaders", int, p, default.leaders))
 
 
-def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str) -> Strategy:
+#: The word that asks the analytical model (pipelines.model) for a tile size or depth.
+AUTO = "auto"
+
+
+def _resolve_auto(merged: dict[str, Any], target: Any, where: str) -> None:
+    """mr, nr and kc given as "auto" take the analytical model's values for the strategy's target and
+    dtype (at its vector width): the register tile from the datapath and registers, kc from L1."""
+    auto = [key for key in REQUIRED if merged.get(key) == AUTO]
+    if not auto:
+        return
+    dtype = merged.get("dtype", "f32")
+    if not isinstance(target, str) or not isinstance(dtype, str):
+        return  # the usual checks name them
+    if dtype not in ("f32", "f64"):
+        raise StrategyError(f"{where}.{auto[0]}: \"auto\" is the FMA model's (f32, f64), not {dtype!r}")
+    try:
+        chosen = get_target(target)
+        tile = register_tile(chosen, dtype, typed(merged, "vector_bits", int, f"{where}.", None))
+        found = {"mr": tile.mr, "nr": tile.nr, "kc": blocking(chosen, dtype, tile.mr, tile.nr).kc}
+    except (UnknownTarget, NoModel) as exc:
+        raise StrategyError(f"{where}.{auto[0]}: \"auto\" needs the model, which cannot choose: {exc}") from None
+    merged.update({key: found[key] for key in auto})
+
+
+def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str, target: Any = "host") -> Strategy:
     known(entry, STRATEGY_KEYS, f"{where}.")
     merged = {**defaults, **entry}
     merged["llvm"] = {**table_of(defaults, "llvm", "defaults."), **table_of(entry, "llvm", f"{where}.")}
@@ -386,6 +412,7 @@ def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str) -> St
         raise StrategyError(f"{where}.name: missing")
     name = plain_name(name, f"{where}.name")
     where = f"{where} ({name})"
+    _resolve_auto(merged, target, where)
     try:
         kernel = KernelSpec(merged["mr"], merged["nr"], merged["kc"], merged.get("dtype", "f32"),
                             merged.get("k_group"))

@@ -11,14 +11,13 @@ core LLVM names after another (a Sapphire-Rapids-class core detected as `rocketl
 """
 from __future__ import annotations
 
-import glob
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from kernels_mlir.harness import CLOCK, CLOCK_UNROLL, build_clock_loop
+from pipelines.caches import cache_levels
 from pipelines.codegen import generate
 from pipelines.lowering import lower_to_llvm_dialect, translate_to_llvm_ir
 from pipelines.targets import Datapath, Target
@@ -78,25 +77,9 @@ class Characterization:
                 "datapaths": {d: self.datapath(d).__dict__ for d in dict.fromkeys(w.dtype for w in self.widths)}}
 
 
-def _size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    text = text.strip()
-    return int(text[:-1]) * units[text[-1]] if text and text[-1] in units else int(text)
-
-
-def cache_sizes(cpu: int = 0) -> tuple[tuple[str, int], ...]:
-    """(L1d, L2, L3...) sizes of `cpu` from sysfs; empty where the system does not say."""
-    found = {}
-    for index in sorted(glob.glob(f"/sys/devices/system/cpu/cpu{cpu}/cache/index*")):
-        try:
-            level = open(os.path.join(index, "level")).read().strip()
-            kind = open(os.path.join(index, "type")).read().strip()
-            size = _size(open(os.path.join(index, "size")).read())
-        except (OSError, ValueError):
-            continue
-        if kind in ("Data", "Unified"):
-            found[f"L{level}{'d' if kind == 'Data' else ''}"] = size
-    return tuple(sorted(found.items(), key=lambda item: item[0][1]))
+def cache_sizes() -> tuple[tuple[str, int], ...]:
+    """(name, bytes) of each data or unified cache level of this machine, L1d first (whole, not per core)."""
+    return tuple((name, size) for name, size, _ in cache_levels())
 
 
 @lru_cache(maxsize=None)

@@ -1,0 +1,86 @@
+"""The analytical model's choices for every row of the target table, and "auto" in configs."""
+import textwrap
+
+import pytest
+
+from pipelines.model import MAX_KC, MIN_KC, NoModel, blocking, register_tile
+from pipelines.targets import TARGETS
+from runner.cli.main import main
+from runner.config.experiment import load
+
+ROWS = [t for t in TARGETS.values() if t.fma is not None]
+
+
+@pytest.mark.parametrize("target", ROWS, ids=lambda t: t.name)
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_the_tile_hides_the_latency_and_fits_the_registers(target, dtype):
+    tile = register_tile(target, dtype)
+    lanes = target.lanes(dtype)
+    path = target.datapath(dtype)
+    assert tile.nr % lanes == 0 and tile.accumulators == tile.mr * tile.nr // lanes
+    assert tile.accumulators >= path.latency * path.ops_per_cycle(target.vector_bits)
+    assert tile.registers <= target.vector_registers
+    if path.latency == 4 and path.ops_per_cycle(target.vector_bits) == 2:
+        assert tile.accumulators >= 8
+
+
+@pytest.mark.parametrize("target", ROWS, ids=lambda t: t.name)
+def test_the_blocks_fit_their_caches(target):
+    tile = register_tile(target, "f32")
+    b = blocking(target, "f32", tile.mr, tile.nr)
+    l1, l2, l3 = target.caches
+    assert MIN_KC <= b.kc <= MAX_KC and b.kc % 16 == 0 and b.mc % tile.mr == 0 and b.nc % tile.nr == 0
+    assert b.kc * tile.nr * 4 <= l1 / 2 or b.kc == MIN_KC
+    assert b.mc * b.kc * 4 <= l2 / 2 or b.mc == tile.mr
+    assert l3 is None or b.nc * b.kc * 4 <= l3 / 2 or b.nc == tile.nr
+
+
+def test_known_choices():
+    assert (register_tile(TARGETS["znver3"]).mr, register_tile(TARGETS["znver3"]).nr) == (6, 16)  # BLIS's haswell
+    assert register_tile(TARGETS["znver3"], bits=128).nr == 8  # narrower vectors, the same rows
+    assert register_tile(TARGETS["sapphirerapids"]).nr == 32 and register_tile(TARGETS["neoverse-n1"]).mr % 4 == 0
+    assert blocking(TARGETS["znver3"], "f32", 6, 16).kc == 256
+
+
+def test_a_row_without_a_datapath_has_no_model():
+    with pytest.raises(NoModel, match="no FMA datapath"):
+        register_tile(TARGETS["x86-64-v3"])
+
+
+CONFIG = """
+[experiment]
+name = "auto"
+target = "{target}"
+
+[[strategy]]
+name = "model"
+mr = "auto"
+nr = "auto"
+kc = {kc}
+dtype = "{dtype}"
+"""
+
+
+def write(tmp_path, target="znver4", kc='"auto"', dtype="f32"):
+    path = tmp_path / "auto.toml"
+    path.write_text(textwrap.dedent(CONFIG.format(target=target, kc=kc, dtype=dtype)))
+    return path
+
+
+def test_auto_takes_the_models_tile_and_depth_for_the_configs_target(tmp_path):
+    (strategy,) = load(write(tmp_path)).strategies
+    tile = register_tile(TARGETS["znver4"])
+    assert (strategy.kernel.mr, strategy.kernel.nr, strategy.kernel.kc) == (
+        tile.mr, tile.nr, blocking(TARGETS["znver4"], "f32", tile.mr, tile.nr).kc)
+    (fixed,) = load(write(tmp_path, kc=512)).strategies
+    assert fixed.kernel.kc == 512 and fixed.kernel.mr == tile.mr
+
+
+@pytest.mark.parametrize("target, dtype, message", [
+    ("x86-64-v3", "f32", "strategy[0] (model).mr: \"auto\" needs the model, which cannot choose: x86-64-v3"),
+    ("znver4", "bf16", "strategy[0] (model).mr: \"auto\" is the FMA model's (f32, f64), not 'bf16'"),
+])
+def test_auto_where_the_model_cannot_choose_is_one_line(tmp_path, capsys, target, dtype, message):
+    assert main(["asm", str(write(tmp_path, target, dtype=dtype)), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
