@@ -7,6 +7,8 @@ pipelines.compile_gemm; this module is everything the harness needs to know of t
 from __future__ import annotations
 
 import dataclasses
+import sys
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -24,7 +26,8 @@ from transforms.strategy import Strategy
 from runner.cli.output import gemm_table
 from runner.config.fields import MAX_SHAPES, check_threads, fits_in_memory, known, typed
 from runner.kinds.base import Compiled, SharedEntryKind, problem_knobs, ratio_cell, register
-from runner.measure.baselines import Baseline, blis_gemm, numpy_matmul
+from runner.measure.baselines import Baseline, BaselineUnavailable, blis_gemm, numpy_matmul
+from runner.measure.mkl import mkl_gemm
 from runner.measure.record import Record
 
 #: The GEMM's blocking around the micro-kernel (kc is the micro-kernel's), its traversal (blis, tiles,
@@ -170,10 +173,16 @@ class GemmKind(SharedEntryKind):
         return kernel_symbol(problem.kernel_kcs[0]) if problem.kernel_kcs else GEMM_ENTRY
 
     def baselines(self, problem: GemmSpec, ops: Operands) -> list[Baseline]:
-        """OpenBLAS and BLIS at the GEMM's thread count, for the dtypes they have (not int8 or bf16)."""
+        """OpenBLAS, BLIS and MKL at the GEMM's thread count, for the dtypes they have (not int8 or bf16);
+        MKL where its wheel installs (x86-64), else skipped with one line."""
         if problem.dtype not in ("f32", "f64"):
             return []
-        return [numpy_matmul(ops.a, ops.b, ops.c, problem.threads), blis_gemm(ops.a, ops.b, ops.c, problem.threads)]
+        found = [numpy_matmul(ops.a, ops.b, ops.c, problem.threads), blis_gemm(ops.a, ops.b, ops.c, problem.threads)]
+        try:
+            found.append(mkl_gemm(ops.a, ops.b, ops.c, problem.threads))
+        except BaselineUnavailable as exc:
+            _skipped(str(exc))
+        return found
 
     def knob_values(self, record: dict[str, Any]) -> dict[str, Any]:
         values = super().knob_values(record)
@@ -216,6 +225,12 @@ class GemmKind(SharedEntryKind):
 
     def table(self, records: list[Record]) -> str:
         return gemm_table(records)
+
+
+@lru_cache(maxsize=None)
+def _skipped(why: str) -> None:
+    """Say once per process that a baseline is left out, and why."""
+    print(f"baseline skipped: {why}", file=sys.stderr)
 
 
 GEMM = register(GemmKind())

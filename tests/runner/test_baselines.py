@@ -1,5 +1,7 @@
 """The GEMM baselines: BLIS (Debian's serial build, installed by `make test`) is loaded, computes the
 right product, and names its configuration; OpenBLAS names its kernel family."""
+import platform
+
 import numpy as np
 import pytest
 
@@ -24,11 +26,15 @@ def test_blis_computes_the_product_numpy_does(shape, dtype):
     assert result.correct, result.message
 
 
-def test_a_gemm_is_measured_against_both_baselines():
+#: Every GEMM baseline of this machine (MKL's wheel is x86-64 only).
+LIBRARIES = ["OpenBLAS", "BLIS", *(["MKL"] if platform.machine() == "x86_64" else [])]
+
+
+def test_a_gemm_is_measured_against_every_baseline():
     spec = GemmSpec(32, 48, 64, KernelSpec(6, 16, 256))
     ops = spec.operands(1)
     names = [b.name for b in kind_of(spec).baselines(spec, ops)]
-    assert names == ["OpenBLAS", "BLIS"]
+    assert names == LIBRARIES
     assert baselines.openblas_configuration().startswith("OpenBLAS ")
     micro = KernelSpec(4, 8, 16)
     assert kind_of(micro).baselines(micro, ops) == []
@@ -66,3 +72,17 @@ def test_the_openblas_label_says_what_ran_not_what_the_environment_asked(monkeyp
     assert "forced" not in label and label.endswith(f"({running}, OPENBLAS_CORETYPE='NoSuchCore' not applied)")
     monkeypatch.delenv("OPENBLAS_CORETYPE")
     assert baselines.openblas_configuration().endswith(f"({running})")
+
+
+def test_mkl_is_loaded_verified_against_numpy_and_named():
+    from runner.measure.mkl import configuration, mkl_gemm, product
+    if platform.machine() != "x86_64":
+        pytest.skip("the mkl wheel is x86-64 only: GEMM baselines skip it with one line elsewhere")
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        a, b = rng.uniform(-1, 1, (37, 29)).astype(dtype), rng.uniform(-1, 1, (29, 41)).astype(dtype)
+        out = np.zeros((37, 41), dtype)
+        product(a, b, out)()
+        assert np.allclose(out, a.astype(np.float64) @ b, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    base = mkl_gemm(a, b, out)
+    assert base.name == "MKL" and configuration().startswith("MKL 20") and "code path, 1 thread" in base.configuration

@@ -5,6 +5,7 @@ from runner.cli.main import main
 
 from .test_cli import write
 from .jsonl import of_type, one, results
+from .test_baselines import LIBRARIES
 
 KERNEL = textwrap.dedent("""
     [[strategy]]
@@ -37,11 +38,12 @@ def test_gemm_run_records_ours_and_openblas(tmp_path, capsys):
     for r in records:
         assert r["status"] == "ok" and r["correct"] is True
         assert r["gflops"] > 0 and r["baseline_gflops"] > 0
-        assert [b["name"] for b in r["baselines"]] == ["OpenBLAS", "BLIS"]
+        assert [b["name"] for b in r["baselines"]] == LIBRARIES
         for b in r["baselines"]:  # every baseline: its figures, ours over it with an interval, what ran
             assert b["gflops_min"] <= b["gflops"] <= b["gflops_max"] and b["ratio_ci"][0] <= b["ratio"] <= b["ratio_ci"][1]
         assert r["baselines"][0]["configuration"].startswith("numpy.matmul, OpenBLAS 0.")
         assert r["baselines"][1]["configuration"].startswith("BLIS ")
+        assert all(b["configuration"].startswith("MKL 20") for b in r["baselines"][2:])
         # Ours over theirs, not the inverse: the median of paired ratios agrees with the ratio of medians
         # within a factor that a loaded machine stays inside (a busy neighbour moved them 1.7x apart once).
         assert 0.25 < r["ratio_to_baseline"] / (r["gflops"] / r["baseline_gflops"]) < 4
