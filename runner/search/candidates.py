@@ -11,9 +11,10 @@ from __future__ import annotations
 import threading
 from collections import Counter
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from kernels_mlir.spec import SpecError
+from pipelines.model import NoModel, blocking, register_tile
 from pipelines.targets import Target
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
@@ -150,6 +151,18 @@ class ListSource(CandidateSource):
                 return None
 
 
+def model_point(space: SearchSpace, target: Target) -> dict[str, Any]:
+    """The model's register tile and kc (pipelines.model) as values of the space's mr, nr and kc knobs,
+    each where the space offers it (a space without them, or a target the model cannot choose for: none)."""
+    dtypes = space.choices.get("dtype", ("f32",))
+    try:
+        tile = register_tile(target, dtypes[0] if dtypes[0] in ("f32", "f64") else "f32")
+        chosen = {"mr": tile.mr, "nr": tile.nr, "kc": blocking(target, "f32", tile.mr, tile.nr).kc}
+    except (NoModel, StrategyError):
+        return {}
+    return {knob: value for knob, value in chosen.items() if value in space.choices.get(knob, ())}
+
+
 class TunerSource(CandidateSource):
     """Optuna's TPE sampler over the space's knobs; each trial's value is the screening fraction of peak.
 
@@ -164,6 +177,10 @@ class TunerSource(CandidateSource):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
         self._space = space
+        #: The analytical model's point goes first: the tuner starts from it, and learns from there.
+        self.model_point = model_point(space, target)
+        if self.model_point:
+            self._study.enqueue_trial(self.model_point)
         self._listed = [c for s in strategies for c in self.expand(s, None) if self._fresh(c)]
         self._pending: dict[str, list] = {}
         self._scores: dict[str, float] = {}  # this sweep's results

@@ -483,3 +483,15 @@ def test_problem_knobs_are_only_for_configs_of_the_kinds_that_have_them():
     with pytest.raises(StrategyError, match="space.route: .winograd. is not one of its values"):  # its domain
         SearchSpace({"route": ("winograd",)}, kind=kind_named("conv2d"))
     assert SearchSpace({"pack_bytes": (4096,), "route": ("im2col_chunked",)}, kind=kind_named("conv2d")).size == 1
+
+
+def test_the_tuner_starts_from_the_models_point():
+    from runner.search.candidates import TunerSource, model_point
+    znver4 = get_target("znver4")
+    space = SearchSpace({"mr": (6, 12, 14), "nr": (16, 32), "kc": (128, 256), "unroll": (1, 4)})
+    assert model_point(space, znver4) == {"mr": 14, "nr": 32, "kc": 128}
+    assert model_point(SearchSpace({"mr": (6, 12), "nr": (16, 32)}), znver4) == {"nr": 32}  # 14 is not offered
+    assert model_point(space, get_target("x86-64-v4")) == {}  # no datapath: nothing to start from
+    source = TunerSource(space, znver4, 0, 5, [], {})
+    first = source.next()
+    assert (first.strategy.kernel.mr, first.strategy.kernel.nr, first.strategy.kernel.kc) == (14, 32, 128)
