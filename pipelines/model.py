@@ -31,6 +31,10 @@ KC_STEP = 16
 MIN_KC, MAX_KC, MAX_NC = 64, 1024, 4096
 
 
+#: The word a config uses for a size the model chooses.
+AUTO = "auto"
+
+
 class NoModel(ValueError):
     """The target lacks a fact the model needs (its datapath: characterize the host)."""
 
@@ -97,13 +101,14 @@ def _round_down(value: float, step: int) -> int:
     return max(step, int(value) // step * step)
 
 
-def blocking(target: Target, dtype: str, mr: int, nr: int) -> BlockingChoice:
-    """kc, mc and nc for an mr x nr kernel of `dtype` from the target's caches (per core)."""
+def blocking(target: Target, dtype: str, mr: int, nr: int, kc: int | None = None) -> BlockingChoice:
+    """kc, mc and nc for an mr x nr kernel of `dtype` from the target's caches (per core); with `kc`
+    given (a kernel's own depth), mc and nc for it."""
     l1, l2, l3 = target.caches
     if l1 is None or l2 is None:
         raise NoModel(f"{target.label}: its L1 and L2 sizes are not known")
     size = DTYPES[dtype].a.bytes
-    kc = min(MAX_KC, max(MIN_KC, _round_down(l1 / 2 / (nr * size), KC_STEP)))
+    kc = kc or min(MAX_KC, max(MIN_KC, _round_down(l1 / 2 / (nr * size), KC_STEP)))
     mc = _round_down(l2 / 2 / (kc * size), mr)
     nc = MAX_NC if l3 is None else min(MAX_NC, _round_down(l3 / 2 / (kc * size), nr))
     why = (f"kc {kc}: B's {kc}x{nr} panel in half of L1 ({l1 // 1024} KiB); mc {mc}: A's {mc}x{kc} block in half "

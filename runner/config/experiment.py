@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from kernels_mlir.small_gemm import SmallGemmSpec
-from pipelines.model import NoModel, blocking, register_tile
+from pipelines.model import AUTO, NoModel, blocking, register_tile
 from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.llvm_catalog import known_cpus, known_features
@@ -269,7 +269,8 @@ def _parse(path: Path, raw: dict[str, Any]) -> Experiment:
     if kind != CROSSOVER:
         problem_kind = kind_named(kind)
         section = problem_kind.section
-        settings = problem_kind.read_section(table_of(raw, section) if section else {}, strategies)
+        settings = problem_kind.bind_target(problem_kind.read_section(table_of(raw, section) if section else {},
+                                                                      strategies), target)
     crossover = _crossover(raw, strategies) if kind == CROSSOVER else None
     if strategy_targets and (kind == CROSSOVER or problem_kind.section is not None):
         raise StrategyError("strategy[].target: only micro-kernel experiments take a target per strategy")
@@ -374,10 +375,6 @@ def _sweep(table: dict[str, Any]) -> SweepSettings:
         jobs=typed(table, "jobs", int, p, None),
         timeout_seconds=typed(table, "timeout_seconds", (int, float), p, default.timeout_seconds),
         screen=screen, leaders=typed(table, "leaders", int, p, default.leaders))
-
-
-#: The word that asks the analytical model (pipelines.model) for a tile size or depth.
-AUTO = "auto"
 
 
 def _resolve_auto(merged: dict[str, Any], target: Any, where: str) -> None:

@@ -68,6 +68,11 @@ class ProblemKind:
             raise StrategyError(f"{self.section}: this kind takes no settings")
         return None
 
+    def bind_target(self, settings: Any, target: str) -> Any:
+        """The settings for a config whose target is `target` (a name): where a setting depends on the
+        machine (the analytical model's "auto" blocking), it is resolved for this target."""
+        return settings
+
     def check_space(self, choices: dict[str, tuple[Any, ...]]) -> None:
         """What this machine must have for a [space]'s values of the kind's knobs (their domains are the
         knobs' own checks): StrategyError naming the knob otherwise."""
@@ -182,6 +187,11 @@ class SharedEntryKind(ProblemKind):
 
     def threads(self, problem: Problem) -> int:
         return problem.threads
+
+    def bind_target(self, settings: Any, target: str) -> Any:
+        """The settings for a config whose target is `target` (a name): where a setting depends on the
+        machine (the analytical model's "auto" blocking), it is resolved for this target."""
+        return settings
 
     def check_space(self, choices: dict[str, tuple[Any, ...]]) -> None:
         """A thread count this machine can run."""

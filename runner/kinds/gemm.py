@@ -18,7 +18,9 @@ from kernels_mlir.names import GEMM as GEMM_ENTRY, kernel_symbol
 from kernels_mlir.operands import Operands
 from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.compile_gemm import compile_gemm
-from pipelines.targets import Target
+from pipelines import model
+from pipelines.model import AUTO
+from pipelines.targets import Target, get_target, host_target
 from transforms.errors import StrategyError
 from transforms.knobs import Knob, Point
 from transforms.strategy import Strategy
@@ -34,8 +36,8 @@ from runner.measure.record import Record
 #: direct), its threads and the loop they split, the innermost register-tile loop and the packing bound:
 #: the [gemm] section's settings and the sweep's GEMM knobs, declared once.
 KNOBS: tuple[Knob, ...] = (
-    Knob("mc", DEFAULT_MC, maximum=MAX_DIM),
-    Knob("nc", DEFAULT_NC, maximum=MAX_DIM),
+    Knob("mc", DEFAULT_MC, maximum=MAX_DIM, words=(AUTO,)),
+    Knob("nc", DEFAULT_NC, maximum=MAX_DIM, words=(AUTO,)),
     Knob("traversal", DEFAULT_TRAVERSAL, TRAVERSALS),
     Knob("threads", 1, maximum=MAX_THREADS),
     Knob("split", "jc", SPLITS),
@@ -46,11 +48,25 @@ _DEFAULTS = {k.name: k.default for k in KNOBS}
 SECTION_KEYS = {"shapes", "accumulate", *_DEFAULTS}
 
 
+def model_blocking(strategy: Strategy, target: Target) -> dict[str, int]:
+    """mc and nc from the analytical model (pipelines.model) for the strategy's kernel on `target`: A's
+    block in half of L2, B's in half of the core's L3 share (StrategyError where it cannot choose)."""
+    k = strategy.kernel
+    try:
+        chosen = model.blocking(target, k.dtype, k.mr, k.nr, kc=k.kc)
+    except model.NoModel as exc:
+        raise StrategyError(f"gemm: \"auto\" blocking needs the model, which cannot choose: {exc}") from None
+    return {"mc": chosen.mc, "nc": chosen.nc}
+
+
 def gemm_spec(strategy: Strategy, shape: tuple[int, int, int], accumulate: bool = False,
-              **blocking: Any) -> GemmSpec:
+              target: Target | None = None, **blocking: Any) -> GemmSpec:
     """The GEMM around `strategy`'s micro-kernel (whose kc is the k-blocking); `blocking` sets any
-    of the KNOBS (the others keep their defaults)."""
+    of the KNOBS (the others keep their defaults); mc or nc "auto" take the model's for `target`."""
     b = {**_DEFAULTS, **blocking}
+    if AUTO in (b["mc"], b["nc"]):
+        chosen = model_blocking(strategy, target or host_target())
+        b.update({key: chosen[key] for key in ("mc", "nc") if b[key] == AUTO})
     if b["pack_bytes"] == "unbounded":
         b["pack_bytes"] = None  # GemmSpec rejects other words
     return GemmSpec(*shape, strategy.kernel, accumulate=accumulate, **b)
@@ -79,6 +95,8 @@ class GemmSettings:
     shapes: tuple[tuple[int, int, int], ...]
     accumulate: bool = False
     blocking: tuple[tuple[str, Any], ...] = tuple(_DEFAULTS.items())
+    #: The config's target: what "auto" blocking is chosen for.
+    target: str = "host"
 
     def with_point(self, point: Point | None) -> "GemmSettings":
         """These settings with a sweep point's GEMM knobs, and the knobs that mean nothing for the
@@ -95,7 +113,7 @@ class GemmSettings:
         return dataclasses.replace(self, blocking=tuple(b.items()))
 
     def spec(self, strategy: Strategy, shape: tuple[int, int, int]) -> GemmSpec:
-        return gemm_spec(strategy, shape, self.accumulate, **dict(self.blocking))
+        return gemm_spec(strategy, shape, self.accumulate, get_target(self.target), **dict(self.blocking))
 
 
 class GemmKind(SharedEntryKind):
@@ -133,6 +151,9 @@ class GemmKind(SharedEntryKind):
                 except SpecError as exc:
                     raise StrategyError(f"gemm ({strategy.name}, shape {list(shape)}).{exc}") from None
         return settings
+
+    def bind_target(self, settings: GemmSettings, target: str) -> GemmSettings:
+        return dataclasses.replace(settings, target=target)
 
     def problems(self, settings: GemmSettings, strategy: Strategy, point: Point | None = None) -> list[GemmSpec]:
         settings = settings.with_point(point)
