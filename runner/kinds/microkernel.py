@@ -5,7 +5,8 @@ from typing import Any
 
 from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.compile import compile_strategy
-from pipelines.targets import Target
+from pipelines.model import NoModel, blocking, register_tile
+from pipelines.targets import TARGETS, Target
 from transforms.errors import StrategyError
 from transforms.knobs import Point
 from transforms.strategy import Strategy
@@ -46,6 +47,34 @@ class MicrokernelKind(ProblemKind):
 
     def report_group(self, record: dict[str, Any]) -> str:
         return ""
+
+    def report_summaries(self, records: list[dict[str, Any]]) -> list[tuple[str, list[str], list[list[str]]]]:
+        """The analytical model's kernel beside the best measured, per core, dtype and width: the model's
+        tile and kc, the best measured kernel of that tile, the best of all, and the model's regret."""
+        rows = []
+        groups: dict[tuple, list[dict[str, Any]]] = {}
+        for r in records:  # best first
+            kernel = (r.get("strategy") or {}).get("kernel") or {}
+            if r.get("gflops") and r.get("target_cpu") and kernel.get("dtype") in ("f32", "f64"):
+                groups.setdefault((r["target_cpu"], kernel["dtype"], r.get("vector_bits")), []).append(r)
+        for (cpu, dtype, bits), found in groups.items():
+            row = next((t for t in TARGETS.values() if t.cpu == cpu and t.fma is not None), None)
+            if row is None or bits not in row.widths:
+                continue
+            try:
+                tile = register_tile(row, dtype, bits)
+                kc = blocking(row, dtype, tile.mr, tile.nr).kc
+            except NoModel:
+                continue
+            best = found[0]
+            ours = next((r for r in found if (r["strategy"]["kernel"]["mr"], r["strategy"]["kernel"]["nr"]) ==
+                         (tile.mr, tile.nr)), None)
+            regret = "-" if ours is None else f"{100 * (1 - ours['gflops'] / best['gflops']):.1f}%"
+            rows.append([cpu, dtype, str(bits), f"{tile.mr}x{tile.nr}x{kc}",
+                         "not measured" if ours is None else f"{ours['name']}: {ours['gflops']:.2f}",
+                         f"{best['name']}: {best['gflops']:.2f}", regret])
+        headers = ["core", "dtype", "bits", "model's kernel", "best of its tile (GFLOP/s)", "best measured", "regret"]
+        return [("The analytical model's kernel beside the best measured", headers, rows)] if rows else []
 
     def build(self, strategy: Strategy, problem: KernelSpec, target: Target, jit: bool | None,
               stages: dict[str, str] | None) -> Compiled:

@@ -562,7 +562,8 @@ def build_report(db: Database | Path, top: int, target: str | None = None, kind:
         plots = [dataclasses.replace(p, file=f"{name}-{p.file}")  # one folder holds every kind's plots
                  for plot in wanted for p in PLOTS[plot](ok, predictions) if p is not None]
         headers, table = kind_table(name, results, top)
-        summaries = [] if name not in KINDS else KINDS[name].report_summaries([_record(r) for r in ranked(results)])
+        summaries = [] if name not in KINDS else KINDS[name].report_summaries(
+            [{**_record(r), "target_cpu": r.get("target_cpu")} for r in ranked(results)])
         sections.append(Section(name, results, headers, table, plots, [
             (title, columns, [[terminal(cell) for cell in line] for line in lines])
             for title, columns, lines in summaries]))

@@ -84,3 +84,15 @@ def test_auto_where_the_model_cannot_choose_is_one_line(tmp_path, capsys, target
     assert main(["asm", str(write(tmp_path, target, dtype=dtype)), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_the_report_sets_the_models_kernel_beside_the_best_measured():
+    from runner.kinds.microkernel import MICROKERNEL
+
+    def record(name, mr, nr, gflops, cpu="znver4"):
+        return {"name": name, "gflops": gflops, "target_cpu": cpu, "vector_bits": 512,
+                "strategy": {"kernel": {"mr": mr, "nr": nr, "kc": 256, "dtype": "f32"}}}
+    records = [record("12x32", 12, 32, 110.0), record("14x32-k128", 14, 32, 104.5), record("6x16", 6, 16, 80.0),
+               record("x", 6, 16, 50.0, cpu="no-such-core")]
+    ((title, headers, rows),) = MICROKERNEL.report_summaries(records)
+    assert rows == [["znver4", "f32", "512", "14x32x128", "14x32-k128: 104.50", "12x32: 110.00", "5.0%"]]
