@@ -34,7 +34,7 @@ from runner.kinds.microkernel import MICROKERNEL
 from runner.measure import reproducer
 from runner.measure.baselines import BaselineUnavailable
 from pipelines.model import NoModel, blocking, register_tile
-from runner.measure.characterize import characterize
+from runner.measure.characterize import characterize, with_measured_datapath
 from runner.measure.lifecycle import Candidate, build_or_record, check
 from runner.measure.peak import measure_peak
 from runner.measure.record import Record, rank
@@ -121,6 +121,8 @@ def _cmd_peak(args: argparse.Namespace) -> int:
         except StrategyError as exc:
             raise ConfigError(f"--{exc}") from None
     m = measure_peak(target, dtype, policy, bits=bits, instruction=inst)
+    if inst is None:  # a host the table lacks: its theoretical figure on the datapath measured here
+        target = with_measured_datapath(target)
     theory = target.peak_flops_per_cycle(dtype, bits, inst)
     unit = "op" if DTYPES[dtype].unit == "op" else "flop"
     if args.json:

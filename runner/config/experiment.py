@@ -20,6 +20,7 @@ from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
 
 from runner import files
 from runner.config.fields import MAX_SHAPES, closest, fits_in_memory, int_list, known, plain_name, table_of, typed
+from runner.measure.characterize import with_measured_datapath
 from runner.kinds import KINDS, ProblemKind, kind_knobs, kind_named, section_names
 from runner.kinds.gemm import DEFAULT_MC, DEFAULT_NC, DEFAULT_TRAVERSAL, check_shape, gemm_spec
 from runner.measure.timing import (MAX_SAMPLES, MIN_SAMPLE_SECONDS, SAMPLES, TimingPolicy, check_count,
@@ -389,7 +390,7 @@ def _resolve_auto(merged: dict[str, Any], target: Any, where: str) -> None:
     if dtype not in ("f32", "f64"):
         raise StrategyError(f"{where}.{auto[0]}: \"auto\" is the FMA model's (f32, f64), not {dtype!r}")
     try:
-        chosen = get_target(target)
+        chosen = with_measured_datapath(get_target(target))  # a host the table lacks: measured
         tile = register_tile(chosen, dtype, typed(merged, "vector_bits", int, f"{where}.", None))
         found = {"mr": tile.mr, "nr": tile.nr, "kc": blocking(chosen, dtype, tile.mr, tile.nr).kc}
     except (UnknownTarget, NoModel) as exc:

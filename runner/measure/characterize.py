@@ -11,6 +11,7 @@ core LLVM names after another (a Sapphire-Rapids-class core detected as `rocketl
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -115,3 +116,16 @@ def characterize(target: Target, dtypes: tuple[str, ...] = ("f32", "f64"), round
                                  float(medians[(dtype, bits, chains)]), chains)
                     for dtype in dtypes for bits in target.widths)
     return Characterization(target.cpu, float(np.median(rates[:, 0])), figures, cache_sizes())
+
+
+@lru_cache(maxsize=None)
+def with_measured_datapath(target: Target) -> Target:
+    """`target`, or for a host the table has no row for (its datapath unknown), the same target with the
+    datapath measured here (f32 and f64; once per process): what the model chooses from and the
+    theoretical peak is figured on. A row the table has is returned as it is: its figures are cited."""
+    if target.fma is not None or not target.runs_here:
+        return target
+    found = characterize(target, rounds=5, min_sample_seconds=0.005)
+    return dataclasses.replace(target, fma=found.datapath("f32"), fma_by_dtype=(("f64", found.datapath("f64")),),
+                               row=f"measured: {found.datapath('f32').pipes} x {found.datapath('f32').bits_per_pipe}"
+                                   f"-bit FMA pipes, latency {found.datapath('f32').latency}")

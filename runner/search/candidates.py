@@ -19,6 +19,7 @@ from pipelines.targets import Target
 from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
+from runner.measure.characterize import with_measured_datapath
 from runner.measure.lifecycle import Candidate, record_key
 from runner.measure.record import Record
 from runner.search.space import Point, SearchSpace
@@ -155,6 +156,7 @@ def model_point(space: SearchSpace, target: Target) -> dict[str, Any]:
     """The model's register tile and kc (pipelines.model) as values of the space's mr, nr and kc knobs,
     each where the space offers it (a space without them, or a target the model cannot choose for: none)."""
     dtypes = space.choices.get("dtype", ("f32",))
+    target = with_measured_datapath(target)
     try:
         tile = register_tile(target, dtypes[0] if dtypes[0] in ("f32", "f64") else "f32")
         chosen = {"mr": tile.mr, "nr": tile.nr, "kc": blocking(target, "f32", tile.mr, tile.nr).kc}

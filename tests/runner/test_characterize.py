@@ -55,3 +55,15 @@ def test_peak_characterize_prints_one_line_with_its_verdict(capsys):
     assert set(found["datapaths"]) == {"f32", "f64"}
     assert found["verdict"].startswith(("agrees with", "disagrees with", "no table row"))
     json.dumps(found)
+
+
+def test_a_host_the_table_lacks_gets_its_datapath_measured_and_the_model_chooses_on_it():
+    import dataclasses
+    from pipelines.model import register_tile
+    from runner.measure.characterize import with_measured_datapath
+    unknown = dataclasses.replace(host_target(), fma=None, fma_by_dtype=(), row=None)
+    measured = with_measured_datapath(unknown)
+    assert measured.fma is not None and measured.fma.pipes >= 1 and measured.row.startswith("measured: ")
+    assert "measured" in measured.label and measured.datapath("f64") is not None
+    assert register_tile(measured).accumulators >= measured.fma.latency * measured.fma.ops_per_cycle(measured.vector_bits)
+    assert with_measured_datapath(TARGETS["znver3"]) is TARGETS["znver3"]  # a row the table has stands
