@@ -172,6 +172,20 @@ def test_direct_edges_take_whole_and_masked_vectors(host, m, n, k, dtype, accumu
     assert check.correct, check.message
 
 
+@pytest.mark.parametrize("dtype, m, n, k, threads", [("f32", 13, 256, 7, 1), ("f32", 20, 512, 5, 2),
+                                                     ("f64", 7, 128, 9, 1), ("u8s8", 9, 1024, 8, 1)])
+def test_direct_reads_a_copy_of_b_where_its_rows_share_cache_sets(host, dtype, m, n, k, threads):
+    """B's rows 1 KiB apart (or a multiple): the tile columns read a contiguous copy of B's strip, right,
+    for whole tiles and the rows past them, on each thread's share."""
+    kernel = KernelSpec(2, 16, 16, dtype) if dtype == "u8s8" else KernelSpec(6, 32 if dtype == "f32" else 16, 16, dtype)
+    spec = GemmSpec(m, n, k, kernel, traversal="direct", threads=threads)
+    strategy = _int8_kernel(16) if dtype == "u8s8" else _kernel(kernel.mr, kernel.nr, kernel.kc, dtype)
+    compiled = compile_gemm(spec, strategy, host)
+    assert "@malloc" in compiled.code.optimized_ir  # the strip's buffer: this shape takes the copy
+    check = verify(compiled.code, spec, seed=m + n + k)
+    assert check.correct, check.message
+
+
 def test_direct_edges_are_vector_code_not_scalar_loops():
     """On znver4 (16 f32 lanes) 37 = 32 + 5 columns: the 5 run as one masked vector (vmaskmov or an
     AVX-512 masked move), with no scalar multiply-add left."""
