@@ -211,6 +211,7 @@ def _cmd_asm(args: argparse.Namespace) -> int:
 
 def _cmd_mca(args: argparse.Namespace) -> int:
     target, strategies, experiment = _chosen(args)
+    target = with_measured_datapath(target)  # a host the table lacks: predictions against its measured datapath
     candidates = [Candidate(s, problem, target) for s in strategies for problem in experiment.problems_of(s)]
     records = []
     if args.json:

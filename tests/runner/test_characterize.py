@@ -67,3 +67,14 @@ def test_a_host_the_table_lacks_gets_its_datapath_measured_and_the_model_chooses
     assert "measured" in measured.label and measured.datapath("f64") is not None
     assert register_tile(measured).accumulators >= measured.fma.latency * measured.fma.ops_per_cycle(measured.vector_bits)
     assert with_measured_datapath(TARGETS["znver3"]) is TARGETS["znver3"]  # a row the table has stands
+
+
+def test_mca_on_a_host_the_table_lacks_predicts_against_the_measured_datapath(monkeypatch, capsys):
+    import dataclasses
+    import runner.cli.main as cli
+    from pipelines import targets
+    unknown = dataclasses.replace(host_target(), fma=None, fma_by_dtype=(), row=None)
+    monkeypatch.setattr(cli, "get_target_or_fail", lambda name: unknown if name == "host" else targets.get_target(name))
+    assert main(["mca", "experiments/default.toml", "--strategy", "6x16-u4", "--json"]) == 0
+    record = one(capsys.readouterr().out, "prediction")
+    assert record["predicted_fraction_of_peak"] is not None and record["theoretical_flops_per_cycle"] > 0
