@@ -24,6 +24,7 @@ from transforms.llvm_options import LLVMOptions
 
 from runner.measure.baselines import Baseline, BaselineUnavailable, loop_overhead, openblas_configuration, threads_word
 from runner.measure.native import NativeFunction
+from runner.measure.timing import seconds_for
 
 
 @lru_cache(maxsize=None)
@@ -95,7 +96,6 @@ def _cblas_overhead(dtype: str) -> float:
     """Seconds per call of a Python loop around a 1x1x1 cblas call (measured once per process)."""
     one = np.ones((1, 1), dtype={"f32": np.float32, "f64": np.float64}[dtype])
     baseline = cblas_python(SmallGemmSpec(1, 1, 1, dtype=dtype), one, one)
-    from runner.measure.timing import seconds_for
     return seconds_for(baseline.run, 20000) / 20000
 
 

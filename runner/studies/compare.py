@@ -15,6 +15,7 @@ difference in ns per call (B minus A, per round) gets its own interval beside th
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable
 
@@ -71,7 +72,6 @@ def pairs(strategies: tuple[Strategy, ...], problems_of: Callable[[Strategy], li
 
 
 def _workload(problem: Problem) -> str:
-    import json
     return json.dumps(problem.workload(), sort_keys=True)
 
 
