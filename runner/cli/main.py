@@ -157,8 +157,9 @@ def _characterize(target: Target, args: argparse.Namespace) -> int:
         return 0
     print(f"{target.label}: clock {found.clock_ghz:.2f} GHz (one-cycle dependent adds, alternated with every FMA loop)")
     print(tabulate([[w.dtype, w.bits, f"{w.latency_cycles:.2f}", f"{w.ops_per_cycle:.2f}", w.chains]
-                    for w in found.widths],
-                   headers=["dtype", "bits", "latency (cycles)", "FMAs per cycle", "chains"], disable_numparse=True))
+                    for w in found.widths + found.dots],
+                   headers=["dtype or instruction", "bits", "latency (cycles)", "issued per cycle", "chains"],
+                   disable_numparse=True))
     for dtype in dict.fromkeys(w.dtype for w in found.widths):
         path = found.datapath(dtype)
         print(f"{dtype}: {path.pipes} pipes x {path.bits_per_pipe} bits, latency {path.latency}: at least "

@@ -22,12 +22,15 @@ from pipelines.caches import cache_levels
 from pipelines.codegen import generate
 from pipelines.lowering import lower_to_llvm_dialect, translate_to_llvm_ir
 from pipelines.targets import Datapath, Target
+from transforms.instructions import INSTRUCTIONS
 from transforms.llvm_options import LLVMOptions
 
 from runner.measure.native import NativeFunction
 from runner.measure.peak import peak_kernel
 from runner.measure.timing import alternated_rates, pinned_to_one_cpu
 
+#: Which of the rounds' throughputs stands for it (see characterize).
+THROUGHPUT_QUANTILE = 0.8
 #: Ops per cycle within this share of the pipes still count as full issue (a 512-bit op on two
 #: 256-bit pipes issues at half: far outside it).
 FULL_ISSUE = 0.75
@@ -50,6 +53,9 @@ class Characterization:
     widths: tuple[WidthFigures, ...]
     #: (name, bytes) of each data or unified cache level of the measuring CPU, L1d first.
     caches: tuple[tuple[str, int], ...]
+    #: Each dot-product instruction the core runs, at each width it exists at: `dtype` is the instruction's
+    #: name, latency and issues per cycle as for FMAs.
+    dots: tuple[WidthFigures, ...] = ()
 
     def datapath(self, dtype: str) -> Datapath:
         """Pipes, bits per pipe and latency (whole numbers) from the figures of `dtype`."""
@@ -74,7 +80,8 @@ class Characterization:
 
     def to_json(self) -> dict:
         return {"cpu": self.cpu, "clock_ghz": self.clock_ghz,
-                "widths": [w.__dict__ for w in self.widths], "caches": dict(self.caches),
+                "widths": [w.__dict__ for w in self.widths], "dots": [w.__dict__ for w in self.dots],
+                "caches": dict(self.caches),
                 "datapaths": {d: self.datapath(d).__dict__ for d in dict.fromkeys(w.dtype for w in self.widths)}}
 
 
@@ -108,14 +115,27 @@ def characterize(target: Target, dtypes: tuple[str, ...] = ("f32", "f64"), round
                 runs.append(peak.run)
                 work.append(peak.flops_per_iteration // (2 * lanes))  # FMAs per iteration
                 keys.append((dtype, bits, count))
+    dots = [(name, bits) for name, _ in target.dots if not target.lacks(name)
+            for bits in target.widths if bits in INSTRUCTIONS[name].widths]
+    for name, bits in dots:
+        for count in (1, chains):
+            inst = INSTRUCTIONS[name]
+            peak = peak_kernel(target, inst.dtype, bits, name, chains=count)
+            runs.append(peak.run)
+            work.append(peak.flops_per_iteration // (2 * inst.macs(bits)))  # instructions per iteration
+            keys.append((name, bits, count))
     with pinned_to_one_cpu():
         rates, _ = alternated_rates(runs, work, min_sample_seconds, rounds)  # rates: adds or FMAs per ns
     per_cycle = rates[:, 1:] / rates[:, :1]  # each FMA rate in the same round's clock
+    # A latency is the median round's; a throughput the THROUGHPUT_QUANTILE round's: a busy neighbour on
+    # the core's other hyperthread halves the FMA issue rate of whole stretches of rounds, but never
+    # raises it (the clock loop, latency-bound, barely notices it).
     medians = dict(zip(keys, np.median(per_cycle, axis=0)))
-    figures = tuple(WidthFigures(dtype, bits, float(1 / medians[(dtype, bits, 1)]),
-                                 float(medians[(dtype, bits, chains)]), chains)
-                    for dtype in dtypes for bits in target.widths)
-    return Characterization(target.cpu, float(np.median(rates[:, 0])), figures, cache_sizes())
+    highs = dict(zip(keys, np.quantile(per_cycle, THROUGHPUT_QUANTILE, axis=0)))
+    figures = [WidthFigures(what, bits, float(1 / medians[(what, bits, 1)]), float(highs[(what, bits, chains)]),
+                            chains) for what, bits in [(d, b) for d in dtypes for b in target.widths] + dots]
+    return Characterization(target.cpu, float(np.median(rates[:, 0])), tuple(figures[:-len(dots) or None]),
+                            cache_sizes(), tuple(figures[len(figures) - len(dots):]))
 
 
 @lru_cache(maxsize=None)

@@ -18,6 +18,10 @@ def test_a_dependent_chain_is_slower_and_the_datapath_is_whole_numbers():
     path = found.datapath("f32")
     assert all(isinstance(v, int) and v > 0 for v in (path.pipes, path.bits_per_pipe, path.latency))
     assert path.bits_per_pipe in host_target().widths
+    # Every dot-product instruction the host runs is characterized (none on an AVX2-only core), likewise.
+    host = host_target()
+    assert {d.dtype for d in found.dots} == {name for name, _ in host.dots if not host.lacks(name)}
+    assert all(d.latency_cycles * d.ops_per_cycle > 1 for d in found.dots)
 
 
 def test_a_capped_host_characterizes_as_avx2(monkeypatch):
