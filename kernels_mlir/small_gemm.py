@@ -206,7 +206,7 @@ class _Builder(Emitter):
     run-time values (sizes = "dynamic")."""
 
     def __init__(self, spec: SmallGemmSpec, lanes: int, m: Size | None = None, n: Size | None = None,
-                 k: Size | None = None):
+                 k: Size | None = None, registers: int = 16):
         super().__init__()
         self.s, self.lanes = spec, lanes
         self.m, self.n, self.k = (spec.m if m is None else m), (spec.n if n is None else n), (spec.k if k is None else k)
@@ -214,8 +214,14 @@ class _Builder(Emitter):
         self.elt = element_type(self.d.acc)
         self.vec = ir.VectorType.get([lanes], self.elt)
         self.b_vec = ir.VectorType.get([lanes], element_type(self.d.b))
-        #: Vectors of C per register tile (a tile narrower than one vector still takes one).
-        self.tile_vectors = max(1, spec.nr // lanes)
+        #: Vectors of C per register tile (a tile narrower than one vector still takes one). With fewer
+        #: rows than the tile has (M < mr, known), the tile is as wide as the registers allow, in whole
+        #: nr panels: one row of two vectors is two FMA chains, latency-bound at a quarter of the peak.
+        panel = max(1, spec.nr // lanes)
+        self.tile_vectors = panel
+        if isinstance(self.m, int) and self.m < spec.mr:
+            fitting = (registers - 1) // (self.m + 1)  # m x v accumulators, v B vectors, one broadcast
+            self.tile_vectors = max(panel, fitting // panel * panel)
 
     def zero(self, elt: ir.Type) -> ir.Value:
         return arith.constant(elt, 0 if isinstance(elt, ir.IntegerType) else 0.0)
@@ -286,16 +292,18 @@ class _Builder(Emitter):
         s, lanes = self.s, self.lanes
         width = self.tile_vectors * lanes
         packed = s.weights == "packed"
-        if packed and width != s.nr:
+        if packed and (s.nr % lanes or width % s.nr):
             raise SpecError(f"weights = \"packed\": panels are nr = {s.nr} wide, a tile here is {width} "
                             f"({self.tile_vectors} vectors of {lanes}): nr must be a multiple of {lanes}")
 
         def b_at(col: ir.Value, vectors: int) -> list[tuple[ir.Value, ir.Value]]:
-            """Where each of the vectors from C's column `col` reads B (row base, column)."""
+            """Where each of the vectors from C's column `col` (a tile's first, a whole number of panels
+            in) reads B (row base, column)."""
             if not packed:
                 return [(b_first, self.add(col, self.c(v * lanes))) for v in range(vectors)]
-            panel_rows = self.add(b_first, arith.muli(arith.divui(col, self.c(s.nr)), self.c(s.k)))
-            return [(panel_rows, self.c(v * lanes)) for v in range(vectors)]
+            first = arith.divui(col, self.c(s.nr))
+            return [(self.add(b_first, arith.muli(self.add(first, self.c(v * lanes // s.nr)), self.c(s.k))),
+                     self.c(v * lanes % s.nr)) for v in range(vectors)]
 
         if not isinstance(self.n, int):
             self._dynamic_columns(a, b, c, first_row, width, b_at)
@@ -342,9 +350,10 @@ def _keep_alive(buffer: ir.Value | None = None) -> None:
     llvm.inline_asm(None, [address], "", "r", has_side_effects=True)
 
 
-def build_small_gemm(spec: SmallGemmSpec, lanes: int) -> ir.Module:
+def build_small_gemm(spec: SmallGemmSpec, lanes: int, registers: int = 16) -> ir.Module:
     """`ukl_small_gemm(A, B, C)` and its bench loop; `ukl_empty_call(A, B, C)` (returns at once) and
-    its bench loop. `lanes` is the target's vector length for C's elements."""
+    its bench loop. `lanes` is the target's vector length for C's elements, `registers` its vector
+    register count (how wide a tile of fewer rows than mr may grow)."""
     module = ir.Module.create()
     types = operand_types(spec)
     with ir.InsertionPoint(module.body):
@@ -365,9 +374,9 @@ def build_small_gemm(spec: SmallGemmSpec, lanes: int) -> ir.Module:
             if spec.layout == "flat":  # one (B*M) x K product, as ONNX Runtime flattens it
                 flat = SmallGemmSpec(spec.rows, spec.n, spec.k, 1, "flat", spec.dtype, spec.mr, spec.nr,
                                      weights=spec.weights, sizes=spec.sizes)
-                _Builder(flat, lanes, **sizes).product(a, b, c, b_.c(0), b_.c(0))
+                _Builder(flat, lanes, registers=registers, **sizes).product(a, b, c, b_.c(0), b_.c(0))
             else:
-                b_ = _Builder(spec, lanes, **sizes)
+                b_ = _Builder(spec, lanes, registers=registers, **sizes)
                 batches = b_.loop(0, spec.batch, 1)
                 with ir.InsertionPoint(batches.body):
                     i = batches.induction_variable

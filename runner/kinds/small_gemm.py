@@ -131,7 +131,7 @@ class SmallGemmKind(ProblemKind):
             raise StrategyError(f"the strategy's tile is {k.mr}x{k.nr} {k.dtype}, the problem's "
                                 f"{problem.mr}x{problem.nr} {problem.dtype}")
         with ir.Context(), ir.Location.unknown():
-            module = build_small_gemm(problem, strategy_lanes(strategy, target))
+            module = build_small_gemm(problem, strategy_lanes(strategy, target), target.vector_registers)
             if strategy.vector_bits is not None:
                 limit_vector_width(module, strategy_width(strategy, target))
             lower_to_llvm_dialect(module)

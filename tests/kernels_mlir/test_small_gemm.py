@@ -126,3 +126,15 @@ def test_one_dynamic_function_serves_every_shape():
     other = SmallGemmSpec(17, 9, 5, sizes="dynamic")
     check = verify(code, other)
     assert check.correct, check.message
+
+
+@pytest.mark.parametrize("m, n, k, weights, registers", [(1, 100, 9, "packed", 16), (2, 70, 5, "packed", 32),
+                                                         (1, 77, 4, "rows", 16), (3, 200, 3, "rows", 32)])
+def test_rows_fewer_than_the_tile_take_wide_tiles_and_agree_with_numpy(m, n, k, weights, registers):
+    spec = SmallGemmSpec(m, n, k, weights=weights)
+    with ir.Context(), ir.Location.unknown():
+        module = build_small_gemm(spec, 8, registers)
+        lower_to_llvm_dialect(module)
+        text = translate_to_llvm_ir(module)
+    check = verify(generate(text, host_target(), LLVMOptions(), jit=True), spec)
+    assert check.correct, check.message
