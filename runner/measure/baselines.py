@@ -60,7 +60,16 @@ def loop_overhead(library: str, dtype: str, threads: int) -> float:
     def loop(n: int) -> None:
         for _ in range(n):
             call()
-    return seconds_for(loop, 20000) / 20000
+    return per_call_seconds(loop)
+
+
+#: Calls timed for a Python loop's per-call cost.
+OVERHEAD_CALLS = 20000
+
+
+def per_call_seconds(run: Callable[[int], None]) -> float:
+    """Seconds per call of `run(n)`, a Python loop around a trivial product (a baseline's call cost)."""
+    return seconds_for(run, OVERHEAD_CALLS) / OVERHEAD_CALLS
 
 
 def openblas_configuration() -> str:

@@ -12,8 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from runner.measure.baselines import Baseline, BaselineUnavailable, threads_word
-from runner.measure.timing import seconds_for
+from runner.measure.baselines import Baseline, BaselineUnavailable, per_call_seconds, threads_word
 
 _ROW_MAJOR, _NO_TRANS = 101, 111
 
@@ -82,4 +81,4 @@ def _overhead(dtype: str, threads: int) -> float:
     """Seconds per call of a Python loop around a 1x1x1 MKL product (measured once per process)."""
     one = np.ones((1, 1), dtype=dtype)
     base = mkl_gemm(one, one, one, threads)
-    return seconds_for(base.run, 20000) / 20000
+    return per_call_seconds(base.run)

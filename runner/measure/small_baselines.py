@@ -22,9 +22,9 @@ from pipelines.lowering import lower_to_llvm_dialect, translate_to_llvm_ir
 from pipelines.targets import get_target
 from transforms.llvm_options import LLVMOptions
 
-from runner.measure.baselines import Baseline, BaselineUnavailable, loop_overhead, openblas_configuration, threads_word
+from runner.measure.baselines import (Baseline, BaselineUnavailable, loop_overhead, openblas_configuration,
+                                      per_call_seconds, threads_word)
 from runner.measure.native import NativeFunction
-from runner.measure.timing import seconds_for
 
 
 @lru_cache(maxsize=None)
@@ -96,7 +96,7 @@ def _cblas_overhead(dtype: str) -> float:
     """Seconds per call of a Python loop around a 1x1x1 cblas call (measured once per process)."""
     one = np.ones((1, 1), dtype={"f32": np.float32, "f64": np.float64}[dtype])
     baseline = cblas_python(SmallGemmSpec(1, 1, 1, dtype=dtype), one, one)
-    return seconds_for(baseline.run, 20000) / 20000
+    return per_call_seconds(baseline.run)
 
 
 def cblas_native(spec: SmallGemmSpec, a: np.ndarray, b: np.ndarray) -> Baseline:
