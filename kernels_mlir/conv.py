@@ -314,13 +314,14 @@ class ConvSpec:
     def to_dict(self) -> dict:
         data = {**self.shape.workload(), "route": self.route, "mc": self.mc, "nc": self.nc,
                 "pack_bytes": self.pack_bytes, "threads": self.threads}
-        return {**data, **{k: v for k, v in dataclasses.asdict(self.kernel).items() if k != "dtype"}}
+        return {**data, **self.kernel.fields()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ConvSpec":
         fields = dict(data)
         try:
-            kernel = KernelSpec(*(fields.pop(k) for k in ("mr", "nr", "kc")), fields["dtype"], fields.pop("k_group", None))
+            own = {k: fields.pop(k) for k in ("mr", "nr", "kc", "k_group", "scalable") if k in fields}
+            kernel = KernelSpec.from_fields({**own, "dtype": fields["dtype"]})  # the shape keeps its dtype
             how = {k: fields.pop(k) for k in ("route", "mc", "nc", "pack_bytes", "threads")}
             return cls(ConvShape(**fields), kernel=kernel, **how)
         except (KeyError, TypeError) as exc:

@@ -125,16 +125,15 @@ class GemmSpec:
         """Flat JSON: the micro-kernel's fields beside the GEMM's (the form GEMM hashes were first made of,
         so a config's GEMM hash stays what it was)."""
         data = dataclasses.asdict(self)
-        kernel = data.pop("kernel")
-        return {**data, **kernel, "k_group": self.k_group}
+        del data["kernel"]
+        return {**data, **self.kernel.fields()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "GemmSpec":
         """Inverse of to_dict (SpecError naming what is wrong)."""
         fields = dict(data)
         try:
-            kernel = KernelSpec(*(fields.pop(k) for k in ("mr", "nr", "kc", "dtype")), fields.pop("k_group", None))
-            return cls(kernel=kernel, **fields)
+            return cls(kernel=KernelSpec.from_fields(fields), **fields)
         except (KeyError, TypeError) as exc:
             raise SpecError(f"not a GEMM's fields: {exc}") from None
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, func, linalg, memref
+from mlir.dialects import arith, func, linalg, memref, vector
 
 from .mlir_types import c_block_type, mark_entry_point, panel_type
 from .names import KERNEL
-from .spec import DTYPES, Element, KernelSpec
+from .spec import DTYPES, DType, Element, KernelSpec
 
 
 def build_microkernel(spec: KernelSpec) -> ir.Module:
@@ -19,9 +19,12 @@ def build_microkernel(spec: KernelSpec) -> ir.Module:
     """
     d = DTYPES[spec.dtype]
     g = spec.group
-    a_type = panel_type(spec.kc // g, spec.mr * g, d.a)
-    b_type = panel_type(spec.kc // g, spec.nr * g, d.b)
-    c_type = c_block_type(spec.mr, spec.nr, d.acc)
+    dyn = ir.ShapedType.get_dynamic_size()
+    rows = dyn if spec.scalable == "sme" else spec.mr
+    cols = dyn if spec.scalable else spec.nr
+    a_type = panel_type(spec.kc // g, rows if rows == dyn else rows * g, d.a)
+    b_type = panel_type(spec.kc // g, cols if cols == dyn else cols * g, d.b)
+    c_type = c_block_type(rows, cols, d.acc)
     module = ir.Module.create()
     with ir.InsertionPoint(module.body):
         fn = func.FuncOp(KERNEL, ir.FunctionType.get([a_type, b_type, c_type], []))
@@ -29,24 +32,64 @@ def build_microkernel(spec: KernelSpec) -> ir.Module:
         entry = fn.add_entry_block()
         with ir.InsertionPoint(entry):
             a, b, c = entry.arguments
+            if spec.scalable:
+                a, b, c = _scalable_views(spec, a, b, c)
             if g == 1:
-                _plain_body(a, b, c)
+                _plain_body(d, a, b, c)
             else:
                 _grouped_body(spec, a, b, c)
             func.ReturnOp([])
     return module
 
 
-def _plain_body(a: ir.Value, b: ir.Value, c: ir.Value) -> None:
-    """Iteration space (i, j, k): i and j parallel, k the reduction."""
+def _scalable_views(spec: KernelSpec, a: ir.Value, b: ir.Value, c: ir.Value) -> tuple[ir.Value, ...]:
+    """The operands cut to the tile one call computes, [mr] or mr rows by [nr] columns, sized from
+    vector.vscale rather than from the descriptors: the vectorizer's masks then fold to all-true (a
+    masked contraction hides C's read/write pair from hoisting) and the tile is exactly the registers'."""
+    vscale = vector.vscale()
+
+    def scaled(lanes: int) -> ir.Value:
+        return arith.muli(vscale, arith.constant(ir.IndexType.get(), lanes))
+
+    rows = scaled(spec.mr) if spec.scalable == "sme" else spec.mr
+    cols = scaled(spec.nr)
+    return (_leading(a, [spec.kc, rows]), _leading(b, [spec.kc, cols]), _leading(c, [rows, cols]))
+
+
+def _leading(view: ir.Value, sizes: list) -> ir.Value:
+    """view[0:sizes[0], 0:sizes[1]], sizes static (int) or run-time (index value)."""
+    source = ir.MemRefType(view.type)
+    dyn = ir.ShapedType.get_dynamic_size()
+    static = [n if isinstance(n, int) else dyn for n in sizes]
+    strides, _ = source.get_strides_and_offset()
+    layout = ir.StridedLayoutAttr.get(offset=ir.ShapedType.get_dynamic_stride_or_offset(), strides=strides)
+    result = ir.MemRefType.get(static, source.element_type, layout=layout)
+    return memref.subview(view, [0, 0], sizes, [1, 1], result_type=result)
+
+
+def _plain_body(d: DType, a: ir.Value, b: ir.Value, c: ir.Value) -> None:
+    """Iteration space (i, j, k): i and j parallel, k the reduction. Inputs narrower than C (a scalable
+    SME kernel's bf16 or s8 panels, k-major) are widened first, as the outer-product fusion expects."""
     i, j, k = (ir.AffineDimExpr.get(d) for d in range(3))
     maps = [ir.AffineMap.get(3, 0, dims) for dims in ([k, i], [k, j], [i, j])]
     iterators = [linalg.IteratorType.parallel, linalg.IteratorType.parallel, linalg.IteratorType.reduction]
     generic = linalg.GenericOp_([a, b], [c], maps, iterators)
+    _multiply_add(generic, d)
+
+
+def _multiply_add(generic: linalg.GenericOp, d: DType) -> None:
+    """The body c + a * b, inputs widened to the accumulator type first so the body states the exact
+    semantics (u8 widens unsigned, s8 signed, bf16 exactly to f32)."""
+    acc_type = ir.Type.parse(d.acc.mlir)
     body = generic.regions[0].blocks[0]
     with ir.InsertionPoint(body):
         a_elt, b_elt, c_elt = body.arguments
-        linalg.YieldOp([arith.addf(c_elt, arith.mulf(a_elt, b_elt))])
+        x = a_elt if d.a == d.acc else _widen(a_elt, d.a, acc_type)
+        y = b_elt if d.b == d.acc else _widen(b_elt, d.b, acc_type)
+        if d.acc.exact:
+            linalg.YieldOp([arith.addi(c_elt, arith.muli(x, y))])
+        else:
+            linalg.YieldOp([arith.addf(c_elt, arith.mulf(x, y))])
 
 
 def _grouped_body(spec: KernelSpec, a: ir.Value, b: ir.Value, c: ir.Value) -> None:
@@ -54,8 +97,7 @@ def _grouped_body(spec: KernelSpec, a: ir.Value, b: ir.Value, c: ir.Value) -> No
     every column's g values side by side (as vdpbf16ps, vpdpbusd and smmla read them).
 
     A is viewed as mr x (kc/g) x g (m before k: the x86 dot-product patterns match that order),
-    B as (kc/g) x nr x g. Inputs are widened to the accumulator type before the multiply, so the
-    body states the exact semantics (u8 widens unsigned, s8 signed, bf16 exactly to f32).
+    B as (kc/g) x nr x g.
     """
     d = DTYPES[spec.dtype]
     g = spec.group
@@ -66,15 +108,7 @@ def _grouped_body(spec: KernelSpec, a: ir.Value, b: ir.Value, c: ir.Value) -> No
     maps = [ir.AffineMap.get(4, 0, dims) for dims in ([i, ko, v], [ko, j, v], [i, j])]
     par, red = linalg.IteratorType.parallel, linalg.IteratorType.reduction
     generic = linalg.GenericOp_([a_view, b_view], [c], maps, [par, par, red, red])
-    acc_type = ir.Type.parse(d.acc.mlir)
-    body = generic.regions[0].blocks[0]
-    with ir.InsertionPoint(body):
-        a_elt, b_elt, c_elt = body.arguments
-        x, y = _widen(a_elt, d.a, acc_type), _widen(b_elt, d.b, acc_type)
-        if d.acc.exact:
-            linalg.YieldOp([arith.addi(c_elt, arith.muli(x, y))])
-        else:
-            linalg.YieldOp([arith.addf(c_elt, arith.mulf(x, y))])
+    _multiply_add(generic, d)
 
 
 def _widen(value: ir.Value, element: Element, to: ir.Type) -> ir.Value:

@@ -1,6 +1,7 @@
 """What a micro-kernel computes: its shape and element type, independent of how it is compiled."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,8 +82,9 @@ class DType:
     def group_of(self, k_group: int | None) -> int:
         """The k grouping of a kernel that asks for `k_group` (None: the default); SpecError if it cannot."""
         if k_group is not None and k_group not in self.groups:
-            raise SpecError(f"k_group: {self.name} panels group k by {' or '.join(map(str, self.groups))}, "
-                            f"got {k_group!r}")
+            *others, last = map(str, self.groups)
+            raise SpecError(f"k_group: {self.name} panels group k by {', '.join(others)} or {last} (1: k-major, "
+                            f"widened in registers), got {k_group!r}")
         return k_group or self.groups[0]
 
 
@@ -94,17 +96,25 @@ def _dtype(name: str, a: str, b: str, acc: str, groups: tuple[int, ...] = (1,), 
 #: Element types the payload builders support: f32/f64 (plain FMA kernels); bf16 inputs with f32
 #: accumulation, k in pairs (as vdpbf16ps reads them) or fours (bfmmla); u8 x s8 with i32
 #: accumulation, k in fours (as VNNI's vpdpbusd computes it); s8 x s8, k in eights (Arm's smmla
-#: reads 2x8 operands) or fours (sdot, vpdpbssd).
+#: reads 2x8 operands) or fours (sdot, vpdpbssd). Every low-precision dtype may also keep k-major
+#: panels (k_group 1): inputs widened in registers, as SME's outer-product fusion reads them.
 DTYPES: dict[str, DType] = {d.name: d for d in (
     _dtype("f32", "f32", "f32", "f32"),
     _dtype("f64", "f64", "f64", "f64"),
-    _dtype("bf16", "bf16", "bf16", "f32", (2, 4)),
-    _dtype("u8s8", "u8", "s8", "i32", (4,), "op"),
-    _dtype("s8s8", "s8", "s8", "i32", (8, 4), "op"),
+    _dtype("bf16", "bf16", "bf16", "f32", (2, 4, 1)),
+    _dtype("u8s8", "u8", "s8", "i32", (4, 1), "op"),
+    _dtype("s8s8", "s8", "s8", "i32", (8, 4, 1), "op"),
 )}
 
 #: Upper bounds that catch typos (a kc of 2560000) before they reach the compiler.
 MAX_MR, MAX_NR, MAX_KC = 64, 256, 1 << 16
+
+#: Scalable kernels (Arm): "sve" scales the columns with the vector length (C is mr x [nr]: nr lanes per
+#: 128 bits), "sme" both dimensions ([mr] x [nr], held in ZA tiles). One binary serves every vector length.
+SCALABLE = ("sve", "sme")
+#: Element types each scalable kind is built for: SVE FMAs; SME outer products (fmopa on f32, bfmopa
+#: widening bf16 pairs, smopa 4-way on s8 x s8), whose fusion upstream reads k-major panels (k_group 1).
+SCALABLE_DTYPES = {"sve": ("f32", "f64"), "sme": ("f32", "bf16", "s8s8")}
 
 
 class SpecError(ValueError):
@@ -126,6 +136,9 @@ class KernelSpec:
     #: How many consecutive k values the panels pack together (low-precision dtypes); None: the
     #: dtype's default. Left out of to_dict when None, so f32 strategies keep their hashes.
     k_group: int | None = None
+    #: None, or one of SCALABLE: mr and/or nr then count lanes per 128 bits of vector (MLIR's [n]), and the
+    #: shape a call computes depends on the vector length it runs at (at_vscale). Left out of to_dict when None.
+    scalable: str | None = None
 
     def __post_init__(self) -> None:
         for name, bound in (("mr", MAX_MR), ("nr", MAX_NR), ("kc", MAX_KC)):
@@ -136,15 +149,43 @@ class KernelSpec:
                 raise SpecError(f"{name}: must be between 1 and {bound}, got {value}")
         if self.dtype not in DTYPES:
             raise SpecError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.scalable is not None:
+            self._check_scalable()
         group = self.group
         if self.kc % group:
             raise SpecError(f"kc: must be a multiple of {group} for {self.dtype} (its panels pack k in groups "
                             f"of {group}), got {self.kc}")
 
+    def _check_scalable(self) -> None:
+        if self.scalable not in SCALABLE:
+            raise SpecError(f"scalable: must be one of {list(SCALABLE)}, got {self.scalable!r}")
+        dtypes = SCALABLE_DTYPES[self.scalable]
+        if self.dtype not in dtypes:
+            raise SpecError(f"dtype: {self.scalable} kernels are built for {', '.join(dtypes)}, got {self.dtype!r}")
+        if self.k_group is not None:
+            raise SpecError(f"k_group: {self.scalable} kernels read k-major panels (the outer-product fusion "
+                            f"interleaves k in registers), got {self.k_group}")
+        lanes = 128 // self.element.bits
+        scaled = (("mr", self.mr),) * (self.scalable == "sme") + (("nr", self.nr),)
+        for name, value in scaled:
+            if value % lanes:
+                raise SpecError(f"{name}: a {self.scalable} kernel's {name} counts {self.dtype} lanes per 128 "
+                                f"bits of vector, so it must be a multiple of {lanes}, got {value}")
+
     @property
     def group(self) -> int:
-        """k values packed together in a panel row (1 for f32/f64)."""
+        """k values packed together in a panel row (1 for f32/f64, and for scalable kernels' k-major panels)."""
+        if self.scalable is not None:
+            return 1
         return DTYPES[self.dtype].group_of(self.k_group)
+
+    def at_vscale(self, vscale: int) -> "KernelSpec":
+        """The fixed shape one call computes when vectors are vscale x 128 bits (SVE's VL, or SME's
+        streaming VL): what operands, references and the emulation driver are sized by."""
+        if self.scalable is None:
+            return self
+        mr = self.mr * vscale if self.scalable == "sme" else self.mr
+        return KernelSpec(mr, self.nr * vscale, self.kc, self.dtype, None if self.element.groups == (1,) else 1)
 
     @property
     def element(self) -> DType:
@@ -170,10 +211,26 @@ class KernelSpec:
         inputs, outputs = self.kc * (self.mr + self.nr), self.mr * (self.nr + LDC_PADDING)
         return 2 * (inputs + outputs) * 8 + verification_bytes(inputs, outputs)
 
+    def fields(self) -> dict:
+        """Every field, as the flat forms of GEMMs and convolutions embed a kernel (k_group always, for
+        their hashes' sake; scalable only when set)."""
+        data = dataclasses.asdict(self)
+        if data["scalable"] is None:
+            del data["scalable"]
+        return data
+
+    @classmethod
+    def from_fields(cls, fields: dict) -> "KernelSpec":
+        """The kernel's fields taken out of a flat form (they are removed from `fields`)."""
+        return cls(*(fields.pop(k) for k in ("mr", "nr", "kc", "dtype")), fields.pop("k_group", None),
+                   fields.pop("scalable", None))
+
     def to_dict(self) -> dict:
         data = {"mr": self.mr, "nr": self.nr, "kc": self.kc, "dtype": self.dtype}
         if self.k_group is not None:
             data["k_group"] = self.k_group
+        if self.scalable is not None:
+            data["scalable"] = self.scalable
         return data
 
     # --- the Problem protocol (kernels_mlir.problem) ---

@@ -104,7 +104,7 @@ def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = N
     with ir.Context(), ir.Location.unknown():
         module = transformed_kernel(strategy, target, stages)
         add_bench_loop(module)
-        lower_to_llvm_dialect(module)
+        lower_to_llvm_dialect(module, strategy.kernel.scalable)
         if stages is not None:
             stages["90-llvm-dialect.mlir"] = str(module)
         llvm_ir = translate_to_llvm_ir(module)

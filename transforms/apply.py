@@ -6,7 +6,7 @@ from typing import Callable
 from mlir import ir
 
 from .errors import StepFailed
-from .plan import StepContext
+from .plan import Plan, StepContext
 from .strategy import Strategy
 
 #: Called after each step with (stage name, module, transform script used).
@@ -15,9 +15,10 @@ StageHook = Callable[[str, ir.Module, str], None]
 
 def apply_strategy(module: ir.Module, strategy: Strategy, lanes: int, on_stage: StageHook | None = None) -> None:
     """`lanes`: the target's native vector lanes for the kernel's dtype (used by legalize)."""
-    ctx = StepContext(strategy.kernel, lanes)
+    plan = Plan(strategy.kernel, lanes=lanes)
     for index, step in enumerate(strategy.steps, start=1):
-        script = step.apply(module, ctx)
+        script = step.apply(module, StepContext(strategy.kernel, lanes, plan.k_per_iteration))
+        plan = step.after(plan)
         try:
             module.operation.verify()
         except ir.MLIRError as exc:

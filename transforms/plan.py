@@ -42,10 +42,12 @@ class Plan:
 
 @dataclass(frozen=True)
 class StepContext:
-    """What a step may need while rewriting: the kernel and the target's native lanes for its dtype."""
+    """What a step may need while rewriting: the kernel, the target's native lanes for its dtype, and the
+    k values the contraction covers at this point (the scalable vectorizer needs every dimension's size)."""
 
     spec: KernelSpec
     lanes: int
+    k_per_iteration: int = 1
 
     @property
     def bits(self) -> int:

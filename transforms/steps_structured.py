@@ -8,6 +8,8 @@ from typing import ClassVar
 from mlir import ir
 from mlir.dialects.transform import gpu as tgpu
 from mlir.dialects.transform import loop, structured
+from mlir.dialects.transform import memref as tmemref
+from mlir.dialects.transform import vector as tvec
 
 from . import ir_query as q
 from .errors import StepFailed, StrategyError
@@ -51,7 +53,11 @@ class TileK(Step):
 @register_step
 @dataclass(frozen=True)
 class Vectorize(Step):
-    """Vectorize the (tiled) contraction: vector.transfer_read/contract/transfer_write."""
+    """Vectorize the (tiled) contraction: vector.transfer_read/contract/transfer_write.
+
+    A scalable kernel (SVE, SME) is vectorized with explicit sizes, its scalable dimensions as MLIR's
+    [n] (upstream's ArmSVE and ArmSME matmul tests): then the multi-reduction becomes a contract, and
+    the masks, all-true since the payload sizes the tile from vscale, fold away with the views."""
 
     kind: ClassVar[str] = "vectorize"
     needs: ClassVar[frozenset[str]] = frozenset({"linalg"})
@@ -59,13 +65,35 @@ class Vectorize(Step):
     removes: ClassVar[frozenset[str]] = frozenset({"linalg"})
     sweep_rank: ClassVar[int | None] = 20
 
+    def validate(self, plan: Plan) -> None:
+        if plan.spec.scalable and "k_loop" not in plan.facts:
+            raise StrategyError(f"a {plan.spec.scalable} kernel is vectorized one k-step at a time: 'tile_k' "
+                                "before 'vectorize'")
+
     def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
+        if ctx.spec.scalable:
+            self._scalable(kernel, ctx)
+            return
         vectorized = structured.VectorizeChildrenAndApplyPatternsOp(kernel).result
         apply_patterns(vectorized, canonicalize)
+
+    @staticmethod
+    def _scalable(kernel: ir.Value, ctx: StepContext) -> None:
+        spec = ctx.spec
+        structured.VectorizeOp(match(kernel, "linalg.generic"), [],
+                               static_vector_sizes=[spec.mr, spec.nr, ctx.k_per_iteration],
+                               scalable_sizes=[spec.scalable == "sme", True, False])
+        apply_patterns(kernel, tvec.apply_patterns_vector_lower_masked_transfers,
+                       tvec.apply_patterns_vector_transfer_permutation_patterns,
+                       tvec.apply_patterns_vector_reduction_to_contract, tvec.apply_patterns_vector_sink_ops)
+        apply_patterns(kernel, canonicalize)
+        apply_patterns(kernel, tmemref.ApplyFoldMemrefAliasOpsPatternsOp, canonicalize)
 
     def check(self, kernel: ir.Operation, ctx: StepContext) -> None:
         if any(op.name.startswith("linalg.") for op in q.walk(kernel)):
             raise StepFailed("vectorize: linalg ops remain (dynamic shapes do not vectorize)")
+        if ctx.spec.scalable and q.ops_named(kernel, "vector.mask"):
+            raise StepFailed("vectorize: masked operations remain (the scalable tile's masks did not fold)")
 
 
 @register_step

@@ -26,6 +26,10 @@ PACKAGES = "qemu-user gcc-aarch64-linux-gnu"
 DRIVER_SOURCE = Path(__file__).with_name("emulation_driver.c")
 #: The driver of problems whose entry takes A, B, C and a share [lo, hi) (GEMMs, convolutions).
 ENTRY_DRIVER_SOURCE = Path(__file__).with_name("entry_driver.c")
+#: The SME ABI routine LLVM calls from functions that use ZA, which the cross libgcc lacks.
+SME_ABI_SOURCE = Path(__file__).with_name("sme_abi.c")
+#: Vector lengths qemu can emulate for SVE and SME (bits): powers of two from 128 to 2048.
+VECTOR_BITS = tuple(128 << i for i in range(5))
 #: One emulated call takes milliseconds; a kernel that loops forever must not hang the harness.
 RUN_TIMEOUT_SECONDS = 60
 
@@ -78,10 +82,30 @@ def _driver_object(dtype: str, entry: str | None = None) -> Path:
     return out
 
 
-def run_emulated(object_code: bytes, spec: KernelSpec, ops: Operands) -> None:
-    """Call the kernel in `object_code` once on `ops` under qemu; C's buffer is updated in place."""
+@lru_cache(maxsize=1)
+def _sme_abi_object() -> Path:
+    require_tools()
+    out = _workdir() / "sme_abi.o"
+    _run([GCC, "-O1", "-c", str(SME_ABI_SOURCE), "-o", str(out)], "compiling the SME ABI routines")
+    return out
+
+
+def qemu_cpu(vector_bits: int | None = None) -> str:
+    """qemu's -cpu value: "max", with SVE's vector length and SME's streaming one both set to
+    `vector_bits` (qemu takes bytes) when given."""
+    if vector_bits is None:
+        return QEMU_CPU
+    if vector_bits not in VECTOR_BITS:
+        raise ValueError(f"vector length: qemu emulates {', '.join(map(str, VECTOR_BITS))} bits, got {vector_bits}")
+    size = vector_bits // 8
+    return f"{QEMU_CPU},sve-default-vector-length={size},sme-default-vector-length={size}"
+
+
+def run_emulated(object_code: bytes, spec: KernelSpec, ops: Operands, vector_bits: int | None = None) -> None:
+    """Call the kernel in `object_code` once on `ops` under qemu; C's buffer is updated in place. `spec` is
+    the fixed shape of the call (a scalable kernel's at_vscale), `vector_bits` the vector length to run at."""
     _emulate(object_code, _driver_object(spec.dtype), [ops.a, ops.b, ops.c_block],
-             [spec.mr, spec.nr, spec.kc, spec.group, ops.c_block.shape[1]], [], ops.c_block)
+             [spec.mr, spec.nr, spec.kc, spec.group, ops.c_block.shape[1]], [], ops.c_block, vector_bits)
 
 
 def run_emulated_entry(object_code: bytes, entry: str, dtype: str, ops: Operands,
@@ -94,7 +118,7 @@ def run_emulated_entry(object_code: bytes, entry: str, dtype: str, ops: Operands
 
 
 def _emulate(object_code: bytes, driver: Path, arrays: list[np.ndarray], before: list[int], after: list[int],
-             out: np.ndarray) -> None:
+             out: np.ndarray, vector_bits: int | None = None) -> None:
     """Link `object_code` with `driver`, run it under qemu as `program BEFORE... IN OUT AFTER...` on the
     arrays written to IN, and read `out` back from OUT."""
     with tempfile.TemporaryDirectory(dir=_workdir()) as tmp:
@@ -102,8 +126,9 @@ def _emulate(object_code: bytes, driver: Path, arrays: list[np.ndarray], before:
         kernel, program = folder / "kernel.o", folder / "kernel"
         inputs, outputs = folder / "in.bin", folder / "out.bin"
         kernel.write_bytes(object_code)
-        _run([GCC, "-static", str(driver), str(kernel), "-o", str(program), "-lm"], "linking the kernel")
+        _run([GCC, "-static", str(driver), str(kernel), str(_sme_abi_object()), "-o", str(program), "-lm"],
+             "linking the kernel")
         inputs.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in arrays))
-        _run([QEMU, "-cpu", QEMU_CPU, str(program), *map(str, before), str(inputs), str(outputs), *map(str, after)],
+        _run([QEMU, "-cpu", qemu_cpu(vector_bits), str(program), *map(str, before), str(inputs), str(outputs), *map(str, after)],
              "the kernel under qemu-aarch64", RUN_TIMEOUT_SECONDS)
         out[...] = np.fromfile(outputs, dtype=out.dtype).reshape(out.shape)

@@ -34,13 +34,21 @@ def verify(code: MachineCode, problem: Problem, seed: int = 0) -> Verification:
     return check_call(lambda ops: launch(code, problem, ops)(), problem, seed)
 
 
-def verify_emulated(code: MachineCode, problem: Problem, seed: int = 0) -> Verification:
-    """Verify AArch64 object code under qemu-aarch64 (raises EmulatedFailure if it crashes or hangs)."""
+def verify_emulated(code: MachineCode, problem: Problem, seed: int = 0, vector_bits: int | None = None
+                    ) -> Verification:
+    """Verify AArch64 object code under qemu-aarch64 (raises EmulatedFailure if it crashes or hangs), with
+    SVE and SME vectors `vector_bits` long when given: a scalable kernel is checked on the shape it
+    computes at that length."""
     if code.object_code is None:
         raise ValueError("no object code to run: compile without JIT")
     shares = kind_of(problem).shares(problem)
     if shares is None:
-        return check_call(lambda ops: run_emulated(code.object_code, problem, ops), problem, seed)
+        if getattr(problem, "scalable", None):
+            if vector_bits is None:
+                raise ValueError(f"a {problem.scalable} kernel's shape depends on the vector length: give one")
+            problem = problem.at_vscale(vector_bits // 128)
+        fixed = problem
+        return check_call(lambda ops: run_emulated(code.object_code, fixed, ops, vector_bits), problem, seed)
     return check_call(lambda ops: run_emulated_entry(code.object_code, c_interface(problem.entry), problem.dtype, ops,
                                                      shares), problem, seed)
 

@@ -46,7 +46,7 @@ def test_operands_give_c_a_leading_dimension_larger_than_nr():
 
 @pytest.mark.parametrize("dtype,kc,k_group,message", [
     ("u8s8", 6, None, r"kc: must be a multiple of 4 for u8s8"),
-    ("bf16", 8, 3, r"k_group: bf16 panels group k by 2 or 4, got 3"),
+    ("bf16", 8, 3, r"k_group: bf16 panels group k by 2, 4 or 1 \(1: k-major, widened in registers\), got 3"),
     ("s8s8", 12, None, r"kc: must be a multiple of 8 for s8s8"),
 ])
 def test_low_precision_spec_names_the_grouping_problem(dtype, kc, k_group, message):
