@@ -9,6 +9,9 @@ CONFIG ?= experiments/default.toml
 # the HTML report is rendered in headless Chromium; shared sweeps are tested on a throwaway PostgreSQL cluster.
 SYSTEM_PACKAGES := gcc gcc-aarch64-linux-gnu qemu-user libblis4-serial libblis4-pthread chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# SME kernels are verified under a qemu-aarch64 of version 9 or later (7.2, Debian 12's, computes SMOPA wrongly):
+# the system's when it is recent enough, else Debian 13's static one, fetched into the venv.
+QEMU_AARCH64 := $(BIN)/qemu-aarch64
 
 .PHONY: run test check test-avx2 ci-sweep venv system-packages clean
 
@@ -29,7 +32,10 @@ system-packages:
 run: $(STAMP)
 	$(BIN)/ukl run $(CONFIG)
 
-test: $(STAMP) system-packages
+$(QEMU_AARCH64): runner/emulation/fetch_qemu.sh | $(STAMP) system-packages
+	sh runner/emulation/fetch_qemu.sh $@
+
+test: $(STAMP) system-packages $(QEMU_AARCH64)
 	$(BIN)/pytest -q
 
 # The quick tier while developing: everything but slow, timing-sensitive and emulated tests
@@ -39,7 +45,7 @@ check: $(STAMP)
 
 # The suite as an AVX2-only host runs it: the detected host ISA is capped (no AVX-512, AMX, AVX10),
 # so an AVX-512 machine checks that nothing it changes breaks the other kind. .ci/run does this.
-test-avx2: $(STAMP) system-packages
+test-avx2: $(STAMP) system-packages $(QEMU_AARCH64)
 	UKL_HOST_ISA=avx2 $(BIN)/pytest -q
 
 # The CI sweep: fails on any wrong_answer or crash; writes a Markdown summary next to its database.

@@ -16,7 +16,7 @@ from kernels_mlir.operands import Operands
 from kernels_mlir.problem import Problem
 from pipelines.codegen import MachineCode
 
-from runner.emulation.qemu import run_emulated, run_emulated_entry
+from runner.emulation.qemu import require_sme_qemu, run_emulated, run_emulated_entry
 from runner.kinds import kind_of, launch
 
 
@@ -44,6 +44,8 @@ def verify_emulated(code: MachineCode, problem: Problem, seed: int = 0, vector_b
     shares = kind_of(problem).shares(problem)
     if shares is None:
         if getattr(problem, "scalable", None):
+            if problem.scalable == "sme":
+                require_sme_qemu()
             if vector_bits is None:
                 raise ValueError(f"a {problem.scalable} kernel's shape depends on the vector length: give one")
             problem = problem.at_vscale(vector_bits // 128)
