@@ -179,6 +179,12 @@ class KernelSpec:
             return 1
         return DTYPES[self.dtype].group_of(self.k_group)
 
+    @property
+    def outer_product_ways(self) -> int:
+        """k values one SME outer product consumes: 1 (fmopa f32), 2 (bfmopa), 4 (smopa on 8-bit), as
+        many inputs as fit in one accumulator element."""
+        return self.element.acc.bits // self.element.a.bits
+
     def at_vscale(self, vscale: int) -> "KernelSpec":
         """The fixed shape one call computes when vectors are vscale x 128 bits (SVE's VL, or SME's
         streaming VL): what operands, references and the emulation driver are sized by."""

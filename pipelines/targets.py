@@ -63,6 +63,32 @@ class Datapath:
 
 
 @dataclass(frozen=True)
+class OuterProduct:
+    """An SME outer-product instruction's issue rate (instructions per cycle) and latency (cycles)."""
+
+    per_cycle: float
+    latency: int
+
+
+@dataclass(frozen=True)
+class MatrixUnit:
+    """A core's SME: its streaming vector length (None where the row is an architecture level, on which
+    it is implementation-defined) and the outer products' rates where a figure is cited (none otherwise)."""
+
+    svl_bits: int | None
+    outer_products: tuple[tuple[str, OuterProduct], ...] = ()
+
+    def rate(self, instruction: str) -> OuterProduct | None:
+        return dict(self.outer_products).get(instruction)
+
+
+def za_tiles(accumulator_bits: int) -> int:
+    """ZA tiles of one accumulator element size: ZA is SVL x SVL bits, one tile is (SVL/e) x (SVL/e)
+    elements of e bits, so there are e/8 of them (Arm ARM, SME: ZA0.S-ZA3.S, ZA0.D-ZA7.D)."""
+    return accumulator_bits // 8
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     triple: str
@@ -89,6 +115,30 @@ class Target:
     #: Bytes of L1d, L2 and of L3 per core (its share of a shared L3) from the row's source, each None
     #: where it states none; the host's are read from the system (pipelines.caches).
     caches: tuple[int | None, int | None, int | None] = (None, None, None)
+    #: SVE's vector length in bits where the core has SVE outside streaming mode (None: no SVE, or on an
+    #: architecture level, a length the implementation chooses: then "sve" is among its features).
+    sve_bits: int | None = None
+    #: SME, where the core has it.
+    sme: MatrixUnit | None = None
+
+    @property
+    def has_sve(self) -> bool:
+        return self.sve_bits is not None or "sve" in self.enabled
+
+    def lacks_scalable(self, kind: str) -> str | None:
+        """Why this target cannot run a `kind` ("sve", "sme") kernel, or None when it can."""
+        if not self.is_aarch64:
+            return f"{self.label} is not an Arm core"
+        if kind == "sve" and not self.has_sve:
+            return f"{self.label} has no SVE{' outside streaming mode' if self.sme else ''}"
+        if kind == "sme" and self.sme is None:
+            return f"{self.label} has no SME"
+        return None
+
+    def scalable_bits(self, kind: str) -> int | None:
+        """The vector length a scalable kernel runs at on this core: SVE's, or SME's streaming one; None
+        where the row does not fix it (an architecture level)."""
+        return self.sve_bits if kind == "sve" else None if self.sme is None else self.sme.svl_bits
 
     @property
     def enabled(self) -> frozenset[str]:
@@ -169,8 +219,11 @@ def target_from_dict(data: dict) -> Target:
     by_dtype = tuple((dtype, Datapath(**path)) for dtype, path in data["fma_by_dtype"])
     dots = tuple((name, None if path is None else Datapath(**path)) for name, path in data.get("dots", ()))
     caches = tuple(data.get("caches") or (None, None, None))  # older records have none
+    sme = data.get("sme")
+    if sme is not None:
+        sme = MatrixUnit(sme["svl_bits"], tuple((name, OuterProduct(**rate)) for name, rate in sme["outer_products"]))
     return Target(**{**data, "fma": fma, "isa": tuple(data["isa"]), "fma_by_dtype": by_dtype, "dots": dots,
-                     "caches": caches})
+                     "caches": caches, "sme": sme})
 
 
 _X86 = "x86_64-unknown-linux-gnu"
@@ -218,14 +271,34 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     # L1d, 1 MiB L2 (as configured on Graviton2 and Altra); the system cache is the SoC's: none stated.
     Target("neoverse-n1", _ARM, "neoverse-n1", "+neon", 128, 32, Datapath(2, 128, 4), ("neon",),
            dots=(("sdot", Datapath(2, 128, 2)),), caches=(64 * _K, 1 * _M, None)),
-    # Arm Neoverse V1 SOG, 3.15: four 128-bit FP pipes V0-V3 take FMLA, latency 4.
+    # Arm Neoverse V1 SOG, 3.15: four 128-bit FP pipes V0-V3 take FMLA, latency 4; its TRM: SVE with a
+    # 256-bit vector length, whose FMLA z occupies two of the pipes (two per cycle).
     Target("neoverse-v1", _ARM, "neoverse-v1", "+neon", 128, 32, Datapath(4, 128, 4), ("neon",),
            dots=(("sdot", Datapath(4, 128, 3)), ("smmla", Datapath(4, 128, 3)), ("bfmmla", Datapath(4, 128, 5))),
-           caches=(64 * _K, 1 * _M, None)),
-    # Arm Neoverse V2 SOG, 3.15: four 128-bit FP pipes V0-V3 take FMLA, latency 4.
+           caches=(64 * _K, 1 * _M, None), sve_bits=256),
+    # Arm Neoverse V2 SOG, 3.15: four 128-bit FP pipes V0-V3 take FMLA, latency 4; its TRM: SVE2 with a
+    # 128-bit vector length.
     Target("neoverse-v2", _ARM, "neoverse-v2", "+neon", 128, 32, Datapath(4, 128, 4), ("neon",),
            dots=(("sdot", Datapath(4, 128, 3)), ("smmla", Datapath(4, 128, 3)), ("bfmmla", Datapath(4, 128, 6))),
-           caches=(64 * _K, 1 * _M, None)),
+           caches=(64 * _K, 1 * _M, None), sve_bits=128),
+    # Fujitsu A64FX Microarchitecture Manual: SVE with a 512-bit vector length, two FP pipes (FLA, FLB)
+    # each completing a 512-bit FMA per cycle, latency 9; 64 KiB L1d; 8 MiB L2 per 12-core CMG (a core's
+    # share here). Fixed-width kernels use its 128-bit NEON registers on the same pipes.
+    Target("a64fx", _ARM, "a64fx", "+neon", 128, 32, Datapath(2, 512, 9), ("neon",),
+           caches=(64 * _K, 8 * _M // 12, None), sve_bits=512),
+    # Apple M4 P-core: SME with a 512-bit streaming vector length and no SVE outside streaming mode
+    # (Remke and Breuer, "Hello SME!", arXiv:2409.18779). Outer-product rates and latencies measured by
+    # T. Zakharko (github.com/tzakharko/m4-sme-exploration, reports/02-sme-outer-product.md): FMOPA f32
+    # 2000 GFLOP/s (512 flop each) at the 3.9 GHz that implies, one per cycle, latency 4; BFMOPA and the
+    # 4-way SMOPA half that rate per instruction (2000 GFLOP/s, 4000 GOP/s), latencies 8 and 4. No cited
+    # NEON datapath or cache sizes for M4: none given.
+    Target("apple-m4", _ARM, "apple-m4", "+neon", 128, 32, None, ("neon",),
+           sme=MatrixUnit(512, (("fmopa", OuterProduct(1.0, 4)), ("bfmopa", OuterProduct(0.5, 8)),
+                                ("smopa", OuterProduct(0.5, 4))))),
+    # The architecture level Armv9.2-A with SVE2 and SME (bf16, i8mm): both vector lengths are the
+    # implementation's choice and no rate is architectural; kernels for it run at any length.
+    Target("armv9.2-a-sme", _ARM, "generic", "+v9.2a,+neon,+sve,+sve2,+sme,+bf16,+i8mm", 128, 32, None, ("neon",),
+           sme=MatrixUnit(None)),
     # Arm Cortex-A76 SOG, 3.15: FMLA on pipes V0/V1, latency 4.
     Target("cortex-a76", _ARM, "cortex-a76", "+neon", 128, 32, Datapath(2, 128, 4), ("neon",),
            dots=(("sdot", None),), caches=(64 * _K, 512 * _K, None)),

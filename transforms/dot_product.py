@@ -36,6 +36,8 @@ class TileRegisters(Step):
     """
 
     kind: ClassVar[str] = "tile_registers"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset()
+    scalable_why: ClassVar[str] = ("it cuts a static register tile; a scalable kernel's tile is sized at run time")
     needs: ClassVar[frozenset[str]] = frozenset({"linalg", "k_loop"})
     adds: ClassVar[frozenset[str]] = frozenset({"register_tiles"})
     not_after: ClassVar[frozenset[str]] = frozenset({"tile_registers"})

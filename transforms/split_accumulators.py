@@ -95,6 +95,7 @@ class SplitAccumulators(PythonRewrite):
     """Alternate k-steps accumulate into a second set of registers; the sets are added after the loop."""
 
     kind: ClassVar[str] = "split_accumulators"
+    scalable_why: ClassVar[str] = "its rewrite finds fixed-width accumulator chains, which a scalable k loop does not have"
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop", "lowered"})
     not_after: ClassVar[frozenset[str]] = frozenset({"split_accumulators", "pipeline", "schedule", "prefetch"})
     knobs: ClassVar[tuple[Knob, ...]] = (Knob("split_accumulators", False, (False, True), off=False),)

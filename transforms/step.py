@@ -53,6 +53,10 @@ class Step:
     knobs: ClassVar[tuple[Knob, ...]] = ()
     #: Place in a strategy generated from a sweep point (steps in rank order); None: never generated.
     sweep_rank: ClassVar[int | None] = None
+    #: Scalable kernels ("sve", "sme") this step builds right (each checked under qemu); it refuses the others,
+    #: saying why in `scalable_why` where there is more to say than that.
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset()
+    scalable_why: ClassVar[str] = ""
 
     @classmethod
     def from_point(cls, p: Point) -> "Step | None":

@@ -32,6 +32,7 @@ class ScalarLoads(PythonRewrite):
     """
 
     kind: ClassVar[str] = "scalar_loads"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset({"sve", "sme"})
     needs: ClassVar[frozenset[str]] = frozenset({"vector"})
     knobs: ClassVar[tuple[Knob, ...]] = (Knob("scalar_loads", True, (False, True), off=False),)
     sweep_rank: ClassVar[int | None] = 70
@@ -57,6 +58,7 @@ class UnrollK(Step):
     """Unroll the k loop by a factor, or completely ("total": straight-line code, no loop)."""
 
     kind: ClassVar[str] = "unroll_k"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset({"sve", "sme"})
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
     knobs: ClassVar[tuple[Knob, ...]] = (Knob("unroll", 4, words=("total",), field="factor", off=1),)
     sweep_rank: ClassVar[int | None] = 90
@@ -108,6 +110,8 @@ class Schedule(PythonRewrite):
     """
 
     kind: ClassVar[str] = "schedule"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset({"sve"})
+    scalable_why: ClassVar[str] = ("its k loop is outer products into ZA, with no 1-D vector code to reorder")
     needs: ClassVar[frozenset[str]] = frozenset({"lowered"})
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"policy": POLICIES}
     knobs: ClassVar[tuple[Knob, ...]] = (
@@ -143,6 +147,8 @@ class Prefetch(PythonRewrite):
     """memref.prefetch for the A and B panels `distance` k-steps ahead, and for C before the loop."""
 
     kind: ClassVar[str] = "prefetch"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset()
+    scalable_why: ClassVar[str] = ("its prefetches cover panel rows of a static width; a scalable kernel's are vscale times wider")
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop", "lowered"})
     not_after: ClassVar[frozenset[str]] = frozenset({"prefetch"})
     knobs: ClassVar[tuple[Knob, ...]] = (
@@ -186,6 +192,8 @@ class Pipeline(PythonRewrite):
     """
 
     kind: ClassVar[str] = "pipeline"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset({"sve"})
+    scalable_why: ClassVar[str] = ("its k loop is outer products into ZA, with no 1-D vector code to pipeline")
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop", "lowered"})
     not_after: ClassVar[frozenset[str]] = frozenset({"pipeline", "prefetch", "schedule"})
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"carry": ("iteration", "first-step")}
@@ -237,6 +245,8 @@ class CAfterLoop(PythonRewrite):
     """
 
     kind: ClassVar[str] = "c_after_loop"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset({"sve"})
+    scalable_why: ClassVar[str] = ("C lives in ZA tiles, loaded and stored by the SME lowering")
     needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
     not_after: ClassVar[frozenset[str]] = frozenset({"c_after_loop"})
     knobs: ClassVar[tuple[Knob, ...]] = (Knob("c_after_loop", False, (False, True), off=False),)

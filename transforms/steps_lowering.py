@@ -24,6 +24,7 @@ class HoistAccumulators(Step):
     """Keep C in registers across the k loop: its transfer_read/write pair moves out of the loop."""
 
     kind: ClassVar[str] = "hoist_accumulators"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset({"sve", "sme"})
     needs: ClassVar[frozenset[str]] = frozenset({"vector", "k_loop"})
     #: Hoisting moves C's transfer_read/write pair: once transfers are lowered (to loads and stores)
     #: there is no pair left to move (found by the property test: the order used to fail at build time).
@@ -52,6 +53,7 @@ class LowerContraction(Step):
     """Lower vector.contract with one of upstream's strategies (outerproduct gives broadcast + FMA)."""
 
     kind: ClassVar[str] = "lower_contraction"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset({"sve", "sme"})
     needs: ClassVar[frozenset[str]] = frozenset({"contract"})
     removes: ClassVar[frozenset[str]] = frozenset({"contract"})
     choices: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -88,6 +90,8 @@ class LowerTransfers(Step):
     """Turn n-D transfers into 1-D vector loads/stores the LLVM lowering maps to plain loads."""
 
     kind: ClassVar[str] = "lower_transfers"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset({"sve"})
+    scalable_why: ClassVar[str] = ("it keeps C's [m]x[n] transfers, which the SME lowering turns into ZA tile loads and stores")
     needs: ClassVar[frozenset[str]] = frozenset({"vector"})
     adds: ClassVar[frozenset[str]] = frozenset({"transfers_lowered"})
     sweep_rank: ClassVar[int | None] = 60

@@ -25,6 +25,7 @@ class TileK(Step):
     """Tile the reduction dimension: an scf.for over k whose body is a size x mr x nr contraction."""
 
     kind: ClassVar[str] = "tile_k"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset({"sve", "sme"})
     needs: ClassVar[frozenset[str]] = frozenset({"linalg"})
     adds: ClassVar[frozenset[str]] = frozenset({"k_loop"})
     not_after: ClassVar[frozenset[str]] = frozenset({"tile_k"})
@@ -37,6 +38,11 @@ class TileK(Step):
         if self.size % plan.spec.group:
             raise StrategyError(f"size: must be a multiple of the kernel's k group ({plan.spec.group} for "
                                 f"{plan.spec.dtype}): one k-step is one group, got {self.size}")
+        ways = plan.spec.outer_product_ways
+        if plan.spec.scalable == "sme" and self.size % ways:
+            raise StrategyError(f"size: an SME {plan.spec.dtype} outer product takes {ways} k values at once "
+                                f"(the fusion merges {ways} per instruction), so size must be a multiple of {ways}, "
+                                f"got {self.size}")
 
     def after(self, plan: Plan) -> Plan:
         return super().after(plan).with_(k_per_iteration=self.size)
@@ -60,6 +66,7 @@ class Vectorize(Step):
     the masks, all-true since the payload sizes the tile from vscale, fold away with the views."""
 
     kind: ClassVar[str] = "vectorize"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset({"sve", "sme"})
     needs: ClassVar[frozenset[str]] = frozenset({"linalg"})
     adds: ClassVar[frozenset[str]] = frozenset({"vector", "contract"})
     removes: ClassVar[frozenset[str]] = frozenset({"linalg"})
@@ -110,6 +117,8 @@ class Legalize(Step):
     """
 
     kind: ClassVar[str] = "legalize"
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset()
+    scalable_why: ClassVar[str] = ("scalable vectors are legal at every length: LLVM splits [n] vectors into whole registers")
     needs: ClassVar[frozenset[str]] = frozenset({"contract"})
     not_after: ClassVar[frozenset[str]] = frozenset({"hoist_accumulators", "unroll_k"})
     knobs: ClassVar[tuple[Knob, ...]] = (Knob("legalize", False, (False, True), off=False),)

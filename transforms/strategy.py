@@ -23,6 +23,14 @@ REGISTER_RESIDENT_STEPS: tuple[Step, ...] = (
     TileK(1), Vectorize(), HoistAccumulators(), LowerContraction("outerproduct"), LowerTransfers())
 
 
+def default_steps(kernel: KernelSpec) -> tuple[Step, ...]:
+    """REGISTER_RESIDENT_STEPS, as they apply to `kernel`: an SME kernel keeps C's 2-D transfers (they
+    become ZA tile loads and stores) and steps k by the outer products one fused instruction takes."""
+    if kernel.scalable != "sme":
+        return REGISTER_RESIDENT_STEPS
+    return (TileK(kernel.outer_product_ways), Vectorize(), HoistAccumulators(), LowerContraction("outerproduct"))
+
+
 def strategy_hash(data: dict[str, Any]) -> str:
     """A strategy's identity from its JSON form: sha256 of the canonical JSON, name excluded. Stable
     across runs and machines; computed without building the strategy (its steps need not be known)."""
@@ -52,8 +60,12 @@ class Strategy:
     def validate_for(self, lanes: int | None) -> None:
         """Walk the steps over a Plan; `lanes` (the target's native width) enables target checks."""
         plan = Plan(self.kernel, lanes=lanes)
+        scalable = self.kernel.scalable
         for index, step in enumerate(self.steps):
             where = f"steps[{index}] ({step.kind})"
+            if scalable is not None and scalable not in step.scalable_kinds:
+                why = f": {step.scalable_why}" if step.scalable_why else ""
+                raise StrategyError(f"{where}: does not apply to an {scalable.upper()} kernel{why}")
             missing = sorted(step.needs - plan.facts)
             if missing:
                 raise StrategyError(f"{where}: needs {FACT_HINTS[missing[0]]}")
@@ -117,4 +129,4 @@ class Strategy:
 _FIELDS = ("name", "kernel", "steps", "llvm", "vector_bits")
 
 
-__all__ = ["Strategy", "StrategyError", "StepFailed", "REGISTER_RESIDENT_STEPS"]
+__all__ = ["Strategy", "StrategyError", "StepFailed", "REGISTER_RESIDENT_STEPS", "default_steps"]

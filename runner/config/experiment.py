@@ -16,7 +16,7 @@ from transforms.errors import StrategyError
 from transforms.instructions import INSTRUCTIONS
 from transforms.llvm_options import LLVMOptions
 from transforms.steps import load_plugins, step_from_config
-from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy
+from transforms.strategy import Strategy, default_steps
 
 from runner import files
 from runner.config.fields import MAX_SHAPES, closest, fits_in_memory, int_list, known, plain_name, table_of, typed
@@ -45,7 +45,7 @@ LIBRARIES = ("numpy", "onnxruntime")
 #: and how each takes B: as it is, or packed once beforehand (a constant weight).
 SMALL = {"small": "rows", "small_packed_b": "packed"}
 TIMING_KEYS = {"min_sample_seconds", "samples"}
-STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "k_group", "steps", "llvm", "vector_bits", "target"}
+STRATEGY_KEYS = {"name", "mr", "nr", "kc", "dtype", "k_group", "scalable", "steps", "llvm", "vector_bits", "target"}
 SWEEP_KEYS = {"method", "budget", "time_seconds", "seed", "jobs", "timeout_seconds", "screen_min_sample_seconds",
               "screen_samples", "leaders", "fit_registers"}
 #: A strategy must say at least these (directly or through [defaults]).
@@ -207,12 +207,23 @@ def check_instruction(strategy: Strategy, target: Target, skippable: bool = Fals
                             f"{target.label} does not have" + (f" (it compiles for --target {having})" if having else ""))
 
 
+def check_scalable(strategy: Strategy, target: Target) -> None:
+    """An SVE or SME kernel for a core without it is an error, naming a target that has it."""
+    kind = strategy.kernel.scalable
+    reason = None if kind is None else target.lacks_scalable(kind)
+    if reason is not None:
+        having = next((t.name for t in TARGETS.values() if t.lacks_scalable(kind) is None), None)
+        raise StrategyError(f"scalable: a {kind} kernel, but {reason}" +
+                            (f" (it compiles for --target {having})" if having else ""))
+
+
 def check_for_target(strategies: Iterable[Strategy], target: Target, where: str = "", skippable: bool = False) -> None:
     """The checks that depend on the target (vector widths, LLVM's names, the features of a dot-product
-    instruction), for every strategy before any work; `skippable`: see check_instruction."""
+    instruction, SVE and SME), for every strategy before any work; `skippable`: see check_instruction."""
     for strategy in strategies:
         try:
             check_llvm_names(strategy, target)
+            check_scalable(strategy, target)
             check_instruction(strategy, target, skippable)
             if strategy.instruction is not None and target.lacks(strategy.instruction):
                 continue  # the host lacks it: skipped at run time, with its reason, so not checked against it
@@ -413,12 +424,12 @@ def _strategy(entry: dict[str, Any], defaults: dict[str, Any], where: str, targe
     _resolve_auto(merged, target, where)
     try:
         kernel = KernelSpec(merged["mr"], merged["nr"], merged["kc"], merged.get("dtype", "f32"),
-                            merged.get("k_group"))
+                            merged.get("k_group"), merged.get("scalable"))
     except SpecError as exc:
         raise StrategyError(f"{where}.{exc}") from None
     raw_steps = merged.get("steps")
     if raw_steps is None:
-        steps = REGISTER_RESIDENT_STEPS
+        steps = default_steps(kernel)
     elif not isinstance(raw_steps, list):
         raise StrategyError(f"{where}.steps: must be a list of steps, got {raw_steps!r}")
     else:
