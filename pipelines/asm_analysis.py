@@ -14,7 +14,18 @@ _LABEL = re.compile(r"^([.\w$]+):")
 #: Comments: `//` (AArch64) or `#` followed by a space (x86); AArch64 immediates are `#imm`.
 _COMMENT = re.compile(r"//.*$|(?:^|\s)#(?:\s.*)?$")
 _X86_VREG = re.compile(r"%([xyz]mm\d+)")
-_ARM_VREG = re.compile(r"\b[vqdsb](\d+)(?:\.\w+)?\b")
+#: NEON's v/q/d/s/b and SVE's z name the same 32 registers (z0 extends v0).
+_ARM_VREG = re.compile(r"\b[vqdsbz](\d+)(?:\.\w+)?\b")
+#: An SVE register with its element size: z3.s.
+_SVE_REG = re.compile(r"^z\d+\.([bhsd])$")
+#: A ZA tile (za1.s), or one of its slices (za0h.s[w12, 0]).
+_ZA = re.compile(r"\bza(\d+)[hv]?\.([bhsdq])")
+_ELEMENT_BITS = {"b": 8, "h": 16, "s": 32, "d": 64, "q": 128}
+#: SME outer products accumulating into a ZA tile (the widening forms sum 2 or 4 products per element).
+OUTER_PRODUCTS = frozenset({"fmopa", "fmops", "bfmopa", "bfmops", "smopa", "smops", "umopa", "umops", "sumopa",
+                            "usmopa"})
+#: SVE's predicated FMA forms besides fmla (LLVM picks fmad when the accumulator is a multiplicand).
+_SVE_FMAS = frozenset({"fmad", "fmsb", "fnmad"})
 
 
 @dataclass(frozen=True)
@@ -99,21 +110,54 @@ def _is_branch(mnemonic: str) -> bool:
 
 
 def is_fma(inst: Instruction) -> bool:
-    """A multiply-accumulate: an FMA, or a dot-product instruction (vdpbf16ps, vpdpbusd, sdot, smmla, ...)."""
+    """A multiply-accumulate: an FMA, a dot-product instruction (vdpbf16ps, vpdpbusd, sdot, smmla, ...) or an
+    SME outer product (fmopa, bfmopa, smopa, ...)."""
     m = inst.mnemonic
     return m.startswith(("vfmadd", "vfmsub", "vfnmadd", "vfnmsub")) or m in ("fmla", "fmls", "fmadd") or \
-        m in INSTRUCTIONS
+        m in INSTRUCTIONS or m in OUTER_PRODUCTS or m in _SVE_FMAS
+
+
+def is_outer_product(inst: Instruction) -> bool:
+    return inst.mnemonic in OUTER_PRODUCTS
+
+
+def za_tile(inst: Instruction) -> str | None:
+    """The ZA tile an instruction names first (za1.s for `fmopa za1.s, ...` or `st1w {za1h.s[w12, 0]}`)."""
+    for operand in inst.operands:
+        found = _ZA.search(operand)
+        if found:
+            return f"za{found.group(1)}.{found.group(2)}"
+    return None
+
+
+def is_za_move(inst: Instruction) -> bool:
+    """A load, store or move of ZA tile slices (not an outer product into one)."""
+    return not is_outer_product(inst) and za_tile(inst) is not None
+
+
+def is_streaming_switch(inst: Instruction) -> bool:
+    return inst.mnemonic in ("smstart", "smstop")
 
 
 _X86_REG_BYTES = {"x": 16, "y": 32, "z": 64}
 _ARM_ARRANGEMENT = re.compile(r"^v\d+\.(\d+)[bhsd]$")
 
 
-def fma_flops(inst: Instruction) -> int:
+def fma_flops(inst: Instruction, scalable_bits: int = 128) -> int:
     """Operations of one multiply-accumulate instruction: 2 x lanes for an FMA (lanes read off its
-    registers and element type); 2 x multiply-adds for a dot product (at its register width)."""
+    registers and element type); 2 x multiply-adds for a dot product (at its register width); for an
+    outer product, 2 x its tile's elements x the products each sums. SVE and SME registers are
+    `scalable_bits` long (the vector length the code runs at)."""
     if inst.mnemonic in INSTRUCTIONS:
         return 2 * INSTRUCTIONS[inst.mnemonic].macs(fma_bits(inst))
+    if is_outer_product(inst):
+        tile = _ZA.search(inst.operands[0])
+        source = _SVE_REG.match(inst.operands[-1])
+        element, inputs = _ELEMENT_BITS[tile.group(2)], _ELEMENT_BITS[source.group(1)]
+        return 2 * (scalable_bits // element) ** 2 * (element // inputs)
+    sve = _SVE_REG.match(inst.operands[0]) if inst.operands else None
+    if sve:
+        return 2 * scalable_bits // _ELEMENT_BITS[sve.group(1)]
     if inst.mnemonic.startswith("v"):  # x86: vfmadd231ps %ymm.. (packed) or ..ss/..sd (scalar)
         m = _X86_VREG.search(inst.operands[-1])
         suffix = inst.mnemonic[-2:]
@@ -124,19 +168,29 @@ def fma_flops(inst: Instruction) -> int:
     return 2 * int(m.group(1)) if m else 2
 
 
-def fma_bits(inst: Instruction) -> int:
-    """Vector width of one multiply-accumulate in bits (a scalar FMA counts as the 128-bit register it uses)."""
+def fma_bits(inst: Instruction, scalable_bits: int = 128) -> int:
+    """Vector width of one multiply-accumulate in bits (a scalar FMA counts as the 128-bit register it uses;
+    SVE and SME registers are `scalable_bits` long)."""
     if inst.mnemonic.startswith("v"):
         m = _X86_VREG.search(inst.operands[-1])
         return 8 * _X86_REG_BYTES[m.group(1)[0]] if m else 128
+    if any(_SVE_REG.match(o) for o in inst.operands):
+        return scalable_bits
     return 128  # NEON: every vector register is 128-bit
 
 
-def widest_fma_bits(assembly: str, symbol: str | None = None) -> int | None:
+def widest_fma_bits(assembly: str, symbol: str | None = None, scalable_bits: int = 128) -> int | None:
     """The widest FMA in function `symbol` (default: anywhere), or None when there is no FMA."""
     lines = assembly.splitlines() if symbol is None else function_lines(assembly, symbol)
     fmas = [i for i in (_parse(line) for line in lines) if i is not None and is_fma(i)]
-    return max((fma_bits(i) for i in fmas), default=None)
+    return max((fma_bits(i, scalable_bits) for i in fmas), default=None)
+
+
+def streaming_switches(assembly: str, symbol: str) -> int:
+    """smstart/smstop pairs one call of `symbol` executes at most: `smstart` instructions in its body
+    (LLVM emits `smstart sm` and `smstart za` as a pair: one switch)."""
+    lines = [i for i in (_parse(line) for line in function_lines(assembly, symbol)) if i is not None]
+    return sum(1 for i in lines if i.mnemonic == "smstart" and i.operands[:1] == ("sm",))
 
 
 def is_broadcast(inst: Instruction) -> bool:
@@ -170,6 +224,12 @@ def is_vector(inst: Instruction) -> bool:
 
 
 def classify(inst: Instruction) -> str:
+    if is_outer_product(inst):
+        return "outer product"
+    if is_za_move(inst):
+        return "za move"
+    if is_streaming_switch(inst):
+        return "streaming switch"
     if is_fma(inst):
         return "fma"
     if is_broadcast(inst):
@@ -211,7 +271,8 @@ def annotated_lines(body: list[Instruction], aarch64: bool) -> list[str]:
         stack = _on_stack(inst, slot)
         tag = ("SPILL" if kind == "store" and stack else "RELOAD" if kind == "load" and stack else
                "FMA+LOAD" if kind == "fma" and reads_memory_operand(inst) else
-               {"fma": "FMA", "load": "LOAD", "broadcast": "BCAST", "prefetch": "PREF", "store": "STORE"}.get(kind, ""))
+               {"fma": "FMA", "load": "LOAD", "broadcast": "BCAST", "prefetch": "PREF", "store": "STORE",
+                "outer product": "MOPA", "za move": "ZA", "streaming switch": inst.mnemonic.upper()}.get(kind, ""))
         note = ""
         if kind in ("load", "broadcast") and is_vector(inst):
             distance = next(distances)
@@ -291,6 +352,10 @@ class LoopAnnotation:
     spill_stores: int
     spill_reloads: int
     load_use_distances: list[int | None]
+    #: SME: ZA tiles the loop's outer products accumulate into, and ZA slice loads/stores/moves in the loop
+    #: (C's tile belongs outside the k loop: any here is traffic the tile allocator or the lowering added).
+    za_tiles_used: int = 0
+    za_moves: int = 0
 
     @property
     def spills(self) -> int:
@@ -309,5 +374,7 @@ class LoopAnnotation:
 def annotate(body: list[Instruction], registers_available: int, aarch64: bool) -> LoopAnnotation:
     """What an experimenter reads off a loop: registers, spills, instruction mix, load placement."""
     stores, reloads = spills(body)
+    tiles = {za_tile(i) for i in body if is_outer_product(i)}
     return LoopAnnotation(len(body), dict(instruction_mix(body)), len(vector_registers(body)), registers_available,
-                          stores, reloads, load_use_distances(body, aarch64))
+                          stores, reloads, load_use_distances(body, aarch64), len(tiles),
+                          sum(is_za_move(i) for i in body))

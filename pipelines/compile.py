@@ -15,6 +15,7 @@ from kernels_mlir.spec import DTYPES
 from transforms.apply import apply_strategy
 from transforms.instructions import INSTRUCTIONS, Instruction
 from transforms.llvm_options import LLVMOptions
+from transforms.plan import MIN_VECTOR_BITS
 from transforms.strategy import Strategy
 
 from .asm_analysis import widest_fma_bits
@@ -53,9 +54,17 @@ def strategy_lanes(strategy: Strategy, target: Target) -> int:
     return target.lanes(strategy.kernel.dtype, strategy_width(strategy, target))
 
 
+def scalable_width(strategy: Strategy, target: Target) -> int:
+    """The vector length a scalable kernel's code is read at: its core's (SVE's, or SME's streaming one), or
+    128 bits (vscale 1) on an architecture level that leaves it to the implementation."""
+    return target.scalable_bits(strategy.kernel.scalable) or MIN_VECTOR_BITS
+
+
 def fma_width(assemblies: list[str], strategy: Strategy, target: Target, symbol: str | None = None) -> int:
     """The width the code's FMAs actually use (the widest in `assemblies`, read off the assembly), which
     the peak it is compared with must match; the strategy's width when no FMA is recognised."""
+    if strategy.kernel.scalable:
+        return scalable_width(strategy, target)
     widths = [bits for bits in (widest_fma_bits(text, symbol) for text in assemblies) if bits]
     return max(widths, default=None) or strategy_width(strategy, target)
 

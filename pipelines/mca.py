@@ -117,9 +117,10 @@ def _resource_name(raw: str) -> str:
 
 
 def predict(loop: list[Instruction], target: Target, dtype: str, cpu: str | None = None,
-            instruction: str | None = None) -> McaPrediction:
+            instruction: str | None = None, scalable_bits: int = 128) -> McaPrediction:
     """Run llvm-mca on `loop` (one iteration of the hot loop) with the target's scheduling model;
-    the fraction is of the FMA peak, or of the dot-product `instruction`'s."""
+    the fraction is of the FMA peak, or of the dot-product `instruction`'s. SVE registers are read as
+    `scalable_bits` long (the core's vector length)."""
     if not loop:
         raise McaError("empty loop: nothing to analyse")
     source = "\n".join(inst.text for inst in loop) + "\n"
@@ -149,8 +150,9 @@ def predict(loop: list[Instruction], target: Target, dtype: str, cpu: str | None
         bottleneck, words = (f"dependences (latency): {cycles:.1f} cycles vs {bounds[busiest]:.1f} from {name}"
                              for name in (busiest, words))
     fmas = [inst for inst in loop if is_fma(inst)]
-    flops = sum(fma_flops(inst) for inst in fmas)
+    flops = sum(fma_flops(inst, scalable_bits) for inst in fmas)
     per_cycle = flops / cycles
-    peak = target.peak_flops_per_cycle(dtype, max((fma_bits(i) for i in fmas), default=None), instruction)
+    peak = target.peak_flops_per_cycle(dtype, max((fma_bits(i, scalable_bits) for i in fmas), default=None),
+                                       instruction)
     return McaPrediction(model, round(cycles, 3), bounds, bottleneck, words, round(uops, 3), flops, round(per_cycle, 3),
                          None if peak is None else round(per_cycle / peak, 4))

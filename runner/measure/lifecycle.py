@@ -120,7 +120,7 @@ def build_or_record(candidate: Candidate, **options: Any) -> Built | Record:
 
 def check(built: Built) -> tuple[Verification | None, str]:
     """(verification, how): natively when the code runs here, under qemu for AArch64, else (None, why)."""
-    return verify_anywhere(built.code, built.candidate.problem, built.candidate.target.is_aarch64)
+    return verify_anywhere(built.code, built.candidate.problem, built.candidate.target)
 
 
 def measure(built: Built, policy: TimingPolicy, check_result: Verification, cpu: int | None = None) -> Record:

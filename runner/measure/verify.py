@@ -15,6 +15,7 @@ from kernels_mlir.names import c_interface
 from kernels_mlir.operands import Operands
 from kernels_mlir.problem import Problem
 from pipelines.codegen import MachineCode
+from pipelines.targets import Target
 
 from runner.emulation.qemu import require_sme_qemu, run_emulated, run_emulated_entry
 from runner.kinds import kind_of, launch
@@ -84,12 +85,27 @@ def judge(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray) -> Verifi
     return Verification(True, max_err, worst)
 
 
-def verify_anywhere(code: MachineCode, problem: Problem, aarch64: bool) -> tuple[Verification | None, str]:
-    """(verification, how): natively when JIT-compiled, under qemu for AArch64, else (None, why not)."""
+#: Vector lengths a scalable kernel is verified at when its target does not fix one (an architecture level).
+SCALABLE_CHECK_BITS = (128, 256, 512)
+
+
+def verify_anywhere(code: MachineCode, problem: Problem, target: Target) -> tuple[Verification | None, str]:
+    """(verification, how): natively when JIT-compiled, under qemu for AArch64, else (None, why not). A
+    scalable kernel runs at its core's vector length, or at each of SCALABLE_CHECK_BITS (the first
+    failure is the verdict)."""
     if code.engine is not None:
         return verify(code, problem), "native"
-    if aarch64 and kind_of(problem).emulated:
-        return verify_emulated(code, problem), "qemu-aarch64"
-    if aarch64:
+    if target.is_aarch64 and kind_of(problem).emulated:
+        scalable = getattr(problem, "scalable", None)
+        if scalable is None:
+            return verify_emulated(code, problem), "qemu-aarch64"
+        fixed = target.scalable_bits(scalable)
+        lengths = SCALABLE_CHECK_BITS if fixed is None else (fixed,)
+        for bits in lengths:
+            check = verify_emulated(code, problem, vector_bits=bits)
+            if not check.correct:
+                return check, f"qemu-aarch64 at {bits}-bit vectors"
+        return check, f"qemu-aarch64 at {'/'.join(map(str, lengths))}-bit vectors"
+    if target.is_aarch64:
         return None, f"not run: {problem.kind} code has no emulation driver (it is verified natively only)"
     return None, "not run: this host cannot execute code for that target"
