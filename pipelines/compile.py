@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from mlir import ir
@@ -58,6 +58,19 @@ def scalable_width(strategy: Strategy, target: Target) -> int:
     """The vector length a scalable kernel's code is read at: its core's (SVE's, or SME's streaming one), or
     128 bits (vscale 1) on an architecture level that leaves it to the implementation."""
     return target.scalable_bits(strategy.kernel.scalable) or MIN_VECTOR_BITS
+
+
+#: Features a scalable kernel's code is generated with, on top of its core's. SME kernels stay within SME
+#: (no SME2): qemu, which verifies them, executes no SME2 instruction (its multi-vector zip is SIGILL), and
+#: LLVM would choose them on a core that has SME2 (apple-m4).
+SCALABLE_FEATURES = {"sve": "+sve", "sme": "+sme,-sme2"}
+
+
+def scalable_codegen_target(strategy: Strategy, target: Target) -> Target:
+    kind = strategy.kernel.scalable
+    if kind is None:
+        return target
+    return replace(target, features=",".join(filter(None, (target.features, SCALABLE_FEATURES[kind]))))
 
 
 def fma_width(assemblies: list[str], strategy: Strategy, target: Target, symbol: str | None = None) -> int:
@@ -119,7 +132,7 @@ def compile_strategy(strategy: Strategy, target: Target, *, jit: bool | None = N
         llvm_ir = translate_to_llvm_ir(module)
     if stages is not None:
         stages["91-llvm-ir.ll"] = llvm_ir
-    code = generate(llvm_ir, target, strategy.llvm, jit=jit)
+    code = generate(llvm_ir, scalable_codegen_target(strategy, target), strategy.llvm, jit=jit)
     if stages is not None:
         stages[f"92-llvm-ir-{strategy.llvm.opt}.ll"] = code.optimized_ir
         stages["93-assembly.s"] = code.assembly

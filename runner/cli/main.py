@@ -25,7 +25,7 @@ from runner.cli.asm import inspect, select
 from runner.cli.mca import predict_candidates
 from runner.cli.calls import command as calls_command
 from runner.cli.routes import command as routes_command
-from runner.cli.output import markdown_summary, mca_table, noise_line, peak_line, progress_line, rate_header
+from runner.cli.output import markdown_summary, mca_header, mca_table, noise_line, peak_line, progress_line, rate_header
 from runner.config import experiment as config_mod
 from runner.config.experiment import ConfigError, runnable_target
 from runner import files
@@ -230,11 +230,7 @@ def _cmd_mca(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     if not args.json:
-        models = sorted({r["model"] for r in records if r["model"]})
-        datapath = "unknown: no predicted fraction" if target.fma is None else \
-            f"{target.fma.pipes} FMA pipes x {target.fma.bits_per_pipe} bits"
-        print(f"llvm-mca on {target.label} (-mcpu={target.cpu}, scheduling model {'/'.join(models) or '?'}); "
-              f"theoretical peak from the FMA datapath, {datapath}")
+        print(mca_header(target, records))
         print(mca_table(records))
     return 0 if all(r["status"] == "ok" for r in records) else 1
 

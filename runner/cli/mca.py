@@ -30,10 +30,13 @@ def _sme_record(built: Built, symbol: str) -> dict:
     per_instruction = bound.flops_per_iteration // bound.outer_products_per_iteration
     peak = outer_product_peak(target, bound.instruction, per_instruction)
     cycles = bound.cycles_per_iteration
-    return {"model": f"instruction-mix bound at SVL {svl} (a bound, not a scheduling model: LLVM has none for SME)",
+    per_product = ", ".join(f"{count / bound.outer_products_per_iteration:g} {kind}"
+                            for kind, count in sorted(bound.mix.items()))
+    words = f"{bound.limit}; per {bound.instruction}: {per_product}"
+    return {"model": f"SME instruction-mix bound at SVL {svl}",
             "cycles_per_iteration": cycles, "bounds": {"outer-product issue": bound.issue_cycles,
                                                        "accumulator latency": bound.latency_cycles},
-            "bottleneck": bound.limit, "bottleneck_words": bound.limit,
+            "bottleneck": bound.limit, "bottleneck_words": words,
             "flops_per_iteration": bound.flops_per_iteration,
             "predicted_flops_per_cycle": None if cycles is None else round(bound.flops_per_iteration / cycles, 3),
             "predicted_fraction_of_peak": bound.fraction_of_peak, "theoretical_flops_per_cycle": peak,

@@ -6,6 +6,7 @@ from typing import Callable, Iterable
 from tabulate import tabulate
 
 from kernels_mlir.spec import DTYPES
+from pipelines.targets import Target
 
 from runner.measure.record import Record
 from runner.report.display import markdown_cell, terminal
@@ -54,6 +55,26 @@ def results_table(records: Iterable[Record]) -> str:
     return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 6 + ("right",) * 6)
 
 
+def mca_header(target: Target, records: list[dict]) -> str:
+    """What the predictions below are: llvm-mca's scheduling model against the FMA datapath, and for SME
+    kernels an instruction-mix bound against the row's cited outer-product rates."""
+    models = sorted({r["model"] for r in records if r["model"] and not r.get("sme_bound")})
+    datapath = "unknown: no predicted fraction" if target.fma is None else \
+        f"{target.fma.pipes} FMA pipes x {target.fma.bits_per_pipe} bits"
+    lines = []
+    if models or not any(r.get("sme_bound") for r in records):
+        lines.append(f"llvm-mca on {target.label} (-mcpu={target.cpu}, scheduling model {'/'.join(models) or '?'}); "
+                     f"theoretical peak from the FMA datapath, {datapath}")
+    if any(r.get("sme_bound") for r in records):
+        unit = target.sme
+        rates = ", ".join(f"{name} {rate.per_cycle:g}/cycle, latency {rate.latency}" for name, rate
+                          in unit.outer_products) or "none cited: counts only"
+        lines.append(f"SME on {target.label}: an instruction-mix bound, not a scheduling model (LLVM has none for "
+                     f"SME): outer products at the row's rates ({rates}), each ZA tile's chain at its latency; "
+                     "other instructions counted per outer product, not priced")
+    return "\n".join(lines)
+
+
 def mca_table(records: Iterable[dict]) -> str:
     """Rows of `ukl mca` records: the prediction next to the facts that usually explain it."""
     rows = []
@@ -65,12 +86,20 @@ def mca_table(records: Iterable[dict]) -> str:
             "" if r["cycles_per_k_step"] is None else f"{r['cycles_per_k_step']:.2f}",
             _pct(r["predicted_fraction_of_peak"]), _pct(r["model_ceiling"]),
             _pct(r["predicted_fraction_of_model_peak"]),
-            f"{r['vector_registers_used']}/{r['vector_registers_available']}" if "vector_registers_used" in r else "",
+            _registers(r),
             r.get("spills", ""), terminal(r["bottleneck_words"] or r["error"]),
         ])
     headers = ["strategy", "hash", "status", "verified", "cycles/k-step", "predicted of peak", "model max",
                "of model peak", "vregs", "spills", "bottleneck"]
     return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left",) * 4 + ("right",) * 6 + ("left",))
+
+
+def _registers(r: dict) -> str:
+    """Vector registers used of those there are, and ZA tiles where an SME kernel uses them."""
+    if "vector_registers_used" not in r:
+        return ""
+    used = f"{r['vector_registers_used']}/{r['vector_registers_available']}"
+    return f"{used} + ZA {r['za_tiles_used']}" if r.get("za_tiles_used") else used
 
 
 def gemm_table(records: Iterable[Record]) -> str:
