@@ -189,3 +189,23 @@ class UnselectableIntrinsic(Step):
                                           [], ir.DenseI32ArrayAttr.get([]))
                 memref.store(arith.sitofp(ir.MemRefType(c.type).element_type, crc), c, [zero, zero])
         return "// sabotage: an intrinsic x86 cannot select"
+
+
+@register_step
+@dataclass(frozen=True)
+class ShiftedAccumulator(Step):
+    """An SME kernel whose ZA tile is loaded from C one row down: every ZA slice accumulates onto the wrong
+    row's values (the write back is where it belongs)."""
+
+    kind: ClassVar[str] = "test_shifted_accumulator"
+    needs: ClassVar[frozenset[str]] = frozenset({"k_loop"})
+    scalable_kinds: ClassVar[frozenset[str]] = frozenset({"sme"})
+
+    def apply(self, module: ir.Module, ctx) -> str:
+        with module.context, ir.Location.unknown():
+            c = q.kernel_function(module).regions[0].blocks[0].arguments[2]
+            (read,) = [op for op in q.ops_named(q.kernel_function(module), "vector.transfer_read")
+                       if op.operands[0] == c]
+            with ir.InsertionPoint(read):
+                read.operands[1] = arith.constant(ir.IndexType.get(), 1)
+        return "// sabotage: C's tile read one row down"
