@@ -11,13 +11,16 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from kernels_mlir.names import KERNEL
 from kernels_mlir.operands import Operands
 from kernels_mlir.spec import DTYPES, KernelSpec
+from pipelines.llvm_catalog import llvm_tool
 
 GCC = "aarch64-linux-gnu-gcc"
 #: The venv's qemu-aarch64 (`make test` puts one of version 9 or later there), else the system's.
@@ -142,9 +145,10 @@ def run_emulated_entry(object_code: bytes, entry: str, dtype: str, ops: Operands
 
 
 def _emulate(object_code: bytes, driver: Path, arrays: list[np.ndarray], before: list[int], after: list[int],
-             out: np.ndarray, vector_bits: int | None = None) -> None:
+             out: np.ndarray, vector_bits: int | None = None, trace: str | None = None) -> Counter | None:
     """Link `object_code` with `driver`, run it under qemu as `program BEFORE... IN OUT AFTER...` on the
-    arrays written to IN, and read `out` back from OUT."""
+    arrays written to IN, and read `out` back from OUT. With `trace` (a symbol), also count the
+    instructions of that function the run executed (see executed_instructions)."""
     with tempfile.TemporaryDirectory(dir=_workdir()) as tmp:
         folder = Path(tmp)
         kernel, program = folder / "kernel.o", folder / "kernel"
@@ -153,6 +157,39 @@ def _emulate(object_code: bytes, driver: Path, arrays: list[np.ndarray], before:
         _run([GCC, "-static", str(driver), str(kernel), str(_sme_abi_object()), "-o", str(program), "-lm"],
              "linking the kernel")
         inputs.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in arrays))
-        _run([QEMU, "-cpu", qemu_cpu(vector_bits), str(program), *map(str, before), str(inputs), str(outputs), *map(str, after)],
-             "the kernel under qemu-aarch64", RUN_TIMEOUT_SECONDS)
+        listing = None if trace is None else disassemble(program, trace)
+        logging = [] if listing is None else [
+            "-one-insn-per-tb", "-d", "exec,nochain", "-D", str(folder / "exec.log"),
+            "-dfilter", f"{min(listing):#x}..{max(listing):#x}"]
+        _run([QEMU, "-cpu", qemu_cpu(vector_bits), *logging, str(program), *map(str, before), str(inputs),
+              str(outputs), *map(str, after)], "the kernel under qemu-aarch64", RUN_TIMEOUT_SECONDS)
         out[...] = np.fromfile(outputs, dtype=out.dtype).reshape(out.shape)
+        if listing is None:
+            return None
+        executed = (int(m.group(1), 16) for m in _EXEC.finditer((folder / "exec.log").read_text()))
+        return Counter(listing[address] for address in executed if address in listing)
+
+
+#: One executed translation block in qemu's exec log (one instruction each, with -one-insn-per-tb).
+_EXEC = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/", re.M)
+
+
+def disassemble(program: Path, symbol: str) -> dict[int, str]:
+    """Address -> instruction text (mnemonic and operands, tabs as spaces) of `symbol` in a linked program."""
+    proc = subprocess.run([str(llvm_tool("llvm-objdump")), "-d", "--no-show-raw-insn", "--mattr=+sve,+sme",
+                           f"--disassemble-symbols={symbol}", str(program)], capture_output=True, text=True)
+    listing = {int(m.group(1), 16): " ".join(m.group(2).split())
+               for m in re.finditer(r"^\s*([0-9a-f]+):\s+(.+?)\s*$", proc.stdout, re.M)}
+    if proc.returncode != 0 or not listing:
+        raise EmulatedFailure(f"cannot disassemble {symbol}: {proc.stderr.strip()[:200]}")
+    return listing
+
+
+def executed_instructions(object_code: bytes, spec: KernelSpec, ops: Operands, vector_bits: int | None = None,
+                          symbol: str = KERNEL) -> Counter:
+    """What one call of the micro-kernel executes under qemu, instruction by instruction (text -> times):
+    an exact count, the emulator's, where timing means nothing."""
+    counts = _emulate(object_code, _driver_object(spec.dtype), [ops.a, ops.b, ops.c_block],
+                      [spec.mr, spec.nr, spec.kc, spec.group, ops.c_block.shape[1]], [], ops.c_block, vector_bits,
+                      trace=symbol)
+    return counts

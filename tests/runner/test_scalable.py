@@ -12,6 +12,7 @@ from pipelines.targets import get_target
 from runner.cli.main import main
 from runner.emulation.qemu import SME_QEMU_MAJOR, qemu_version
 from runner.measure.verify import verify_emulated
+from runner.studies.streaming_cost import streaming_cost
 from transforms.steps import UnrollK
 from transforms.strategy import Strategy, default_steps
 
@@ -130,3 +131,13 @@ def test_a_scalable_kernel_for_a_core_without_it_is_one_line(capsys, config, tar
     assert main(["mca", config, "--target", target]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_streaming_mode_costs_one_switch_per_call_counted_under_qemu():
+    spec = KernelSpec(8, 8, 64, "f32", scalable="sme")
+    cost = streaming_cost(Strategy("fmopa", spec, default_steps(spec)), get_target(ANY_LENGTH), 256)
+    assert cost.switches == 1
+    assert cost.streaming == {"smstart/smstop": 4, "lazy-save check (TPIDR2_EL0)": 1, "d8-d15 saved and restored": 8}
+    assert cost.za_slices == 4 * 2 * 8  # four tiles of eight rows at 256 bits, loaded once and stored once
+    assert 4 <= cost.per_k_step <= 16  # four fmopa and their operands per k-step, nothing per call in the loop
+    assert cost.per_call > cost.za_slices
