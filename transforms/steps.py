@@ -12,8 +12,9 @@ from .step import (FACT_HINTS, PLUGINS_ENV, STEP_TYPES, PythonRewrite, Step, loa
 from .steps_loop import CAfterLoop, Pipeline, Prefetch, ScalarLoads, Schedule, UnrollK
 from .steps_lowering import HoistAccumulators, LowerContraction, LowerTransfers
 from .steps_structured import Legalize, TileK, Vectorize
+from .sve_indexed import IndexedFma
 
 __all__ = ["FACT_HINTS", "PLUGINS_ENV", "STEP_TYPES", "PythonRewrite", "Step", "load_plugins", "register_step",
            "step_from_config", "CAfterLoop", "Pipeline", "Prefetch", "ScalarLoads", "Schedule", "UnrollK",
            "HoistAccumulators", "LowerContraction", "LowerTransfers", "Legalize", "TileK", "Vectorize", "DotProduct",
-           "SplitAccumulators"]
+           "SplitAccumulators", "IndexedFma"]

@@ -13,7 +13,7 @@ from runner.cli.main import main
 from runner.emulation.qemu import SME_QEMU_MAJOR, qemu_version
 from runner.measure.verify import verify_emulated
 from runner.studies.streaming_cost import streaming_cost
-from transforms.steps import UnrollK
+from transforms.steps import IndexedFma, ScalarLoads, UnrollK
 from transforms.strategy import Strategy, default_steps
 
 from .jsonl import of_type
@@ -38,11 +38,18 @@ def test_the_qemu_the_tests_use_executes_sme_right():
     (KernelSpec(8, 8, 13, "f32", scalable="sve"), ()),
     (KernelSpec(5, 12, 9, "f32", scalable="sve"), (UnrollK(3),)),
     (KernelSpec(6, 4, 11, "f64", scalable="sve"), ()),
+    (KernelSpec(8, 8, 15, "f32", scalable="sve"), (IndexedFma(), UnrollK(5))),
+    (KernelSpec(6, 4, 7, "f64", scalable="sve"), (IndexedFma(),)),
+    (KernelSpec(4, 8, 9, "f32", scalable="sve"), (ScalarLoads(),)),
 ])
 def test_one_sve_binary_is_right_at_three_vector_lengths(spec, extra):
     _, compiled = _compiled(spec, *extra)
     assembly = compiled.code.assembly
     assert re.search(r"\bfmla\tz\d+\.[sd]", assembly)
+    if IndexedFma() in extra:  # four rows' A per ld1rq, each FMA indexing one of them: no broadcast left
+        assert re.search(r"\bld1rq[wd]\t", assembly) and re.search(r"\bfmla\tz\d+\.[sd], z\d+\.[sd], z\d+\.[sd]\[\d\]",
+                                                                   assembly)
+        assert not re.search(r"\bmov\tz\d+\.[sd], z\d+\.[sd]\[", assembly)
     for bits in (128, 256, 512):
         check = verify_emulated(compiled.code, spec, seed=3, vector_bits=bits)
         assert check.correct, f"{bits}-bit vectors: {check.message}"
@@ -100,6 +107,8 @@ def test_mca_of_the_sve_config_on_neoverse_v2(capsys):
         assert r["verification"] == "qemu-aarch64 at 128-bit vectors" and r["model"] == "V2"
         assert 0 < r["predicted_fraction_of_peak"] <= 1.0
         assert r["model_ceiling"] is None  # the model's own peak kernel is a fixed-width one
+    best = max(records, key=lambda r: r["predicted_fraction_of_peak"])
+    assert best["predicted_fraction_of_peak"] >= 0.9 and best["spills"] == 0 and "idx" in best["name"]
 
 
 def test_mca_of_the_sme_config_is_a_labelled_bound(capsys):

@@ -4,7 +4,7 @@ import pytest
 from kernels_mlir.spec import KernelSpec
 from transforms.errors import StrategyError
 from transforms.dot_product import TileRegisters
-from transforms.steps import CAfterLoop, Legalize, LowerTransfers, Prefetch, Schedule, TileK, UnrollK
+from transforms.steps import CAfterLoop, IndexedFma, Legalize, LowerTransfers, Prefetch, Schedule, TileK, UnrollK
 from transforms.strategy import REGISTER_RESIDENT_STEPS, Strategy, default_steps
 
 SVE = KernelSpec(8, 8, 16, "f32", scalable="sve")
@@ -29,6 +29,8 @@ def test_default_steps_follow_the_kernel():
                                                 "prefetches cover panel rows of a static width"),
     (SVE, default_steps(SVE)[:2] + (Legalize(),) + default_steps(SVE)[2:], "steps[2] (legalize): does not apply"),
     (SVE, default_steps(SVE)[:1] + (TileRegisters(2, 4),) + default_steps(SVE)[1:], "steps[1] (tile_registers)"),
+    (SME, default_steps(SME) + (IndexedFma(),), "steps[4] (indexed_fma): does not apply to an SME kernel"),
+    (KernelSpec(8, 8, 16), REGISTER_RESIDENT_STEPS + (IndexedFma(),), "steps[5] (indexed_fma).a fixed-width kernel's"),
     (SME_INT8, (TileK(2),) + default_steps(SME_INT8)[1:], "steps[0] (tile_k).size: an SME s8s8 outer product takes "
                                                           "4 k values at once"),
 ])
