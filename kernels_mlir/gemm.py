@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 from mlir import ir
-from mlir.dialects import arith, func, memref, scf, vector
+from mlir.dialects import arith, func, llvm, memref, scf, vector
 
 from .harness import add_bench_loop
 from .mlir_types import c_block_type, element_type, mark_entry_point, panel_type
@@ -49,6 +49,8 @@ CONFLICT_STRIDE = 1024
 DEFAULT_MC, DEFAULT_NC = 96, 1024
 #: Upper bound on M, N, K (a typo guard, as for the micro-kernel's sizes).
 MAX_DIM = 1 << 15
+#: Vector lengths a GEMM around a scalable kernel can be built for (SVE's and SME's: 128 to 2048 bits).
+SCALABLE_BITS = tuple(128 << i for i in range(5))
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,10 @@ class GemmSpec:
     #: from the A block in L2) or "jr" (one A micro-panel stays in L1 while B's stream from the B
     #: block, which should then fit L2). Measured on Zen 5 at 1024^3: jr runs 12x32 6% faster, 6x32 alike.
     inner: str = "ir"
+    #: For a scalable (SVE, SME) micro-kernel: the vector length in bits this GEMM is built for. Its loops and
+    #: packing are sized by the tile the kernel computes there (tile); the code checks the length at entry and
+    #: traps on another one. None for fixed-width kernels (left out of to_dict: their hashes stay).
+    vector_bits: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.kernel, KernelSpec):
@@ -109,23 +115,45 @@ class GemmSpec:
             if self.pack_bytes < panel:
                 raise SpecError(f"pack_bytes: {self.pack_bytes} bytes hold less than one packed B panel "
                                 f"(kc x nr = {self.kc} x {self.nr} {self.dtype} = {panel} bytes)")
+        if self.kernel.scalable is not None:
+            if self.vector_bits not in SCALABLE_BITS:
+                raise SpecError(f"vector_bits: a GEMM around a {self.kernel.scalable} kernel is built for one vector "
+                                f"length, one of {list(SCALABLE_BITS)}, got {self.vector_bits!r}")
+            if self.traversal == "direct":
+                raise SpecError("traversal: direct builds its own fixed-width vector code; a scalable kernel needs "
+                                "a packed traversal")
+        elif self.vector_bits is not None:
+            raise SpecError(f"vector_bits: only a GEMM around a scalable kernel has one, got {self.vector_bits!r}")
         if self.traversal == "blis" and (self.mc % self.mr or self.nc % self.nr):
             raise SpecError(f"mc and nc: must be multiples of mr={self.mr} and nr={self.nr}, "
                             f"got mc={self.mc}, nc={self.nc}")
 
+    @property
+    def tile(self) -> KernelSpec:
+        """The micro-kernel as one call computes it here: the kernel itself, or a scalable one at vector_bits."""
+        return self.kernel if self.vector_bits is None else self.kernel.at_vscale(self.vector_bits // 128)
+
     # The micro-kernel's facts, read through (KernelSpec checked them).
-    mr = property(lambda self: self.kernel.mr)
-    nr = property(lambda self: self.kernel.nr)
+    mr = property(lambda self: self.tile.mr)
+    nr = property(lambda self: self.tile.nr)
     kc = property(lambda self: self.kernel.kc)
     dtype = property(lambda self: self.kernel.dtype)
     k_group = property(lambda self: self.kernel.k_group)
     group = property(lambda self: self.kernel.group)
+
+    @property
+    def k_step(self) -> int:
+        """What K is zero-padded to a multiple of in the packed panels: the k group of grouped panels, or
+        the k values one SME outer product takes (k-major panels read four at a time by the 4-way smopa)."""
+        return self.kernel.outer_product_ways if self.kernel.scalable == "sme" else self.group
 
     def to_dict(self) -> dict:
         """Flat JSON: the micro-kernel's fields beside the GEMM's (the form GEMM hashes were first made of,
         so a config's GEMM hash stays what it was)."""
         data = dataclasses.asdict(self)
         del data["kernel"]
+        if data["vector_bits"] is None:
+            del data["vector_bits"]
         return {**data, **self.kernel.fields()}
 
     @classmethod
@@ -140,7 +168,7 @@ class GemmSpec:
     @property
     def b_panel_bytes(self) -> int:
         """One packed kc x nr panel of B: the least a packing bound must hold."""
-        return padded(self.kc, self.group) * self.nr * DTYPES[self.dtype].b.bytes
+        return padded(self.kc, self.k_step) * self.nr * DTYPES[self.dtype].b.bytes
 
     @property
     def blocks(self) -> tuple[int, int, int]:
@@ -162,7 +190,7 @@ class GemmSpec:
         kc = self.blocks[2]
         depths = (kc,) if self.k % kc == 0 else (kc, self.k % kc)
         # A remainder rounded up to whole groups may reach the block's own depth: one kernel then.
-        return tuple(dict.fromkeys(padded(depth, self.group) for depth in depths))
+        return tuple(dict.fromkeys(padded(depth, self.k_step) for depth in depths))
 
     @property
     def flops(self) -> int:
@@ -240,6 +268,7 @@ class _Builder:
         #: C's (accumulator) element, and A's and B's (they differ for low-precision dtypes).
         self.elt, self.a_elt, self.b_elt = element_type(d.acc), element_type(d.a), element_type(d.b)
         self.g = spec.group
+        self.k_step = spec.k_step
 
     def zero(self, elt: ir.Type) -> ir.Value:
         if isinstance(elt, ir.IntegerType):
@@ -300,8 +329,8 @@ class _Builder:
         while a panel of B strides over kc rows). The panel that sticks out of the matrix is
         zero-padded, and so is a grouped dtype's last group of k when K does not fill it.
         """
-        depth = padded(kc, self.g)
-        guard_all = depth != kc  # a grouped dtype's padded k: every panel needs the k guard
+        depth = padded(kc, self.k_step)
+        guard_all = depth != kc  # a padded k (grouped dtypes, SME's 4-way): every panel needs the k guard
         inside = arith.divsi(extent, self.c(width))  # extent never passes the matrix's edge
         if a_side or guard_all:
             count = arith.divsi(arith.addi(extent, self.c(width - 1)), self.c(width)) if guard_all else inside
@@ -357,7 +386,7 @@ class _Builder:
 
     def panel(self, buffer: ir.Value, index: ir.Value, kc: int, width: int) -> ir.Value:
         """buffer[index] as the panel type the micro-kernel takes: kc x width, or (kc/g) x (width*g)."""
-        rows, cols = padded(kc, self.g) // self.g, width * self.g
+        rows, cols = padded(kc, self.k_step) // self.g, width * self.g
         return memref.subview(buffer, [index, 0, 0], [1, rows, cols], [1, 1, 1],
                               result_type=panel_type(rows, cols, ir.MemRefType(buffer.type).element_type))
 
@@ -426,7 +455,7 @@ class _Builder:
                         self.panel(a_pack, arith.divui(ir_, self.c(s.mr)), kc, s.mr)
 
                     def call(c_tile: ir.Value) -> None:
-                        func.CallOp([], ir.FlatSymbolRefAttr.get(kernel_symbol(padded(kc, self.g))),
+                        func.CallOp([], ir.FlatSymbolRefAttr.get(kernel_symbol(padded(kc, self.k_step))),
                                     [a_panel, b_panel, c_tile])
 
                     full = arith.andi(
@@ -480,6 +509,24 @@ def declare_kernels(spec: GemmSpec) -> None:
         decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
 
 
+def _trap_unless_vector_length(spec: GemmSpec) -> None:
+    """The loops and packing are sized for spec.vector_bits: at another length the kernel would compute
+    another tile, and write past its block. The length is read as the kernel will see it (SME's
+    streaming length with rdsvl, SVE's with vscale) and the call traps on a mismatch."""
+    index = ir.IndexType.get()
+    if spec.kernel.scalable == "sme":
+        words = ir.Operation.create("arm_sme.streaming_vl", results=[index],
+                                    attributes={"type_size": ir.Attribute.parse("#arm_sme.type_size<word>")}).result
+        bits = arith.muli(words, arith.constant(index, 32))
+    else:
+        bits = arith.muli(vector.vscale(), arith.constant(index, 128))
+    wrong = arith.cmpi(arith.CmpIPredicate.ne, bits, arith.constant(index, spec.vector_bits))
+    check = scf.IfOp(wrong)
+    with ir.InsertionPoint(check.then_block):
+        llvm.Trap()
+        scf.YieldOp([])
+
+
 def build_gemm(spec: GemmSpec, lanes: int) -> ir.Module:
     """`ukl_gemm(A: M x K, B: K x N, C: M x N, lo, hi)` (row-major) and `ukl_gemm_bench(A, B, C, lo, hi, n)`.
 
@@ -529,9 +576,11 @@ def emit_gemm(spec: GemmSpec, lanes: int, name: str, lds: tuple[int, int, int] |
             operands.append(taken if side in gathers else taken[0])
         a, b, c = operands
         lo, hi = args
+        if spec.vector_bits is not None:
+            _trap_unless_vector_length(spec)
         b_.share(lo, hi)
         align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
-        depth = padded(kc, g)
+        depth = padded(kc, spec.k_step)
         a_pack = None if "A" in packed else memref.alloc(
             ir.MemRefType.get([mc // spec.mr, depth // g, spec.mr * g], b_.a_elt), [], [], alignment=align)
         b_pack = None if "B" in packed else memref.alloc(

@@ -18,7 +18,7 @@ from transforms.errors import StrategyError
 from transforms.strategy import Strategy
 
 from .codegen import MachineCode, assembly_of, generate, link, optimized_ir
-from .compile import fma_width, strategy_lanes, transformed_kernel
+from .compile import fma_width, scalable_codegen_target, strategy_lanes, transformed_kernel
 from .lowering import lower_to_llvm_dialect, translate_to_llvm_ir
 from .targets import Target
 
@@ -68,9 +68,10 @@ def compile_gemm(spec: GemmSpec, strategy: Strategy, target: Target, *, jit: boo
     """`strategy` gives the micro-kernel (its mr, nr, dtype must match the spec; its kc is the spec's)
     and the LLVM options; the direct traversal uses only the latter."""
     k = strategy.kernel
-    if (k.mr, k.nr, k.dtype, k.group) != (spec.mr, spec.nr, spec.dtype, spec.group):
+    if (k.mr, k.nr, k.dtype, k.group, k.scalable) != (spec.kernel.mr, spec.kernel.nr, spec.dtype, spec.group,
+                                                      spec.kernel.scalable):
         raise StrategyError(f"the micro-kernel is {k.mr}x{k.nr} {k.dtype}, the GEMM calls "
-                            f"{spec.mr}x{spec.nr} {spec.dtype} (the spec's kc is its k-blocking)")
+                            f"{spec.kernel.mr}x{spec.kernel.nr} {spec.dtype} (the spec's kc is its k-blocking)")
     return compile_driver(spec, spec.kernel_kcs, lambda lanes: build_gemm(spec, lanes), strategy, target, jit=jit)
 
 
@@ -80,6 +81,8 @@ def compile_driver(spec: Any, kernel_kcs: tuple[int, ...], driver: Callable[[int
     depth of `kernel_kcs` (symbols kernel_symbol(kc))."""
     jit = target.runs_here if jit is None else jit
     lanes = strategy_lanes(strategy, target)
+    scalable = strategy.kernel.scalable
+    codegen_target = scalable_codegen_target(strategy, target)
     kernels = {kc: strategy_for_depth(strategy, kc, lanes) for kc in kernel_kcs}
     started = time.perf_counter()
     modules = []
@@ -88,13 +91,13 @@ def compile_driver(spec: Any, kernel_kcs: tuple[int, ...], driver: Callable[[int
             module = transformed_kernel(depth_strategy, target)
             kernel = next(op for op in module.body.operations if op.sym_name.value == KERNEL)
             kernel.attributes["sym_name"] = ir.StringAttr.get(kernel_symbol(kc))
-            lower_to_llvm_dialect(module)
-            modules.append(optimized_ir(translate_to_llvm_ir(module), target, depth_strategy.llvm))
-    kernel_assembly = [assembly_of(text, target, strategy.llvm) for text in modules]
+            lower_to_llvm_dialect(module, scalable)
+            modules.append(optimized_ir(translate_to_llvm_ir(module), codegen_target, depth_strategy.llvm))
+    kernel_assembly = [assembly_of(text, codegen_target, strategy.llvm) for text in modules]
     with ir.Context(), ir.Location.unknown():
         module = driver(lanes)
-        lower_to_llvm_dialect(module)
-        modules.insert(0, optimized_ir(translate_to_llvm_ir(module), target,
+        lower_to_llvm_dialect(module, scalable)  # a scalable GEMM's length check reads vscale or rdsvl
+        modules.insert(0, optimized_ir(translate_to_llvm_ir(module), codegen_target,
                                        dataclasses.replace(strategy.llvm, opt=DRIVER_OPT)))
-    code = generate(link(modules), target, dataclasses.replace(strategy.llvm, opt="none"), jit=jit)
+    code = generate(link(modules), codegen_target, dataclasses.replace(strategy.llvm, opt="none"), jit=jit)
     return CompiledDriver(spec, strategy, target, code, time.perf_counter() - started, kernels, kernel_assembly)

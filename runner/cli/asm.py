@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from kernels_mlir.names import KERNEL
-from pipelines.asm_analysis import annotate, annotated_lines, hot_loop
+from pipelines.asm_analysis import annotate, annotated_lines, hot_loop, streaming_switches
 from pipelines.codegen import MachineCode
 from pipelines.targets import Target
 from transforms.strategy import Strategy
@@ -34,6 +34,7 @@ def annotated_loop(code: MachineCode, target: Target, with_lines: bool = False, 
     (for `ukl asm`)."""
     loop = hot_loop(code.assembly, symbol)
     note = annotate(loop, target.vector_registers, target.is_aarch64).to_json()
+    note["streaming_switches"] = streaming_switches(code.assembly, symbol) if target.is_aarch64 else 0
     return {**note, "loop": annotated_lines(loop, target.is_aarch64)} if with_lines else note
 
 

@@ -205,6 +205,9 @@ def _cmd_asm(args: argparse.Namespace) -> int:
               f"vector registers {record['vector_registers_used']}/{record['vector_registers_available']}; "
               f"spills {record['spill_stores']} stores / {record['spill_reloads']} reloads; {mix}; "
               f"load-to-use distance min {distances['min']}, median {distances['median']}, max {distances['max']}"
+              + (f"; ZA tiles {record['za_tiles_used']}, ZA moves in the loop {record['za_moves']}, streaming-mode "
+                 f"switches per call {record['streaming_switches']} (SMSTART/SMSTOP outside the loop)"
+                 if record["za_tiles_used"] else "")
               + (f"; stages in {record['stages']}" if record["stages"] else ""))
         print("\n".join(f"    {line}" for line in record["loop"]))
     return 0 if all(status == "ok" for status in statuses) else 1

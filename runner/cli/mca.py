@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from kernels_mlir.names import is_microkernel
-from pipelines.asm_analysis import hot_loop, streaming_switches
+from pipelines.asm_analysis import hot_loop
 from pipelines.mca import McaError, model_ceiling, model_peak, predict
 from pipelines.sme_bound import outer_product_peak, sme_bound
 
@@ -41,8 +41,7 @@ def _sme_record(built: Built, symbol: str) -> dict:
             "predicted_flops_per_cycle": None if cycles is None else round(bound.flops_per_iteration / cycles, 3),
             "predicted_fraction_of_peak": bound.fraction_of_peak, "theoretical_flops_per_cycle": peak,
             "cycles_per_k_step": None if cycles is None else round(cycles / _k_steps(built, bound.flops_per_iteration), 3),
-            "sme_bound": bound.to_json(),
-            "streaming_switches_per_call": streaming_switches(built.code.assembly, symbol)}
+            "sme_bound": bound.to_json()}
 
 
 def _k_steps(built: Built, flops: int) -> float:

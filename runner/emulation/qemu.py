@@ -136,12 +136,12 @@ def run_emulated(object_code: bytes, spec: KernelSpec, ops: Operands, vector_bit
 
 
 def run_emulated_entry(object_code: bytes, entry: str, dtype: str, ops: Operands,
-                       shares: list[tuple[int, int]]) -> None:
+                       shares: list[tuple[int, int]], vector_bits: int | None = None) -> None:
     """Call `entry` (a C interface taking A, B, C and a share) once per share under qemu, in turn; C's
     buffer is updated in place."""
     arrays = [ops.a, ops.b, ops.c]
     _emulate(object_code, _driver_object(dtype, entry), arrays, [n for x in arrays for n in x.shape],
-             [n for share in shares for n in share], ops.c)
+             [n for share in shares for n in share], ops.c, vector_bits)
 
 
 def _emulate(object_code: bytes, driver: Path, arrays: list[np.ndarray], before: list[int], after: list[int],

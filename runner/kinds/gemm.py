@@ -69,7 +69,21 @@ def gemm_spec(strategy: Strategy, shape: tuple[int, int, int], accumulate: bool 
         b.update({key: chosen[key] for key in ("mc", "nc") if b[key] == AUTO})
     if b["pack_bytes"] == "unbounded":
         b["pack_bytes"] = None  # GemmSpec rejects other words
-    return GemmSpec(*shape, strategy.kernel, accumulate=accumulate, **b)
+    return GemmSpec(*shape, strategy.kernel, accumulate=accumulate, **b,
+                    vector_bits=scalable_length(strategy, target or host_target()))
+
+
+def scalable_length(strategy: Strategy, target: Target) -> int | None:
+    """The vector length a GEMM around a scalable kernel is built for: its core's (None for a fixed-width
+    kernel); an architecture level leaves it to the implementation, so a GEMM cannot be built for it."""
+    kind = strategy.kernel.scalable
+    if kind is None:
+        return None
+    bits = target.scalable_bits(kind)
+    if bits is None:
+        raise StrategyError(f"gemm: a GEMM around a {kind} kernel is built for one vector length, which "
+                            f"{target.label} does not fix (target a core, e.g. apple-m4 or neoverse-v1)")
+    return bits
 
 
 def probe(shape: tuple[int, int, int], dtype: str) -> GemmSpec:
@@ -145,6 +159,8 @@ class GemmKind(SharedEntryKind):
             for dtype in {s.kernel.dtype for s in strategies} or {"f32"}:
                 check_shape(shape, dtype, "gemm.shapes")
         for strategy in strategies:
+            if strategy.kernel.scalable:  # its tile depends on the target's length: checked when bound to it
+                continue
             for shape in settings.shapes:
                 try:
                     fits_in_memory(settings.spec(strategy, shape).bytes_needed, f"gemm.shapes {list(shape)}")

@@ -52,8 +52,9 @@ def verify_emulated(code: MachineCode, problem: Problem, seed: int = 0, vector_b
             problem = problem.at_vscale(vector_bits // 128)
         fixed = problem
         return check_call(lambda ops: run_emulated(code.object_code, fixed, ops, vector_bits), problem, seed)
+    bits = getattr(problem, "vector_bits", None)  # a GEMM around a scalable kernel runs at its own length
     return check_call(lambda ops: run_emulated_entry(code.object_code, c_interface(problem.entry), problem.dtype, ops,
-                                                     shares), problem, seed)
+                                                     shares, bits), problem, seed)
 
 
 def check_call(call: Callable[[Operands], None], problem: Problem, seed: int = 0) -> Verification:
@@ -98,7 +99,8 @@ def verify_anywhere(code: MachineCode, problem: Problem, target: Target) -> tupl
     if target.is_aarch64 and kind_of(problem).emulated:
         scalable = getattr(problem, "scalable", None)
         if scalable is None:
-            return verify_emulated(code, problem), "qemu-aarch64"
+            bits = getattr(problem, "vector_bits", None)  # a GEMM built for one length runs at it
+            return verify_emulated(code, problem), "qemu-aarch64" + (f" at {bits}-bit vectors" if bits else "")
         fixed = target.scalable_bits(scalable)
         lengths = SCALABLE_CHECK_BITS if fixed is None else (fixed,)
         for bits in lengths:

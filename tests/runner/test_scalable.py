@@ -4,15 +4,20 @@ import re
 
 import pytest
 
+from kernels_mlir.gemm import GemmSpec
+from kernels_mlir.names import c_interface
 from kernels_mlir.spec import KernelSpec
 from pipelines.asm_analysis import hot_loop, streaming_switches
 from pipelines.codegen import generate
 from pipelines.compile import compile_strategy, scalable_codegen_target
+from pipelines.compile_gemm import compile_gemm
 from pipelines.targets import get_target
 from runner.cli.main import main
-from runner.emulation.qemu import SME_QEMU_MAJOR, qemu_version
+from runner.emulation.qemu import SME_QEMU_MAJOR, EmulatedFailure, qemu_version, run_emulated_entry
+from runner.kinds.gemm import gemm_spec
 from runner.measure.verify import verify_emulated
 from runner.studies.streaming_cost import streaming_cost
+from transforms.errors import StrategyError
 from transforms.steps import IndexedFma, ScalarLoads, UnrollK
 from transforms.strategy import Strategy, default_steps
 
@@ -111,6 +116,13 @@ def test_mca_of_the_sve_config_on_neoverse_v2(capsys):
     assert best["predicted_fraction_of_peak"] >= 0.9 and best["spills"] == 0 and "idx" in best["name"]
 
 
+def test_asm_of_an_sme_kernel_tags_its_outer_products_and_says_its_mode_switches(capsys):
+    assert main(["asm", "experiments/sme_arm.toml", "--strategy", "smopa-n8xn8"]) == 0
+    out = capsys.readouterr().out
+    assert "ZA tiles 4, ZA moves in the loop 0, streaming-mode switches per call 1" in out
+    assert out.count("MOPA  smopa za") == 4
+
+
 def test_mca_of_the_sme_config_is_a_labelled_bound(capsys):
     assert main(["mca", "experiments/sme_arm.toml"]) == 0
     out = capsys.readouterr().out
@@ -119,7 +131,7 @@ def test_mca_of_the_sme_config_is_a_labelled_bound(capsys):
     records = {r["name"]: r for r in of_type(capsys.readouterr().out, "prediction")}
     for r in records.values():
         assert r["status"] == "ok" and r["verification"] == "qemu-aarch64 at 512-bit vectors"
-        assert r["streaming_switches_per_call"] == 1 and r["sme_bound"]["mix"].get("za move", 0) == 0
+        assert r["streaming_switches"] == 1 and r["sme_bound"]["mix"].get("za move", 0) == 0
     # One tile: each fmopa waits the previous one's 4 cycles; four tiles issue one per cycle.
     assert records["fmopa-n4xn4"]["predicted_fraction_of_peak"] == 0.25
     assert records["fmopa-n8xn8"]["predicted_fraction_of_peak"] == 1.0
@@ -150,3 +162,45 @@ def test_streaming_mode_costs_one_switch_per_call_counted_under_qemu():
     assert cost.za_slices == 4 * 2 * 8  # four tiles of eight rows at 256 bits, loaded once and stored once
     assert 4 <= cost.per_k_step <= 16  # four fmopa and their operands per k-step, nothing per call in the loop
     assert cost.per_call > cost.za_slices
+
+
+@pytest.mark.parametrize("kernel, shape, bits", [
+    (KernelSpec(8, 8, 32, "f32", scalable="sme"), (37, 45, 53), 256),
+    (KernelSpec(4, 8, 16, "f32", scalable="sme"), (19, 33, 40), 512),
+    (KernelSpec(8, 8, 32, "s8s8", scalable="sme"), (37, 45, 53), 256),  # K padded to whole 4-way steps
+    (KernelSpec(8, 8, 32, "bf16", scalable="sme"), (21, 70, 51), 128),
+    (KernelSpec(8, 8, 32, "f32", scalable="sve"), (37, 45, 53), 512),
+])
+def test_a_gemm_around_a_scalable_kernel_is_right_on_odd_shapes(kernel, shape, bits):
+    tile = kernel.at_vscale(bits // 128)
+    spec = GemmSpec(*shape, kernel, mc=2 * tile.mr, nc=3 * tile.nr, vector_bits=bits)
+    compiled = compile_gemm(spec, Strategy("g", kernel, default_steps(kernel)), get_target(ANY_LENGTH), jit=False)
+    check = verify_emulated(compiled.code, spec)
+    assert check.correct, check.message
+    if kernel.element.acc.exact:
+        assert check.max_abs_error == 0
+
+
+def test_a_scalable_gemm_run_at_another_length_traps():
+    kernel = KernelSpec(8, 8, 16, "f32", scalable="sme")
+    spec = GemmSpec(20, 20, 20, kernel, mc=32, nc=32, vector_bits=256)
+    compiled = compile_gemm(spec, Strategy("g", kernel, default_steps(kernel)), get_target(ANY_LENGTH), jit=False)
+    ops = spec.operands(0)
+    with pytest.raises(EmulatedFailure, match="signal"):
+        run_emulated_entry(compiled.code.object_code, c_interface(spec.entry), spec.dtype, ops, [(0, 20)], 512)
+
+
+def test_mca_of_sme_gemms_verifies_them_at_the_cores_length(capsys):
+    assert main(["mca", "experiments/gemm_sme_arm.toml", "--json"]) == 0
+    records = of_type(capsys.readouterr().out, "prediction")
+    assert len(records) == 6
+    for r in records:
+        assert r["status"] == "ok" and r["verified"] is True and r["verification"] == "qemu-aarch64 at 512-bit vectors"
+
+
+def test_a_gemm_around_a_scalable_kernel_needs_a_core_that_fixes_the_length():
+    kernel = KernelSpec(8, 8, 16, "f32", scalable="sme")
+    strategy = Strategy("g", kernel, default_steps(kernel))
+    assert gemm_spec(strategy, (20, 20, 20), target=get_target("apple-m4")).vector_bits == 512
+    with pytest.raises(StrategyError, match="built for one vector length, which armv9.2-a-sme .* does not fix"):
+        gemm_spec(strategy, (20, 20, 20), target=get_target(ANY_LENGTH))
