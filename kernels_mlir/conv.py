@@ -167,6 +167,9 @@ class ConvSpec:
     #: im2col_chunked: bytes of column matrix one thread packs at a time (None: the route's default).
     pack_bytes: int | None = None
     threads: int = 1
+    #: A scalable (SVE, SME) micro-kernel's vector length: the GEMM routes are built for it (GemmSpec).
+    #: None for fixed-width kernels (left out of to_dict).
+    vector_bits: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.shape, ConvShape) or not isinstance(self.kernel, KernelSpec):
@@ -189,7 +192,10 @@ class ConvSpec:
                                 f"{self.shape.taps} {self.dtype} values), got {self.pack_bytes!r}")
         elif self.pack_bytes is not None:
             raise SpecError(f"pack_bytes: only route im2col_chunked takes it (route {self.route})")
-        self.gemms()  # each GEMM's own checks (its blocking against the tile)
+        if self.kernel.scalable and self.route in DIRECT_ROUTES:
+            raise SpecError(f"route {self.route}: builds its own fixed-width vector code; a {self.kernel.scalable} "
+                            "kernel runs in the GEMM routes (im2col, im2col_chunked, igemm, pointwise)")
+        self.gemms()  # each GEMM's own checks (its blocking against the tile, the vector length)
 
     dtype = property(lambda self: self.shape.dtype)
 
@@ -227,7 +233,7 @@ class ConvSpec:
         sh = self.shape
         m, n = (lines, sh.kg) if sh.layout == "nhwc" else (sh.kg, lines)
         return GemmSpec(m, n, sh.taps, self.kernel, mc=self.mc, nc=self.nc,
-                        split="ic" if sh.layout == "nhwc" else "jc")
+                        split="ic" if sh.layout == "nhwc" else "jc", vector_bits=self.vector_bits)
 
     def gemms(self) -> dict[int, GemmSpec]:
         """Every GEMM the route calls, by the lines it spans (a chunk, the last chunk's remainder)."""
@@ -244,14 +250,19 @@ class ConvSpec:
     @property
     def panels(self) -> bool:
         """The im2col routes pack their column matrix straight into the micro-kernel's panel layout (the
-        GEMM then packs it no more): for dtypes of one k per row; grouped ones (bf16, int8) keep a
-        row-major column matrix that the GEMM packs."""
-        return self.route in PACKING_ROUTES and self.kernel.group == 1
+        GEMM then packs it no more): for kernels that take one k at a time; the others (grouped bf16 and int8
+        panels, SME's 2- and 4-way outer products) keep a row-major column matrix that the GEMM packs and pads."""
+        return self.route in PACKING_ROUTES and self.kernel.k_step == 1
+
+    @property
+    def tile(self) -> KernelSpec:
+        """The micro-kernel as one call computes it: itself, or a scalable one at vector_bits."""
+        return self.kernel if self.vector_bits is None else self.kernel.at_vscale(self.vector_bits // 128)
 
     @property
     def unit(self) -> int:
         """The column matrix's lines per panel: the micro-kernel's rows (NHWC) or columns (NCHW)."""
-        return self.kernel.mr if self.shape.layout == "nhwc" else self.kernel.nr
+        return self.tile.mr if self.shape.layout == "nhwc" else self.tile.nr
 
     @property
     def kernel_kcs(self) -> tuple[int, ...]:
@@ -314,6 +325,8 @@ class ConvSpec:
     def to_dict(self) -> dict:
         data = {**self.shape.workload(), "route": self.route, "mc": self.mc, "nc": self.nc,
                 "pack_bytes": self.pack_bytes, "threads": self.threads}
+        if self.vector_bits is not None:
+            data["vector_bits"] = self.vector_bits
         return {**data, **self.kernel.fields()}
 
     @classmethod
@@ -323,6 +336,7 @@ class ConvSpec:
             own = {k: fields.pop(k) for k in ("mr", "nr", "kc", "k_group", "scalable") if k in fields}
             kernel = KernelSpec.from_fields({**own, "dtype": fields["dtype"]})  # the shape keeps its dtype
             how = {k: fields.pop(k) for k in ("route", "mc", "nc", "pack_bytes", "threads")}
+            how["vector_bits"] = fields.pop("vector_bits", None)
             return cls(ConvShape(**fields), kernel=kernel, **how)
         except (KeyError, TypeError) as exc:
             raise SpecError(f"not a convolution's fields: {exc}") from None

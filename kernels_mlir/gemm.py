@@ -141,11 +141,7 @@ class GemmSpec:
     k_group = property(lambda self: self.kernel.k_group)
     group = property(lambda self: self.kernel.group)
 
-    @property
-    def k_step(self) -> int:
-        """What K is zero-padded to a multiple of in the packed panels: the k group of grouped panels, or
-        the k values one SME outer product takes (k-major panels read four at a time by the 4-way smopa)."""
-        return self.kernel.outer_product_ways if self.kernel.scalable == "sme" else self.group
+    k_step = property(lambda self: self.kernel.k_step)
 
     def to_dict(self) -> dict:
         """Flat JSON: the micro-kernel's fields beside the GEMM's (the form GEMM hashes were first made of,

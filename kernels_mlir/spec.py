@@ -185,6 +185,12 @@ class KernelSpec:
         many inputs as fit in one accumulator element."""
         return self.element.acc.bits // self.element.a.bits
 
+    @property
+    def k_step(self) -> int:
+        """What a packed panel's depth must be a multiple of (zero-padded): the k group of grouped panels,
+        or the k values one SME outer product takes from k-major panels."""
+        return self.outer_product_ways if self.scalable == "sme" else self.group
+
     def at_vscale(self, vscale: int) -> "KernelSpec":
         """The fixed shape one call computes when vectors are vscale x 128 bits (SVE's VL, or SME's
         streaming VL): what operands, references and the emulation driver are sized by."""

@@ -17,16 +17,17 @@ dtype is the strategy's. A sweep point may set route, mc, nc, pack_bytes and thr
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kernels_mlir.conv import CONV, LAYOUTS, ROUTES, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
+from kernels_mlir.conv import CONV, DIRECT_ROUTES, LAYOUTS, ROUTES, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, MAX_DIM, MAX_THREADS
 from kernels_mlir.names import kernel_symbol
 from kernels_mlir.operands import Operands
 from kernels_mlir.spec import SpecError
 from pipelines.compile_gemm import compile_driver
-from pipelines.targets import Target
+from pipelines.targets import Target, get_target
 from transforms.errors import StrategyError
 from transforms.knobs import Knob, Point
 from transforms.strategy import Strategy
@@ -34,6 +35,7 @@ from transforms.strategy import Strategy
 from runner.cli.output import baseline_table
 from runner.config.fields import MAX_SHAPES, check_threads, fits_in_memory, known, plain_name, typed
 from runner.kinds.base import Compiled, SharedEntryKind, problem_knobs, ratio_cell, register
+from runner.kinds.gemm import scalable_length
 from runner.measure.baselines import Baseline
 from runner.measure.onnxruntime_conv import ort_conv
 from runner.measure.record import Record
@@ -60,6 +62,8 @@ class ConvSettings:
     layout: str
     routes: tuple[str, ...]
     how: tuple[tuple[str, Any], ...]
+    #: The config's target: the vector length GEMM routes around a scalable kernel are built for.
+    target: str = "host"
 
     def specs(self, strategy: Strategy, point: Point | None = None) -> list[tuple[str, ConvSpec]]:
         """(layer name, spec) for every (layer, route) this strategy runs: a sweep point's route alone,
@@ -67,14 +71,16 @@ class ConvSettings:
         how = {**dict(self.how), **(problem_knobs(point, CONV2D) if point is not None else {})}
         routes = (how.pop("route"),) if "route" in how else self.routes
         specs = []
+        scalable = strategy.kernel.scalable is not None
+        bits = scalable_length(strategy, get_target(self.target)) if scalable else None
         for name, _, sizes in self.layers:
             shape = ConvShape(**dict(sizes), layout=self.layout, dtype=strategy.kernel.dtype)
             for route in routes:
-                if cannot_take(shape, route):
+                if cannot_take(shape, route) or (scalable and route in DIRECT_ROUTES):
                     continue
                 specs.append((name, ConvSpec(shape, route, strategy.kernel, mc=how["mc"], nc=how["nc"],
                                              pack_bytes=how["pack_bytes"] if route == "im2col_chunked" else None,
-                                             threads=how["threads"])))
+                                             threads=how["threads"], vector_bits=bits)))
         return specs
 
     def by_layer(self, strategies: tuple[Strategy, ...], network: str) -> list[tuple[str, str, list[tuple[Strategy, ConvSpec]]]]:
@@ -145,9 +151,14 @@ class Conv2dKind(SharedEntryKind):
         check_threads(how["threads"], "conv2d.threads")
         settings = ConvSettings(layers, layout, tuple(routes), tuple(how.items()))
         for strategy in strategies:
+            if strategy.kernel.scalable:  # its tile depends on the target's length: checked when bound to it
+                continue
             for layer, spec in self._specs_or_fail(settings, strategy):
                 fits_in_memory(spec.bytes_needed, f"conv2d ({strategy.name}, {layer}, {spec.route})")
         return settings
+
+    def bind_target(self, settings: ConvSettings, target: str) -> ConvSettings:
+        return dataclasses.replace(settings, target=target)
 
     def _specs_or_fail(self, settings: ConvSettings, strategy: Strategy,
                        point: Point | None = None) -> list[tuple[str, ConvSpec]]:

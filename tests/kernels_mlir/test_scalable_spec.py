@@ -1,6 +1,10 @@
 """Scalable (SVE, SME) kernel specs: what they compute at a vector length, and what they refuse."""
+import dataclasses
+
 import pytest
 
+from kernels_mlir.conv import ConvShape, ConvSpec
+from kernels_mlir.gemm import GemmSpec
 from kernels_mlir.spec import KernelSpec, SpecError
 from transforms.strategy import Strategy
 
@@ -35,3 +39,22 @@ def test_fixed_width_specs_keep_their_json_and_hash():
 def test_impossible_scalable_specs_name_the_field(fields, message):
     with pytest.raises(SpecError, match=message.replace("[", r"\[").replace("]", r"\]")):
         KernelSpec(**fields)
+
+
+def test_gemm_and_convolution_specs_carry_the_vector_length_of_a_scalable_kernel():
+    kernel = KernelSpec(8, 8, 64, "s8s8", scalable="sme")
+    gemm = GemmSpec(37, 45, 53, kernel, mc=64, nc=96, vector_bits=256)
+    assert (gemm.mr, gemm.nr, gemm.k_step, gemm.kernel_kcs) == (16, 16, 4, (56,))  # 53 padded to 4-way steps
+    assert GemmSpec.from_dict(gemm.to_dict()) == gemm
+    assert "vector_bits" not in GemmSpec(8, 8, 8).to_dict()
+    with pytest.raises(SpecError, match="vector_bits: a GEMM around a sme kernel is built for one vector length"):
+        GemmSpec(37, 45, 53, kernel)
+    with pytest.raises(SpecError, match="traversal: direct builds its own fixed-width vector code"):
+        GemmSpec(37, 45, 53, kernel, traversal="direct", vector_bits=256)
+    shape = ConvShape(1, 9, 11, 6, 40, 3, 3, pad=1, dtype="s8s8")
+    conv = ConvSpec(shape, "igemm", kernel, mc=64, nc=64, vector_bits=512)
+    assert conv.unit == 32 and not ConvSpec(shape, "im2col", kernel, mc=64, nc=64, vector_bits=512).panels
+    assert ConvSpec.from_dict(conv.to_dict()) == conv
+    f32 = KernelSpec(8, 8, 64, "f32", scalable="sme")
+    with pytest.raises(SpecError, match="route direct: builds its own fixed-width vector code"):
+        ConvSpec(dataclasses.replace(shape, dtype="f32"), "direct", f32, vector_bits=512)

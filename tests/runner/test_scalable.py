@@ -204,3 +204,15 @@ def test_a_gemm_around_a_scalable_kernel_needs_a_core_that_fixes_the_length():
     assert gemm_spec(strategy, (20, 20, 20), target=get_target("apple-m4")).vector_bits == 512
     with pytest.raises(StrategyError, match="built for one vector length, which armv9.2-a-sme .* does not fix"):
         gemm_spec(strategy, (20, 20, 20), target=get_target(ANY_LENGTH))
+
+
+def test_convolutions_run_their_gemm_routes_on_an_sme_kernel(capsys):
+    """The first seed's path: im2col, the bounded chunk and the implicit GEMM around smopa (K = R.S.C padded
+    to whole 4-way steps), each verified exactly under qemu; the direct routes are not built for SME."""
+    assert main(["mca", "experiments/conv_sme_arm.toml", "--strategy", "smopa-n8xn8", "--json"]) == 0
+    records = of_type(capsys.readouterr().out, "prediction")
+    routes = {r["name"].rsplit("/", 1)[1].split("-")[0] for r in records}
+    assert routes == {"im2col", "im2col_chunked", "igemm", "pointwise"}
+    for r in records:
+        assert r["status"] == "ok" and r["verified"] is True, r
+        assert r["sme_bound"]["instruction"] == "smopa"
