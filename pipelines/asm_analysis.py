@@ -223,24 +223,15 @@ def is_vector(inst: Instruction) -> bool:
     return any(_X86_VREG.search(o) or _ARM_VREG.search(o) for o in inst.operands)
 
 
+#: An instruction's class: the first test it passes, in this order (an outer product is also an FMA to
+#: is_fma, a ZA slice load also a load to is_load).
+_CLASSES = ((is_outer_product, "outer product"), (is_za_move, "za move"), (is_streaming_switch, "streaming switch"),
+            (is_fma, "fma"), (is_broadcast, "broadcast"), (is_prefetch, "prefetch"), (is_load, "load"),
+            (is_store, "store"))
+
+
 def classify(inst: Instruction) -> str:
-    if is_outer_product(inst):
-        return "outer product"
-    if is_za_move(inst):
-        return "za move"
-    if is_streaming_switch(inst):
-        return "streaming switch"
-    if is_fma(inst):
-        return "fma"
-    if is_broadcast(inst):
-        return "broadcast"
-    if is_prefetch(inst):
-        return "prefetch"
-    if is_load(inst):
-        return "load"
-    if is_store(inst):
-        return "store"
-    return "other"
+    return next((name for test, name in _CLASSES if test(inst)), "other")
 
 
 def reads_memory_operand(inst: Instruction) -> bool:
