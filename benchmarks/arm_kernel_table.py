@@ -21,17 +21,19 @@ FAMILIES = {"NEON": "experiments/seed_table_arm.toml", "SVE": "experiments/sve_a
             "SME": "experiments/sme_arm.toml"}
 
 
-def best(config: str, target_name: str, dtype: str) -> dict | None:
-    """The family's best verified kernel of `dtype` on the core, or None when the core lacks the family."""
+def best(config: str, target_name: str, dtype: str) -> dict | str:
+    """The family's best verified kernel of `dtype` on the core, or why there is none."""
     target = get_target(target_name)
     strategies = [s for s in load(config).strategies if s.kernel.dtype == dtype]
-    kind = strategies[0].kernel.scalable if strategies else None
-    if not strategies or (kind is not None and target.lacks_scalable(kind)):
-        return None
+    if not strategies:
+        return f"(no {dtype} kernel in {config})"
+    kind = strategies[0].kernel.scalable
+    if kind is not None and target.lacks_scalable(kind):
+        return "(the core has none)"
     records = [r for r in predict_candidates([Candidate.microkernel(s, target) for s in strategies])
                if r["status"] == "ok" and r["verified"]]
     scored = [r for r in records if r["predicted_fraction_of_peak"] is not None]
-    return max(scored or records, key=lambda r: r["predicted_fraction_of_peak"] or 0, default=None)
+    return max(scored or records, key=lambda r: r["predicted_fraction_of_peak"] or 0, default="(none verified)")
 
 
 def main() -> None:
@@ -43,8 +45,8 @@ def main() -> None:
     for core in args.cores:
         for family, config in FAMILIES.items():
             r = best(config, core, args.dtype)
-            if r is None:
-                rows.append([core, family, "(the core has none)", "", "", "", "", ""])
+            if isinstance(r, str):
+                rows.append([core, family, r, "", "", "", "", ""])
                 continue
             fraction = r["predicted_fraction_of_peak"]
             used = f"ZA {r['za_tiles_used']}/4 + {r['vector_registers_used']} z" if r.get("za_tiles_used") else \
