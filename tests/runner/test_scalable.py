@@ -13,8 +13,10 @@ from pipelines.compile import compile_strategy, scalable_codegen_target
 from pipelines.compile_gemm import compile_gemm
 from pipelines.targets import get_target
 from runner.cli.main import main
+from runner.cli.mca import predict_candidates
 from runner.emulation.qemu import SME_QEMU_MAJOR, EmulatedFailure, qemu_version, run_emulated_entry
 from runner.kinds.gemm import gemm_spec
+from runner.measure.lifecycle import Candidate
 from runner.measure.verify import verify_emulated
 from runner.studies.streaming_cost import streaming_cost
 from transforms.errors import StrategyError
@@ -216,3 +218,11 @@ def test_convolutions_run_their_gemm_routes_on_an_sme_kernel(capsys):
     for r in records:
         assert r["status"] == "ok" and r["verified"] is True, r
         assert r["sme_bound"]["instruction"] == "smopa"
+
+
+def test_a_sabotaged_sme_kernel_is_recorded_wrong_answer_with_no_prediction():
+    spec = KernelSpec(8, 8, 9, "f32", scalable="sme")
+    strategy = Strategy("wrong", spec, default_steps(spec) + (ShiftedAccumulator(),))
+    (record,) = predict_candidates([Candidate.microkernel(strategy, get_target("apple-m4"))])
+    assert record["status"] == "wrong_answer" and record["verified"] is False and "expected" in record["error"]
+    assert record["predicted_fraction_of_peak"] is None
