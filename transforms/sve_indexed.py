@@ -39,7 +39,8 @@ class IndexedFma(PythonRewrite):
 
     def validate(self, plan: Plan) -> None:
         if plan.spec.scalable != "sve":
-            raise StrategyError("a fixed-width kernel's FMAs are NEON's, which LLVM already indexes (fmla v.s[i])")
+            raise StrategyError("scalable: indexed_fma rewrites SVE kernels' FMAs (scalable = \"sve\"); for a "
+                                "fixed-width kernel LLVM selects NEON's fmla by element itself")
 
     def rewrite(self, kernel: ir.Operation, ctx: StepContext) -> str:
         dtype = ctx.spec.dtype

@@ -99,7 +99,7 @@ class SearchSpace:
             if knob not in table:
                 raise StrategyError(f"space.{knob}: unknown knob (known: {', '.join(table)})")
             if knob in owners and self.kind not in owners[knob]:
-                names = " or ".join(f'"{kind.name}"' for kind in owners[knob])
+                names = " or ".join(sorted(f'"{kind.name}"' for kind in owners[knob]))  # not import order
                 raise StrategyError(f"space.{knob}: a knob of kind {names}: only for experiment.kind = {names}")
             if not values:
                 raise StrategyError(f"space.{knob}: needs at least one choice")

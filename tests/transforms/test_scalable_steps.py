@@ -30,7 +30,7 @@ def test_default_steps_follow_the_kernel():
     (SVE, default_steps(SVE)[:2] + (Legalize(),) + default_steps(SVE)[2:], "steps[2] (legalize): does not apply"),
     (SVE, default_steps(SVE)[:1] + (TileRegisters(2, 4),) + default_steps(SVE)[1:], "steps[1] (tile_registers)"),
     (SME, default_steps(SME) + (IndexedFma(),), "steps[4] (indexed_fma): does not apply to an SME kernel"),
-    (KernelSpec(8, 8, 16), REGISTER_RESIDENT_STEPS + (IndexedFma(),), "steps[5] (indexed_fma).a fixed-width kernel's"),
+    (KernelSpec(8, 8, 16), REGISTER_RESIDENT_STEPS + (IndexedFma(),), "steps[5] (indexed_fma).scalable: indexed_fma rewrites SVE kernels' FMAs"),
     (SME_INT8, (TileK(2),) + default_steps(SME_INT8)[1:], "steps[0] (tile_k).size: an SME s8s8 outer product takes "
                                                           "4 k values at once"),
 ])
