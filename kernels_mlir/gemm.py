@@ -27,7 +27,7 @@ from .mlir_types import c_block_type, element_type, mark_entry_point, panel_type
 from .names import GEMM, GEMM_BENCH, kernel_symbol
 from .operands import GUARD, Guarded, Operands
 from .reference import draw, error_bound, reference, verification_bytes
-from .spec import DTYPES, KernelSpec, SpecError
+from .spec import DTYPES, SCALABLE_BITS, KernelSpec, SpecError
 
 TRAVERSALS = ("blis", "tiles", "direct")
 DEFAULT_TRAVERSAL = "blis"
@@ -49,8 +49,6 @@ CONFLICT_STRIDE = 1024
 DEFAULT_MC, DEFAULT_NC = 96, 1024
 #: Upper bound on M, N, K (a typo guard, as for the micro-kernel's sizes).
 MAX_DIM = 1 << 15
-#: Vector lengths a GEMM around a scalable kernel can be built for (SVE's and SME's: 128 to 2048 bits).
-SCALABLE_BITS = tuple(128 << i for i in range(5))
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,8 @@ SCALABLE = ("sve", "sme")
 #: Element types each scalable kind is built for: SVE FMAs; SME outer products (fmopa on f32, bfmopa
 #: widening bf16 pairs, smopa 4-way on s8 x s8), whose fusion upstream reads k-major panels (k_group 1).
 SCALABLE_DTYPES = {"sve": ("f32", "f64"), "sme": ("f32", "bf16", "s8s8")}
+#: The vector lengths SVE and SME allow (bits): powers of two from 128 to 2048.
+SCALABLE_BITS = tuple(128 << i for i in range(5))
 
 
 class SpecError(ValueError):

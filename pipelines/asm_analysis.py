@@ -179,11 +179,11 @@ def fma_bits(inst: Instruction, scalable_bits: int = 128) -> int:
     return 128  # NEON: every vector register is 128-bit
 
 
-def widest_fma_bits(assembly: str, symbol: str | None = None, scalable_bits: int = 128) -> int | None:
+def widest_fma_bits(assembly: str, symbol: str | None = None) -> int | None:
     """The widest FMA in function `symbol` (default: anywhere), or None when there is no FMA."""
     lines = assembly.splitlines() if symbol is None else function_lines(assembly, symbol)
     fmas = [i for i in (_parse(line) for line in lines) if i is not None and is_fma(i)]
-    return max((fma_bits(i, scalable_bits) for i in fmas), default=None)
+    return max((fma_bits(i) for i in fmas), default=None)
 
 
 def streaming_switches(assembly: str, symbol: str) -> int:

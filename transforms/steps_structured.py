@@ -74,8 +74,8 @@ class Vectorize(Step):
 
     def validate(self, plan: Plan) -> None:
         if plan.spec.scalable and "k_loop" not in plan.facts:
-            raise StrategyError(f"a {plan.spec.scalable} kernel is vectorized one k-step at a time: 'tile_k' "
-                                "before 'vectorize'")
+            raise StrategyError(f"scalable: a {plan.spec.scalable} kernel is vectorized one k-step at a time: "
+                                "'tile_k' before 'vectorize'")
 
     def emit(self, kernel: ir.Value, ctx: StepContext) -> None:
         if ctx.spec.scalable:

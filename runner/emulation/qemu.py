@@ -19,7 +19,7 @@ import numpy as np
 
 from kernels_mlir.names import KERNEL
 from kernels_mlir.operands import Operands
-from kernels_mlir.spec import DTYPES, KernelSpec
+from kernels_mlir.spec import DTYPES, SCALABLE_BITS, KernelSpec
 from pipelines.llvm_catalog import llvm_tool
 
 GCC = "aarch64-linux-gnu-gcc"
@@ -38,8 +38,6 @@ DRIVER_SOURCE = Path(__file__).with_name("emulation_driver.c")
 ENTRY_DRIVER_SOURCE = Path(__file__).with_name("entry_driver.c")
 #: The SME ABI routine LLVM calls from functions that use ZA, which the cross libgcc lacks.
 SME_ABI_SOURCE = Path(__file__).with_name("sme_abi.c")
-#: Vector lengths qemu can emulate for SVE and SME (bits): powers of two from 128 to 2048.
-VECTOR_BITS = tuple(128 << i for i in range(5))
 #: One emulated call takes milliseconds; a kernel that loops forever must not hang the harness.
 RUN_TIMEOUT_SECONDS = 60
 
@@ -122,8 +120,8 @@ def qemu_cpu(vector_bits: int | None = None) -> str:
     `vector_bits` (qemu takes bytes) when given."""
     if vector_bits is None:
         return QEMU_CPU
-    if vector_bits not in VECTOR_BITS:
-        raise ValueError(f"vector length: qemu emulates {', '.join(map(str, VECTOR_BITS))} bits, got {vector_bits}")
+    if vector_bits not in SCALABLE_BITS:
+        raise ValueError(f"vector length: SVE and SME have {', '.join(map(str, SCALABLE_BITS))} bits, got {vector_bits}")
     size = vector_bits // 8
     return f"{QEMU_CPU},sve-default-vector-length={size},sme-default-vector-length={size}"
 

@@ -151,7 +151,7 @@ class Conv2dKind(SharedEntryKind):
         check_threads(how["threads"], "conv2d.threads")
         settings = ConvSettings(layers, layout, tuple(routes), tuple(how.items()))
         for strategy in strategies:
-            if strategy.kernel.scalable:  # its tile depends on the target's length: checked when bound to it
+            if strategy.kernel.scalable:  # its tile depends on the target's length: counted in problems()
                 continue
             for layer, spec in self._specs_or_fail(settings, strategy):
                 fits_in_memory(spec.bytes_needed, f"conv2d ({strategy.name}, {layer}, {spec.route})")
@@ -173,7 +173,11 @@ class Conv2dKind(SharedEntryKind):
         return specs
 
     def problems(self, settings: ConvSettings, strategy: Strategy, point: Point | None = None) -> list[ConvSpec]:
-        return [spec for _, spec in self._specs_or_fail(settings, strategy, point)]
+        specs = self._specs_or_fail(settings, strategy, point)
+        if strategy.kernel.scalable:  # its buffers are sized by the target's length: counted once it is known
+            for layer, spec in specs:
+                fits_in_memory(spec.bytes_needed, f"conv2d ({strategy.name}, {layer}, {spec.route})")
+        return [spec for _, spec in specs]
 
     def problems_per_strategy(self, settings: ConvSettings) -> int:
         return sum(len([r for r in settings.routes if not cannot_take(ConvShape(**dict(sizes), layout=settings.layout), r)])

@@ -159,7 +159,7 @@ class GemmKind(SharedEntryKind):
             for dtype in {s.kernel.dtype for s in strategies} or {"f32"}:
                 check_shape(shape, dtype, "gemm.shapes")
         for strategy in strategies:
-            if strategy.kernel.scalable:  # its tile depends on the target's length: checked when bound to it
+            if strategy.kernel.scalable:  # its tile depends on the target's length: counted in problems()
                 continue
             for shape in settings.shapes:
                 try:
@@ -173,7 +173,11 @@ class GemmKind(SharedEntryKind):
 
     def problems(self, settings: GemmSettings, strategy: Strategy, point: Point | None = None) -> list[GemmSpec]:
         settings = settings.with_point(point)
-        return [settings.spec(strategy, shape) for shape in settings.shapes]
+        specs = [settings.spec(strategy, shape) for shape in settings.shapes]
+        if strategy.kernel.scalable:  # its packing is sized by the target's length: counted once it is known
+            for spec in specs:
+                fits_in_memory(spec.bytes_needed, f"gemm.shapes {[spec.m, spec.n, spec.k]}")
+        return specs
 
     def problems_per_strategy(self, settings: GemmSettings) -> int:
         return len(settings.shapes)
