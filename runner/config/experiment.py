@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from kernels_mlir.small_gemm import SmallGemmSpec
-from pipelines.model import AUTO, NoModel, blocking, register_tile
 from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.compile import strategy_lanes
 from pipelines.llvm_catalog import known_cpus, known_features
+from pipelines.model import AUTO, NoModel, blocking, register_tile
 from pipelines.targets import TARGETS, Target, UnknownTarget, get_target, host_target, missing_features
 from transforms.errors import StrategyError
 from transforms.instructions import INSTRUCTIONS

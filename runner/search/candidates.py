@@ -156,10 +156,11 @@ def model_point(space: SearchSpace, target: Target) -> dict[str, Any]:
     """The model's register tile and kc (pipelines.model) as values of the space's mr, nr and kc knobs,
     each where the space offers it (a space without them, or a target the model cannot choose for: none)."""
     dtypes = space.choices.get("dtype", ("f32",))
+    dtype = dtypes[0] if dtypes[0] in ("f32", "f64") else "f32"
     target = with_measured_datapath(target)
     try:
-        tile = register_tile(target, dtypes[0] if dtypes[0] in ("f32", "f64") else "f32")
-        chosen = {"mr": tile.mr, "nr": tile.nr, "kc": blocking(target, "f32", tile.mr, tile.nr).kc}
+        tile = register_tile(target, dtype)
+        chosen = {"mr": tile.mr, "nr": tile.nr, "kc": blocking(target, dtype, tile.mr, tile.nr).kc}
     except (NoModel, StrategyError):
         return {}
     return {knob: value for knob, value in chosen.items() if value in space.choices.get(knob, ())}
