@@ -257,7 +257,7 @@ class ConvSpec:
     @property
     def tile(self) -> KernelSpec:
         """The micro-kernel as one call computes it: itself, or a scalable one at vector_bits."""
-        return self.kernel if self.vector_bits is None else self.kernel.at_vscale(self.vector_bits // 128)
+        return self.kernel.at_length(self.vector_bits)
 
     @property
     def unit(self) -> int:

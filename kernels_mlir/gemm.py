@@ -129,7 +129,7 @@ class GemmSpec:
     @property
     def tile(self) -> KernelSpec:
         """The micro-kernel as one call computes it here: the kernel itself, or a scalable one at vector_bits."""
-        return self.kernel if self.vector_bits is None else self.kernel.at_vscale(self.vector_bits // 128)
+        return self.kernel.at_length(self.vector_bits)
 
     # The micro-kernel's facts, read through (KernelSpec checked them).
     mr = property(lambda self: self.tile.mr)

@@ -193,6 +193,10 @@ class KernelSpec:
         or the k values one SME outer product takes from k-major panels."""
         return self.outer_product_ways if self.scalable == "sme" else self.group
 
+    def at_length(self, bits: int | None) -> "KernelSpec":
+        """The kernel as one call computes it with `bits`-long vectors (None: as it is, fixed-width)."""
+        return self if bits is None else self.at_vscale(bits // 128)
+
     def at_vscale(self, vscale: int) -> "KernelSpec":
         """The fixed shape one call computes when vectors are vscale x 128 bits (SVE's VL, or SME's
         streaming VL): what operands, references and the emulation driver are sized by."""

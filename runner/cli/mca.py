@@ -46,7 +46,7 @@ def _sme_record(built: Built, symbol: str) -> dict:
 
 def _k_steps(built: Built, flops: int) -> float:
     """k-steps one hot-loop iteration covers: its flops over one k-step's (2 x mr x nr at the length read)."""
-    kernel = built.candidate.strategy.kernel.at_vscale(built.vector_bits // 128)
+    kernel = built.candidate.strategy.kernel.at_length(built.vector_bits)
     return flops / (2 * kernel.mr * kernel.nr)
 
 

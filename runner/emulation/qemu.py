@@ -68,13 +68,13 @@ def qemu_version() -> tuple[int, int]:
     return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
 
 
-def require_sme_qemu() -> None:
-    """SME code is only verified under a QEMU that executes it right."""
+def require_scalable_qemu() -> None:
+    """SVE and SME code is only verified under a QEMU that executes SME right (any of it may be SME)."""
     major, minor = qemu_version()
     if major < SME_QEMU_MAJOR:
         raise EmulationUnavailable(f"{QEMU} is QEMU {major}.{minor}, whose SME outer products are wrong (SMOPA, "
-                                   f"QEMU issue 2083): SME needs {SME_QEMU_MAJOR} or later (`make test` fetches one "
-                                   "into the venv)")
+                                   f"QEMU issue 2083): SVE and SME code needs {SME_QEMU_MAJOR} or later (`make test` "
+                                   "fetches one into the venv)")
 
 
 @lru_cache(maxsize=1)
@@ -122,13 +122,14 @@ def qemu_cpu(vector_bits: int | None = None) -> str:
         return QEMU_CPU
     if vector_bits not in SCALABLE_BITS:
         raise ValueError(f"vector length: SVE and SME have {', '.join(map(str, SCALABLE_BITS))} bits, got {vector_bits}")
+    require_scalable_qemu()
     size = vector_bits // 8
     return f"{QEMU_CPU},sve-default-vector-length={size},sme-default-vector-length={size}"
 
 
 def run_emulated(object_code: bytes, spec: KernelSpec, ops: Operands, vector_bits: int | None = None) -> None:
     """Call the kernel in `object_code` once on `ops` under qemu; C's buffer is updated in place. `spec` is
-    the fixed shape of the call (a scalable kernel's at_vscale), `vector_bits` the vector length to run at."""
+    the fixed shape of the call (a scalable kernel's at_length), `vector_bits` the vector length to run at."""
     _emulate(object_code, _driver_object(spec.dtype), [ops.a, ops.b, ops.c_block],
              [spec.mr, spec.nr, spec.kc, spec.group, ops.c_block.shape[1]], [], ops.c_block, vector_bits)
 

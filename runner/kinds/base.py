@@ -166,6 +166,15 @@ class ProblemKind:
         in turn), or None for an entry taking its operands only (a micro-kernel: its own driver)."""
         return None
 
+    def vector_lengths(self, problem: Problem, target: Target) -> tuple[int | None, ...]:
+        """The SVE/SME vector lengths (bits) emulated verification runs the problem's code at, each in
+        turn; (None,) for fixed-width code."""
+        return (None,)
+
+    def at_length(self, problem: Problem, bits: int | None) -> Problem:
+        """The problem as one run at `bits` computes it (its operands and reference are this one's)."""
+        return problem
+
     def baselines(self, problem: Problem, ops: Operands) -> list[Baseline]:
         """Libraries timed in the same alternation as ours, on the same operands."""
         return []
@@ -188,11 +197,6 @@ class SharedEntryKind(ProblemKind):
     def threads(self, problem: Problem) -> int:
         return problem.threads
 
-    def bind_target(self, settings: Any, target: str) -> Any:
-        """The settings for a config whose target is `target` (a name): where a setting depends on the
-        machine (the analytical model's "auto" blocking), it is resolved for this target."""
-        return settings
-
     def check_space(self, choices: dict[str, tuple[Any, ...]]) -> None:
         """A thread count this machine can run."""
         for value in choices.get("threads", ()):
@@ -210,6 +214,20 @@ class SharedEntryKind(ProblemKind):
         def run(*n: int) -> None:
             team.run([lambda lo=lo, hi=hi: fn(lo, hi, *n) for lo, hi in shares])
         return run
+
+
+def scalable_length(strategy: Strategy, target: Target) -> int | None:
+    """The vector length a problem around a scalable kernel (a GEMM, a convolution's GEMM routes) is built
+    for: its core's (None for a fixed-width kernel); an architecture level leaves it to the implementation,
+    so nothing can be built for it."""
+    kind = strategy.kernel.scalable
+    if kind is None:
+        return None
+    bits = target.scalable_bits(kind)
+    if bits is None:
+        raise StrategyError(f"scalable: a GEMM around a {kind} kernel is built for one vector length, which "
+                            f"{target.label} does not fix (target a core, e.g. apple-m4 or neoverse-v1)")
+    return bits
 
 
 def ratio_cell(record: dict[str, Any], name: str) -> str:

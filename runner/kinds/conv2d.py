@@ -34,8 +34,7 @@ from transforms.strategy import Strategy
 
 from runner.cli.output import baseline_table
 from runner.config.fields import MAX_SHAPES, check_threads, fits_in_memory, known, plain_name, typed
-from runner.kinds.base import Compiled, SharedEntryKind, problem_knobs, ratio_cell, register
-from runner.kinds.gemm import scalable_length
+from runner.kinds.base import Compiled, SharedEntryKind, problem_knobs, ratio_cell, register, scalable_length
 from runner.measure.baselines import Baseline
 from runner.measure.onnxruntime_conv import ort_conv
 from runner.measure.record import Record
@@ -171,6 +170,10 @@ class Conv2dKind(SharedEntryKind):
             raise StrategyError(f"conv2d: no layer can take route(s) {routes} "
                                 f"({'; '.join(f'{r}: {cannot_take(_any(settings), r)}' for r in routes)})")
         return specs
+
+    def vector_lengths(self, problem: ConvSpec, target: Target) -> tuple[int | None, ...]:
+        """Built around a scalable kernel for one length, it runs at that one."""
+        return (problem.vector_bits,)
 
     def problems(self, settings: ConvSettings, strategy: Strategy, point: Point | None = None) -> list[ConvSpec]:
         specs = self._specs_or_fail(settings, strategy, point)

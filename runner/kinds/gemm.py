@@ -27,7 +27,7 @@ from transforms.strategy import Strategy
 
 from runner.cli.output import gemm_table
 from runner.config.fields import MAX_SHAPES, check_threads, fits_in_memory, known, typed
-from runner.kinds.base import Compiled, SharedEntryKind, problem_knobs, ratio_cell, register
+from runner.kinds.base import Compiled, SharedEntryKind, problem_knobs, ratio_cell, register, scalable_length
 from runner.measure.baselines import Baseline, BaselineUnavailable, blis_gemm, numpy_matmul
 from runner.measure.mkl import mkl_gemm
 from runner.measure.record import Record
@@ -71,19 +71,6 @@ def gemm_spec(strategy: Strategy, shape: tuple[int, int, int], accumulate: bool 
         b["pack_bytes"] = None  # GemmSpec rejects other words
     return GemmSpec(*shape, strategy.kernel, accumulate=accumulate, **b,
                     vector_bits=scalable_length(strategy, target or host_target()))
-
-
-def scalable_length(strategy: Strategy, target: Target) -> int | None:
-    """The vector length a GEMM around a scalable kernel is built for: its core's (None for a fixed-width
-    kernel); an architecture level leaves it to the implementation, so a GEMM cannot be built for it."""
-    kind = strategy.kernel.scalable
-    if kind is None:
-        return None
-    bits = target.scalable_bits(kind)
-    if bits is None:
-        raise StrategyError(f"gemm: a GEMM around a {kind} kernel is built for one vector length, which "
-                            f"{target.label} does not fix (target a core, e.g. apple-m4 or neoverse-v1)")
-    return bits
 
 
 def probe(shape: tuple[int, int, int], dtype: str) -> GemmSpec:
@@ -170,6 +157,10 @@ class GemmKind(SharedEntryKind):
 
     def bind_target(self, settings: GemmSettings, target: str) -> GemmSettings:
         return dataclasses.replace(settings, target=target)
+
+    def vector_lengths(self, problem: GemmSpec, target: Target) -> tuple[int | None, ...]:
+        """Built around a scalable kernel for one length, it runs at that one."""
+        return (problem.vector_bits,)
 
     def problems(self, settings: GemmSettings, strategy: Strategy, point: Point | None = None) -> list[GemmSpec]:
         settings = settings.with_point(point)

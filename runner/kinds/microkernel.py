@@ -7,6 +7,9 @@ from kernels_mlir.spec import KernelSpec, SpecError
 from pipelines.compile import compile_strategy
 from pipelines.model import NoModel, blocking, register_tile
 from pipelines.targets import TARGETS, Target
+
+#: Vector lengths a scalable kernel is verified at when its target does not fix one (an architecture level).
+SCALABLE_CHECK_BITS = (128, 256, 512)
 from transforms.errors import StrategyError
 from transforms.knobs import Point
 from transforms.strategy import Strategy
@@ -20,6 +23,19 @@ class MicrokernelKind(ProblemKind):
 
     def problems(self, settings: None, strategy: Strategy, point: Point | None = None) -> list[KernelSpec]:
         return [strategy.kernel]
+
+    def vector_lengths(self, problem: KernelSpec, target: Target) -> tuple[int | None, ...]:
+        """A scalable kernel's one binary runs at its core's length, or on an architecture level that fixes
+        none at each of SCALABLE_CHECK_BITS."""
+        if problem.scalable is None:
+            return (None,)
+        fixed = target.scalable_bits(problem.scalable)
+        return SCALABLE_CHECK_BITS if fixed is None else (fixed,)
+
+    def at_length(self, problem: KernelSpec, bits: int | None) -> KernelSpec:
+        if problem.scalable is not None and bits is None:
+            raise ValueError(f"a {problem.scalable} kernel's shape depends on the vector length: give one")
+        return problem.at_length(bits)
 
     def to_dict(self, problem: KernelSpec) -> dict[str, Any]:
         return problem.to_dict()

@@ -17,7 +17,7 @@ from kernels_mlir.problem import Problem
 from pipelines.codegen import MachineCode
 from pipelines.targets import Target
 
-from runner.emulation.qemu import require_sme_qemu, run_emulated, run_emulated_entry
+from runner.emulation.qemu import run_emulated, run_emulated_entry
 from runner.kinds import kind_of, launch
 
 
@@ -38,23 +38,16 @@ def verify(code: MachineCode, problem: Problem, seed: int = 0) -> Verification:
 def verify_emulated(code: MachineCode, problem: Problem, seed: int = 0, vector_bits: int | None = None
                     ) -> Verification:
     """Verify AArch64 object code under qemu-aarch64 (raises EmulatedFailure if it crashes or hangs), with
-    SVE and SME vectors `vector_bits` long when given: a scalable kernel is checked on the shape it
-    computes at that length."""
+    SVE and SME vectors `vector_bits` long when given: the problem is checked as that length computes it."""
     if code.object_code is None:
         raise ValueError("no object code to run: compile without JIT")
-    shares = kind_of(problem).shares(problem)
+    kind = kind_of(problem)
+    shares = kind.shares(problem)
+    fixed = kind.at_length(problem, vector_bits)
     if shares is None:
-        if getattr(problem, "scalable", None):
-            if problem.scalable == "sme":
-                require_sme_qemu()
-            if vector_bits is None:
-                raise ValueError(f"a {problem.scalable} kernel's shape depends on the vector length: give one")
-            problem = problem.at_vscale(vector_bits // 128)
-        fixed = problem
-        return check_call(lambda ops: run_emulated(code.object_code, fixed, ops, vector_bits), problem, seed)
-    bits = getattr(problem, "vector_bits", None)  # a GEMM around a scalable kernel runs at its own length
+        return check_call(lambda ops: run_emulated(code.object_code, fixed, ops, vector_bits), fixed, seed)
     return check_call(lambda ops: run_emulated_entry(code.object_code, c_interface(problem.entry), problem.dtype, ops,
-                                                     shares, bits), problem, seed)
+                                                     shares, vector_bits), fixed, seed)
 
 
 def check_call(call: Callable[[Operands], None], problem: Problem, seed: int = 0) -> Verification:
@@ -86,28 +79,20 @@ def judge(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray) -> Verifi
     return Verification(True, max_err, worst)
 
 
-#: Vector lengths a scalable kernel is verified at when its target does not fix one (an architecture level).
-SCALABLE_CHECK_BITS = (128, 256, 512)
-
-
 def verify_anywhere(code: MachineCode, problem: Problem, target: Target) -> tuple[Verification | None, str]:
-    """(verification, how): natively when JIT-compiled, under qemu for AArch64, else (None, why not). A
-    scalable kernel runs at its core's vector length, or at each of SCALABLE_CHECK_BITS (the first
-    failure is the verdict)."""
+    """(verification, how): natively when JIT-compiled, under qemu for AArch64 (at each vector length its
+    kind says, in turn: the first failure is the verdict), else (None, why not)."""
     if code.engine is not None:
         return verify(code, problem), "native"
-    if target.is_aarch64 and kind_of(problem).emulated:
-        scalable = getattr(problem, "scalable", None)
-        if scalable is None:
-            bits = getattr(problem, "vector_bits", None)  # a GEMM built for one length runs at it
-            return verify_emulated(code, problem), "qemu-aarch64" + (f" at {bits}-bit vectors" if bits else "")
-        fixed = target.scalable_bits(scalable)
-        lengths = SCALABLE_CHECK_BITS if fixed is None else (fixed,)
+    kind = kind_of(problem)
+    if target.is_aarch64 and kind.emulated:
+        lengths = kind.vector_lengths(problem, target)
         for bits in lengths:
             check = verify_emulated(code, problem, vector_bits=bits)
             if not check.correct:
-                return check, f"qemu-aarch64 at {bits}-bit vectors"
-        return check, f"qemu-aarch64 at {'/'.join(map(str, lengths))}-bit vectors"
+                break
+        how = "/".join(str(bits) for bits in lengths if bits is not None)
+        return check, "qemu-aarch64" + (f" at {how if check.correct else bits}-bit vectors" if how else "")
     if target.is_aarch64:
         return None, f"not run: {problem.kind} code has no emulation driver (it is verified natively only)"
     return None, "not run: this host cannot execute code for that target"

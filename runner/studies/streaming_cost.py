@@ -51,7 +51,7 @@ def streaming_cost(strategy: Strategy, target: Target, vector_bits: int, kcs: tu
     for kc in kcs:
         at = replace(strategy, kernel=replace(strategy.kernel, kc=kc))
         code = compile_strategy(at, target, jit=False).code
-        fixed: KernelSpec = at.kernel.at_vscale(vector_bits // 128)
+        fixed: KernelSpec = at.kernel.at_length(vector_bits)
         counts = executed_instructions(code.object_code, fixed, fixed.operands(0), vector_bits)
         totals.append(sum(counts.values()))
         calls.append(counts)

@@ -177,7 +177,7 @@ def test_a_gemm_around_a_scalable_kernel_is_right_on_odd_shapes(kernel, shape, b
     tile = kernel.at_vscale(bits // 128)
     spec = GemmSpec(*shape, kernel, mc=2 * tile.mr, nc=3 * tile.nr, vector_bits=bits)
     compiled = compile_gemm(spec, Strategy("g", kernel, default_steps(kernel)), get_target(ANY_LENGTH), jit=False)
-    check = verify_emulated(compiled.code, spec)
+    check = verify_emulated(compiled.code, spec, vector_bits=spec.vector_bits)
     assert check.correct, check.message
     if kernel.element.acc.exact:
         assert check.max_abs_error == 0
