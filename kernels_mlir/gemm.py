@@ -15,6 +15,7 @@ The micro-kernels are external functions (`kernel_symbol(kc)`), compiled and lin
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -44,6 +45,8 @@ DIRECT_VECTORS = 8
 #: 64-byte lines, 32-48 KiB): its tile columns are read from a contiguous copy instead (the power-of-two
 #: cliff: 512^3 at 0.79x and 1024^3 at 0.65x their neighbours' speed on Zen 3 without it).
 CONFLICT_STRIDE = 1024
+#: A panels are packed this many bytes of k at a time from each row (one AVX2 register; two NEON ones).
+TRANSPOSE_BYTES = 32
 #: Blocking defaults, measured on Zen 3 with the 6x16 kernel at kc = 512: the packed A block
 #: (mc x kc) stays in L2, the packed B block (kc x nc, 2 MiB in f32) in L3.
 DEFAULT_MC, DEFAULT_NC = 96, 1024
@@ -344,11 +347,16 @@ class _Builder:
                 with ir.InsertionPoint(p_loop.body):
                     p = p_loop.induction_variable
                     base = self._panel_base(outer0, p, width)
-                    w_loop = self.loop(self.c(0), self.c(width), 1)
-                    with ir.InsertionPoint(w_loop.body):
-                        w = w_loop.induction_variable
-                        self.store_packed(self.read("B", source, self.add(k0, k), self.add(base, w)), buffer, p, k, w)
-                        scf.YieldOp([])
+                    if self.g == 1 and "B" not in self.gathers:  # a row of the panel is one vector copy
+                        row = vector.load(ir.VectorType.get([width], self.b_elt), source, [self.add(k0, k), base])
+                        vector.store(row, buffer, [p, k, self.c(0)])
+                    else:
+                        w_loop = self.loop(self.c(0), self.c(width), 1)
+                        with ir.InsertionPoint(w_loop.body):
+                            w = w_loop.induction_variable
+                            self.store_packed(self.read("B", source, self.add(k0, k), self.add(base, w)),
+                                              buffer, p, k, w)
+                            scf.YieldOp([])
                     scf.YieldOp([])
                 scf.YieldOp([])
         sticks_out = arith.cmpi(arith.CmpIPredicate.slt, arith.muli(inside, self.c(width)), extent)
@@ -363,7 +371,10 @@ class _Builder:
 
     def _copy_panel(self, buffer, source, p, base, k0, kc: int, width: int, a_side: bool, guarded: bool) -> None:
         s = self.s
-        k_loop = self.loop(self.c(0), self.c(kc), 1)
+        start = 0
+        if a_side and not guarded and self.g == 1 and "A" not in self.gathers:
+            start = self._transpose_panel(buffer, source, p, base, k0, kc, width)
+        k_loop = self.loop(self.c(start), self.c(kc), 1)
         with ir.InsertionPoint(k_loop.body):
             w_loop = self.loop(self.c(0), self.c(width), 1)
             with ir.InsertionPoint(w_loop.body):
@@ -377,6 +388,34 @@ class _Builder:
                 self.store_packed(value, buffer, p, k, w)
                 scf.YieldOp([])
             scf.YieldOp([])
+
+    def _transpose_panel(self, buffer, source, p, base, k0, kc: int, width: int) -> int:
+        """An A panel inside the matrix, TRANSPOSE_BYTES of k at a time: a vector from each of its `width`
+        rows, transposed by one shuffle into the panel's k-major order and stored whole (LLVM vectorizes
+        neither the scalar copy nor its stores: its source and the buffer may alias). Returns the depth
+        it packed; the scalar copy does the rest."""
+        lanes = TRANSPOSE_BYTES // DTYPES[self.s.dtype].a.bytes
+        whole = kc - kc % lanes
+        if not whole:
+            return 0
+        flat = memref.collapse_shape(
+            ir.MemRefType.get([math.prod(ir.MemRefType(buffer.type).shape)], self.a_elt), buffer, [[0, 1, 2]])
+        depth = ir.MemRefType(buffer.type).shape[1]
+        vec = ir.VectorType.get([lanes], self.a_elt)
+        # Element w*lanes + k of the rows laid end to end goes to k*width + w.
+        order = [w * lanes + k for k in range(lanes) for w in range(width)]
+        k_loop = self.loop(self.c(0), self.c(whole), lanes)
+        with ir.InsertionPoint(k_loop.body):
+            k = k_loop.induction_variable
+            rows = [vector.load(vec, source, [self.add(base, self.c(w)), self.add(k0, k)]) for w in range(width)]
+            joined = rows[0]
+            for row in rows[1:]:
+                joined = vector.shuffle(joined, row, list(range(ir.VectorType(joined.type).shape[0] + lanes)))
+            panel = vector.shuffle(joined, joined, order) if width > 1 else joined
+            at = arith.muli(self.add(arith.muli(p, self.c(depth)), k), self.c(width))
+            vector.store(panel, flat, [at])
+            scf.YieldOp([])
+        return whole
 
     def panel(self, buffer: ir.Value, index: ir.Value, kc: int, width: int) -> ir.Value:
         """buffer[index] as the panel type the micro-kernel takes: kc x width, or (kc/g) x (width*g)."""
@@ -397,15 +436,26 @@ class _Builder:
         view = memref.subview(matrix, [row, col], [s.mr, s.nr], [1, 1], result_type=view_type)
         return memref.cast(c_block_type(s.mr, s.nr, DTYPES[s.dtype].acc), view)
 
-    def edge_tile(self, c: ir.Value, local: ir.Value, row: ir.Value, col: ir.Value, call) -> None:
-        """A C tile that sticks out of C: copy in (zeros outside), compute, copy the valid part back."""
+    def zero_tile(self, c: ir.Value, row: ir.Value, col: ir.Value) -> None:
+        """Zeros into the mr x nr tile of C at (row, col), a vector per row: the first k block's C
+        (C = A.B), written where the micro-kernel is about to read it, so it is in L1 when read."""
+        s = self.s
+        vec = ir.VectorType.get([s.nr], self.elt)
+        zeros = vector.broadcast(vec, self.zero(self.elt))
+        for i in range(s.mr):
+            vector.store(zeros, c, [self.add(row, self.c(i)), col])
+
+    def edge_tile(self, c: ir.Value, local: ir.Value, row: ir.Value, col: ir.Value, call, fresh: bool) -> None:
+        """A C tile that sticks out of C: copy in (zeros outside, or everywhere when `fresh`: C holds
+        nothing yet), compute, copy the valid part back."""
         s = self.s
         i_loop = self.loop(self.c(0), self.c(s.mr), 1)
         with ir.InsertionPoint(i_loop.body):
             j_loop = self.loop(self.c(0), self.c(s.nr), 1)
             with ir.InsertionPoint(j_loop.body):
                 i, j = i_loop.induction_variable, j_loop.induction_variable
-                value = self.guarded_load(c, self.add(row, i), self.add(col, j), s.m, s.n)
+                value = self.zero(self.elt) if fresh else \
+                    self.guarded_load(c, self.add(row, i), self.add(col, j), s.m, s.n)
                 memref.store(value, local, [i, j])
                 scf.YieldOp([])
             scf.YieldOp([])
@@ -421,9 +471,10 @@ class _Builder:
                 scf.YieldOp([])
             scf.YieldOp([])
 
-    def k_block(self, a, b, c, a_pack, b_pack, local, jc, nc_cur, pc, kc: int) -> None:
+    def k_block(self, a, b, c, a_pack, b_pack, local, jc, nc_cur, pc, kc: int, fresh: bool) -> None:
         """One kc-deep block: pack B's kc x nc_cur block, then for each mc block of A, pack it and
-        sweep the register tiles."""
+        sweep the register tiles. `fresh`: the first block of C = A.B, whose tiles are zeroed just
+        before their first call (no pass over C of its own: 1-3% of a 256^3 GEMM on Zen 3)."""
         s = self.s
         mc = self.s.blocks[0]
         if "B" not in self.packed:
@@ -457,10 +508,12 @@ class _Builder:
                         arith.cmpi(arith.CmpIPredicate.sle, self.add(col, self.c(s.nr)), self.c(s.n)))
                     branch = scf.IfOp(full, has_else=True)
                     with ir.InsertionPoint(branch.then_block):
+                        if fresh:
+                            self.zero_tile(c, row, col)
                         call(self.tile(c, row, col))
                         scf.YieldOp([])
                     with ir.InsertionPoint(branch.else_block):
-                        self.edge_tile(c, local, row, col, call)
+                        self.edge_tile(c, local, row, col, call, fresh)
                         scf.YieldOp([])
                     scf.YieldOp([])
                 scf.YieldOp([])
@@ -580,20 +633,24 @@ def emit_gemm(spec: GemmSpec, lanes: int, name: str, lds: tuple[int, int, int] |
         b_pack = None if "B" in packed else memref.alloc(
             ir.MemRefType.get([nc // spec.nr, depth // g, spec.nr * g], b_.b_elt), [], [], alignment=align)
         local = memref.alloca(ir.MemRefType.get([spec.mr, spec.nr], elt), [], [], alignment=align)
-        if not spec.accumulate:
-            _zero(b_, c)
         jc_loop = b_.loop(b_.n_lo, b_.n_hi, nc)
         with ir.InsertionPoint(jc_loop.body):
             jc = jc_loop.induction_variable
             nc_cur = b_.min(b_.c(nc), arith.subi(b_.n_hi, jc))
             full_k = spec.k - spec.k % kc
-            if full_k:
-                pc_loop = b_.loop(b_.c(0), b_.c(full_k), kc)
+            # C = A.B: the first k block (peeled) zeroes each tile of C before its first call.
+            first = kc if full_k and not spec.accumulate else 0
+            if first:
+                b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, b_.c(0), kc, fresh=True)
+            if full_k > first:
+                pc_loop = b_.loop(b_.c(first), b_.c(full_k), kc)
                 with ir.InsertionPoint(pc_loop.body):
-                    b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, pc_loop.induction_variable, kc)
+                    b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, pc_loop.induction_variable, kc,
+                               fresh=False)
                     scf.YieldOp([])
             if spec.k % kc:
-                b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, b_.c(full_k), spec.k % kc)
+                b_.k_block(a, b, c, a_pack, b_pack, local, jc, nc_cur, b_.c(full_k), spec.k % kc,
+                           fresh=not full_k and not spec.accumulate)
             scf.YieldOp([])
         for buffer in (a_pack, b_pack):
             if buffer is not None:
@@ -738,14 +795,3 @@ def multiply_accumulate(x: ir.Value, y: ir.Value, acc: ir.Value, exact: bool) ->
     if exact:
         return arith.addi(acc, arith.muli(x, y))
     return vector.fma(x, y, acc) if isinstance(acc.type, ir.VectorType) else arith.addf(acc, arith.mulf(x, y))
-
-
-def _zero(b_: _Builder, c: ir.Value) -> None:
-    """Zero this call's share of C (each thread zeroes its own)."""
-    i_loop = b_.loop(b_.m_lo, b_.m_hi, 1)
-    with ir.InsertionPoint(i_loop.body):
-        j_loop = b_.loop(b_.n_lo, b_.n_hi, 1)
-        with ir.InsertionPoint(j_loop.body):
-            memref.store(b_.zero(b_.elt), c, [i_loop.induction_variable, j_loop.induction_variable])
-            scf.YieldOp([])
-        scf.YieldOp([])
