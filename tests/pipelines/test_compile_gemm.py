@@ -194,3 +194,23 @@ def test_direct_edges_are_vector_code_not_scalar_loops():
     text = code.assembly
     assert re.search(r"vmovups\s+[^\n]*\{%k\d\}", text) or "vmaskmov" in text
     assert not re.search(r"\bvfmadd\d+ss\b|\bvmulss\b", text)
+
+
+def test_whole_panels_are_packed_by_vectors_and_c_is_zeroed_tile_by_tile():
+    """B's panel rows are one vector copy each, A's panels one 6 x 8 shuffle per 8 values of k, and C = A.B
+    zeroes each tile right before its first call (a vector store per row), with no loop over C of its own."""
+    spec = GemmSpec(256, 256, 256, KernelSpec(6, 16, 128), mc=48, nc=128)
+    with ir.Context(), ir.Location.unknown():
+        module = build_gemm(spec, 8)
+        gemm = next(op for op in module.body.operations if op.sym_name.value == GEMM)
+        ops = list(q.walk(gemm))
+        shuffles = [op for op in ops if op.name == "vector.shuffle"]
+        assert ir.VectorType(shuffles[-1].result.type).shape == [48]
+        assert any(op.name == "vector.load" and ir.VectorType(op.result.type).shape == [16] for op in ops)
+        c = gemm.regions[0].blocks[0].arguments[2]
+        c_stores = [op for op in ops if op.name in ("memref.store", "vector.store") and op.operands[1] == c]
+        assert [op.name for op in c_stores if op.name == "vector.store"] == ["vector.store"] * 6
+        calls = [op for op in ops if op.name == "func.call"]
+        assert len(calls) == 4  # the peeled first block and the rest, each a full and an edge tile
+        tile_loops = {loop for call in calls for loop in _enclosing_loops(call)}
+        assert all(set(_enclosing_loops(op)) & tile_loops for op in c_stores)  # C is written only where tiles are
