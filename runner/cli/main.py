@@ -34,6 +34,7 @@ from runner.kinds.microkernel import MICROKERNEL
 from runner.measure import reproducer
 from runner.measure.baselines import BaselineUnavailable
 from pipelines.model import NoModel, blocking, register_tile
+from runner.measure import datapath_cache
 from runner.measure.characterize import characterize, with_measured_datapath
 from runner.measure.lifecycle import Candidate, build_or_record, check
 from runner.measure.peak import measure_peak
@@ -676,6 +677,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         _check_environment()
+        database = getattr(args, "db", None)
+        # A host the table lacks: its measured datapath is kept beside the results database (and only there).
+        datapath_cache.use_directory(database.path.parent if isinstance(database, Database) and database.path
+                                     else None)
         return args.func(args)
     except (ConfigError, StoreError, files.OutputError, BaselineUnavailable) as exc:
         print(f"ukl: error: {exc}", file=sys.stderr)

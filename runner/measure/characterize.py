@@ -25,6 +25,7 @@ from pipelines.targets import Datapath, Target
 from transforms.instructions import INSTRUCTIONS
 from transforms.llvm_options import LLVMOptions
 
+from runner.measure import datapath_cache
 from runner.measure.native import NativeFunction
 from runner.measure.peak import peak_kernel
 from runner.measure.timing import alternated_rates, pinned_to_one_cpu
@@ -141,11 +142,18 @@ def characterize(target: Target, dtypes: tuple[str, ...] = ("f32", "f64"), round
 @lru_cache(maxsize=None)
 def with_measured_datapath(target: Target) -> Target:
     """`target`, or for a host the table has no row for (its datapath unknown), the same target with the
-    datapath measured here (f32 and f64; once per process): what the model chooses from and the
-    theoretical peak is figured on. A row the table has is returned as it is: its figures are cited."""
+    datapath measured here (f32 and f64; once per process, and kept beside the results database for the
+    next: datapath_cache): what the model chooses from and the theoretical peak is figured on. A row the
+    table has is returned as it is: its figures are cited."""
     if target.fma is not None or not target.runs_here:
         return target
-    found = characterize(target, rounds=5, min_sample_seconds=0.005)
-    return dataclasses.replace(target, fma=found.datapath("f32"), fma_by_dtype=(("f64", found.datapath("f64")),),
-                               row=f"measured: {found.datapath('f32').pipes} x {found.datapath('f32').bits_per_pipe}"
-                                   f"-bit FMA pipes, latency {found.datapath('f32').latency}")
+    found = datapath_cache.cached(target)
+    earlier = found is not None and {"f32", "f64"} <= found.keys()
+    if not earlier:
+        measured = characterize(target, rounds=5, min_sample_seconds=0.005)
+        found = {dtype: measured.datapath(dtype) for dtype in ("f32", "f64")}
+        datapath_cache.store(target, found)
+    f32 = found["f32"]
+    return dataclasses.replace(target, fma=f32, fma_by_dtype=(("f64", found["f64"]),),
+                               row=f"measured: {f32.pipes} x {f32.bits_per_pipe}-bit FMA pipes, latency {f32.latency}"
+                                   + (" (an earlier process's measurement)" if earlier else ""))

@@ -82,3 +82,66 @@ def test_mca_on_a_host_the_table_lacks_predicts_against_the_measured_datapath(mo
     assert main(["mca", "experiments/default.toml", "--strategy", "6x16-u4", "--json"]) == 0
     record = one(capsys.readouterr().out, "prediction")
     assert record["predicted_fraction_of_peak"] is not None and record["theoretical_flops_per_cycle"] > 0
+
+
+class _Measured:
+    """What characterize returns, as far as with_measured_datapath reads it."""
+    calls = 0
+
+    def __init__(self, *args, **kwargs):
+        type(self).calls += 1
+
+    def datapath(self, dtype):
+        from pipelines.targets import Datapath
+        return Datapath(2, 256, 4 if dtype == "f32" else 5)
+
+
+@pytest.fixture
+def unknown_host(monkeypatch, tmp_path):
+    """A host the table lacks, with characterize counted, and the datapath file in tmp_path."""
+    import dataclasses
+    from runner.measure import characterize as module, datapath_cache
+    monkeypatch.setattr(module, "characterize", _Measured)
+    monkeypatch.setattr(_Measured, "calls", 0)
+    monkeypatch.delenv(datapath_cache.DIRECTORY_ENV, raising=False)
+    datapath_cache.use_directory(tmp_path)
+    module.with_measured_datapath.cache_clear()
+    yield dataclasses.replace(host_target(), fma=None, fma_by_dtype=(), row=None)
+    module.with_measured_datapath.cache_clear()
+
+
+def test_a_measured_datapath_is_kept_beside_the_database_for_the_next_process(unknown_host, tmp_path):
+    from runner.measure import datapath_cache
+    from runner.measure.characterize import with_measured_datapath
+    first = with_measured_datapath(unknown_host)
+    assert _Measured.calls == 1 and first.fma.latency == 4 and first.datapath("f64").latency == 5
+    stored = json.loads((tmp_path / datapath_cache.FILE_NAME).read_text())
+    assert stored == {datapath_cache.host_key(unknown_host): {
+        "f32": {"pipes": 2, "bits_per_pipe": 256, "latency": 4}, "f64": {"pipes": 2, "bits_per_pipe": 256, "latency": 5}}}
+    with_measured_datapath.cache_clear()  # as a new process would
+    again = with_measured_datapath(unknown_host)
+    assert _Measured.calls == 1 and again.fma == first.fma and "earlier process" in again.row
+    assert [p.name for p in tmp_path.iterdir()] == [datapath_cache.FILE_NAME]  # nothing else written
+
+
+@pytest.mark.parametrize("text, said", [("{not json", "not a datapath cache"), ("[1, 2]", "not a JSON object"),
+                                        (None, "not a datapath: ")])
+def test_a_damaged_datapath_file_is_said_in_one_line_and_measured_over(unknown_host, tmp_path, capsys, text, said):
+    from runner.measure import datapath_cache
+    from runner.measure.characterize import with_measured_datapath
+    path = tmp_path / datapath_cache.FILE_NAME
+    path.write_text(text if text is not None else json.dumps(
+        {datapath_cache.host_key(unknown_host): {"f32": {"pipes": -1, "bits_per_pipe": 256, "latency": 4}}}))
+    assert with_measured_datapath(unknown_host).fma.pipes == 2 and _Measured.calls == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and said in err[0] and str(path) in err[0]
+    assert datapath_cache.host_key(unknown_host) in json.loads(path.read_text())  # measured over
+
+
+def test_the_datapath_file_goes_beside_the_commands_database(monkeypatch, tmp_path):
+    from runner.measure import datapath_cache
+    monkeypatch.delenv(datapath_cache.DIRECTORY_ENV, raising=False)
+    db = tmp_path / "sub" / "r.sqlite"
+    assert main(["report", "--db", str(db)]) == 2  # no such database; the directory is still the one named
+    assert datapath_cache._path() == tmp_path / "sub" / datapath_cache.FILE_NAME
+    datapath_cache.use_directory(None)
