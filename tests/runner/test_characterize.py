@@ -61,10 +61,12 @@ def test_peak_characterize_prints_one_line_with_its_verdict(capsys):
     json.dumps(found)
 
 
-def test_a_host_the_table_lacks_gets_its_datapath_measured_and_the_model_chooses_on_it():
+def test_a_host_the_table_lacks_gets_its_datapath_measured_and_the_model_chooses_on_it(monkeypatch):
     import dataclasses
     from pipelines.model import register_tile
+    from runner.measure import datapath_cache
     from runner.measure.characterize import with_measured_datapath
+    monkeypatch.delenv(datapath_cache.DIRECTORY_ENV, raising=False)  # measured here, kept nowhere
     unknown = dataclasses.replace(host_target(), fma=None, fma_by_dtype=(), row=None)
     measured = with_measured_datapath(unknown)
     assert measured.fma is not None and measured.fma.pipes >= 1 and measured.row.startswith("measured: ")
