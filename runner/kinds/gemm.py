@@ -20,7 +20,7 @@ from kernels_mlir.spec import DTYPES, KernelSpec, SpecError
 from pipelines.compile_gemm import compile_gemm
 from pipelines import model
 from pipelines.model import AUTO
-from pipelines.targets import Target, get_target, host_target
+from pipelines.targets import TARGETS, Target, get_target, host_target
 from transforms.errors import StrategyError
 from transforms.knobs import Knob, Point
 from transforms.strategy import Strategy
@@ -250,13 +250,51 @@ class GemmKind(SharedEntryKind):
                     for (shape, value), r in sorted(best.items(), key=lambda item: (item[0][0], -item[1]["gflops"]))]
         g = lambda r: r.get("gemm") or {}  # noqa: E731
         headers = lambda what: ["M x N x K", what, "best strategy", "GFLOP/s", "of peak"]  # noqa: E731
+        model_rows = _model_blocking_rows(records)
         return [("Best per traversal", headers("traversal"), best_by(lambda r: str(g(r).get("traversal")))),
                 ("Best per blocking", headers("traversal mc/nc/kc pack"), best_by(lambda r: (
                     f"{g(r).get('traversal')} {g(r).get('mc')}/{g(r).get('nc')}/{g(r).get('kc')} "
-                    f"{g(r).get('pack_bytes') or 'unbounded'}")))]
+                    f"{g(r).get('pack_bytes') or 'unbounded'}"))),
+                *([("The analytical model's blocking beside the best measured (same shape, core and tile)",
+                    ["M x N x K", "core", "tile", "model's mc/nc/kc", "model's blocking (GFLOP/s)", "best blocking",
+                     "regret"], model_rows)] if model_rows else [])]
 
     def table(self, records: list[Record]) -> str:
         return gemm_table(records)
+
+
+def _model_blocking_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+    """Per shape, core (a table row: its cited caches) and register tile, the model's kc/mc/nc as run
+    (clipped to the matrix), its best measurement if a record ran it, the best blocking measured and the
+    model's regret against it."""
+    groups: dict[tuple, list[tuple[dict[str, Any], GemmSpec]]] = {}
+    for r in records:  # best first
+        try:
+            spec = GemmSpec.from_dict(r.get("gemm") or {})
+        except SpecError:
+            continue
+        if r.get("gflops") and spec.threads == 1 and spec.dtype in ("f32", "f64"):
+            groups.setdefault((r.get("target_cpu"), spec.m, spec.n, spec.k, spec.dtype, spec.mr, spec.nr), []).append(
+                (r, spec))
+    rows = []
+    for (cpu, m, n, k, dtype, mr, nr), found in groups.items():
+        row = next((t for t in TARGETS.values() if t.cpu == cpu and t.fma is not None), None)
+        if row is None or found[0][1].kernel.scalable is not None:
+            continue
+        try:
+            chosen = model.blocking(row, dtype, mr, nr)
+        except model.NoModel:
+            continue
+        modelled = dataclasses.replace(found[0][1], traversal=DEFAULT_TRAVERSAL, mc=chosen.mc, nc=chosen.nc,
+                                       pack_bytes=None, kernel=dataclasses.replace(found[0][1].kernel, kc=chosen.kc))
+        ran = next((r for r, spec in found if spec.traversal == DEFAULT_TRAVERSAL and spec.pack_bytes is None
+                    and spec.blocks == modelled.blocks), None)
+        best, best_spec = found[0]
+        regret = "-" if ran is None else f"{100 * (1 - ran['gflops'] / best['gflops']):.1f}%"
+        rows.append([f"{m}x{n}x{k}", cpu, f"{mr}x{nr} {dtype}", "/".join(map(str, modelled.blocks)),
+                     "not measured" if ran is None else f"{ran['gflops']:.2f}",
+                     f"{best_spec.traversal} {'/'.join(map(str, best_spec.blocks))}: {best['gflops']:.2f}", regret])
+    return rows
 
 
 @lru_cache(maxsize=None)

@@ -96,3 +96,22 @@ def test_the_report_sets_the_models_kernel_beside_the_best_measured():
                record("x", 6, 16, 50.0, cpu="no-such-core")]
     ((title, headers, rows),) = MICROKERNEL.report_summaries(records)
     assert rows == [["znver4", "f32", "512", "14x32x128", "14x32-k128: 104.50", "12x32: 110.00", "5.0%"]]
+
+
+def test_the_report_sets_the_models_gemm_blocking_beside_the_best_measured():
+    from kernels_mlir.gemm import GemmSpec
+    from kernels_mlir.spec import KernelSpec
+    from runner.kinds.gemm import GEMM
+
+    def record(gflops, kc, mc, nc, traversal="blis", cpu="znver3", size=1024):
+        spec = GemmSpec(size, size, size, KernelSpec(6, 16, kc), mc=mc, nc=nc, traversal=traversal)
+        return {"name": f"{traversal}-{mc}-{nc}-{kc}", "gflops": gflops, "target_cpu": cpu, "gemm": spec.to_dict(),
+                "shape": [size] * 3, "fraction_of_peak": gflops / 100}
+    # znver3: kc 256 (B's panel in half of L1), mc 252 (half of L2), nc 2048 (half the L3 share; 1024 as run).
+    records = [record(86.0, 512, 96, 4096), record(84.4, 256, 252, 2048), record(83.0, 256, 252, 4096),
+               record(80.0, 256, 96, 1024, size=512), record(70.0, 256, 252, 2048, cpu="no-such-core"),
+               {"name": "damaged", "gflops": 99.0, "gemm": {"m": 0}}]
+    summaries = {title: rows for title, _, rows in GEMM.report_summaries(records)}
+    rows = next(rows for title, rows in summaries.items() if "model's blocking" in title)
+    assert rows == [["1024x1024x1024", "znver3", "6x16 f32", "252/1024/256", "84.40", "blis 96/1024/512: 86.00", "1.9%"],
+                    ["512x512x512", "znver3", "6x16 f32", "252/512/256", "not measured", "blis 96/512/256: 80.00", "-"]]
