@@ -553,7 +553,6 @@ def declare_kernels(spec: GemmSpec) -> None:
         decl = func.FuncOp(kernel_symbol(depth), ir.FunctionType.get(
             [panel_type(depth // g, spec.mr * g, d.a), panel_type(depth // g, spec.nr * g, d.b),
              c_block_type(spec.mr, spec.nr, d.acc)], []), visibility="private")
-        decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
 
 
 def _trap_unless_vector_length(spec: GemmSpec) -> None:

@@ -12,7 +12,6 @@ from kernels_mlir.names import c_interface
 # alloca), ub-to-llvm last (ub.poison from vectorization). The x86vector and arm_neon ops that the
 # dot-product routes produce are lowered with the vector dialect.
 TO_LLVM_DIALECT = ",".join([
-    "func.func(llvm-request-c-wrappers)",
     "convert-vector-to-scf{full-unroll=true}",
     "convert-linalg-to-loops",
     "expand-strided-metadata",
@@ -70,6 +69,13 @@ _STREAMING_ATTRIBUTES = ("arm_locally_streaming", "arm_new_za")
 
 
 def lower_to_llvm_dialect(module: ir.Module, scalable: str | None = None) -> None:
+    """Every function defined here gets its C wrapper (what Python and the drivers in other modules call).
+    A declaration does not (what llvm-request-c-wrappers would do): a driver then calls a micro-kernel
+    compiled apart directly, with the descriptors' fields as arguments, not through a wrapper that stores
+    them on the stack for the callee's wrapper to read back (about 40 instructions per call)."""
+    for op in module.body.operations:
+        if op.operation.name == "func.func" and len(op.regions[0].blocks):
+            op.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
     try:
         PassManager.parse(f"builtin.module({pipeline(scalable)})", context=module.context).run(module.operation)
     except ir.MLIRError as exc:
