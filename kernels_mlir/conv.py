@@ -39,7 +39,7 @@ from mlir import ir
 from mlir.dialects import arith, func, memref, scf
 
 from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, Gather, GemmSpec, emit_gemm, packed_type
-from .conv_direct import emit_depthwise, emit_depthwise_nchw, emit_direct, emit_direct_nchw
+from .conv_direct import depthwise_filter_hwc, emit_depthwise, emit_depthwise_nchw, emit_direct, emit_direct_nchw
 from .emitter import Emitter
 from .harness import add_bench_loop
 from .mlir_types import element_type, mark_entry_point
@@ -49,6 +49,9 @@ from .spec import DTYPES, KernelSpec, SpecError
 
 CONV, CONV_BENCH = "ukl_conv", "ukl_conv_bench"
 LAYOUTS = ("nhwc", "nchw")
+#: Filter layouts each layout takes, its default first: NHWC's HWCF (R, S, Cg, K) or FHWC (K, R, S, Cg),
+#: NCHW's FCHW (K, Cg, R, S).
+FILTERS = {"nhwc": ("hwcf", "fhwc"), "nchw": ("fchw",)}
 ROUTES = ("im2col", "im2col_chunked", "igemm", "direct", "pointwise", "depthwise")
 #: Routes whose GEMM reads a packed column matrix.
 PACKING_ROUTES = ("im2col", "im2col_chunked")
@@ -75,6 +78,9 @@ class ConvShape:
     groups: int = 1
     layout: str = "nhwc"
     dtype: str = "f32"
+    #: The filter's layout, one of FILTERS[layout]; None: the layout's default (left out of workload(), so
+    #: the hashes of convolutions stored before there was a choice stay what they were).
+    filters: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("n", "h", "w", "c", "k", "r", "s", "stride", "dilation", "groups"):
@@ -84,6 +90,9 @@ class ConvShape:
             raise SpecError(f"layout: must be one of {list(LAYOUTS)}, got {self.layout!r}")
         if self.dtype not in DTYPES:
             raise SpecError(f"dtype: must be one of {list(DTYPES)}, got {self.dtype!r}")
+        if self.filters is not None and self.filters not in FILTERS[self.layout]:
+            raise SpecError(f"filters: {self.layout} takes {' or '.join(FILTERS[self.layout])} filters, "
+                            f"got {self.filters!r}")
         if self.c % self.groups or self.k % self.groups:
             raise SpecError(f"groups: {self.groups} must divide the input channels ({self.c}) and the "
                             f"filters ({self.k})")
@@ -126,15 +135,23 @@ class ConvShape:
     def depthwise(self) -> bool:
         return self.groups == self.c
 
+    @property
+    def fhwc(self) -> bool:
+        """The filter is K rows of R.S.Cg: the transpose of HWCF's (R.S.Cg) x K matrix."""
+        return self.filters == "fhwc"
+
     def matrices(self) -> dict[str, tuple[int, int]]:
         """(rows, cols) of the input, filter and output matrices as stored."""
         n, c, k, hw, pq = self.n, self.c, self.k, self.h * self.w, self.p * self.q
         if self.layout == "nhwc":
-            return {"A": (n * hw, c), "B": (self.taps, k), "C": (n * pq, k)}
+            return {"A": (n * hw, c), "B": (k, self.taps) if self.fhwc else (self.taps, k), "C": (n * pq, k)}
         return {"A": (n * c, hw), "B": (k, self.taps), "C": (n * k, pq)}
 
     def workload(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["filters"] is None:
+            del data["filters"]
+        return data
 
 
 def cannot_take(shape: ConvShape, route: str) -> str | None:
@@ -279,6 +296,8 @@ class ConvSpec:
             column = lines * self.shape.taps * d.a.bytes
         elif self.route == "igemm":
             column = self.lines * self.shape.r * self.shape.s * 8
+        elif self.route == "depthwise" and self.shape.fhwc:  # the filter copied to HWC
+            column = self.shape.taps * self.shape.k * d.b.bytes
         elif self.route == "direct" and self.shape.layout == "nhwc":
             # One block of output channels' slice of the filter: nr values a row, in whole vectors (at
             # most 64 bytes each: rounding up to 64 bytes covers every target's vector width).
@@ -369,7 +388,8 @@ def to_nhwc(shape: ConvShape, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray,
     """The stored input and filter as an (N, H, W, C) array and an (R, S, Cg, K) array (views when NHWC)."""
     sh = shape
     if sh.layout == "nhwc":
-        return a.reshape(sh.n, sh.h, sh.w, sh.c), b.reshape(sh.r, sh.s, sh.cg, sh.k)
+        w = b.reshape(sh.k, sh.r, sh.s, sh.cg).transpose(1, 2, 3, 0) if sh.fhwc else b.reshape(sh.r, sh.s, sh.cg, sh.k)
+        return a.reshape(sh.n, sh.h, sh.w, sh.c), w
     return (a.reshape(sh.n, sh.c, sh.h, sh.w).transpose(0, 2, 3, 1),
             b.reshape(sh.k, sh.cg, sh.r, sh.s).transpose(2, 3, 1, 0))
 
@@ -418,7 +438,8 @@ def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
                                                                                        ("C", d.acc))]
     with ir.InsertionPoint(module.body):
         names = {}
-        gathers = _indirect(spec, types[0]) if spec.route == "igemm" else None
+        gathers = {**(_indirect(spec, types[0]) if spec.route == "igemm" else {}),
+                   **(_transposed_filter(spec) if sh.fhwc else {})}
         packed = frozenset(() if not spec.panels else ("A",) if sh.layout == "nhwc" else ("B",))
         for lines, gemm in spec.gemms().items():
             names[lines] = f"ukl_conv_gemm_{lines}"
@@ -427,7 +448,11 @@ def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
         mark_entry_point(fn, noinline=True)
         with ir.InsertionPoint(fn.add_entry_block()):
             a, b, c, lo, hi = fn.entry_block.arguments
-            if spec.route == "depthwise":
+            if spec.route == "depthwise" and sh.fhwc:
+                hwc = depthwise_filter_hwc(spec, e, b)
+                emit_depthwise(spec, e, lanes, a, hwc, c, lo, hi)
+                memref.dealloc(hwc)
+            elif spec.route == "depthwise":
                 (emit_depthwise if sh.layout == "nhwc" else emit_depthwise_nchw)(spec, e, lanes, a, b, c, lo, hi)
             elif spec.route == "direct":
                 (emit_direct if sh.layout == "nhwc" else emit_direct_nchw)(spec, e, lanes, a, b, c, lo, hi)
@@ -467,8 +492,7 @@ def _pointwise(spec: ConvSpec, e: Emitter, gemm: str, a, b, c, lo, hi) -> None:
     with ir.InsertionPoint(groups.body):
         g = groups.induction_variable
         if sh.layout == "nhwc":
-            _call(gemm, [e.view(a, [0, e.mul(g, sh.cg)], [sh.n * hw, sh.cg], sh.c),
-                         e.view(b, [0, e.mul(g, sh.kg)], [sh.cg, sh.kg], sh.k),
+            _call(gemm, [e.view(a, [0, e.mul(g, sh.cg)], [sh.n * hw, sh.cg], sh.c), _filter(sh, e, b, g),
                          e.view(c, [0, e.mul(g, sh.kg)], [sh.n * hw, sh.kg], sh.k), lo, hi])
         else:
             images = e.loop(0, sh.n)
@@ -509,6 +533,23 @@ def _indirect(spec: ConvSpec, input_type: ir.Type) -> dict[str, Gather]:
     return {"B": Gather((input_type, indirection, index), read_b)}
 
 
+def _transposed_filter(spec: ConvSpec) -> dict[str, Gather]:
+    """An FHWC filter as the NHWC GEMM's B (taps x Kg): read transposed from its Kg rows of the group,
+    element by element while the GEMM packs B (which it does once per block anyway)."""
+    sh = spec.shape
+    dyn = ir.ShapedType.get_dynamic_stride_or_offset()
+    rows = ir.MemRefType.get([sh.kg, sh.taps], element_type(DTYPES[spec.dtype].b),
+                             layout=ir.StridedLayoutAttr.get(offset=dyn, strides=[sh.taps, 1]))
+    return {"B": Gather((rows,), lambda args, row, col: memref.load(args[0], [col, row]))}
+
+
+def _filter(sh: ConvShape, e: Emitter, b, g) -> ir.Value:
+    """Group g's filter as the NHWC GEMM's B: HWCF's taps x Kg columns, or FHWC's Kg rows (_transposed_filter)."""
+    if sh.fhwc:
+        return e.view(b, [e.mul(g, sh.kg), 0], [sh.kg, sh.taps], sh.taps)
+    return e.view(b, [0, e.mul(g, sh.kg)], [sh.taps, sh.kg], sh.k)
+
+
 def _implicit(spec: ConvSpec, e: Emitter, gemm: str, a, b, c, lo, hi) -> None:
     """Fill this share's lines of the indirection buffer, then one GEMM per group (and image, NCHW)."""
     sh = spec.shape
@@ -534,7 +575,7 @@ def _implicit(spec: ConvSpec, e: Emitter, gemm: str, a, b, c, lo, hi) -> None:
     with ir.InsertionPoint(groups.body):
         g = groups.induction_variable
         if sh.layout == "nhwc":
-            _call(gemm, [a, buffer, e.mul(g, sh.cg), e.view(b, [0, e.mul(g, sh.kg)], [sh.taps, sh.kg], sh.k),
+            _call(gemm, [a, buffer, e.mul(g, sh.cg), _filter(sh, e, b, g),
                          e.view(c, [0, e.mul(g, sh.kg)], [spec.lines, sh.kg], sh.k), lo, hi])
         else:
             images = e.loop(0, sh.n)
@@ -596,7 +637,7 @@ def _chunk(spec: ConvSpec, e: Emitter, gemm: str, lines: int, a, b, c, buffer, i
     if sh.layout == "nhwc":
         _pack_rows(sh, e, a, buffer, first, lines, g, put)
         column = _panels(spec, e, buffer, lines) if spec.panels else e.view(buffer, [0, 0], [lines, taps], taps)
-        _call(gemm, [column, e.view(b, [0, e.mul(g, sh.kg)], [taps, sh.kg], sh.k),
+        _call(gemm, [column, _filter(sh, e, b, g),
                      e.view(c, [first, e.mul(g, sh.kg)], [lines, sh.kg], sh.k), e.c(0), e.c(lines)])
     else:
         _pack_columns(sh, e, a, buffer, image, first, lines, g, put)

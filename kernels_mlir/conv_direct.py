@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from mlir import ir
 from mlir.dialects import arith, memref, scf, vector
 
@@ -175,6 +176,41 @@ def _loader(memory, lanes: int):
     return load
 
 
+def _transposed_loader(memory, lanes: int, row_length: int):
+    """`load(memory, row, col, mask)` of the transposed matrix: elements (col + i, row) of a row-major
+    matrix `row_length` wide, gathered (masked: zeros beyond)."""
+    elt = ir.MemRefType(memory.type).element_type
+    vec = ir.VectorType.get([lanes], elt)
+    ivec = ir.VectorType.get([lanes], ir.IndexType.get())
+    strides = arith.constant(ivec, ir.DenseElementsAttr.get(
+        np.arange(lanes, dtype=np.int64) * row_length, type=ivec))
+    zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
+    every = vector.constant_mask(ir.VectorType.get([lanes], ir.IntegerType.get_signless(1)), [lanes])
+
+    def load(source, row, col, mask) -> ir.Value:
+        return vector.gather(vec, source, [col, row], strides, every if mask is None else mask, zero)
+    return load
+
+
+def depthwise_filter_hwc(spec: "ConvSpec", e: Emitter, b) -> ir.Value:
+    """An FHWC depthwise filter (C rows of R.S taps) copied to HWC (R.S rows of C channels), which the
+    kernel reads a vector of channels at a time: R.S.C values, 1 / (2.N.P.Q) of the layer's work."""
+    sh = spec.shape
+    elt = ir.MemRefType(b.type).element_type
+    hwc = memref.alloc(ir.MemRefType.get([sh.taps, sh.k], elt), [], [],
+                       alignment=ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64))
+    channels = e.loop(0, sh.k)
+    with ir.InsertionPoint(channels.body):
+        channel = channels.induction_variable
+        taps = e.loop(0, sh.taps)
+        with ir.InsertionPoint(taps.body):
+            tap = taps.induction_variable
+            memref.store(memref.load(b, [channel, tap]), hwc, [tap, channel])
+            scf.YieldOp([])
+        scf.YieldOp([])
+    return hwc
+
+
 def emit_depthwise_nchw(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> None:
     """NCHW: rows [lo, hi) of the N.C.P output rows, each a plane's row, vectorized along its width:
     mr vectors of output pixels accumulated over every tap (r in the row's bounds, each s), the
@@ -247,6 +283,9 @@ def emit_direct(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> No
     vectors = max(1, -(-spec.kernel.nr // lanes))
     align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
     packed = memref.alloc(ir.MemRefType.get([sh.taps, vectors * lanes], elt), [], [], alignment=align)
+
+    if sh.fhwc:  # a filter row's nr channels are K rows of R.S.Cg apart: gathered while packing
+        load = _transposed_loader(b, lanes, sh.taps)
 
     def pack(channels) -> None:
         rows = e.loop(0, sh.taps)

@@ -6,6 +6,7 @@ runner.measure.onnxruntime_conv. The [conv2d] section:
 
     [conv2d]
     layout = "nhwc"                      # or "nchw"
+    filters = "hwcf"                     # NHWC's filter layout: "hwcf" (R, S, C, K) or "fhwc" (K, R, S, C)
     routes = ["im2col", "im2col_chunked", "pointwise"]   # each layer runs the routes it can take
     pack_bytes = 262144                  # im2col_chunked's bound on one packed chunk
     threads = 1
@@ -21,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kernels_mlir.conv import CONV, DIRECT_ROUTES, LAYOUTS, ROUTES, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
+from kernels_mlir.conv import CONV, DIRECT_ROUTES, FILTERS, LAYOUTS, ROUTES, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, MAX_DIM, MAX_THREADS
 from kernels_mlir.names import kernel_symbol
 from kernels_mlir.operands import Operands
@@ -49,7 +50,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("threads", 1, maximum=MAX_THREADS),
 )
 LAYER_KEYS = {"name", "network", "n", "h", "w", "c", "k", "r", "s", "stride", "pad", "dilation", "groups"}
-SECTION_KEYS = {"layout", "routes", "layers", *(k.name for k in KNOBS if k.name != "route")}
+SECTION_KEYS = {"layout", "filters", "routes", "layers", *(k.name for k in KNOBS if k.name != "route")}
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class ConvSettings:
     how: tuple[tuple[str, Any], ...]
     #: The config's target: the vector length GEMM routes around a scalable kernel are built for.
     target: str = "host"
+    #: The filter layout (ConvShape.filters): None for the layout's default.
+    filters: str | None = None
 
     def specs(self, strategy: Strategy, point: Point | None = None) -> list[tuple[str, ConvSpec]]:
         """(layer name, spec) for every (layer, route) this strategy runs: a sweep point's route alone,
@@ -73,7 +76,7 @@ class ConvSettings:
         scalable = strategy.kernel.scalable is not None
         bits = scalable_length(strategy, get_target(self.target)) if scalable else None
         for name, _, sizes in self.layers:
-            shape = ConvShape(**dict(sizes), layout=self.layout, dtype=strategy.kernel.dtype)
+            shape = ConvShape(**dict(sizes), layout=self.layout, dtype=strategy.kernel.dtype, filters=self.filters)
             for route in routes:
                 if cannot_take(shape, route) or (scalable and route in DIRECT_ROUTES):
                     continue
@@ -115,7 +118,7 @@ def _layer(raw: Any, index: int) -> tuple[str, str, tuple[tuple[str, int], ...]]
 
 def _any(settings: ConvSettings) -> ConvShape:
     """The first layer (what a refusal names)."""
-    return ConvShape(**dict(settings.layers[0][2]), layout=settings.layout)
+    return ConvShape(**dict(settings.layers[0][2]), layout=settings.layout, filters=settings.filters)
 
 
 class Conv2dKind(SharedEntryKind):
@@ -138,6 +141,11 @@ class Conv2dKind(SharedEntryKind):
         layout = typed(table, "layout", str, "conv2d.", LAYOUTS[0])
         if layout not in LAYOUTS:
             raise StrategyError(f"conv2d.layout: must be one of {list(LAYOUTS)}, got {layout!r}")
+        filters = typed(table, "filters", str, "conv2d.", None)
+        if filters is not None and filters not in FILTERS[layout]:
+            raise StrategyError(f"conv2d.filters: a {layout} layout takes {' or '.join(FILTERS[layout])} filters, "
+                                f"got {filters!r}")
+        filters = None if filters == FILTERS[layout][0] else filters  # the default: hashes as before
         routes = table.get("routes", list(ROUTES))
         if not isinstance(routes, list) or not routes or any(r not in ROUTES for r in routes) or \
                 len(set(routes)) != len(routes):
@@ -148,7 +156,7 @@ class Conv2dKind(SharedEntryKind):
                 how[knob.name] = typed(table, knob.name, int, "conv2d.", knob.default)
                 knob.check(how[knob.name], "conv2d.")
         check_threads(how["threads"], "conv2d.threads")
-        settings = ConvSettings(layers, layout, tuple(routes), tuple(how.items()))
+        settings = ConvSettings(layers, layout, tuple(routes), tuple(how.items()), filters=filters)
         for strategy in strategies:
             if strategy.kernel.scalable:  # its tile depends on the target's length: counted in problems()
                 continue
@@ -199,7 +207,7 @@ class Conv2dKind(SharedEntryKind):
             (f"d{sh.dilation}" if sh.dilation > 1 else "") + (f"g{sh.groups}" if sh.groups > 1 else "")
         how = p.route + (f"-pb{p.pack_bytes}" if p.pack_bytes is not None else "") + \
             (f"-t{p.threads}" if p.threads > 1 else "")
-        return f"{strategy.name}@{layer}-{sh.layout}/{how}"
+        return f"{strategy.name}@{layer}-{sh.layout}{'-' + sh.filters if sh.filters else ''}/{how}"
 
     def strategy_name(self, label: str) -> str:
         return label.split("@")[0]

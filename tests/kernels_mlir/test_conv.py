@@ -37,16 +37,20 @@ def _definition(sh: ConvShape, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
+#: The layouts a case runs in: NHWC with either filter layout, NCHW.
+LAYOUTS = {"nhwc": {"layout": "nhwc"}, "nchw": {"layout": "nchw"}, "fhwc": {"layout": "nhwc", "filters": "fhwc"}}
+
+
 @pytest.mark.parametrize("sh", ODD[:6], ids=str)
-@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_the_reference_is_the_definition(sh, layout):
-    sh = ConvShape(**{**sh.workload(), "layout": layout})
+    sh = ConvShape(**{**sh.workload(), **LAYOUTS[layout]})
     spec = ConvSpec(sh, "im2col", KernelSpec(4, 8, 64))
     ops = spec.operands(seed=3)
     x, w = conv.to_nhwc(sh, ops.a, ops.b)
     want = _definition(sh, x.astype(np.float64), w.astype(np.float64))
     got = conv_reference(sh, ops.a, ops.b, exact=False)
-    as_nhwc = got.reshape(sh.n, sh.p, sh.q, sh.k) if layout == "nhwc" else \
+    as_nhwc = got.reshape(sh.n, sh.p, sh.q, sh.k) if sh.layout == "nhwc" else \
         got.reshape(sh.n, sh.k, sh.p, sh.q).transpose(0, 2, 3, 1)
     np.testing.assert_allclose(as_nhwc, want, rtol=1e-12, atol=1e-12)
 
@@ -65,13 +69,17 @@ DEPTHWISE = [ConvShape(1, 7, 9, 19, 19, 3, 3, pad=1, groups=19), ConvShape(2, 9,
 CASES = [(sh, layout, route, 1 + (i + j) % 2) for i, sh in enumerate(ODD + DEPTHWISE)
          for j, layout in enumerate(["nhwc", "nchw"])
          for route in _routes(ConvShape(**{**sh.workload(), "layout": layout}))]
+#: FHWC filters: every NHWC route on the cases with strides, dilation, groups and a depthwise multiplier,
+#: and the depthwise kernel (which copies the filter to HWC first).
+CASES += [(sh, "fhwc", route, 1 + i % 2) for i, sh in enumerate(ODD[1:5] + DEPTHWISE[:2])
+          for route in _routes(ConvShape(**{**sh.workload(), **LAYOUTS["fhwc"]}))]
 
 
 @pytest.mark.parametrize("sh, layout, route, threads", CASES,
                          ids=[f"{s.h}x{s.w}x{s.c}-{s.k}x{s.r}x{s.s}-s{s.stride}p{s.pad}d{s.dilation}g{s.groups}-{lay}-{r}-t{t}"
                               for s, lay, r, t in CASES])
 def test_every_route_agrees_with_the_reference(host, sh, layout, route, threads):
-    sh = ConvShape(**{**sh.workload(), "layout": layout})
+    sh = ConvShape(**{**sh.workload(), **LAYOUTS[layout]})
     strategy = best_host_strategy(64)
     # A chunk of 5 lines: never a whole number of register tiles, so the remainder GEMM runs too.
     spec = ConvSpec(sh, route, strategy.kernel, mc=12, nc=32, threads=threads,
@@ -123,3 +131,20 @@ def test_chunks_hold_what_pack_bytes_allows_in_whole_tiles():
     whole = ConvSpec(sh, "im2col", KernelSpec(6, 16, 256), threads=2)
     assert whole.chunk == 1572 and whole.partition() == [(0, 1), (1, 2)]  # half, in whole 6-row tiles
     assert ConvSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_an_fhwc_filter_is_the_transpose_of_the_hwcf_matrix():
+    hwcf = ConvShape(1, 6, 7, 4, 6, 3, 3, pad=1, groups=2)
+    fhwc = ConvShape(**{**hwcf.workload(), "filters": "fhwc"})
+    assert fhwc.matrices()["B"] == hwcf.matrices()["B"][::-1] == (6, 18)
+    ops = ConvSpec(hwcf, "im2col", KernelSpec(4, 8, 64)).operands(seed=5)
+    assert np.array_equal(conv_reference(fhwc, ops.a, np.ascontiguousarray(ops.b.T), exact=False),
+                          conv_reference(hwcf, ops.a, ops.b, exact=False))
+    assert "filters" not in hwcf.workload() and fhwc.workload()["filters"] == "fhwc"  # old hashes stay
+
+
+@pytest.mark.parametrize("fields, message", [({"filters": "fhwc", "layout": "nchw"}, "filters: nchw takes fchw"),
+                                             ({"filters": "hwfc"}, "filters: nhwc takes hwcf or fhwc")])
+def test_a_filter_layout_the_layout_does_not_take_names_both(fields, message):
+    with pytest.raises(SpecError, match=message):
+        ConvShape(1, 6, 7, 4, 6, 3, 3, **fields)

@@ -1,6 +1,7 @@
 """`ukl routes` and the route rule: a study stores every layer's routes and winner, the rule is fitted,
 printed and written as predicates that choose what the tree chooses, and scored on held-out networks."""
 import ctypes
+import re
 import sqlite3
 import subprocess
 import textwrap
@@ -10,7 +11,7 @@ import pytest
 from runner.cli.main import main
 from runner.studies.route_rule import FEATURES, HAND_WRITTEN, Layer, Rule, derive, takes
 
-from .jsonl import of_type
+from .jsonl import of_type, results
 
 #: (network, name, shape fields, {route: GFLOP/s}): depthwise layers won by the depthwise kernel, big
 #: layers by igemm, small ones by im2col, in two networks (so one can be held out). Every feature a tree
@@ -130,6 +131,8 @@ def test_a_route_study_stores_every_layer_and_fits_the_rule(tmp_path, capsys):
     ("name = \"pw\"", "name = \"c3\"", "conv2d.layers: names must be unique, got ['c3']"),
     ("network = \"y\", ", "netwrok = \"y\", ", "conv2d.layers[2].netwrok: unknown key (did you mean 'network'?)"),
     ("routes = [", "routes = [\"winograd\", ", "conv2d.routes: must be a list of distinct routes"),
+    ("pack_bytes = 4096", "pack_bytes = 4096\nlayout = \"nchw\"\nfilters = \"fhwc\"",
+     "conv2d.filters: a nchw layout takes fchw filters, got 'fhwc'"),
 ])
 def test_a_bad_conv_config_is_one_line_and_exit_2(tmp_path, capsys, before, after, message):
     config = tmp_path / "bad.toml"
@@ -195,3 +198,15 @@ def test_mca_predicts_each_routes_hot_loop_on_arm(tmp_path, capsys):
     assert routes["direct"]["function"] == "ukl_conv"
     assert routes["igemm"]["function"].startswith("ukernel_k") and routes["igemm"]["cycles_per_k_step"] > 0
     assert all(0 < p["predicted_fraction_of_model_peak"] <= 1 for p in predictions)
+
+
+def test_a_layer_with_fhwc_filters_runs_every_nhwc_route_against_onnx_runtime(tmp_path, capsys):
+    config = tmp_path / "fhwc.toml"
+    no_depthwise = re.sub(r"},\s*\{ network = \"y\".*?\}\]", "}]", STUDY, flags=re.S)
+    config.write_text(no_depthwise.replace("pack_bytes = 4096", "pack_bytes = 4096\nfilters = \"fhwc\""))
+    assert main(["run", str(config), "--db", str(tmp_path / "r.sqlite"), "--json"]) == 0
+    records = results(capsys.readouterr().out)
+    assert {r["route"] for r in records} == {"im2col", "im2col_chunked", "igemm", "direct", "pointwise"}
+    for r in records:
+        assert r["status"] in ("ok", "disturbed") and "-nhwc-fhwc/" in r["name"], r["name"]
+        assert r["conv2d"]["filters"] == "fhwc" and {b["name"] for b in r["baselines"]} == {"ORT", "ORT-NCHWc"}
