@@ -39,7 +39,7 @@ from mlir import ir
 from mlir.dialects import arith, func, memref, scf
 
 from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, Gather, GemmSpec, emit_gemm, packed_type
-from .conv_direct import depthwise_filter_hwc, emit_depthwise, emit_depthwise_nchw, emit_direct, emit_direct_nchw
+from .conv_direct import depthwise_filter_hwc, emit_depthwise, filter_panels, emit_depthwise_nchw, emit_direct, emit_direct_nchw
 from .emitter import Emitter
 from .harness import add_bench_loop
 from .mlir_types import element_type, mark_entry_point
@@ -55,6 +55,8 @@ FILTERS = {"nhwc": ("hwcf", "fhwc"), "nchw": ("fchw",)}
 ROUTES = ("im2col", "im2col_chunked", "igemm", "direct", "pointwise", "depthwise")
 #: Routes whose GEMM reads a packed column matrix.
 PACKING_ROUTES = ("im2col", "im2col_chunked")
+#: How a route takes the filter (ConvSpec.weights).
+WEIGHTS = ("rows", "packed")
 #: Routes that compute straight from the input, in tiles of output rows (conv_direct), with no GEMM.
 DIRECT_ROUTES = ("direct", "depthwise")
 #: A typo guard on every size (a convolution's operands are bounded by memory, checked separately).
@@ -187,6 +189,12 @@ class ConvSpec:
     #: A scalable (SVE, SME) micro-kernel's vector length: the GEMM routes are built for it (GemmSpec).
     #: None for fixed-width kernels (left out of to_dict).
     vector_bits: int | None = None
+    #: "rows": the filter as stored (shape.filters), packed by the route in every call. "packed": as a
+    #: library takes a model's constant weights, packed once when the model is loaded (not timed): NHWC
+    #: only, each group's filters in nr-wide panels of R.S.Cg x nr, zero-padded (what the GEMM routes' B
+    #: packing and the direct kernel's slice packing make). The depthwise kernel reads its filter as
+    #: stored either way. Left out of to_dict when "rows".
+    weights: str = "rows"
 
     def __post_init__(self) -> None:
         if not isinstance(self.shape, ConvShape) or not isinstance(self.kernel, KernelSpec):
@@ -209,6 +217,11 @@ class ConvSpec:
                                 f"{self.shape.taps} {self.dtype} values), got {self.pack_bytes!r}")
         elif self.pack_bytes is not None:
             raise SpecError(f"pack_bytes: only route im2col_chunked takes it (route {self.route})")
+        if self.weights not in WEIGHTS:
+            raise SpecError(f"weights: must be one of {list(WEIGHTS)}, got {self.weights!r}")
+        if self.weights == "packed" and (self.shape.layout != "nhwc" or self.kernel.k_step != 1):
+            raise SpecError("weights: \"packed\" panels are NHWC's, one k a step (f32 or f64 kernels); "
+                            f"this is {self.shape.layout} with a {self.dtype} kernel")
         if self.kernel.scalable and self.route in DIRECT_ROUTES:
             raise SpecError(f"route {self.route}: builds its own fixed-width vector code; a {self.kernel.scalable} "
                             "kernel runs in the GEMM routes (im2col, im2col_chunked, igemm, pointwise)")
@@ -298,14 +311,14 @@ class ConvSpec:
             column = self.lines * self.shape.r * self.shape.s * 8
         elif self.route == "depthwise" and self.shape.fhwc:  # the filter copied to HWC
             column = self.shape.taps * self.shape.k * d.b.bytes
-        elif self.route == "direct" and self.shape.layout == "nhwc":
+        elif self.route == "direct" and self.shape.layout == "nhwc" and not self.prepacked:
             # One block of output channels' slice of the filter: nr values a row, in whole vectors (at
             # most 64 bytes each: rounding up to 64 bytes covers every target's vector width).
             column = self.shape.taps * -(-self.kernel.nr * d.a.bytes // 64) * 64
         else:
             column = 0
         a_side = self.panels and self.shape.layout == "nhwc"
-        b_side = self.panels and self.shape.layout == "nchw"
+        b_side = (self.panels and self.shape.layout == "nchw") or self.prepacked
         packing = max(((0 if a_side else spec.blocks[0] * spec.blocks[2]) +
                        (0 if b_side else spec.blocks[2] * spec.blocks[1]) for spec in self.gemms().values()),
                       default=0) * d.a.bytes
@@ -336,16 +349,59 @@ class ConvSpec:
         """Operands with guards and the snapshots verification keeps, the route's buffers, two
         baselines' float32 copies and outputs, and the float64 reference (conv_reference)."""
         d = DTYPES[self.dtype]
-        sizes = {name: rows * cols for name, (rows, cols) in self.shape.matrices().items()}
+        sizes = {name: rows * cols for name, (rows, cols) in self.matrices().items()}
+        if self.prepacked:  # the drawn filter beside its panels, and the logical copy the checks unpack
+            sizes["B"] += 2 * self.shape.taps * self.shape.k
         operands = (sizes["A"] + sizes["B"]) * d.a.bytes + sizes["C"] * d.acc.bytes + 6 * GUARD * 8
         baselines = 2 * 4 * (sizes["A"] + sizes["B"] + 2 * sizes["C"])
         return 2 * operands + self.extra_bytes + baselines + reference_bytes(self.shape)
+
+    @property
+    def prepacked(self) -> bool:
+        """The filter comes packed in panels (weights = "packed", for a route that reads panels)."""
+        return self.weights == "packed" and self.route != "depthwise"
+
+    @property
+    def filter_panels(self) -> int:
+        """Panels of nr filters per group (the last zero-padded)."""
+        return -(-self.shape.kg // self.tile.nr)
+
+    def matrices(self) -> dict[str, tuple[int, int]]:
+        """(rows, cols) of the input, filter and output as stored: the shape's, with a prepacked filter's
+        panels stacked (groups x panels x R.S.Cg rows of nr)."""
+        found = self.shape.matrices()
+        if self.prepacked:
+            found["B"] = (self.shape.groups * self.filter_panels * self.shape.taps, self.tile.nr)
+        return found
+
+    def pack_weights(self, b: np.ndarray) -> np.ndarray:
+        """The filter (as shape.filters stores it) in the stored form: itself, or its panels."""
+        if not self.prepacked:
+            return b
+        sh, nr, panels = self.shape, self.tile.nr, self.filter_panels
+        hwcf = to_nhwc(sh, np.zeros((sh.n * sh.h * sh.w, sh.c), dtype=b.dtype), b)[1].reshape(sh.taps, sh.k)
+        padded = np.zeros((sh.groups, sh.taps, panels * nr), dtype=b.dtype)
+        padded[:, :, :sh.kg] = hwcf.reshape(sh.taps, sh.groups, sh.kg).transpose(1, 0, 2)
+        return np.ascontiguousarray(padded.reshape(sh.groups, sh.taps, panels, nr).transpose(0, 2, 1, 3)
+                                    .reshape(self.matrices()["B"]))
+
+    def logical_filter(self, stored: np.ndarray) -> np.ndarray:
+        """pack_weights' inverse: the filter as shape.filters stores it (what the reference and ONNX Runtime read)."""
+        if not self.prepacked:
+            return stored
+        sh, nr, panels = self.shape, self.tile.nr, self.filter_panels
+        grouped = stored.reshape(sh.groups, panels, sh.taps, nr).transpose(0, 2, 1, 3).reshape(
+            sh.groups, sh.taps, panels * nr)[:, :, :sh.kg]
+        hwcf = np.ascontiguousarray(grouped.transpose(1, 0, 2).reshape(sh.taps, sh.k))
+        return np.ascontiguousarray(hwcf.T) if sh.fhwc else hwcf
 
     def to_dict(self) -> dict:
         data = {**self.shape.workload(), "route": self.route, "mc": self.mc, "nc": self.nc,
                 "pack_bytes": self.pack_bytes, "threads": self.threads}
         if self.vector_bits is not None:
             data["vector_bits"] = self.vector_bits
+        if self.weights != "rows":
+            data["weights"] = self.weights
         return {**data, **self.kernel.fields()}
 
     @classmethod
@@ -356,6 +412,7 @@ class ConvSpec:
             kernel = KernelSpec.from_fields({**own, "dtype": fields["dtype"]})  # the shape keeps its dtype
             how = {k: fields.pop(k) for k in ("route", "mc", "nc", "pack_bytes", "threads")}
             how["vector_bits"] = fields.pop("vector_bits", None)
+            how["weights"] = fields.pop("weights", "rows")
             return cls(ConvShape(**fields), kernel=kernel, **how)
         except (KeyError, TypeError) as exc:
             raise SpecError(f"not a convolution's fields: {exc}") from None
@@ -371,16 +428,18 @@ class ConvSpec:
         rng = np.random.default_rng(seed)
         d = DTYPES[self.dtype]
         elements = {"A": d.a, "B": d.b, "C": d.acc}
-        return Operands({name: Guarded.around(draw(rng, elements[name], *shape))
-                         for name, shape in self.shape.matrices().items()})
+        drawn = {name: draw(rng, elements[name], *shape) for name, shape in self.shape.matrices().items()}
+        drawn["B"] = self.pack_weights(drawn["B"])
+        return Operands({name: Guarded.around(value) for name, value in drawn.items()})
 
     def expected(self, ops: Operands) -> tuple[np.ndarray, np.ndarray]:
         exact = DTYPES[self.dtype].acc.exact
-        value = conv_reference(self.shape, ops.a, ops.b, exact)
+        b = self.logical_filter(ops.b)
+        value = conv_reference(self.shape, ops.a, b, exact)
         if exact:
             return value, np.zeros(value.shape)
         eps = float(np.finfo(DTYPES[self.dtype].acc.numpy).eps)
-        magnitude = conv_reference(self.shape, np.abs(ops.a), np.abs(ops.b), False)
+        magnitude = conv_reference(self.shape, np.abs(ops.a), np.abs(b), False)
         return value, TOLERANCE_SLACK * (self.shape.taps + 1) * eps * magnitude
 
 
@@ -433,14 +492,15 @@ def build_conv(spec: ConvSpec, lanes: int) -> ir.Module:
     e = Emitter()
     d = DTYPES[spec.dtype]
     module = ir.Module.create()
-    mats = sh.matrices()
+    mats = spec.matrices()
     types = [ir.MemRefType.get(list(mats[name]), element_type(elt)) for name, elt in (("A", d.a), ("B", d.b),
                                                                                        ("C", d.acc))]
     with ir.InsertionPoint(module.body):
         names = {}
         gathers = {**(_indirect(spec, types[0]) if spec.route == "igemm" else {}),
-                   **(_transposed_filter(spec) if sh.fhwc else {})}
-        packed = frozenset(() if not spec.panels else ("A",) if sh.layout == "nhwc" else ("B",))
+                   **(_transposed_filter(spec) if sh.fhwc and not spec.prepacked else {})}
+        packed = frozenset((() if not spec.panels else ("A",) if sh.layout == "nhwc" else ("B",)) +
+                           (("B",) if spec.prepacked else ()))
         for lines, gemm in spec.gemms().items():
             names[lines] = f"ukl_conv_gemm_{lines}"
             emit_gemm(gemm, lanes, names[lines], _lds(spec, lines), gathers, packed)
@@ -492,7 +552,7 @@ def _pointwise(spec: ConvSpec, e: Emitter, gemm: str, a, b, c, lo, hi) -> None:
     with ir.InsertionPoint(groups.body):
         g = groups.induction_variable
         if sh.layout == "nhwc":
-            _call(gemm, [e.view(a, [0, e.mul(g, sh.cg)], [sh.n * hw, sh.cg], sh.c), _filter(sh, e, b, g),
+            _call(gemm, [e.view(a, [0, e.mul(g, sh.cg)], [sh.n * hw, sh.cg], sh.c), _filter(spec, e, b, g),
                          e.view(c, [0, e.mul(g, sh.kg)], [sh.n * hw, sh.kg], sh.k), lo, hi])
         else:
             images = e.loop(0, sh.n)
@@ -543,8 +603,12 @@ def _transposed_filter(spec: ConvSpec) -> dict[str, Gather]:
     return {"B": Gather((rows,), lambda args, row, col: memref.load(args[0], [col, row]))}
 
 
-def _filter(sh: ConvShape, e: Emitter, b, g) -> ir.Value:
-    """Group g's filter as the NHWC GEMM's B: HWCF's taps x Kg columns, or FHWC's Kg rows (_transposed_filter)."""
+def _filter(spec: ConvSpec, e: Emitter, b, g) -> ir.Value:
+    """Group g's filter as the NHWC GEMM's B: HWCF's taps x Kg columns, FHWC's Kg rows (_transposed_filter),
+    or prepacked, the group's panels (a caller-packed B)."""
+    sh = spec.shape
+    if spec.prepacked:
+        return filter_panels(spec, b, e.mul(g, spec.filter_panels), packed_type(spec.gemm(1), "B"))
     if sh.fhwc:
         return e.view(b, [e.mul(g, sh.kg), 0], [sh.kg, sh.taps], sh.taps)
     return e.view(b, [0, e.mul(g, sh.kg)], [sh.taps, sh.kg], sh.k)
@@ -575,7 +639,7 @@ def _implicit(spec: ConvSpec, e: Emitter, gemm: str, a, b, c, lo, hi) -> None:
     with ir.InsertionPoint(groups.body):
         g = groups.induction_variable
         if sh.layout == "nhwc":
-            _call(gemm, [a, buffer, e.mul(g, sh.cg), _filter(sh, e, b, g),
+            _call(gemm, [a, buffer, e.mul(g, sh.cg), _filter(spec, e, b, g),
                          e.view(c, [0, e.mul(g, sh.kg)], [spec.lines, sh.kg], sh.k), lo, hi])
         else:
             images = e.loop(0, sh.n)
@@ -637,7 +701,7 @@ def _chunk(spec: ConvSpec, e: Emitter, gemm: str, lines: int, a, b, c, buffer, i
     if sh.layout == "nhwc":
         _pack_rows(sh, e, a, buffer, first, lines, g, put)
         column = _panels(spec, e, buffer, lines) if spec.panels else e.view(buffer, [0, 0], [lines, taps], taps)
-        _call(gemm, [column, _filter(sh, e, b, g),
+        _call(gemm, [column, _filter(spec, e, b, g),
                      e.view(c, [first, e.mul(g, sh.kg)], [lines, sh.kg], sh.k), e.c(0), e.c(lines)])
     else:
         _pack_columns(sh, e, a, buffer, image, first, lines, g, put)

@@ -24,6 +24,7 @@ from mlir import ir
 from mlir.dialects import arith, memref, scf, vector
 
 from .emitter import Emitter
+from .spec import SpecError
 
 if TYPE_CHECKING:
     from .conv import ConvShape, ConvSpec
@@ -45,16 +46,16 @@ def emit_depthwise(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) ->
     emit_nhwc_tiles(spec, e, lanes, c, lo, hi, spec.shape.c, e.c(0), tap)
 
 
-#: A row narrower than this many tiles is tiled whole, border pixels included (each pixel with its own
-#: taps): otherwise a 7-pixel row of a deep layer would run one pixel at a time, two accumulators deep.
+#: A row narrower than this many tiles is cut into static tiles only, border pixels included (each pixel
+#: with its own taps); a longer one loops over the tiles between its static ends.
 SHORT_ROW_TILES = 3
 
 
 def emit_nhwc_tiles(spec: "ConvSpec", e: Emitter, lanes: int, c, lo, hi, channels_out: int, first_channel,
                     tap, channels_outside: bool = False, before_channels=None) -> None:
     """The skeleton of the NHWC kernels (depthwise, direct): output rows [lo, hi) of the N.P rows, each
-    cut into mr-pixel tiles (the border pixels one by one, with the taps that lie inside the input)
-    times nr/lanes vectors of `channels_out` output channels from `first_channel` (whole vectors, then
+    cut into tiles of up to mr pixels (static ones at the ends, each border pixel with the taps that lie
+    inside the input; a loop over whole tiles between them) times nr/lanes vectors of `channels_out` output channels from `first_channel` (whole vectors, then
     a masked one); `tap(accs, r, s, pixels, channels)` adds tap (r, s) for (index, input row) pixels
     and (column, mask) channel vectors. Rows whose taps fall in the padding are left out by the r
     loop's bounds. With `channels_outside`, each block of output channels sweeps every row (its slice
@@ -68,7 +69,6 @@ def emit_nhwc_tiles(spec: "ConvSpec", e: Emitter, lanes: int, c, lo, hi, channel
     # Pixels whose every tap along the width lies inside the input: [inner_lo, inner_hi).
     inner_lo = min(sh.q, -(-sh.pad // sh.stride))
     inner_hi = max(inner_lo, min(sh.q, (sh.w - 1 - (sh.s - 1) * sh.dilation + sh.pad) // sh.stride + 1))
-    tiled_hi = inner_lo + (inner_hi - inner_lo) // mr * mr
     full_channels = channels_out - channels_out % (lanes * vectors)
     whole, tail = divmod(channels_out - full_channels, lanes)
 
@@ -131,22 +131,34 @@ def emit_nhwc_tiles(spec: "ConvSpec", e: Emitter, lanes: int, c, lo, hi, channel
                         else:
                             vector.maskedstore(c, [out_row, col], mask, value)
 
-            if sh.q < SHORT_ROW_TILES * mr:  # a short row: whole tiles of mr pixels, each with its own taps
-                for q0 in range(0, sh.q, mr):
-                    qs = range(q0, min(sh.q, q0 + mr))
-                    each_tile(block, [e.c(q) for q in qs], [taps_inside(q) for q in qs])
+            def static_tiles(first: int, last: int) -> None:
+                """Pixels [first, last) in as few tiles as mr allows, as even as they can be (7 pixels are
+                4 + 3, not 6 + 1: a one-pixel tile has nr / lanes accumulator chains, too few to cover the
+                FMA latency), each pixel with its own taps."""
+                count = last - first
+                tiles = -(-count // mr) if count > 0 else 0
+                bounds = [first + count * t // tiles for t in range(tiles + 1)]
+                for start, end in zip(bounds, bounds[1:]):
+                    each_tile(block, [e.c(q) for q in range(start, end)], [taps_inside(q) for q in range(start, end)])
+
+            if sh.q < SHORT_ROW_TILES * mr:  # a short row: static tiles only
+                static_tiles(0, sh.q)
                 scf.YieldOp([])
                 return
-            for q in [*range(0, inner_lo), *range(inner_hi, sh.q)]:  # border pixels: their own taps
-                each_tile(block, [e.c(q)], [taps_inside(q)])
-            if tiled_hi > inner_lo:
-                tiles = e.loop(inner_lo, tiled_hi, mr)
+            # A border pixel joins the first whole tile; the loop's tiles have every tap inside; what is left
+            # at the end (with the last loop tile when fewer than mr pixels would be) is static again.
+            left = min(sh.q, inner_lo + mr if inner_lo else 0)
+            whole = max(0, (inner_hi - left) // mr)
+            if whole and 0 < sh.q - (left + whole * mr) < mr:
+                whole -= 1
+            static_tiles(0, left)
+            if whole:
+                tiles = e.loop(left, left + whole * mr, mr)
                 with ir.InsertionPoint(tiles.body):
                     q0 = tiles.induction_variable
                     each_tile(block, [arith.addi(q0, e.c(i)) for i in range(mr)], [range(sh.s)] * mr)
                     scf.YieldOp([])
-            for q in range(tiled_hi, inner_hi):
-                each_tile(block, [e.c(q)], [range(sh.s)])
+            static_tiles(left + whole * mr, sh.q)
             scf.YieldOp([])
 
     if channels_outside:
@@ -174,6 +186,17 @@ def _loader(memory, lanes: int):
         return vector.maskedload(vec, source, [row, col], mask,
                                  arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt))))
     return load
+
+
+def filter_panels(spec: "ConvSpec", b, first: ir.Value, typ: ir.MemRefType) -> ir.Value:
+    """The prepacked filter's panels from panel `first` on (groups x panels of R.S.Cg x nr, stacked), as `typ`
+    (3-D: panels x R.S.Cg x nr, or 2-D: one panel) at its run-time offset."""
+    index = ir.IndexType.get()
+    offset = arith.muli(first, arith.constant(index, spec.shape.taps * spec.tile.nr))
+    dyn = ir.ShapedType.get_dynamic_stride_or_offset()
+    metadata = memref.ExtractStridedMetadataOp(b)
+    return memref.reinterpret_cast(typ, metadata.base_buffer, [offset], [], [], [dyn], typ.shape,
+                                   ir.StridedLayoutAttr(typ.layout).strides)
 
 
 def _transposed_loader(memory, lanes: int, row_length: int):
@@ -281,13 +304,27 @@ def emit_direct(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> No
     elt = ir.MemRefType(a.type).element_type
     vec = ir.VectorType.get([lanes], elt)
     vectors = max(1, -(-spec.kernel.nr // lanes))
-    align = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64)
-    packed = memref.alloc(ir.MemRefType.get([sh.taps, vectors * lanes], elt), [], [], alignment=align)
-
+    slice_type = ir.MemRefType.get([sh.taps, vectors * lanes], elt)
+    if spec.prepacked:
+        if vectors * lanes != spec.kernel.nr:
+            raise SpecError(f"weights = \"packed\": the direct kernel reads nr = {spec.kernel.nr} filters a "
+                            f"panel in whole vectors of {lanes}")
+        packed = None
+        slice_type = ir.MemRefType.get([sh.taps, spec.kernel.nr], elt, layout=ir.StridedLayoutAttr.get(
+            offset=ir.ShapedType.get_dynamic_stride_or_offset(), strides=[spec.kernel.nr, 1]))
+    else:
+        packed = memref.alloc(slice_type, [], [], alignment=ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 64))
     if sh.fhwc:  # a filter row's nr channels are K rows of R.S.Cg apart: gathered while packing
         load = _transposed_loader(b, lanes, sh.taps)
+    #: The slice of the filter the current block of output channels reads: the copy, or its prepacked panel.
+    current = {"slice": packed}
 
     def pack(channels) -> None:
+        if spec.prepacked:  # channel blocks are nr wide, and so are panels: this block's panel
+            within = arith.divui(arith.subi(channels[0][0], first_channel), e.c(spec.kernel.nr))
+            current["slice"] = filter_panels(spec, b, arith.addi(e.mul(group, spec.filter_panels), within),
+                                             slice_type)
+            return
         rows = e.loop(0, sh.taps)
         with ir.InsertionPoint(rows.body):
             kk = rows.induction_variable
@@ -297,15 +334,16 @@ def emit_direct(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> No
 
     groups = e.loop(0, sh.groups)
     with ir.InsertionPoint(groups.body):
-        g = groups.induction_variable
+        g = group = groups.induction_variable
         channel0 = e.mul(g, sh.cg)
+        first_channel = e.mul(g, sh.kg)
 
         def tap(accs, r, s, pixels, channels):
             depth0 = e.mul(arith.addi(e.mul(r, sh.s), e.c(s)), sh.cg)
             ci_loop = scf.ForOp(e.c(0), e.c(sh.cg), e.c(1), accs)
             with ir.InsertionPoint(ci_loop.body):
                 ci = ci_loop.induction_variable
-                weights = [vector.load(vec, packed, [arith.addi(depth0, ci), e.c(j * lanes)])
+                weights = [vector.load(vec, current["slice"], [arith.addi(depth0, ci), e.c(j * lanes)])
                            for j in range(len(channels))]
                 out = list(ci_loop.inner_iter_args)
                 for i, in_row in pixels:
@@ -316,10 +354,11 @@ def emit_direct(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> No
                 scf.YieldOp(out)
             return list(ci_loop.results)
 
-        emit_nhwc_tiles(spec, e, lanes, c, lo, hi, sh.kg, e.mul(g, sh.kg), tap, channels_outside=True,
+        emit_nhwc_tiles(spec, e, lanes, c, lo, hi, sh.kg, first_channel, tap, channels_outside=True,
                         before_channels=pack)
         scf.YieldOp([])
-    memref.dealloc(packed)
+    if packed is not None:
+        memref.dealloc(packed)
 
 
 def _row_vectors(sh: "ConvShape", e: Emitter, lanes: int, a):

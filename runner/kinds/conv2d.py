@@ -7,6 +7,7 @@ runner.measure.onnxruntime_conv. The [conv2d] section:
     [conv2d]
     layout = "nhwc"                      # or "nchw"
     filters = "hwcf"                     # NHWC's filter layout: "hwcf" (R, S, C, K) or "fhwc" (K, R, S, C)
+    weights = "rows"                     # or "packed": NHWC filters packed once, as a library loads a model
     routes = ["im2col", "im2col_chunked", "pointwise"]   # each layer runs the routes it can take
     pack_bytes = 262144                  # im2col_chunked's bound on one packed chunk
     threads = 1
@@ -22,7 +23,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kernels_mlir.conv import CONV, DIRECT_ROUTES, FILTERS, LAYOUTS, ROUTES, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
+from kernels_mlir.conv import CONV, DIRECT_ROUTES, FILTERS, LAYOUTS, ROUTES, WEIGHTS, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, MAX_DIM, MAX_THREADS
 from kernels_mlir.names import kernel_symbol
 from kernels_mlir.operands import Operands
@@ -50,7 +51,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("threads", 1, maximum=MAX_THREADS),
 )
 LAYER_KEYS = {"name", "network", "n", "h", "w", "c", "k", "r", "s", "stride", "pad", "dilation", "groups"}
-SECTION_KEYS = {"layout", "filters", "routes", "layers", *(k.name for k in KNOBS if k.name != "route")}
+SECTION_KEYS = {"layout", "filters", "weights", "routes", "layers", *(k.name for k in KNOBS if k.name != "route")}
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class ConvSettings:
     target: str = "host"
     #: The filter layout (ConvShape.filters): None for the layout's default.
     filters: str | None = None
+    #: How the routes take the filter (ConvSpec.weights).
+    weights: str = "rows"
 
     def specs(self, strategy: Strategy, point: Point | None = None) -> list[tuple[str, ConvSpec]]:
         """(layer name, spec) for every (layer, route) this strategy runs: a sweep point's route alone,
@@ -82,7 +85,7 @@ class ConvSettings:
                     continue
                 specs.append((name, ConvSpec(shape, route, strategy.kernel, mc=how["mc"], nc=how["nc"],
                                              pack_bytes=how["pack_bytes"] if route == "im2col_chunked" else None,
-                                             threads=how["threads"], vector_bits=bits)))
+                                             threads=how["threads"], vector_bits=bits, weights=self.weights)))
         return specs
 
     def by_layer(self, strategies: tuple[Strategy, ...], network: str) -> list[tuple[str, str, list[tuple[Strategy, ConvSpec]]]]:
@@ -146,6 +149,11 @@ class Conv2dKind(SharedEntryKind):
             raise StrategyError(f"conv2d.filters: a {layout} layout takes {' or '.join(FILTERS[layout])} filters, "
                                 f"got {filters!r}")
         filters = None if filters == FILTERS[layout][0] else filters  # the default: hashes as before
+        weights = typed(table, "weights", str, "conv2d.", WEIGHTS[0])
+        if weights not in WEIGHTS:
+            raise StrategyError(f"conv2d.weights: must be one of {list(WEIGHTS)}, got {weights!r}")
+        if weights == "packed" and layout != "nhwc":
+            raise StrategyError("conv2d.weights: \"packed\" filters are NHWC's (panels of the GEMM view's B)")
         routes = table.get("routes", list(ROUTES))
         if not isinstance(routes, list) or not routes or any(r not in ROUTES for r in routes) or \
                 len(set(routes)) != len(routes):
@@ -156,7 +164,7 @@ class Conv2dKind(SharedEntryKind):
                 how[knob.name] = typed(table, knob.name, int, "conv2d.", knob.default)
                 knob.check(how[knob.name], "conv2d.")
         check_threads(how["threads"], "conv2d.threads")
-        settings = ConvSettings(layers, layout, tuple(routes), tuple(how.items()), filters=filters)
+        settings = ConvSettings(layers, layout, tuple(routes), tuple(how.items()), filters=filters, weights=weights)
         for strategy in strategies:
             if strategy.kernel.scalable:  # its tile depends on the target's length: counted in problems()
                 continue
@@ -206,6 +214,7 @@ class Conv2dKind(SharedEntryKind):
         layer = f"{sh.n}x{sh.h}x{sh.w}x{sh.c}-{sh.k}x{sh.r}x{sh.s}-s{sh.stride}p{sh.pad}" + \
             (f"d{sh.dilation}" if sh.dilation > 1 else "") + (f"g{sh.groups}" if sh.groups > 1 else "")
         how = p.route + (f"-pb{p.pack_bytes}" if p.pack_bytes is not None else "") + \
+            ("-packedW" if p.prepacked else "") + \
             (f"-t{p.threads}" if p.threads > 1 else "")
         return f"{strategy.name}@{layer}-{sh.layout}{'-' + sh.filters if sh.filters else ''}/{how}"
 
@@ -230,7 +239,7 @@ class Conv2dKind(SharedEntryKind):
         """ONNX Runtime's Conv in both configurations (float32 only: its Conv has no int8 or bf16 form)."""
         if problem.dtype != "f32":
             return []
-        x, w = to_nhwc(problem.shape, ops.a, ops.b)
+        x, w = to_nhwc(problem.shape, ops.a, problem.logical_filter(ops.b))
         return ort_conv(problem.shape, x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1), problem.threads)
 
     def report_columns(self, records: list[dict[str, Any]]) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:

@@ -148,3 +148,36 @@ def test_an_fhwc_filter_is_the_transpose_of_the_hwcf_matrix():
 def test_a_filter_layout_the_layout_does_not_take_names_both(fields, message):
     with pytest.raises(SpecError, match=message):
         ConvShape(1, 6, 7, 4, 6, 3, 3, **fields)
+
+
+#: Filters packed once (weights = "packed"), in either NHWC filter layout, on the cases with strides,
+#: dilation and groups, a 1x1 layer, and a depthwise one (its kernel reads the filter as stored).
+PACKED = [(sh, layout, route) for sh, layout in ((ODD[1], "nhwc"), (ODD[2], "fhwc"), (ODD[3], "fhwc"),
+                                                  (ODD[6], "nhwc"), (DEPTHWISE[0], "fhwc"))
+          for route in _routes(ConvShape(**{**sh.workload(), **LAYOUTS[layout]}))]
+
+
+@pytest.mark.parametrize("sh, layout, route", PACKED, ids=[f"{s.h}x{s.w}x{s.c}-{s.k}x{s.r}x{s.s}-s{s.stride}g{s.groups}-"
+                                                         f"{lay}-{r}" for s, lay, r in PACKED])
+def test_every_route_agrees_with_the_reference_on_packed_weights(host, sh, layout, route):
+    sh = ConvShape(**{**sh.workload(), **LAYOUTS[layout]})
+    strategy = best_host_strategy(64)
+    spec = ConvSpec(sh, route, strategy.kernel, mc=12, nc=32, threads=2, weights="packed",
+                    pack_bytes=5 * sh.taps * 4 if route == "im2col_chunked" else None)
+    ops = spec.operands(seed=7)
+    assert spec.logical_filter(ops.b).shape == sh.matrices()["B"]
+    assert spec.prepacked == (route != "depthwise") and ops.b.shape == spec.matrices()["B"]
+    check = verify(build(Candidate(strategy, spec, host)).code, spec, seed=sh.h + sh.k)
+    assert check.correct, check.message
+
+
+def test_packed_weights_round_trip_and_are_refused_where_there_are_no_panels():
+    spec = ConvSpec(ConvShape(1, 6, 7, 4, 6, 3, 3, pad=1, groups=2, filters="fhwc"), "direct", KernelSpec(4, 8, 64),
+                    weights="packed")
+    b = np.arange(6 * 18, dtype=np.float32).reshape(6, 18)
+    packed = spec.pack_weights(b)
+    assert packed.shape == (2 * 1 * 18, 8) and np.array_equal(spec.logical_filter(packed), b)
+    assert packed[:18, 3:].max() == 0  # a group's 3 filters in a panel of 8, zero-padded
+    assert ConvSpec.from_dict(spec.to_dict()) == spec and "weights" not in ConvSpec(spec.shape).to_dict()
+    with pytest.raises(SpecError, match="weights: \"packed\" panels are NHWC's"):
+        ConvSpec(ConvShape(1, 6, 7, 4, 6, 3, 3, layout="nchw"), "im2col", KernelSpec(4, 8, 64), weights="packed")
