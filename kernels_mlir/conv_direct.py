@@ -136,7 +136,9 @@ def emit_nhwc_tiles(spec: "ConvSpec", e: Emitter, lanes: int, c, lo, hi, channel
                 4 + 3, not 6 + 1: a one-pixel tile has nr / lanes accumulator chains, too few to cover the
                 FMA latency), each pixel with its own taps."""
                 count = last - first
-                tiles = -(-count // mr) if count > 0 else 0
+                if count <= 0:
+                    return
+                tiles = -(-count // mr)
                 bounds = [first + count * t // tiles for t in range(tiles + 1)]
                 for start, end in zip(bounds, bounds[1:]):
                     each_tile(block, [e.c(q) for q in range(start, end)], [taps_inside(q) for q in range(start, end)])

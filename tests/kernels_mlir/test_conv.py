@@ -14,7 +14,8 @@ from runner.measure.verify import verify
 from ..conftest import best_host_strategy
 
 #: Odd cases: a 1x1 input padded around a 3x3 kernel, prime sizes, strides 2 and 3, padding 3,
-#: dilation 2, groups 1, 2 and C (depthwise with a channel multiplier of 2), a kernel larger than the input.
+#: dilation 2, groups 1, 2 and C (depthwise with a channel multiplier of 2), a kernel larger than the input,
+#: and a long unpadded row.
 ODD = [
     ConvShape(1, 1, 1, 3, 5, 3, 3, pad=1),
     ConvShape(2, 7, 11, 5, 13, 3, 3, stride=2, pad=1),
@@ -23,6 +24,7 @@ ODD = [
     ConvShape(1, 5, 6, 4, 8, 3, 3, pad=1, groups=4),
     ConvShape(1, 3, 2, 2, 3, 5, 5, pad=2),
     ConvShape(2, 5, 3, 7, 11, 1, 1),
+    ConvShape(1, 4, 41, 6, 16, 3, 3),  # a row long enough for a loop of tiles, unpadded: no border tile
 ]
 
 
