@@ -162,9 +162,8 @@ def cannot_take(shape: ConvShape, route: str) -> str | None:
         return "needs a 1x1 kernel, stride 1 and no padding"
     if route == "direct" and shape.dtype not in ("f32", "f64"):
         return "needs an f32 or f64 convolution (its kernels multiply-add in the accumulator's type)"
-    if route == "depthwise" and not (shape.depthwise and shape.k == shape.c and shape.dtype in ("f32", "f64")):
-        return ("needs an f32 or f64 convolution with groups = C and one filter per channel (a channel "
-                "multiplier above 1 takes an im2col route)")
+    if route == "depthwise" and not (shape.depthwise and shape.dtype in ("f32", "f64")):
+        return "needs an f32 or f64 convolution with groups = C (one or more filters per channel)"
     return None
 
 
@@ -333,7 +332,7 @@ class ConvSpec:
         columns (NCHW) in whole register tiles, for depthwise rows of output pixels."""
         if self.route in DIRECT_ROUTES:
             sh = self.shape  # output rows: of every image (NHWC), of every plane or block of mr filters (NCHW)
-            per_row = 1 if sh.layout == "nhwc" else sh.c if self.route == "depthwise" else \
+            per_row = 1 if sh.layout == "nhwc" else sh.k if self.route == "depthwise" else \
                 sh.groups * -(-sh.kg // self.kernel.mr)
             rows = sh.n * sh.p * per_row
             bounds = [rows * t // self.threads for t in range(self.threads + 1)]

@@ -32,18 +32,43 @@ if TYPE_CHECKING:
 
 def emit_depthwise(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> None:
     """Output rows [lo, hi) of the N.P rows (threads split rows): per tap, each pixel's input vector
-    of channels times the tap's filter vector."""
+    of channels times the tap's filter vector. With a channel multiplier m (K = m.C), output channel o
+    reads input channel o / m: a vector of lanes / m input channels, each repeated m times by a shuffle
+    (a gather where m does not divide the lanes, or for the masked last vector)."""
     def tap(accs, r, s, pixels, channels):
         f_row = arith.addi(e.mul(r, spec.shape.s), e.c(s))
         weights = [load(b, f_row, col, mask) for col, mask in channels]
         for i, in_row in pixels:
             for j, (col, mask) in enumerate(channels):
                 k = i * len(channels) + j
-                accs[k] = vector.fma(load(a, in_row, col, mask), weights[j], accs[k])
+                accs[k] = vector.fma(inputs(a, in_row, col, mask), weights[j], accs[k])
         return accs
 
     load = _loader(a, lanes)
-    emit_nhwc_tiles(spec, e, lanes, c, lo, hi, spec.shape.c, e.c(0), tap)
+    multiplier = spec.shape.kg
+    inputs = load if multiplier == 1 else _repeating_loader(a, lanes, multiplier, e)
+    emit_nhwc_tiles(spec, e, lanes, c, lo, hi, spec.shape.k, e.c(0), tap)
+
+
+def _repeating_loader(memory, lanes: int, multiplier: int, e: Emitter):
+    """`load(memory, row, col, mask)` of elements (col + i) / multiplier of a row, i < lanes (masked: zeros beyond)."""
+    elt = ir.MemRefType(memory.type).element_type
+    vec = ir.VectorType.get([lanes], elt)
+    ivec = ir.VectorType.get([lanes], ir.IndexType.get())
+    iota = arith.constant(ivec, ir.DenseElementsAttr.get(np.arange(lanes, dtype=np.int64), type=ivec))
+    zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
+    every = vector.constant_mask(ir.VectorType.get([lanes], ir.IntegerType.get_signless(1)), [lanes])
+    repeat = [i // multiplier for i in range(lanes)]
+
+    def load(source, row, col, mask) -> ir.Value:
+        if mask is None and lanes % multiplier == 0:  # col is a multiple of the lanes: of the multiplier too
+            part = vector.load(ir.VectorType.get([lanes // multiplier], elt), source,
+                               [row, arith.divui(col, e.c(multiplier))])
+            return vector.shuffle(part, part, repeat)
+        channels = arith.divui(arith.addi(vector.broadcast(ivec, col), iota),
+                               vector.broadcast(ivec, e.c(multiplier)))
+        return vector.gather(vec, source, [row, e.c(0)], channels, every if mask is None else mask, zero)
+    return load
 
 
 #: A row narrower than this many tiles is cut into static tiles only, border pixels included (each pixel
@@ -237,7 +262,7 @@ def depthwise_filter_hwc(spec: "ConvSpec", e: Emitter, b) -> ir.Value:
 
 
 def emit_depthwise_nchw(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) -> None:
-    """NCHW: rows [lo, hi) of the N.C.P output rows, each a plane's row, vectorized along its width:
+    """NCHW: rows [lo, hi) of the N.K.P output rows, each a plane's row, vectorized along its width:
     mr vectors of output pixels accumulated over every tap (r in the row's bounds, each s), the
     filter's tap broadcast. An input vector is a contiguous load at stride 1 and a gather otherwise,
     its lanes outside the input masked off (they read nothing and count as zeros)."""
@@ -252,8 +277,10 @@ def emit_depthwise_nchw(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, h
     rows = e.loop(lo, hi)
     with ir.InsertionPoint(rows.body):
         row = rows.induction_variable
-        plane, p = arith.divui(row, e.c(sh.p)), arith.remui(row, e.c(sh.p))  # plane = image.C + channel
-        channel = arith.remui(plane, e.c(sh.c))
+        plane, p = arith.divui(row, e.c(sh.p)), arith.remui(row, e.c(sh.p))  # output plane = image.K + filter
+        channel = arith.remui(plane, e.c(sh.k))
+        # The input plane it reads: image.C + filter / multiplier.
+        in_plane = arith.addi(e.mul(arith.divui(plane, e.c(sh.k)), sh.c), arith.divui(channel, e.c(sh.kg)))
         h0 = arith.subi(e.mul(p, sh.stride), e.c(sh.pad))
         r_lo = arith.maxsi(e.c(0), arith.ceildivsi(arith.subi(e.c(0), h0), e.c(sh.dilation)))
         r_hi = arith.minsi(e.c(sh.r), arith.addi(arith.floordivsi(arith.subi(e.c(sh.h - 1), h0),
@@ -270,7 +297,7 @@ def emit_depthwise_nchw(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, h
                 for s in range(sh.s):
                     weight = vector.broadcast(vec, memref.load(b, [channel, e.add(e.mul(r, sh.s), e.c(s))]))
                     for v in range(count):
-                        x = row_vector(plane, h, arith.addi(q0, e.c(v * lanes)), s, tail if v == count - 1 else 0)
+                        x = row_vector(in_plane, h, arith.addi(q0, e.c(v * lanes)), s, tail if v == count - 1 else 0)
                         accs[v] = vector.fma(x, weight, accs[v])
                 scf.YieldOp(accs)
             for v, value in enumerate(r_loop.results):

@@ -73,7 +73,7 @@ def layer_line(layer: LayerRoutes) -> str:
         f" by {layer.margin[0]:.3f} [{layer.margin[1]:.3f}, {layer.margin[2]:.3f}]"
     figures = ", ".join(f"{name} {r['gflops']:.1f}" for name, r in layer.routes.items())
     ort = ", ".join(f"{name} {o['gflops']:.1f}" for name, o in layer.ort.items())
-    verdict = "" if layer.clear else " (within the noise)"
+    verdict = " (disturbed: above the peak)" if layer.disturbed else "" if layer.clear else " (within the noise)"
     return f"{layer.layer}: {figures}; {ort or 'no ONNX Runtime figure'} GFLOP/s; winner {layer.winner}{margin}{verdict}"
 
 

@@ -76,6 +76,7 @@ def route_rows(studies: list[dict[str, Any]]) -> list[list[str]]:
                      terminal(str(win)) if win else "-", _ratio(s.get("margin")), _figure(r.get("gflops"), 1, "{:.1f}"),
                      _ratio(r.get("vs_ort")), _figure(r.get("fraction"), 100, "{:.1f}%"),
                      _figure(r.get("extra_bytes"), 2**-20, "{:.2f}"),
+                     "disturbed (above the peak)" if s.get("disturbed") is True else
                      "clear" if s.get("clear") is True else "within the noise"])
     return rows
 

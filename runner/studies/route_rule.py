@@ -95,7 +95,7 @@ RESTRICTED = ("pointwise", "depthwise")
 
 
 def _c_takes(route: str) -> str:
-    return {"pointwise": "pointwise", "depthwise": "groups == c && c == k"}.get(route, "1")
+    return {"pointwise": "pointwise", "depthwise": "groups == c"}.get(route, "1")
 
 
 HAND_WRITTEN: dict[str, Callable[[dict[str, int]], str]] = {"XNNPACK": xnnpack_rule, "ACL": acl_rule,
@@ -184,7 +184,7 @@ class Rule:
             "    pointwise = float(r == s == stride == 1 and pad == 0)",
             "",
             "    def _takes(route):",
-            "        return (route != 'pointwise' or pointwise) and (route != 'depthwise' or groups == c == k)",
+            "        return (route != 'pointwise' or pointwise) and (route != 'depthwise' or groups == c)",
             *body, ""])
 
     def c(self) -> str:

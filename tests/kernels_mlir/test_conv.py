@@ -61,13 +61,15 @@ def _routes(sh: ConvShape) -> list[str]:
     return [r for r in conv.ROUTES if not conv.cannot_take(sh, r)]
 
 
-#: Depthwise layers with one filter per channel (the depthwise route's): channels (NHWC) or output widths
+#: Depthwise layers (the depthwise route's): channels (NHWC) or output widths
 #: (NCHW) beyond whole vectors, a border on both sides, stride 2, dilation 2, rows partly in the padding,
-#: an output row wider than one register tile (NCHW).
+#: an output row wider than one register tile (NCHW), channel multipliers.
 DEPTHWISE = [ConvShape(1, 7, 9, 19, 19, 3, 3, pad=1, groups=19), ConvShape(2, 9, 11, 40, 40, 3, 3, stride=2, pad=1,
                                                                            groups=40),
              ConvShape(1, 13, 17, 8, 8, 5, 5, pad=4, dilation=2, groups=8), ConvShape(1, 2, 3, 3, 3, 3, 3, pad=1, groups=3),
-             ConvShape(1, 5, 131, 3, 3, 3, 3, pad=1, groups=3), ConvShape(1, 6, 97, 2, 2, 3, 3, stride=2, pad=1, groups=2)]
+             ConvShape(1, 5, 131, 3, 3, 3, 3, pad=1, groups=3), ConvShape(1, 6, 97, 2, 2, 3, 3, stride=2, pad=1, groups=2),
+             # Channel multipliers: 4 (a shuffle repeats each input channel), 3 (not dividing the lanes: a gather)
+             ConvShape(1, 6, 23, 8, 32, 3, 3, pad=1, groups=8), ConvShape(1, 5, 30, 5, 15, 3, 3, stride=2, pad=1, groups=5)]
 CASES = [(sh, layout, route, 1 + (i + j) % 2) for i, sh in enumerate(ODD + DEPTHWISE)
          for j, layout in enumerate(["nhwc", "nchw"])
          for route in _routes(ConvShape(**{**sh.workload(), "layout": layout}))]
@@ -115,7 +117,7 @@ def test_a_route_writing_outside_its_output_is_caught_by_the_guards(host, monkey
     ({}, {"route": "pointwise"}, "route pointwise: needs a 1x1 kernel, stride 1 and no padding"),
     ({}, {"route": "winograd"}, "route: must be one of"),
     ({}, {"pack_bytes": 4096}, "pack_bytes: only route im2col_chunked takes it"),
-    ({"groups": 4}, {"route": "depthwise"}, "route depthwise: needs an f32 or f64 convolution with groups = C"),
+    ({"groups": 2}, {"route": "depthwise"}, "route depthwise: needs an f32 or f64 convolution with groups = C"),
     ({"layout": "chwn"}, {}, "layout: must be one of"),
 ])
 def test_bad_convolutions_name_the_problem(shape, how, message):
