@@ -117,8 +117,57 @@ def emit_nhwc_tiles(spec: "ConvSpec", e: Emitter, lanes: int, c, lo, hi, channel
         if rest:
             emit(rest)
 
+    def make_block(h0, r_lo, r_hi, in_row0, out_row0):
+        """`block(qs, s_ranges, channels)` for one output row (h0: its first input row, [r_lo, r_hi) its taps
+        inside the input, in_row0 its image's first input row, out_row0 its first output pixel)."""
+        def block(qs: list, s_ranges: list[range], channels: list[tuple[ir.Value, ir.Value | None]]) -> None:
+            """Pixels `qs` (index values) x channel vectors (offset, mask), over taps r in [r_lo, r_hi)
+            and each pixel's s range; then stored."""
+            zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
+            r_loop = scf.ForOp(r_lo, r_hi, e.c(1), [zero] * (len(qs) * len(channels)))
+            with ir.InsertionPoint(r_loop.body):
+                r = r_loop.induction_variable
+                in_row = e.mul(arith.addi(in_row0, arith.addi(h0, e.mul(r, sh.dilation))), sh.w)
+                accs = list(r_loop.inner_iter_args)
+                for s in range(sh.s):
+                    pixels = [(i, arith.addi(in_row, arith.addi(e.mul(q, sh.stride),
+                                                                e.c(s * sh.dilation - sh.pad))))
+                              for i, (q, s_range) in enumerate(zip(qs, s_ranges)) if s in s_range]
+                    if pixels:
+                        accs = tap(accs, r, s, pixels, channels)
+                scf.YieldOp(accs)
+            results = iter(r_loop.results)
+            for q in qs:
+                for col, mask in channels:
+                    value, out_row = next(results), arith.addi(out_row0, q)
+                    if mask is None:
+                        vector.store(value, c, [out_row, col])
+                    else:
+                        vector.maskedstore(c, [out_row, col], mask, value)
+        return block
+
+    def flat_pixels(each_tile) -> None:
+        """A 1x1, stride-1, unpadded layer: rows [lo, hi) are pixels [lo.Q, hi.Q) of one long row of the
+        (N.H.W) x C input, tiled across rows (a 7x7 layer is 49 pixels: 8 whole tiles and one pixel, not
+        7 rows of 4 + 3)."""
+        first, last = e.mul(lo, sh.q), e.mul(hi, sh.q)
+        block = make_block(e.c(0), e.c(0), e.c(1), e.c(0), e.c(0))
+        whole_end = arith.addi(first, e.mul(arith.divui(arith.subi(last, first), e.c(mr)), mr))
+        tiles = scf.ForOp(first, whole_end, e.c(mr))
+        with ir.InsertionPoint(tiles.body):
+            q0 = tiles.induction_variable
+            each_tile(block, [arith.addi(q0, e.c(i)) for i in range(mr)], [range(1)] * mr)
+            scf.YieldOp([])
+        rest = scf.ForOp(whole_end, last, e.c(1))
+        with ir.InsertionPoint(rest.body):
+            each_tile(block, [rest.induction_variable], [range(1)])
+            scf.YieldOp([])
+
     def rows_loop(each_tile) -> None:
         """For every row of [lo, hi): each_tile(block, qs, s_ranges) over its pixel tiles."""
+        if sh.pointwise:
+            flat_pixels(each_tile)
+            return
         rows = e.loop(lo, hi)
         with ir.InsertionPoint(rows.body):
             row = rows.induction_variable
@@ -128,33 +177,7 @@ def emit_nhwc_tiles(spec: "ConvSpec", e: Emitter, lanes: int, c, lo, hi, channel
             r_lo = arith.maxsi(e.c(0), arith.ceildivsi(arith.subi(e.c(0), h0), e.c(sh.dilation)))
             r_hi = arith.minsi(e.c(sh.r), arith.addi(arith.floordivsi(arith.subi(e.c(sh.h - 1), h0),
                                                                       e.c(sh.dilation)), e.c(1)))
-            in_row0 = e.mul(image, sh.h)
-            out_row0 = e.mul(row, sh.q)
-
-            def block(qs: list, s_ranges: list[range], channels: list[tuple[ir.Value, ir.Value | None]]) -> None:
-                """Pixels `qs` (index values) x channel vectors (offset, mask), over taps r in [r_lo, r_hi)
-                and each pixel's s range; then stored."""
-                zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
-                r_loop = scf.ForOp(r_lo, r_hi, e.c(1), [zero] * (len(qs) * len(channels)))
-                with ir.InsertionPoint(r_loop.body):
-                    r = r_loop.induction_variable
-                    in_row = e.mul(arith.addi(in_row0, arith.addi(h0, e.mul(r, sh.dilation))), sh.w)
-                    accs = list(r_loop.inner_iter_args)
-                    for s in range(sh.s):
-                        pixels = [(i, arith.addi(in_row, arith.addi(e.mul(q, sh.stride),
-                                                                    e.c(s * sh.dilation - sh.pad))))
-                                  for i, (q, s_range) in enumerate(zip(qs, s_ranges)) if s in s_range]
-                        if pixels:
-                            accs = tap(accs, r, s, pixels, channels)
-                    scf.YieldOp(accs)
-                results = iter(r_loop.results)
-                for q in qs:
-                    for col, mask in channels:
-                        value, out_row = next(results), arith.addi(out_row0, q)
-                        if mask is None:
-                            vector.store(value, c, [out_row, col])
-                        else:
-                            vector.maskedstore(c, [out_row, col], mask, value)
+            block = make_block(h0, r_lo, r_hi, e.mul(image, sh.h), e.mul(row, sh.q))
 
             def static_tiles(first: int, last: int) -> None:
                 """Pixels [first, last) in as few tiles as mr allows, as even as they can be (7 pixels are
