@@ -70,24 +70,29 @@ DEPTHWISE = [ConvShape(1, 7, 9, 19, 19, 3, 3, pad=1, groups=19), ConvShape(2, 9,
              ConvShape(1, 5, 131, 3, 3, 3, 3, pad=1, groups=3), ConvShape(1, 6, 97, 2, 2, 3, 3, stride=2, pad=1, groups=2),
              # Channel multipliers: 4 (a shuffle repeats each input channel), 3 (not dividing the lanes: a gather)
              ConvShape(1, 6, 23, 8, 32, 3, 3, pad=1, groups=8), ConvShape(1, 5, 30, 5, 15, 3, 3, stride=2, pad=1, groups=5)]
-CASES = [(sh, layout, route, 1 + (i + j) % 2) for i, sh in enumerate(ODD + DEPTHWISE)
-         for j, layout in enumerate(["nhwc", "nchw"])
-         for route in _routes(ConvShape(**{**sh.workload(), "layout": layout}))]
-#: FHWC filters: every NHWC route on the cases with strides, dilation, groups and a depthwise multiplier,
-#: and the depthwise kernel (which copies the filter to HWC first).
-CASES += [(sh, "fhwc", route, 1 + i % 2) for i, sh in enumerate(ODD[1:5] + DEPTHWISE[:2])
-          for route in _routes(ConvShape(**{**sh.workload(), **LAYOUTS["fhwc"]}))]
+def _nhwc_variant(i: int) -> tuple[str, str]:
+    """Case i's NHWC filter layout and weights, in turn: HWCF, FHWC, HWCF packed once, FHWC packed once."""
+    return ("nhwc", "fhwc")[i % 2], ("rows", "packed")[i // 2 % 2]
 
 
-@pytest.mark.parametrize("sh, layout, route, threads", CASES,
-                         ids=[f"{s.h}x{s.w}x{s.c}-{s.k}x{s.r}x{s.s}-s{s.stride}p{s.pad}d{s.dilation}g{s.groups}-{lay}-{r}-t{t}"
-                              for s, lay, r, t in CASES])
-def test_every_route_agrees_with_the_reference(host, sh, layout, route, threads):
+#: Every shape in both layouts, by every route it can take; the NHWC cases take the filter layouts and
+#: weights in turn (_nhwc_variant), so each of the four meets strides, dilation, groups and multipliers.
+CASES = [(sh, layout, weights, route, 1 + (i + j) % 2) for i, sh in enumerate(ODD + DEPTHWISE)
+         for j, (layout, weights) in enumerate([_nhwc_variant(i), ("nchw", "rows")])
+         for route in _routes(ConvShape(**{**sh.workload(), **LAYOUTS[layout]}))]
+
+
+@pytest.mark.parametrize("sh, layout, weights, route, threads", CASES,
+                         ids=[f"{s.h}x{s.w}x{s.c}-{s.k}x{s.r}x{s.s}-s{s.stride}p{s.pad}d{s.dilation}g{s.groups}-{lay}-"
+                              f"{w}-{r}-t{t}" for s, lay, w, r, t in CASES])
+def test_every_route_agrees_with_the_reference(host, sh, layout, weights, route, threads):
     sh = ConvShape(**{**sh.workload(), **LAYOUTS[layout]})
     strategy = best_host_strategy(64)
     # A chunk of 5 lines: never a whole number of register tiles, so the remainder GEMM runs too.
-    spec = ConvSpec(sh, route, strategy.kernel, mc=12, nc=32, threads=threads,
+    spec = ConvSpec(sh, route, strategy.kernel, mc=12, nc=32, threads=threads, weights=weights,
                     pack_bytes=5 * sh.taps * 4 if route == "im2col_chunked" else None)
+    ops = spec.operands(seed=7)
+    assert ops.b.shape == spec.matrices()["B"] and spec.logical_filter(ops.b).shape == sh.matrices()["B"]
     check = verify(build(Candidate(strategy, spec, host)).code, spec, seed=sh.h + sh.k)
     assert check.correct, check.message
 
@@ -152,27 +157,6 @@ def test_an_fhwc_filter_is_the_transpose_of_the_hwcf_matrix():
 def test_a_filter_layout_the_layout_does_not_take_names_both(fields, message):
     with pytest.raises(SpecError, match=message):
         ConvShape(1, 6, 7, 4, 6, 3, 3, **fields)
-
-
-#: Filters packed once (weights = "packed"), in either NHWC filter layout, on the cases with strides,
-#: dilation and groups, a 1x1 layer, and a depthwise one (its kernel reads the filter as stored).
-PACKED = [(sh, layout, route) for sh, layout in ((ODD[1], "nhwc"), (ODD[2], "fhwc"), (ODD[3], "fhwc"),
-                                                  (ODD[6], "nhwc"), (DEPTHWISE[0], "fhwc"))
-          for route in _routes(ConvShape(**{**sh.workload(), **LAYOUTS[layout]}))]
-
-
-@pytest.mark.parametrize("sh, layout, route", PACKED, ids=[f"{s.h}x{s.w}x{s.c}-{s.k}x{s.r}x{s.s}-s{s.stride}g{s.groups}-"
-                                                         f"{lay}-{r}" for s, lay, r in PACKED])
-def test_every_route_agrees_with_the_reference_on_packed_weights(host, sh, layout, route):
-    sh = ConvShape(**{**sh.workload(), **LAYOUTS[layout]})
-    strategy = best_host_strategy(64)
-    spec = ConvSpec(sh, route, strategy.kernel, mc=12, nc=32, threads=2, weights="packed",
-                    pack_bytes=5 * sh.taps * 4 if route == "im2col_chunked" else None)
-    ops = spec.operands(seed=7)
-    assert spec.logical_filter(ops.b).shape == sh.matrices()["B"]
-    assert spec.prepacked == (route != "depthwise") and ops.b.shape == spec.matrices()["B"]
-    check = verify(build(Candidate(strategy, spec, host)).code, spec, seed=sh.h + sh.k)
-    assert check.correct, check.message
 
 
 def test_packed_weights_round_trip_and_are_refused_where_there_are_no_panels():
