@@ -70,30 +70,32 @@ def test_missing_tools_name_the_packages(monkeypatch):
         require_tools()
 
 
-#: Every convolution route in both layouts where it applies, at two threads (each share called in turn).
+#: Every convolution route in both layouts where it applies, at two threads (each share called in turn); NHWC
+#: cases with FHWC filters, filters packed once, and a depthwise channel multiplier of 2.
 _CONV_CASES = [
-    ("im2col", dict(h=7, w=9, c=5, k=6, r=3, s=3, stride=2, pad=1), "nhwc"),
-    ("im2col_chunked", dict(h=7, w=9, c=5, k=6, r=3, s=3, pad=1, groups=1), "nchw"),
-    ("igemm", dict(h=7, w=9, c=4, k=6, r=3, s=3, pad=1, dilation=2, groups=2), "nchw"),
-    ("igemm", dict(h=6, w=5, c=5, k=7, r=3, s=3, stride=2, pad=1), "nhwc"),
-    ("pointwise", dict(h=5, w=5, c=4, k=6, r=1, s=1), "nchw"),
-    ("direct", dict(h=7, w=9, c=6, k=10, r=3, s=3, pad=1, groups=2), "nhwc"),
-    ("direct", dict(h=7, w=9, c=6, k=10, r=3, s=3, stride=2, pad=1, groups=2), "nchw"),
-    ("depthwise", dict(h=7, w=9, c=12, k=12, r=3, s=3, pad=1, groups=12), "nhwc"),
-    ("depthwise", dict(h=7, w=19, c=3, k=3, r=3, s=3, stride=2, pad=1, groups=3), "nchw"),
+    ("im2col", dict(h=7, w=9, c=5, k=6, r=3, s=3, stride=2, pad=1), "nhwc", dict(filters="fhwc", weights="packed")),
+    ("im2col_chunked", dict(h=7, w=9, c=5, k=6, r=3, s=3, pad=1, groups=1), "nchw", {}),
+    ("igemm", dict(h=7, w=9, c=4, k=6, r=3, s=3, pad=1, dilation=2, groups=2), "nchw", {}),
+    ("igemm", dict(h=6, w=5, c=5, k=7, r=3, s=3, stride=2, pad=1), "nhwc", dict(weights="packed")),
+    ("pointwise", dict(h=5, w=5, c=4, k=6, r=1, s=1), "nchw", {}),
+    ("direct", dict(h=7, w=9, c=6, k=10, r=3, s=3, pad=1, groups=2), "nhwc", dict(filters="fhwc", weights="packed")),
+    ("direct", dict(h=7, w=9, c=6, k=10, r=3, s=3, stride=2, pad=1, groups=2), "nchw", {}),
+    ("depthwise", dict(h=7, w=9, c=12, k=24, r=3, s=3, pad=1, groups=12), "nhwc", dict(filters="fhwc")),
+    ("depthwise", dict(h=7, w=19, c=3, k=3, r=3, s=3, stride=2, pad=1, groups=3), "nchw", {}),
 ]
 
 
 @pytest.mark.parametrize("target", ["neoverse-v2", "neoverse-n1"])
-@pytest.mark.parametrize("route, sizes, layout", _CONV_CASES,
-                         ids=[f"{r}-{lay}-s{sizes.get('stride', 1)}" for r, sizes, lay in _CONV_CASES])
-def test_every_convolution_route_is_verified_under_qemu(target, route, sizes, layout):
+@pytest.mark.parametrize("route, sizes, layout, how", _CONV_CASES,
+                         ids=[f"{r}-{lay}-s{sizes.get('stride', 1)}{''.join('-' + v for v in how.values())}"
+                              for r, sizes, lay, how in _CONV_CASES])
+def test_every_convolution_route_is_verified_under_qemu(target, route, sizes, layout, how):
     from kernels_mlir.conv import ConvShape, ConvSpec
     from runner.measure.lifecycle import Candidate, build
 
     s = legal_strategy(8, 8, 64)
-    shape = ConvShape(1, **sizes, layout=layout)
-    spec = ConvSpec(shape, route, s.kernel, mc=16, nc=16, threads=2,
+    shape = ConvShape(1, **sizes, layout=layout, filters=how.get("filters"))
+    spec = ConvSpec(shape, route, s.kernel, mc=16, nc=16, threads=2, weights=how.get("weights", "rows"),
                     pack_bytes=5 * shape.taps * 4 if route == "im2col_chunked" else None)
     code = build(Candidate(s, spec, get_target(target)), jit=False).code
     assert "fmla" in code.assembly
