@@ -50,14 +50,23 @@ def emit_depthwise(spec: "ConvSpec", e: Emitter, lanes: int, a, b, c, lo, hi) ->
     emit_nhwc_tiles(spec, e, lanes, c, lo, hi, spec.shape.k, e.c(0), tap)
 
 
-def _repeating_loader(memory, lanes: int, multiplier: int, e: Emitter):
-    """`load(memory, row, col, mask)` of elements (col + i) / multiplier of a row, i < lanes (masked: zeros beyond)."""
+def _gather_parts(memory, lanes: int, step: int):
+    """What a gather of `lanes` elements of `memory` takes: the vector type, lane i's offset i.step,
+    zeros for the lanes masked off, and the all-true mask."""
     elt = ir.MemRefType(memory.type).element_type
     vec = ir.VectorType.get([lanes], elt)
     ivec = ir.VectorType.get([lanes], ir.IndexType.get())
-    iota = arith.constant(ivec, ir.DenseElementsAttr.get(np.arange(lanes, dtype=np.int64), type=ivec))
+    offsets = arith.constant(ivec, ir.DenseElementsAttr.get(np.arange(lanes, dtype=np.int64) * step, type=ivec))
     zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
     every = vector.constant_mask(ir.VectorType.get([lanes], ir.IntegerType.get_signless(1)), [lanes])
+    return vec, offsets, zero, every
+
+
+def _repeating_loader(memory, lanes: int, multiplier: int, e: Emitter):
+    """`load(memory, row, col, mask)` of elements (col + i) / multiplier of a row, i < lanes (masked: zeros beyond)."""
+    vec, iota, zero, every = _gather_parts(memory, lanes, 1)
+    elt = vec.element_type
+    ivec = ir.VectorType(iota.type)
     repeat = [i // multiplier for i in range(lanes)]
 
     def load(source, row, col, mask) -> ir.Value:
@@ -80,8 +89,8 @@ def emit_nhwc_tiles(spec: "ConvSpec", e: Emitter, lanes: int, c, lo, hi, channel
                     tap, channels_outside: bool = False, before_channels=None) -> None:
     """The skeleton of the NHWC kernels (depthwise, direct): output rows [lo, hi) of the N.P rows, each
     cut into tiles of up to mr pixels (static ones at the ends, each border pixel with the taps that lie
-    inside the input; a loop over whole tiles between them) times nr/lanes vectors of `channels_out` output channels from `first_channel` (whole vectors, then
-    a masked one); `tap(accs, r, s, pixels, channels)` adds tap (r, s) for (index, input row) pixels
+    inside the input; a loop over whole tiles between them) times nr/lanes vectors of `channels_out`
+    output channels from `first_channel` (whole vectors, then a masked one); `tap(accs, r, s, pixels, channels)` adds tap (r, s) for (index, input row) pixels
     and (column, mask) channel vectors. Rows whose taps fall in the padding are left out by the r
     loop's bounds. With `channels_outside`, each block of output channels sweeps every row (its slice
     of the filter stays in cache across the rows: the direct kernel's), after `before_channels(channels)`
@@ -242,9 +251,9 @@ def filter_panels(spec: "ConvSpec", b, first: ir.Value, typ: ir.MemRefType) -> i
     """The prepacked filter's panels from panel `first` on (groups x panels of R.S.Cg x nr, stacked), as `typ`
     (3-D: panels x R.S.Cg x nr, or 2-D: one panel) at its run-time offset."""
     index = ir.IndexType.get()
-    offset = arith.muli(first, arith.constant(index, spec.shape.taps * spec.tile.nr))
-    dyn = ir.ShapedType.get_dynamic_stride_or_offset()
     metadata = memref.ExtractStridedMetadataOp(b)
+    offset = arith.addi(metadata.offset, arith.muli(first, arith.constant(index, spec.shape.taps * spec.tile.nr)))
+    dyn = ir.ShapedType.get_dynamic_stride_or_offset()
     return memref.reinterpret_cast(typ, metadata.base_buffer, [offset], [], [], [dyn], typ.shape,
                                    ir.StridedLayoutAttr(typ.layout).strides)
 
@@ -252,13 +261,7 @@ def filter_panels(spec: "ConvSpec", b, first: ir.Value, typ: ir.MemRefType) -> i
 def _transposed_loader(memory, lanes: int, row_length: int):
     """`load(memory, row, col, mask)` of the transposed matrix: elements (col + i, row) of a row-major
     matrix `row_length` wide, gathered (masked: zeros beyond)."""
-    elt = ir.MemRefType(memory.type).element_type
-    vec = ir.VectorType.get([lanes], elt)
-    ivec = ir.VectorType.get([lanes], ir.IndexType.get())
-    strides = arith.constant(ivec, ir.DenseElementsAttr.get(
-        np.arange(lanes, dtype=np.int64) * row_length, type=ivec))
-    zero = arith.constant(vec, ir.DenseElementsAttr.get_splat(vec, _zero_attr(elt)))
-    every = vector.constant_mask(ir.VectorType.get([lanes], ir.IntegerType.get_signless(1)), [lanes])
+    vec, strides, zero, every = _gather_parts(memory, lanes, row_length)
 
     def load(source, row, col, mask) -> ir.Value:
         return vector.gather(vec, source, [col, row], strides, every if mask is None else mask, zero)
