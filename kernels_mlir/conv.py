@@ -39,7 +39,8 @@ from mlir import ir
 from mlir.dialects import arith, func, memref, scf
 
 from .gemm import DEFAULT_MC, DEFAULT_NC, MAX_THREADS, Gather, GemmSpec, emit_gemm, packed_type
-from .conv_direct import depthwise_filter_hwc, emit_depthwise, filter_panels, emit_depthwise_nchw, emit_direct, emit_direct_nchw
+from .conv_direct import (depthwise_filter_hwc, emit_depthwise, emit_depthwise_nchw, emit_direct, emit_direct_nchw,
+                          filter_panels)
 from .emitter import Emitter
 from .harness import add_bench_loop
 from .mlir_types import element_type, mark_entry_point

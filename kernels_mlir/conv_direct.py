@@ -90,9 +90,9 @@ def emit_nhwc_tiles(spec: "ConvSpec", e: Emitter, lanes: int, c, lo, hi, channel
     """The skeleton of the NHWC kernels (depthwise, direct): output rows [lo, hi) of the N.P rows, each
     cut into tiles of up to mr pixels (static ones at the ends, each border pixel with the taps that lie
     inside the input; a loop over whole tiles between them) times nr/lanes vectors of `channels_out`
-    output channels from `first_channel` (whole vectors, then a masked one); `tap(accs, r, s, pixels, channels)` adds tap (r, s) for (index, input row) pixels
-    and (column, mask) channel vectors. Rows whose taps fall in the padding are left out by the r
-    loop's bounds. With `channels_outside`, each block of output channels sweeps every row (its slice
+    output channels from `first_channel` (whole vectors, then a masked one); `tap(accs, r, s, pixels,
+    channels)` adds tap (r, s) for (index, input row) pixels and (column, mask) channel vectors. Rows
+    whose taps fall in the padding are left out by the r loop's bounds. With `channels_outside`, each block of output channels sweeps every row (its slice
     of the filter stays in cache across the rows: the direct kernel's), after `before_channels(channels)`
     (which may pack that slice); else each row sweeps the blocks."""
     sh, mr = spec.shape, spec.kernel.mr

@@ -23,7 +23,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kernels_mlir.conv import CONV, DIRECT_ROUTES, FILTERS, LAYOUTS, ROUTES, WEIGHTS, ConvShape, ConvSpec, build_conv, cannot_take, to_nhwc
+from kernels_mlir.conv import (CONV, DIRECT_ROUTES, FILTERS, LAYOUTS, ROUTES, WEIGHTS, ConvShape, ConvSpec, build_conv,
+                               cannot_take, to_nhwc)
 from kernels_mlir.gemm import DEFAULT_MC, DEFAULT_NC, MAX_DIM, MAX_THREADS
 from kernels_mlir.names import kernel_symbol
 from kernels_mlir.operands import Operands
