@@ -379,7 +379,7 @@ class ConvSpec:
         if not self.prepacked:
             return b
         sh, nr, panels = self.shape, self.tile.nr, self.filter_panels
-        hwcf = to_nhwc(sh, np.zeros((sh.n * sh.h * sh.w, sh.c), dtype=b.dtype), b)[1].reshape(sh.taps, sh.k)
+        hwcf = filter_rscf(sh, b).reshape(sh.taps, sh.k)
         padded = np.zeros((sh.groups, sh.taps, panels * nr), dtype=b.dtype)
         padded[:, :, :sh.kg] = hwcf.reshape(sh.taps, sh.groups, sh.kg).transpose(1, 0, 2)
         return np.ascontiguousarray(padded.reshape(sh.groups, sh.taps, panels, nr).transpose(0, 2, 1, 3)
@@ -444,13 +444,21 @@ class ConvSpec:
 
 
 def to_nhwc(shape: ConvShape, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The stored input and filter as an (N, H, W, C) array and an (R, S, Cg, K) array (views when NHWC)."""
+    """The stored input and filter as an (N, H, W, C) array and an (R, S, Cg, K) array (views)."""
     sh = shape
-    if sh.layout == "nhwc":
-        w = b.reshape(sh.k, sh.r, sh.s, sh.cg).transpose(1, 2, 3, 0) if sh.fhwc else b.reshape(sh.r, sh.s, sh.cg, sh.k)
-        return a.reshape(sh.n, sh.h, sh.w, sh.c), w
-    return (a.reshape(sh.n, sh.c, sh.h, sh.w).transpose(0, 2, 3, 1),
-            b.reshape(sh.k, sh.cg, sh.r, sh.s).transpose(2, 3, 1, 0))
+    x = a.reshape(sh.n, sh.h, sh.w, sh.c) if sh.layout == "nhwc" else \
+        a.reshape(sh.n, sh.c, sh.h, sh.w).transpose(0, 2, 3, 1)
+    return x, filter_rscf(sh, b)
+
+
+def filter_rscf(shape: ConvShape, b: np.ndarray) -> np.ndarray:
+    """The stored filter (HWCF, FHWC or FCHW) as an (R, S, Cg, K) array (a view)."""
+    sh = shape
+    if sh.layout == "nchw":
+        return b.reshape(sh.k, sh.cg, sh.r, sh.s).transpose(2, 3, 1, 0)
+    if sh.fhwc:
+        return b.reshape(sh.k, sh.r, sh.s, sh.cg).transpose(1, 2, 3, 0)
+    return b.reshape(sh.r, sh.s, sh.cg, sh.k)
 
 
 def conv_reference(shape: ConvShape, a: np.ndarray, b: np.ndarray, exact: bool) -> np.ndarray:

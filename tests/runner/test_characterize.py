@@ -66,7 +66,7 @@ def test_a_host_the_table_lacks_gets_its_datapath_measured_and_the_model_chooses
     from pipelines.model import register_tile
     from runner.measure import datapath_cache
     from runner.measure.characterize import with_measured_datapath
-    monkeypatch.delenv(datapath_cache.DIRECTORY_ENV, raising=False)  # measured here, kept nowhere
+    monkeypatch.setenv(datapath_cache.DIRECTORY_ENV, "")  # measured here, kept nowhere
     unknown = dataclasses.replace(host_target(), fma=None, fma_by_dtype=(), row=None)
     measured = with_measured_datapath(unknown)
     assert measured.fma is not None and measured.fma.pipes >= 1 and measured.row.startswith("measured: ")
@@ -105,7 +105,7 @@ def unknown_host(monkeypatch, tmp_path):
     from runner.measure import characterize as module, datapath_cache
     monkeypatch.setattr(module, "characterize", _Measured)
     monkeypatch.setattr(_Measured, "calls", 0)
-    monkeypatch.delenv(datapath_cache.DIRECTORY_ENV, raising=False)
+    monkeypatch.setenv(datapath_cache.DIRECTORY_ENV, "")  # restored (unset) after the test
     datapath_cache.use_directory(tmp_path)
     module.with_measured_datapath.cache_clear()
     yield dataclasses.replace(host_target(), fma=None, fma_by_dtype=(), row=None)
@@ -142,8 +142,7 @@ def test_a_damaged_datapath_file_is_said_in_one_line_and_measured_over(unknown_h
 
 def test_the_datapath_file_goes_beside_the_commands_database(monkeypatch, tmp_path):
     from runner.measure import datapath_cache
-    monkeypatch.delenv(datapath_cache.DIRECTORY_ENV, raising=False)
+    monkeypatch.setenv(datapath_cache.DIRECTORY_ENV, "")  # restored (unset) after the test
     db = tmp_path / "sub" / "r.sqlite"
     assert main(["report", "--db", str(db)]) == 2  # no such database; the directory is still the one named
     assert datapath_cache._path() == tmp_path / "sub" / datapath_cache.FILE_NAME
-    datapath_cache.use_directory(None)
